@@ -1,0 +1,63 @@
+"""The project's exception tree.
+
+Every error derives from :class:`EdgeError` and from the builtin it resembles, so callers can
+catch either (``except EdgeError`` or ``except FileNotFoundError``). Messages name the offending
+thing with ``!r`` and say what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(EdgeError, ValueError):
+    """A configuration file is unreadable or holds a bad value."""
+
+
+class MissingDependencyError(EdgeError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, purpose: str = "") -> None:
+        what = f" for {purpose}" if purpose else ""
+        super().__init__(
+            f"{package!r} is needed{what} but is not installed: pip install 'lego-edge[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class DataFileError(EdgeError, FileNotFoundError):
+    """A file the project needs is missing or unreadable."""
+
+
+class LDrawError(EdgeError, ValueError):
+    """An LDraw file is malformed, missing, or references itself."""
+
+
+class MissingPartError(LDrawError, FileNotFoundError):  # type: ignore[misc]
+    """An LDraw part or sub-file cannot be found on the library's search path."""
+
+
+class UnknownColorError(EdgeError, KeyError):
+    """A colour id or LDraw colour code is not in the colour table."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class RenderError(EdgeError, RuntimeError):
+    """The renderer was given something it cannot draw (an empty mesh, a part off camera)."""
+
+
+class ImageError(EdgeError, ValueError):
+    """An image is corrupt, empty, or of the wrong shape."""
+
+
+class ModelError(EdgeError, ValueError):
+    """A model file disagrees with its manifest or cannot be loaded."""
+
+
+class HardwareError(EdgeError, RuntimeError):
+    """A camera, pin or other device is missing or misbehaves."""
