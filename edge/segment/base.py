@@ -1,0 +1,347 @@
+"""Segmenter contract, backend registry and the mask post-processing every backend shares.
+
+A backend is one module in :mod:`edge.segment` named after its key (``hsv.py`` for ``type: hsv``).
+The module defines its config model (a :class:`StrictModel` with ``type: Literal["<key>"]``) and
+its :class:`Segmenter` subclass decorated with :func:`register_segmenter`. Adding a backend means
+adding one file: :func:`segmenter_config_type` discovers the modules to build the discriminated
+union, and :func:`create_segmenter` imports only the selected module. Backend modules import only
+light libraries at module level; heavy ones (onnxruntime) are imported in their constructors.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args
+
+import cv2
+import numpy as np
+from pydantic import Field, ValidationError
+
+from edge.config import StrictModel, format_validation_error
+from edge.errors import ConfigError, DataFileError, ImageError, MissingDependencyError, ModelError
+
+_PACKAGE = "edge.segment"
+_NOT_BACKENDS = frozenset({"base"})
+
+#: Calibration data as handed to :func:`create_segmenter`: parsed mapping, a file, or None.
+Calibration = Mapping[str, Any] | str | Path | None
+
+
+class MaskCleanup(StrictModel):
+    """Post-processing settings shared by the backends that compute a mask (see :func:`clean_mask`)."""
+
+    open_px: int = Field(
+        3, ge=0, le=101, description="diameter of the opening kernel in pixels (removes specks); 0 = off"
+    )
+    close_px: int = Field(
+        5, ge=0, le=101, description="diameter of the closing kernel in pixels (bridges gaps); 0 = off"
+    )
+    keep: Literal["largest", "all"] = Field(
+        "largest", description="'largest' keeps only the biggest part region, 'all' keeps every region"
+    )
+    min_area_px: int = Field(
+        100, ge=0, le=10_000_000, description="regions smaller than this many pixels are dropped"
+    )
+    fill_holes_px: int = Field(
+        0, ge=0, le=10_000_000, description="enclosed holes smaller than this many pixels are filled; 0 = off"
+    )
+
+
+class Segmenter(ABC):
+    """Background removal: ``mask(frame)`` returns an (H, W) uint8 mask, 255 on the part, 0 elsewhere.
+
+    Subclasses implement :meth:`_raw_mask` (the backend's own 0/255 decision); the base validates
+    the frame and applies the shared :func:`clean_mask` settings when the config carries them.
+    """
+
+    key: ClassVar[str]
+    config_model: ClassVar[type[StrictModel]]
+
+    def __init__(self, config: StrictModel) -> None:
+        self.config = config
+        self._cleanup = config if isinstance(config, MaskCleanup) else None
+
+    @classmethod
+    def from_config(cls, config: StrictModel, *, calibration: Calibration = None) -> Segmenter:
+        """Build from a validated config; backends that use calibration data override this."""
+        return cls(config)
+
+    @abstractmethod
+    def _raw_mask(self, frame_rgb: np.ndarray) -> np.ndarray:
+        """The backend's (H, W) uint8 0/255 mask of a validated frame, before clean-up."""
+
+    def mask(self, frame_rgb: np.ndarray) -> np.ndarray:
+        """Foreground mask of an (H, W, 3) uint8 RGB frame: (H, W) uint8, 255 = part."""
+        return self.mask_and_count(frame_rgb)[0]
+
+    def mask_and_count(self, frame_rgb: np.ndarray) -> tuple[np.ndarray, int]:
+        """The mask plus the number of separate regions found before ``keep`` picks the largest.
+
+        A count above 1 means several parts (or a part and debris) are on the stage at once.
+        """
+        frame = check_frame(frame_rgb)
+        raw = self._raw_mask(frame)
+        c = self._cleanup
+        if c is None:
+            return raw, count_objects(raw, 0)
+        every = clean_mask(raw, c.open_px, c.close_px, "all", c.min_area_px, c.fill_holes_px)
+        count = count_objects(every, c.min_area_px)
+        if c.keep == "largest" and count > 1:
+            every = clean_mask(every, 0, 0, "largest", c.min_area_px)
+        return every, count
+
+    def close(self) -> None:  # noqa: B027 (optional hook: most backends hold nothing)
+        """Release the backend's resources (model sessions); the base has none."""
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+_REGISTRY: dict[str, type[Segmenter]] = {}
+S = TypeVar("S", bound=type[Segmenter])
+
+
+def register_segmenter(key: str) -> Callable[[S], S]:
+    """Class decorator registering a :class:`Segmenter` subclass under ``key`` (its config's ``type``)."""
+
+    def decorate(cls: S) -> S:
+        field = cls.config_model.model_fields.get("type")
+        if field is None or get_args(field.annotation) != (key,):
+            raise TypeError(f"{cls.__name__}.config_model needs a field type: Literal[{key!r}]")
+        if key in _REGISTRY and _REGISTRY[key] is not cls:
+            raise TypeError(f"segmenter key {key!r} is already taken by {_REGISTRY[key].__name__}")
+        cls.key = key
+        _REGISTRY[key] = cls
+        return cls
+
+    return decorate
+
+
+def available_backends() -> list[str]:
+    """Keys of every backend module in the package (without importing them)."""
+    package = importlib.import_module(_PACKAGE)
+    names = (m.name for m in pkgutil.iter_modules(package.__path__))
+    return sorted(n for n in names if n not in _NOT_BACKENDS and not n.startswith("_"))
+
+
+def _backend_class(key: str) -> type[Segmenter]:
+    if key not in _REGISTRY:
+        if key not in available_backends():
+            raise ConfigError(
+                f"segmenter type {key!r} is unknown; use one of: {', '.join(available_backends())}"
+            )
+        importlib.import_module(f"{_PACKAGE}.{key}")  # registers the class on import
+    if key not in _REGISTRY:
+        raise ConfigError(f"module {_PACKAGE}.{key} does not register a segmenter under {key!r}")
+    return _REGISTRY[key]
+
+
+@functools.cache
+def segmenter_config_type() -> Any:
+    """``Annotated[Union[<every backend's config>], Field(discriminator="type")]``.
+
+    Built on first use by importing every backend module (they are light: heavy libraries load
+    in constructors). Use it as a field annotation in the daemon's config model.
+    """
+    models = tuple(_backend_class(key).config_model for key in available_backends())
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 (runtime tuple)
+
+
+def parse_segmenter_config(data: Any, source: str = "segmenter") -> StrictModel:
+    """Validate a mapping such as ``{"type": "hsv", ...}`` into the selected backend's config."""
+    if isinstance(data, StrictModel):
+        return data
+    if not isinstance(data, Mapping) or "type" not in data:
+        keys = ", ".join(available_backends())
+        raise ConfigError(f"{source}: expected a mapping with a 'type' key (one of: {keys}); got {data!r}")
+    model = _backend_class(str(data["type"])).config_model
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model, source)) from None
+
+
+def create_segmenter(cfg: StrictModel | Mapping[str, Any], *, calibration: Calibration = None) -> Segmenter:
+    """Build the segmenter ``cfg`` selects, importing only that backend's module.
+
+    Args:
+        cfg: a backend config model or a mapping with ``type`` (validated; errors are ConfigError).
+        calibration: the rig's calibration data (parsed mapping or a JSON/YAML file); backends that
+            read thresholds from it (``hsv`` with ``calibration: true``) need it, others ignore it.
+    """
+    config = parse_segmenter_config(cfg)
+    cls = _backend_class(str(getattr(config, "type", "")))
+    if not isinstance(config, cls.config_model):
+        raise ConfigError(f"{type(config).__name__} is not the config model of segmenter {cls.key!r}")
+    return cls.from_config(config, calibration=calibration)
+
+
+def check_frame(frame: Any) -> np.ndarray:
+    """``frame`` (made contiguous) if it is a non-empty (H, W, 3) uint8 RGB array, else ImageError."""
+    if not isinstance(frame, np.ndarray):
+        raise ImageError(
+            f"frame must be a numpy array of shape (H, W, 3) uint8 RGB; got {type(frame).__name__}"
+        )
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ImageError(
+            f"frame must have shape (H, W, 3) (RGB); got {frame.shape!r}: convert grey or RGBA images "
+            "with cv2.cvtColor first"
+        )
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise ImageError(f"frame is empty (shape {frame.shape!r}); check the camera capture")
+    if frame.dtype != np.uint8:
+        raise ImageError(
+            f"frame must be uint8 (0..255); got dtype {str(frame.dtype)!r}: scale and convert with "
+            "np.clip(x, 0, 255).astype(np.uint8)"
+        )
+    return np.ascontiguousarray(frame)  # OpenCV rejects some views, e.g. frame[..., ::-1]
+
+
+def _check_mask(mask: Any) -> np.ndarray:
+    if not isinstance(mask, np.ndarray) or mask.ndim != 2 or mask.dtype != np.uint8:
+        shape = getattr(mask, "shape", None)
+        dtype = str(getattr(mask, "dtype", type(mask).__name__))
+        raise ImageError(f"mask must be an (H, W) uint8 array; got shape {shape!r}, dtype {dtype!r}")
+    if mask.size == 0:
+        raise ImageError(f"mask is empty (shape {mask.shape!r})")
+    return mask
+
+
+def _disc(diameter: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
+
+
+def _components(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected labels of a 0/1 image and each label's area (index 0 = background)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    return labels, stats[:n, cv2.CC_STAT_AREA]
+
+
+def clean_mask(
+    mask: np.ndarray,
+    open_px: int = 0,
+    close_px: int = 0,
+    keep: Literal["largest", "all"] = "largest",
+    min_area_px: int = 0,
+    fill_holes_px: int = 0,
+) -> np.ndarray:
+    """Tidy a raw mask (non-zero = part): opening, closing, small regions, holes.
+
+    Steps: opening with a ``open_px`` disc (drops specks thinner than it), closing with a
+    ``close_px`` disc (bridges thin gaps), dropping 8-connected regions under ``min_area_px``,
+    keeping only the largest region when ``keep == "largest"``, and filling enclosed holes (not
+    touching the image border) smaller than ``fill_holes_px`` pixels; bigger holes, such as the
+    background seen through a Technic beam's hole, stay. Returns a new (H, W) uint8 0/255 mask.
+    """
+    binary: np.ndarray = (_check_mask(mask) > 0).astype(np.uint8)
+    if keep not in ("largest", "all"):
+        raise ValueError(f"keep must be 'largest' or 'all'; got {keep!r}")
+    if open_px > 1:
+        binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, _disc(open_px))
+    if close_px > 1:
+        # Pad so closing does not glue a part to the image border.
+        pad = close_px
+        padded = cv2.copyMakeBorder(binary, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+        binary = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, _disc(close_px))[pad:-pad, pad:-pad]
+    labels, areas = _components(binary)
+    keep_label = areas >= max(min_area_px, 1)
+    keep_label[0] = False
+    if keep == "largest" and keep_label.any():
+        best = int(np.argmax(np.where(keep_label, areas, -1)))
+        keep_label[:] = False
+        keep_label[best] = True
+    binary = keep_label[labels].astype(np.uint8)
+    if fill_holes_px > 0:
+        binary = _fill_small_holes(binary, fill_holes_px)
+    return binary * np.uint8(255)
+
+
+def _fill_small_holes(binary: np.ndarray, max_area: int) -> np.ndarray:
+    """Set enclosed background regions smaller than ``max_area`` to foreground."""
+    # 4-connected background so that a diagonal gap between part pixels does not leak a hole out.
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - binary, connectivity=4)
+    x, y, w, h, area = (stats[:n, i] for i in range(5))
+    height, width = binary.shape
+    on_border = (x == 0) | (y == 0) | (x + w == width) | (y + h == height)
+    fill = (area < max_area) & ~on_border
+    fill[0] = False  # label 0 is the foreground of the inverted image
+    return binary | fill[labels].astype(np.uint8)
+
+
+def count_objects(mask: np.ndarray, min_area_px: int = 0) -> int:
+    """Number of 8-connected regions of a mask (non-zero = part) with at least ``min_area_px`` pixels."""
+    _, areas = _components((_check_mask(mask) > 0).astype(np.uint8))
+    return int(np.count_nonzero(areas[1:] >= max(min_area_px, 1)))
+
+
+# --- ONNX helpers shared by the model backends (onnxruntime is imported only when one is built) ---
+
+
+def load_onnx_session(path: Path, threads: int, hint: str) -> Any:
+    """An onnxruntime CPU session for ``path``; ``hint`` says where to get a model if it is missing."""
+    if not path.is_file():
+        raise DataFileError(f"segmenter model {str(path)!r} does not exist; {hint}")
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "pi", "ONNX segmentation models") from None
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: ORT's warnings are noise on the rig
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own pybind exception types, not a common base
+        raise ModelError(f"segmenter model {str(path)!r} cannot be loaded as ONNX: {exc}; {hint}") from None
+
+
+def check_input_shape(session: Any, path: Path, expected: tuple[int | None, ...]) -> str:
+    """Name of the session's first input after checking its shape fits ``expected`` (None = any).
+
+    Symbolic (named or unknown) dimensions in the model are accepted for any expected size.
+    """
+    inp = session.get_inputs()[0]
+    shape = tuple(inp.shape)
+    fits = len(shape) == len(expected) and all(
+        not isinstance(have, int) or want is None or have == want
+        for have, want in zip(shape, expected, strict=True)
+    )
+    if not fits:
+        want_text = "(" + ", ".join("N" if w is None else str(w) for w in expected) + ")"
+        raise ModelError(
+            f"segmenter model {str(path)!r} takes input {inp.name!r} of shape {shape!r}, but this backend "
+            f"feeds {want_text}; export the model with that input shape or pick the matching backend"
+        )
+    if inp.type != "tensor(float)":
+        raise ModelError(
+            f"segmenter model {str(path)!r} input {inp.name!r} is {inp.type}, expected tensor(float)"
+        )
+    return str(inp.name)
+
+
+def run_session(
+    session: Any, path: Path, outputs: list[str] | None, feed: dict[str, np.ndarray]
+) -> list[Any]:
+    """``session.run`` with failures reported as ModelError naming the model file."""
+    try:
+        return list(session.run(outputs, feed))
+    except Exception as exc:  # ORT's pybind exception types share no public base
+        raise ModelError(f"segmenter model {str(path)!r} failed to run: {exc}") from None
+
+
+def __getattr__(name: str) -> Any:
+    # ``SegmenterConfig`` is built on first access so importing this module loads no backend.
+    if name == "SegmenterConfig":
+        return segmenter_config_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

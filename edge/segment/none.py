@@ -1,0 +1,27 @@
+"""``type: none``: no background removal; the mask covers the whole frame."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edge.config import StrictModel
+from edge.segment.base import Segmenter, register_segmenter
+
+
+class NoneConfig(StrictModel):
+    """Settings of the pass-through segmenter (the crop is the whole frame)."""
+
+    type: Literal["none"] = Field("none", description="'none': keep the whole frame, no background removal")
+
+
+@register_segmenter("none")
+class NoneSegmenter(Segmenter):
+    """Returns an all-255 mask the size of the frame."""
+
+    config_model = NoneConfig
+
+    def _raw_mask(self, frame_rgb: np.ndarray) -> np.ndarray:
+        return np.full(frame_rgb.shape[:2], 255, np.uint8)
