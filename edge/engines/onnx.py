@@ -1,0 +1,80 @@
+"""ONNX Runtime backend (CPUExecutionProvider): loads a ``.onnx`` file and runs raw tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.engines.base import Backend, Shape, TensorInfo, register_engine
+from edge.errors import ModelError
+
+# ONNX Runtime reports element types as strings.
+_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
+}
+
+
+def _info(node: Any, path: Path) -> TensorInfo:
+    if node.type not in _DTYPES:
+        raise ModelError(f"model file {str(path)!r}: tensor {node.name!r} has unsupported type {node.type!r}")
+    # Symbolic ('batch'), unknown (None) and -1 dimensions are all dynamic.
+    shape: Shape = tuple(d if isinstance(d, int) and d >= 0 else None for d in (node.shape or []))
+    return TensorInfo(node.name, shape, np.dtype(_DTYPES[node.type]))
+
+
+@register_engine("onnxruntime")
+class OnnxBackend(Backend):
+    """An ``onnxruntime.InferenceSession`` with ``threads`` intra-op threads and full graph optimisation."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort  # a core dependency, but only needed once this backend is chosen
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1  # one graph at a time: parallelism comes from intra-op threads
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # errors only; ORT's warnings are noise on the Pi's journal
+        try:
+            self._session: Any = ort.InferenceSession(
+                str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own pybind exception types (InvalidProtobuf, Fail, ...)
+            raise ModelError(
+                f"model file {str(path)!r} cannot be loaded by ONNX Runtime: {exc}; "
+                "re-export the model set or run `trainer export` again"
+            ) from None
+        inputs = self._session.get_inputs()
+        if len(inputs) != 1:
+            raise ModelError(
+                f"model file {str(path)!r} has {len(inputs)} inputs {[i.name for i in inputs]!r}; "
+                "a classifier must take exactly one image tensor"
+            )
+        self._input = _info(inputs[0], path)
+        self._outputs = [_info(o, path) for o in self._session.get_outputs()]
+
+    @property
+    def input(self) -> TensorInfo:
+        """The model's single input."""
+        return self._input
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        """The model's outputs in graph order."""
+        return self._outputs
+
+    def run_raw(self, x: np.ndarray) -> list[np.ndarray]:
+        """One ``session.run`` over the whole batch."""
+        return list(self._session.run(None, {self._input.name: x}))
+
+    def close(self) -> None:
+        """Drop the session so its memory is freed."""
+        self._session = None

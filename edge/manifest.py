@@ -1,0 +1,348 @@
+"""The model set's self-description: ``manifest.json`` in a model folder.
+
+A model set is a folder holding one or more exported files of the same network (ONNX fp32, TFLite
+int8, ...), optionally an embedding index, and ``manifest.json`` which says how to feed the network
+(:class:`InputSpec`, shared with :mod:`edge.preprocess`), what its outputs mean, which classes the
+logits index, and the checksum of every file. The trainer writes it; the Pi only reads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from edge.config import StrictModel, format_validation_error
+from edge.errors import ModelError
+
+#: The manifest format this code reads and writes.
+FORMAT_VERSION = 1
+#: File name of the manifest inside a model folder.
+MANIFEST_NAME = "manifest.json"
+
+Runtime = Literal["onnxruntime", "litert"]
+Precision = Literal["fp32", "fp16", "int8"]
+Layout = Literal["NCHW", "NHWC"]
+InputDType = Literal["float32", "uint8", "int8"]
+OutputRole = Literal["part_logits", "color_logits", "embedding"]
+#: The roles a classifier's outputs can play, in their canonical order.
+OUTPUT_ROLES: tuple[OutputRole, ...] = ("part_logits", "color_logits", "embedding")
+
+_Fraction = Annotated[float, Field(ge=-10.0, le=10.0)]
+_PositiveStd = Annotated[float, Field(gt=0.0, le=1000.0)]
+_Byte = Annotated[int, Field(ge=0, le=255)]
+_Side = Annotated[int, Field(ge=1, le=4096)]
+_SHA256 = r"^[0-9a-f]{64}$"
+_FIX_HASH = "re-download/re-export the model set or run `trainer export` again"
+
+
+def _relative_path(value: str) -> str:
+    """Reject paths that would leave the model folder (absolute, '..', empty)."""
+    p = PurePosixPath(value)
+    if not value or p.is_absolute() or ".." in p.parts or "\\" in value or (value[1:2] == ":"):
+        raise ValueError(f"{value!r} must be a relative path inside the model folder, using '/'")
+    return value
+
+
+class InputSpec(StrictModel):
+    """How an image becomes the network's input tensor (see :func:`edge.preprocess.prepare`)."""
+
+    size: tuple[_Side, _Side] = Field(description="network input size [height, width] in pixels")
+    channels: Literal[3] = Field(default=3, description="number of colour channels; always 3")
+    color_order: Literal["RGB"] = Field(default="RGB", description="channel order of the input; always RGB")
+    layout: Layout = Field(
+        default="NCHW", description="tensor layout prepare() produces: NCHW (channels first) or NHWC"
+    )
+    mean: tuple[_Fraction, _Fraction, _Fraction] = Field(
+        default=(0.485, 0.456, 0.406), description="per-channel mean subtracted after scaling, RGB order"
+    )
+    std: tuple[_PositiveStd, _PositiveStd, _PositiveStd] = Field(
+        default=(0.229, 0.224, 0.225),
+        description="per-channel std divided by after subtracting the mean (> 0)",
+    )
+    scale: float = Field(
+        default=1 / 255, gt=0.0, le=1.0, description="factor applied to 0..255 pixel values first"
+    )
+    background: Literal["keep", "fill"] = Field(
+        default="keep", description="'keep' the camera background around the part or 'fill' it with fill_rgb"
+    )
+    fill_rgb: tuple[_Byte, _Byte, _Byte] = Field(
+        default=(0, 0, 0), description="RGB 0..255 colour of filled background and of padding in 'fill' mode"
+    )
+    crop_margin: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=2.0,
+        description="margin added around the mask's box, as a fraction of its longer side",
+    )
+
+
+class OutputNames(StrictModel):
+    """The graph's output tensor name for each role; None where the network lacks that head."""
+
+    part_logits: str = Field(
+        default="part_logits", min_length=1, description="output name of the part-class logits"
+    )
+    color_logits: str | None = Field(
+        default="color_logits", min_length=1, description="output name of the colour-class logits, or null"
+    )
+    embedding: str | None = Field(
+        default="embedding", min_length=1, description="output name of the L2-normalised embedding, or null"
+    )
+
+    def roles(self) -> dict[OutputRole, str]:
+        """Role -> graph output name, for the heads this network has."""
+        named: dict[OutputRole, str | None] = {
+            "part_logits": self.part_logits,
+            "color_logits": self.color_logits,
+            "embedding": self.embedding,
+        }
+        return {role: name for role in OUTPUT_ROLES if (name := named[role]) is not None}
+
+
+class QuantParams(StrictModel):
+    """Affine quantisation of an integer tensor: real = (q - zero_point) * scale."""
+
+    scale: float = Field(gt=0.0, le=1e6, description="real value of one quantisation step (> 0)")
+    zero_point: int = Field(ge=-128, le=255, description="integer that represents real 0")
+
+
+class FileEntry(StrictModel):
+    """One exported network file in the model folder."""
+
+    path: str = Field(description="file path relative to the model folder, '/' separated")
+    runtime: Runtime = Field(description="engine that runs it: onnxruntime or litert")
+    precision: Precision = Field(description="weight precision: fp32, fp16 or int8")
+    sha256: str = Field(pattern=_SHA256, description="lower-case hex SHA-256 of the file")
+    bytes: int = Field(ge=0, description="file size in bytes")
+    layout: Layout | None = Field(
+        default=None,
+        description="input layout of this file when it differs from input.layout (TFLite is NHWC)",
+    )
+    input_dtype: InputDType = Field(
+        default="float32", description="dtype of the input tensor: float32, uint8 or int8"
+    )
+    input_quant: QuantParams | None = Field(
+        default=None, description="quantisation of an integer input tensor"
+    )
+    output_quant: dict[OutputRole, QuantParams] | None = Field(
+        default=None,
+        description="quantisation of integer outputs by role, when the runtime does not report it",
+    )
+    output_order: list[OutputRole | None] | None = Field(
+        default=None,
+        description="role of each runtime output in the runtime's order (null for an extra output); "
+        "needed when output names are generic, e.g. StatefulPartitionedCall:0",
+    )
+    input_name: str | None = Field(default=None, description="expected input tensor name; null accepts any")
+
+    @field_validator("path")
+    @classmethod
+    def _inside_folder(cls, v: str) -> str:
+        return _relative_path(v)
+
+    @model_validator(mode="after")
+    def _quant_matches_dtype(self) -> FileEntry:
+        if self.input_dtype != "float32" and self.input_quant is None:
+            raise ValueError(f"input_dtype {self.input_dtype!r} needs input_quant {{scale, zero_point}}")
+        if self.input_dtype == "float32" and self.input_quant is not None:
+            raise ValueError("input_quant is only meaningful with input_dtype uint8 or int8")
+        if self.output_order is not None:
+            roles = [r for r in self.output_order if r is not None]
+            if len(set(roles)) != len(roles):
+                raise ValueError(f"output_order names a role twice: {self.output_order!r}")
+        return self
+
+    @property
+    def key(self) -> str:
+        """``runtime/precision``, as listed in error messages."""
+        return f"{self.runtime}/{self.precision}"
+
+
+class IndexEntry(StrictModel):
+    """The embedding nearest-neighbour index (hnswlib) shipped with the model set."""
+
+    path: str = Field(description="index file relative to the model folder")
+    sha256: str = Field(pattern=_SHA256, description="lower-case hex SHA-256 of the index file")
+    space: Literal["cosine", "l2", "ip"] = Field(default="cosine", description="hnswlib distance space")
+    dim: int = Field(ge=1, le=65536, description="vector dimension; equals embedding_dim")
+    M: int = Field(default=16, ge=2, le=256, description="hnswlib M (links per node)")
+    ef_construction: int = Field(
+        default=200, ge=1, le=100000, description="hnswlib ef_construction used to build"
+    )
+    ef_search: int = Field(default=64, ge=1, le=100000, description="hnswlib ef to set at query time")
+    count: int = Field(ge=0, description="number of vectors in the index")
+    labels: str = Field(description="JSON file mapping index ids to labels, relative to the model folder")
+    labels_sha256: str | None = Field(default=None, pattern=_SHA256, description="SHA-256 of the labels file")
+
+    @field_validator("path", "labels")
+    @classmethod
+    def _inside_folder(cls, v: str) -> str:
+        return _relative_path(v)
+
+
+class Manifest(StrictModel):
+    """Everything the runtime needs to know about a model set."""
+
+    format_version: int = Field(default=FORMAT_VERSION, ge=1, le=1000, description="manifest format version")
+    architecture: str = Field(min_length=1, description="network architecture, e.g. efficientnet_lite0")
+    input: InputSpec = Field(description="how to turn an image into the input tensor")
+    outputs: OutputNames = Field(
+        default_factory=lambda: OutputNames(), description="output tensor names by role"
+    )
+    parts: list[str] = Field(min_length=1, description="part ids; the index is the part logit's class")
+    colors: list[int] = Field(default_factory=list, description="Rebrickable colour ids; index = class")
+    embedding_dim: int | None = Field(
+        default=None, ge=1, le=65536, description="length of the embedding vector"
+    )
+    files: list[FileEntry] = Field(min_length=1, description="the exported network files")
+    index: IndexEntry | None = Field(default=None, description="optional embedding index")
+    evaluation: dict[str, Any] = Field(default_factory=dict, description="free-form evaluation figures")
+    build: dict[str, Any] = Field(
+        default_factory=dict, description="free-form build record: command, date, git commit, versions"
+    )
+
+    @field_validator("format_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v != FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {v} is not supported (this runtime reads {FORMAT_VERSION}); "
+                "update lego-edge or re-export the model set"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        for name, items in (("parts", self.parts), ("colors", self.colors)):
+            dupes = sorted(str(x) for x, n in Counter[object](items).items() if n > 1)
+            if dupes:
+                raise ValueError(f"{name} must be unique; repeated: {', '.join(dupes)}")
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"files lists a path twice: {paths!r}")
+        if self.outputs.color_logits is not None and not self.colors:
+            raise ValueError("outputs.color_logits is set but colors is empty; list the colour ids")
+        if self.outputs.embedding is not None and self.embedding_dim is None:
+            raise ValueError("outputs.embedding is set but embedding_dim is missing")
+        if self.index is not None and self.index.dim != self.embedding_dim:
+            raise ValueError(f"index.dim {self.index.dim} differs from embedding_dim {self.embedding_dim}")
+        return self
+
+    def output_widths(self) -> dict[OutputRole, int]:
+        """Expected last dimension of each output role present."""
+        widths: dict[OutputRole, int] = {"part_logits": len(self.parts), "color_logits": len(self.colors)}
+        if self.embedding_dim is not None:
+            widths["embedding"] = self.embedding_dim
+        return {role: widths[role] for role in self.outputs.roles()}
+
+    def select(self, runtime: str, precision: str | None = None) -> FileEntry:
+        """The file for ``runtime`` (and ``precision``; None takes the first listed for the runtime)."""
+        for entry in self.files:
+            if entry.runtime == runtime and precision in (None, entry.precision):
+                return entry
+        available = ", ".join(f"{f.key} ({f.path})" for f in self.files)
+        wanted = f"{runtime}/{precision}" if precision else runtime
+        raise ModelError(
+            f"the model set has no file for {wanted!r}; available: {available}; "
+            "choose one of those or export the missing variant with `trainer export`"
+        )
+
+
+def _manifest_path(folder: str | Path) -> Path:
+    folder = Path(folder)
+    return folder if folder.suffix == ".json" else folder / MANIFEST_NAME
+
+
+def load_manifest(folder: str | Path) -> Manifest:
+    """Read and validate ``folder/manifest.json`` (or a manifest path given directly)."""
+    path = _manifest_path(folder)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelError(
+            f"model manifest {str(path)!r} does not exist; point the model setting at a folder "
+            "written by `trainer export`"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"model manifest {str(path)!r} cannot be read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(
+            f"model manifest {str(path)!r} is not valid JSON at line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}; re-export the model set"
+        ) from None
+    if not isinstance(data, dict):
+        raise ModelError(f"model manifest {str(path)!r} must hold a JSON object, got {type(data).__name__}")
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as err:
+        raise ModelError(format_validation_error(err, Manifest, f"model manifest {str(path)!r}")) from None
+
+
+def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
+    """Write ``folder/manifest.json`` atomically: a reader sees the old file or the new, never half."""
+    path = _manifest_path(folder)
+    text = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks so large models need little memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def make_file_entry(
+    folder: str | Path, path: str, runtime: Runtime, precision: Precision, **fields: Any
+) -> FileEntry:
+    """A :class:`FileEntry` for an existing file, with its size and hash computed."""
+    full = Path(folder) / path
+    return FileEntry(
+        path=path,
+        runtime=runtime,
+        precision=precision,
+        sha256=sha256_file(full),
+        bytes=full.stat().st_size,
+        **fields,
+    )
+
+
+def verify_file(folder: str | Path, entry: FileEntry | IndexEntry) -> Path:
+    """Check a listed file exists and matches its recorded SHA-256; return its full path."""
+    full = Path(folder) / entry.path
+    if not full.is_file():
+        raise ModelError(f"model file {str(full)!r} listed in the manifest is missing; {_FIX_HASH}")
+    size = getattr(entry, "bytes", None)
+    if size is not None and full.stat().st_size != size:
+        raise ModelError(
+            f"model file {str(full)!r} has {full.stat().st_size} bytes but the manifest expects {size} "
+            f"(truncated or replaced?); {_FIX_HASH}"
+        )
+    actual = sha256_file(full)
+    if actual != entry.sha256:
+        raise ModelError(
+            f"model file {str(full)!r} is corrupt or was replaced: sha256 expected {entry.sha256}, "
+            f"actual {actual}; {_FIX_HASH}"
+        )
+    return full

@@ -1,0 +1,1 @@
+"""Test helpers shared across test modules (tiny real models, fixtures)."""
