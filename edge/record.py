@@ -1,0 +1,528 @@
+"""The decision record: every sorting decision in a SQLite file, crops of doubtful parts as PNGs.
+
+One row per part in ``parts`` (begun as ``'in_progress'``, then finished or abandoned), one row per
+camera view in ``views`` and rig faults in ``events``. The schema version lives in
+``PRAGMA user_version``; :data:`MIGRATIONS` upgrades older files on open. Times are ISO 8601 UTC.
+Crop paths are stored relative to ``crops_dir`` so the folder can be moved with the database.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import math
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from edge.errors import DataFileError, ImageError
+
+log = logging.getLogger(__name__)
+
+KeepCrops = Literal["uncertain", "all", "none"]
+STATUSES = ("sorted", "unknown", "low_confidence", "error", "abandoned")
+UNCERTAIN = frozenset({"unknown", "low_confidence"})
+LEVELS = ("debug", "info", "warning", "error", "critical")
+_STR_KEYS = ("part_num", "part_name", "mode", "model_set_id", "note")
+DECISION_KEYS = frozenset(("status", "color_id", "confidence", "bin", "timings", "predictions", *_STR_KEYS))
+VIEW_KEYS = frozenset(("angle", "topk"))
+
+# MIGRATIONS[i] brings a file from user_version i to i + 1. Append new steps; never edit old ones.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE parts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            status TEXT NOT NULL CHECK (status IN ('in_progress', 'sorted', 'unknown',
+                                                   'low_confidence', 'error', 'abandoned')),
+            part_num TEXT,
+            part_name TEXT,
+            color_id INTEGER,
+            confidence REAL CHECK (confidence IS NULL OR (confidence >= 0 AND confidence <= 1)),
+            bin INTEGER,
+            mode TEXT,
+            timings TEXT,
+            predictions TEXT,
+            model_set_id TEXT,
+            note TEXT
+        )""",
+        "CREATE INDEX parts_status ON parts (status)",
+        """CREATE TABLE views (
+            part_id INTEGER NOT NULL REFERENCES parts (id) ON DELETE CASCADE,
+            view_index INTEGER NOT NULL,
+            angle REAL,
+            topk TEXT NOT NULL,
+            crop_path TEXT,
+            PRIMARY KEY (part_id, view_index)
+        )""",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time TEXT NOT NULL,
+            level TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT NOT NULL
+        )""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _json(value: Any, what: str) -> str:
+    """JSON text of ``value``; numpy scalars/arrays (model outputs) are converted, NaN is refused."""
+
+    def convert(obj: Any) -> Any:
+        if isinstance(obj, np.generic | np.ndarray):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+    try:
+        return json.dumps(value, default=convert, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{what} {value!r} cannot be stored as JSON ({exc}); use plain numbers, strings, lists and dicts"
+        ) from None
+
+
+_FIXES = (  # (SQLite error-name prefixes, what to do), first match wins
+    (
+        ("SQLITE_BUSY", "SQLITE_LOCKED"),
+        "it is locked by another process: stop the other program using it "
+        "(only one 'edge run' may use a record), then retry",
+    ),
+    (
+        ("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_CANTOPEN", "SQLITE_AUTH"),
+        "it cannot be opened for writing: make the file and its folder writable by this user",
+    ),
+    (
+        ("SQLITE_NOTADB", "SQLITE_CORRUPT"),
+        "it is corrupt or not a decision record: move it aside "
+        "(mv {p} {p}.corrupt, and any {p}-wal/{p}-shm) and restart to begin a new record",
+    ),
+    (("SQLITE_FULL",), "the disk is full: free space on the disk that holds it"),
+    (("SQLITE_IOERR",), "the disk reported an I/O error: check the SD card or drive"),
+)
+
+
+def _db_error(path: Path, exc: sqlite3.Error) -> DataFileError:
+    """Turn an SQLite error into a DataFileError that names the file and the fix."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    fix = next(
+        (f for prefixes, f in _FIXES if name.startswith(prefixes)),
+        "check the file, or move it aside to begin a new record",
+    )
+    p = str(path)
+    return DataFileError(f"decision record {p!r}: {exc} ({name or type(exc).__name__}); {fix.format(p=p)}")
+
+
+def _check_count(n: int) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n {n!r} must be a whole number >= 0")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file, fsync it, then rename over ``path``: never a half file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)  # else a power cut after the rename can leave an empty file
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)  # makes the renames durable before the row that names them commits
+    finally:
+        os.close(fd)
+
+
+def _check_decision(decision: dict[str, Any]) -> dict[str, Any]:
+    """Validate a decision dict and return the column values (JSON columns encoded)."""
+    if not isinstance(decision, dict):
+        raise TypeError(f"decision must be a dict, got {type(decision).__name__}")
+    unknown = sorted(set(decision) - DECISION_KEYS)
+    if unknown:
+        raise ValueError(f"decision has unknown key(s) {unknown!r}; allowed: {sorted(DECISION_KEYS)}")
+    status = decision.get("status")
+    if status not in STATUSES or status == "abandoned":
+        raise ValueError(
+            f"decision status {status!r} is not one of {list(STATUSES[:-1])!r} "
+            "(use abandon_part() for parts that were never decided)"
+        )
+    conf = decision.get("confidence")
+    if conf is not None and (
+        isinstance(conf, bool)
+        or not isinstance(conf, int | float | np.floating)
+        or not (math.isfinite(conf) and 0.0 <= conf <= 1.0)
+    ):
+        raise ValueError(f"decision confidence {conf!r} must be a number from 0 to 1, or None")
+    for key in ("bin", "color_id"):
+        val = decision.get(key)
+        if val is not None and (
+            isinstance(val, bool) or not isinstance(val, int | np.integer) or (key == "bin" and val < 0)
+        ):
+            raise ValueError(f"decision {key} {val!r} must be a whole number (bin >= 0), or None")
+    for key in _STR_KEYS:
+        val = decision.get(key)
+        if val is not None and not isinstance(val, str):
+            raise ValueError(f"decision {key} {val!r} must be a string, or None")
+    timings = decision.get("timings")
+    if timings is not None and not isinstance(timings, dict):
+        raise ValueError(f"decision timings {timings!r} must be a dict of stage name to seconds")
+    out = {k: decision.get(k) for k in ("status", *_STR_KEYS)}
+    out["confidence"] = None if conf is None else float(conf)
+    out["bin"] = None if decision.get("bin") is None else int(decision["bin"])
+    out["color_id"] = None if decision.get("color_id") is None else int(decision["color_id"])
+    out["timings"] = None if timings is None else _json(timings, "decision timings")
+    return out
+
+
+def _check_views(views: list[dict[str, Any]], crops: list[np.ndarray] | None) -> None:
+    for i, view in enumerate(views):
+        if not isinstance(view, dict) or set(view) - VIEW_KEYS:
+            raise ValueError(f"view {i} {view!r} must be a dict with keys from {sorted(VIEW_KEYS)}")
+        angle, topk = view.get("angle"), view.get("topk", [])
+        if angle is not None and (isinstance(angle, bool) or not isinstance(angle, int | float | np.number)):
+            raise ValueError(f"view {i} angle {angle!r} must be a number of degrees, or None")
+        if not isinstance(topk, list | tuple):
+            raise ValueError(f"view {i} topk {topk!r} must be a list of predictions, best first")
+    if crops is None:
+        return
+    if len(crops) != len(views):
+        raise ValueError(f"got {len(crops)} crops for {len(views)} views; pass one crop per view or None")
+    for i, crop in enumerate(crops):
+        if not (
+            isinstance(crop, np.ndarray)
+            and crop.dtype == np.uint8
+            and crop.ndim == 3
+            and crop.shape[2] == 3
+            and crop.size > 0
+        ):
+            desc = (
+                f"dtype {crop.dtype}, shape {crop.shape}"
+                if isinstance(crop, np.ndarray)
+                else type(crop).__name__
+            )
+            raise ImageError(f"crop for view {i} must be an RGB uint8 array of shape (H, W, 3), got {desc}")
+
+
+class DecisionRecord:
+    """Durable log of sorting decisions in a SQLite file (WAL), with PNG crops of doubtful parts.
+
+    ``keep_crops``: ``"uncertain"`` keeps crops of unknown/low-confidence parts (the ones worth
+    labelling later), ``"all"`` keeps every crop, ``"none"`` keeps none. ``verify`` runs SQLite's
+    quick integrity check on open, so a damaged file fails at start-up rather than mid-run.
+    """
+
+    def __init__(
+        self,
+        db_path: Path,
+        crops_dir: Path,
+        *,
+        keep_crops: KeepCrops = "uncertain",
+        busy_timeout_s: float = 5.0,
+        verify: bool = True,
+    ) -> None:
+        if keep_crops not in ("uncertain", "all", "none"):
+            raise ValueError(f"keep_crops {keep_crops!r} must be 'uncertain', 'all' or 'none'")
+        self.db_path, self.crops_dir, self.keep_crops = Path(db_path), Path(crops_dir), keep_crops
+        if self.db_path.is_dir():
+            raise DataFileError(
+                f"decision record {str(self.db_path)!r} is a folder; "
+                "give the path of a file (e.g. .../record.db)"
+            )
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataFileError(
+                f"cannot create the folder of decision record {str(self.db_path)!r}: "
+                f"{exc.strerror}; create it or choose a writable path"
+            ) from None
+        self._con: sqlite3.Connection | None = None
+        with self._translate():
+            con = sqlite3.connect(self.db_path, timeout=busy_timeout_s, isolation_level=None)
+        self._con = con
+        con.row_factory = sqlite3.Row
+        try:
+            self._open(verify)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, verify: bool) -> None:
+        con = self._connection()
+        with self._translate():
+            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise DataFileError(
+                    f"decision record {str(self.db_path)!r} cannot use write-ahead "
+                    f"logging (journal mode {mode!r}); keep it on a local disk"
+                )
+            # FULL: in WAL mode every commit fsyncs the log, so a power cut loses only the part in
+            # hand (still 'in_progress', marked abandoned by recover()). NORMAL could lose the last
+            # few finished parts; one fsync per part is cheap at the rig's ~1 part/s.
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA foreign_keys=ON")
+            if verify:
+                result = con.execute("PRAGMA quick_check").fetchone()[0]
+                if result != "ok":
+                    raise _db_error(self.db_path, sqlite3.DatabaseError(f"integrity check: {result}"))
+        with self._transaction() as tx:
+            version = tx.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise DataFileError(
+                    f"decision record {str(self.db_path)!r} has schema version {version}, "
+                    f"newer than this program's {SCHEMA_VERSION}: upgrade lego-edge"
+                )
+            if version == 0 and tx.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise DataFileError(
+                    f"{str(self.db_path)!r} is an SQLite database but not a decision "
+                    "record; move it aside or choose another path"
+                )
+            for step in MIGRATIONS[version:]:
+                for statement in step:
+                    tx.execute(statement)
+            tx.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._con is None:
+            raise RuntimeError(f"decision record {str(self.db_path)!r} is closed")
+        return self._con
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _db_error(self.db_path, exc) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        con = self._connection()
+        with self._translate():
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        """The file's ``PRAGMA user_version``."""
+        with self._translate():
+            return int(self._connection().execute("PRAGMA user_version").fetchone()[0])
+
+    def _require_in_progress(self, con: sqlite3.Connection, part_id: int) -> None:
+        row = con.execute("SELECT status FROM parts WHERE id = ?", (part_id,)).fetchone()
+        if row is None:
+            raise ValueError(f"no part with id {part_id!r} in {str(self.db_path)!r}; call begin_part() first")
+        if row[0] != "in_progress":
+            raise ValueError(f"part {part_id!r} is already {row[0]!r}; a part is finished or abandoned once")
+
+    def begin_part(self) -> int:
+        """Start a part (state ``'in_progress'``) and return its id."""
+        with self._transaction() as con:
+            cur = con.execute("INSERT INTO parts (started_at, status) VALUES (?, 'in_progress')", (_now(),))
+            return int(cur.lastrowid or 0)
+
+    def finish_part(
+        self,
+        part_id: int,
+        decision: dict[str, Any],
+        views: list[dict[str, Any]],
+        crops: list[np.ndarray] | None = None,
+    ) -> None:
+        """Record the decision for a part begun with :meth:`begin_part`, in one transaction.
+
+        ``decision`` keys: status (required; one of sorted/unknown/low_confidence/error), part_num,
+        part_name, color_id, confidence (0..1), bin, mode, timings (dict), predictions (per-view
+        summary; default: each view's top-1), model_set_id, note. ``views[i]`` has ``angle`` and
+        ``topk`` (list of predictions); ``crops[i]`` is view i's RGB uint8 crop. Crops that
+        ``keep_crops`` selects are written first, so a committed row never names a missing file;
+        if writing them fails (disk full) the failure is logged and the decision still recorded.
+        """
+        row = _check_decision(decision)
+        _check_views(views, crops)
+        topks = [_json(v.get("topk", []), f"view {i} topk") for i, v in enumerate(views)]
+        default_preds = [v["topk"][0] if v.get("topk") else None for v in views]
+        row["predictions"] = _json(decision.get("predictions", default_preds), "decision predictions")
+        with self._translate():
+            self._require_in_progress(self._connection(), part_id)
+        finished = _now()
+        keep = self.keep_crops == "all" or (self.keep_crops == "uncertain" and row["status"] in UNCERTAIN)
+        crop_paths: list[str | None] = [None] * len(views)
+        events: list[tuple[str, str, str, str]] = []
+        if crops is not None and len(crops) > 0 and keep:
+            crop_paths = self._save_crops(part_id, finished[:10], crops, events)
+        with self._transaction() as con:
+            self._require_in_progress(con, part_id)
+            con.execute(
+                "UPDATE parts SET finished_at = :finished_at, status = :status, part_num = :part_num,"
+                " part_name = :part_name, color_id = :color_id, confidence = :confidence, bin = :bin,"
+                " mode = :mode, timings = :timings, predictions = :predictions,"
+                " model_set_id = :model_set_id, note = :note WHERE id = :id",
+                {**row, "finished_at": finished, "id": part_id},
+            )
+            con.executemany(
+                "INSERT INTO views (part_id, view_index, angle, topk, crop_path) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        part_id,
+                        i,
+                        None if v.get("angle") is None else float(v["angle"]),
+                        topks[i],
+                        crop_paths[i],
+                    )
+                    for i, v in enumerate(views)
+                ],
+            )
+            con.executemany("INSERT INTO events (time, level, kind, message) VALUES (?, ?, ?, ?)", events)
+
+    def _save_crops(
+        self, part_id: int, day: str, crops: list[np.ndarray], events: list[tuple[str, str, str, str]]
+    ) -> list[str | None]:
+        """Write crops as PNGs; on an OS error (disk full) stop, log, and note an event."""
+        import cv2  # core dependency, loaded only when a crop is actually kept
+
+        paths: list[str | None] = [None] * len(crops)
+        folder = self.crops_dir / day
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, crop in enumerate(crops):
+                ok, png = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2BGR))
+                if not ok:
+                    raise ImageError(f"OpenCV could not encode the crop of view {i} as PNG")
+                rel = f"{day}/{part_id}_{i}.png"
+                _atomic_write(self.crops_dir / rel, png.tobytes())
+                paths[i] = rel
+            _fsync_dir(folder)
+            _fsync_dir(self.crops_dir)  # the day folder may be new
+        except OSError as exc:
+            why = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            msg = (
+                f"part {part_id}: crops not saved under {str(folder)!r} ({why}); "
+                "the decision is recorded without them. Free disk space or set keep_crops='none'"
+            )
+            log.warning(msg)
+            events.append((_now(), "warning", "crop_write_failed", msg))
+        return paths
+
+    def abandon_part(self, part_id: int, reason: str) -> None:
+        """Close a part that was never decided (jam, fell off the belt, shutdown); ``reason`` is kept."""
+        with self._transaction() as con:
+            self._require_in_progress(con, part_id)
+            con.execute(
+                "UPDATE parts SET status = 'abandoned', finished_at = ?, note = ? WHERE id = ?",
+                (_now(), str(reason), part_id),
+            )
+
+    def log_event(self, level: str, kind: str, message: str) -> None:
+        """Store a rig event (e.g. level 'warning', kind 'camera_lost'); ``level`` as in logging."""
+        if level not in LEVELS:
+            raise ValueError(f"event level {level!r} must be one of {list(LEVELS)!r}")
+        with self._transaction() as con:
+            con.execute(
+                "INSERT INTO events (time, level, kind, message) VALUES (?, ?, ?, ?)",
+                (_now(), level, str(kind), str(message)),
+            )
+
+    def recover(self) -> int:
+        """Mark parts left 'in_progress' by a crash or power cut as abandoned; return how many."""
+        with self._transaction() as con:
+            note = "the program stopped before this part was decided (crash or power cut)"
+            count = con.execute(
+                "UPDATE parts SET status = 'abandoned', finished_at = ?, note = ? "
+                "WHERE status = 'in_progress'",
+                (_now(), note),
+            ).rowcount
+            if count:
+                con.execute(
+                    "INSERT INTO events (time, level, kind, message) VALUES (?, ?, ?, ?)",
+                    (_now(), "warning", "recovered", f"{count} unfinished part(s) marked abandoned"),
+                )
+        return count
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per status and per bin, the total, and the mean confidence of decided parts."""
+        con = self._connection()
+        with self._translate():
+            by_status = dict.fromkeys(("in_progress", *STATUSES), 0)
+            by_status.update(con.execute("SELECT status, count(*) FROM parts GROUP BY status").fetchall())
+            by_bin = dict(
+                con.execute(
+                    "SELECT bin, count(*) FROM parts WHERE bin IS NOT NULL GROUP BY bin ORDER BY bin"
+                ).fetchall()
+            )
+            mean = con.execute("SELECT avg(confidence) FROM parts WHERE confidence IS NOT NULL").fetchone()[0]
+        return {
+            "total": sum(by_status.values()),
+            "by_status": by_status,
+            "by_bin": by_bin,
+            "mean_confidence": mean,
+        }
+
+    def recent(self, n: int) -> list[dict[str, Any]]:
+        """The last ``n`` parts, newest first, JSON columns decoded, each with its ``views``."""
+        _check_count(n)
+        con = self._connection()
+        with self._translate():
+            parts = [dict(r) for r in con.execute("SELECT * FROM parts ORDER BY id DESC LIMIT ?", (n,))]
+            for part in parts:
+                for key in ("timings", "predictions"):
+                    part[key] = None if part[key] is None else json.loads(part[key])
+                rows = con.execute(
+                    "SELECT view_index, angle, topk, crop_path FROM views WHERE part_id = ? "
+                    "ORDER BY view_index",
+                    (part["id"],),
+                )
+                part["views"] = [{**dict(v), "topk": json.loads(v["topk"])} for v in rows]
+        return parts
+
+    def recent_events(self, n: int) -> list[dict[str, Any]]:
+        """The last ``n`` events, newest first."""
+        _check_count(n)
+        with self._translate():
+            rows = self._connection().execute("SELECT * FROM events ORDER BY id DESC LIMIT ?", (n,))
+            return [dict(r) for r in rows]
+
+    def close(self) -> None:
+        """Close the database (idempotent). SQLite checkpoints the WAL into the main file."""
+        if self._con is not None:
+            con, self._con = self._con, None
+            with self._translate():
+                con.close()
+
+    def __enter__(self) -> DecisionRecord:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
