@@ -1,0 +1,460 @@
+"""Nearest-neighbour search over part embeddings (hnswlib), and its fp16 ``.npz`` artifact.
+
+The index lives in memory as an hnswlib graph over float32 vectors. On disk it is one ``.npz``
+written with :func:`numpy.savez` and read with ``allow_pickle=False``:
+
+* ``vectors``: (N, D) float16, in insertion order (row i has id i),
+* ``labels``: (N,) fixed-width unicode, the part id of each row,
+* ``meta``: a 0-d unicode array holding JSON (format_version, space, dim, M, ef_construction,
+  ef_search, count, seed).
+
+Loading rebuilds the graph from the vectors. hnswlib's own ``save_index`` file is not shipped: it
+records neither space nor dimension and stores float32, so a mismatch would go unnoticed and the
+file would be twice the size. Rebuilding costs seconds at start-up (a few for 10k x 256) but the
+artifact is half the size and fully self-describing. With ``threads=1`` the rebuild inserts in the
+same order with the same seed, so the graph is the one the trainer evaluated (up to fp16 rounding).
+
+Scores are similarities, higher = closer: ``cosine``: 1 - cosine distance (the cosine similarity),
+``ip``: the inner product, ``l2``: minus the squared Euclidean distance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import hnswlib
+import numpy as np
+from pydantic import Field, ValidationError
+
+from edge.config import StrictModel, format_validation_error
+from edge.errors import ConfigError, DataFileError, ModelError
+from edge.manifest import IndexEntry, sha256_file
+
+#: The index file format this code reads and writes.
+INDEX_FORMAT_VERSION = 1
+Space = Literal["cosine", "ip", "l2"]
+SPACES: tuple[Space, ...] = ("cosine", "ip", "l2")
+_FIX_REBUILD = "rebuild the index with `trainer index` for this model set"
+_FP16_MAX = float(np.finfo(np.float16).max)
+
+# hnswlib's per-element memory besides the vector and level-0 links (hnswalg.h): label (8), linkLists_
+# pointer (8), element level (4), one std::mutex per element (48 on aarch64 glibc, 40 on x86-64), the
+# visited-list entry (2) and the label -> id hash map node (~40 with malloc overhead).
+_PER_ELEMENT_OVERHEAD = 8 + 8 + 4 + 48 + 2 + 40
+# Fixed cost of every index: 65536 label-operation mutexes.
+_FIXED_OVERHEAD_BYTES = 65536 * 48
+
+
+class IndexMeta(StrictModel):
+    """The ``meta`` JSON of an index file: how the graph was built and how to rebuild it."""
+
+    format_version: int = Field(ge=1, le=1000, description="index file format version")
+    space: Space = Field(description="hnswlib distance space: cosine, ip or l2")
+    dim: int = Field(ge=1, le=65536, description="vector dimension")
+    M: int = Field(ge=2, le=256, description="hnswlib M (links per node)")
+    ef_construction: int = Field(ge=1, le=100000, description="hnswlib ef_construction used to build")
+    ef_search: int = Field(ge=1, le=100000, description="hnswlib ef to set at query time")
+    count: int = Field(ge=0, le=2**31 - 1, description="number of vectors")
+    seed: int = Field(ge=0, le=2**32 - 1, description="hnswlib random seed (level assignment)")
+
+
+def _index_settings(**values: Any) -> IndexMeta:
+    """Validate constructor settings, raising :class:`ConfigError` naming the bad one."""
+    try:
+        return IndexMeta(format_version=INDEX_FORMAT_VERSION, count=0, **values)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, IndexMeta, "embedding index settings")) from None
+
+
+def _as_matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
+    """``vectors`` as a C-contiguous (N, dim) float32 array of finite values, or ModelError."""
+    if not isinstance(vectors, np.ndarray) or not (
+        np.issubdtype(vectors.dtype, np.floating) or np.issubdtype(vectors.dtype, np.integer)
+    ):
+        got = vectors.dtype if isinstance(vectors, np.ndarray) else type(vectors).__name__
+        raise ModelError(f"{what} must be a numeric numpy array, got {got}")
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise ModelError(
+            f"{what} have shape {vectors.shape!r}, expected (N, {dim}); the embedding size must equal "
+            f"the index dimension (use v[None] for one vector; a different model needs its own index)"
+        )
+    out = np.ascontiguousarray(vectors, dtype=np.float32)
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise ModelError(
+            f"{what} hold NaN/inf in {len(bad)} row(s), first at row {int(bad[0])}; "
+            "check the model's embedding output"
+        )
+    return out
+
+
+def _similarity(distances: np.ndarray, space: str) -> np.ndarray:
+    """hnswlib distances -> similarities (higher = closer)."""
+    return (-distances if space == "l2" else 1.0 - distances).astype(np.float32)
+
+
+class EmbeddingIndex:
+    """Approximate nearest-neighbour search over labelled embeddings (hnswlib, float32 in memory).
+
+    ``space`` is ``"cosine"`` (vectors are normalised by hnswlib), ``"ip"`` or ``"l2"``; ``M``,
+    ``ef_construction`` and ``seed`` shape the graph; ``ef_search`` trades query speed for recall.
+    ``threads`` None uses every core; 1 makes building deterministic (same seed + order = same graph).
+    Ids are insertion positions; :attr:`labels` maps them to part ids (a part may have many vectors).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        space: Space = "cosine",
+        M: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        seed: int = 0,
+        threads: int | None = None,
+    ) -> None:
+        self._meta = _index_settings(
+            space=space, dim=dim, M=M, ef_construction=ef_construction, ef_search=ef_search, seed=seed
+        )
+        if threads is not None and (not isinstance(threads, int) or not 1 <= threads <= 256):
+            raise ConfigError(f"index threads {threads!r} must be None (all cores) or an integer 1..256")
+        self._threads = -1 if threads is None else threads
+        self._hnsw = hnswlib.Index(space=space, dim=dim)
+        self._hnsw.init_index(max_elements=0, M=M, ef_construction=ef_construction, random_seed=seed)
+        self._hnsw.set_ef(ef_search)
+        self._labels = np.zeros(0, dtype="<U1")
+
+    # -- properties -------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __repr__(self) -> str:
+        m = self._meta
+        return f"EmbeddingIndex(dim={m.dim}, space={m.space!r}, count={len(self)}, M={m.M})"
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return self._meta.dim
+
+    @property
+    def space(self) -> Space:
+        """Distance space: ``"cosine"``, ``"ip"`` or ``"l2"``."""
+        return self._meta.space
+
+    @property
+    def M(self) -> int:
+        """hnswlib M (links per node)."""
+        return self._meta.M
+
+    @property
+    def ef_construction(self) -> int:
+        """hnswlib ef_construction."""
+        return self._meta.ef_construction
+
+    @property
+    def ef_search(self) -> int:
+        """hnswlib query-time ef (at least k is used)."""
+        return self._meta.ef_search
+
+    @property
+    def seed(self) -> int:
+        """hnswlib random seed."""
+        return self._meta.seed
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) read-only unicode array: the label of each vector, by id."""
+        view = self._labels.view()
+        view.flags.writeable = False
+        return view
+
+    def meta(self) -> IndexMeta:
+        """The ``meta`` record this index would be saved with."""
+        return self._meta.model_copy(update={"count": len(self)})
+
+    # -- building and searching -------------------------------------------------------------------
+
+    def add(self, vectors: np.ndarray, labels: Sequence[str]) -> None:
+        """Add (N, dim) vectors with one label each; capacity grows as needed."""
+        x = _as_matrix(vectors, self.dim, "vectors to add")
+        labels = list(labels) if not isinstance(labels, str) else [labels]
+        if len(labels) != len(x):
+            raise ModelError(
+                f"got {len(x)} vectors but {len(labels)} labels; give exactly one label per vector"
+            )
+        bad = [lab for lab in labels if not isinstance(lab, str) or not lab or lab != lab.strip()]
+        if bad:
+            raise ModelError(
+                f"labels must be non-empty strings without surrounding spaces (part ids), got {bad[0]!r}"
+            )
+        if self.space == "cosine":
+            zero = np.flatnonzero(np.linalg.norm(x, axis=1) == 0.0)
+            if len(zero):
+                raise ModelError(f"vector {int(zero[0])} to add is all zeros, which has no cosine direction")
+        if not len(x):
+            return
+        needed = len(self) + len(x)
+        capacity = self._hnsw.get_max_elements()
+        if needed > capacity:
+            # Geometric growth keeps one-part-at-a-time enrolment from resizing on every call.
+            self._hnsw.resize_index(max(needed, capacity + capacity // 2))
+        ids = np.arange(len(self), needed, dtype=np.int64)
+        self._hnsw.add_items(x, ids, num_threads=self._threads)
+        self._labels = np.concatenate([self._labels, np.asarray(labels, dtype=str)])
+
+    def search(self, vectors: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest neighbours of each query row.
+
+        Returns ``(labels (Q, k) str, scores (Q, k) float32)``, best first; scores are similarities
+        (see the module docstring). A ``k`` above the number of vectors is clamped to it with a
+        :class:`UserWarning` (a small gallery is legitimate; asking for more is a caller's slip).
+        """
+        ids, scores = self.search_ids(vectors, k)
+        return self._labels[ids], scores
+
+    def search_ids(self, vectors: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`search` but returns the neighbours' ids (int64) instead of their labels."""
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ModelError(f"k {k!r} must be a positive integer")
+        q = _as_matrix(vectors, self.dim, "query vectors")
+        if len(self) == 0:
+            raise ModelError("the embedding index is empty; add vectors (enrol parts) before searching")
+        if k > len(self):
+            warnings.warn(
+                f"k={k} exceeds the index's {len(self)} vector(s); returning {len(self)} per query",
+                UserWarning,
+                stacklevel=3,
+            )
+            k = len(self)
+        if not len(q):
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        ids, dist = self._hnsw.knn_query(q, k=int(k), num_threads=self._threads)
+        return ids.astype(np.int64), _similarity(dist, self.space)
+
+    def vectors(self) -> np.ndarray:
+        """(N, dim) float32 copy of the stored vectors (for cosine: as normalised by hnswlib)."""
+        if len(self) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return np.asarray(self._hnsw.get_items(np.arange(len(self)), return_type="numpy"), np.float32)
+
+    # -- persistence ------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Write the fp16 ``.npz`` artifact atomically (a reader sees the old file or the new)."""
+        path = Path(path)
+        vecs = self.vectors()
+        if len(vecs) and float(np.abs(vecs).max()) > _FP16_MAX:
+            raise ModelError(
+                f"cannot save index {str(path)!r}: vector values exceed the float16 range (+-{_FP16_MAX:g}); "
+                "normalise the embeddings or use the cosine space"
+            )
+        if not path.parent.is_dir():
+            raise DataFileError(
+                f"folder {str(path.parent)!r} for index {path.name!r} does not exist; create it"
+            )
+        meta = json.dumps(self.meta().model_dump(mode="json"), sort_keys=True)
+        labels = self._labels if len(self) else np.zeros(0, dtype="<U1")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:  # a file object: savez would append ".npz" to a name
+                np.savez(fh, vectors=vecs.astype(np.float16), labels=labels, meta=np.array(meta))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        expect: IndexEntry | None = None,
+        memory_budget_mb: float | None = None,
+        threads: int | None = None,
+    ) -> EmbeddingIndex:
+        """Read an index file and rebuild its graph.
+
+        ``expect``: the manifest's entry; the file's sha256, dim, space, count, M and ef_construction
+        must match it (else :class:`ModelError`), and its ``ef_search`` replaces the file's.
+        ``memory_budget_mb``: refuse (ModelError) an index whose estimated hnswlib footprint exceeds it.
+        """
+        path = Path(path)
+        if not path.is_file():
+            msg = f"index file {str(path)!r} does not exist"
+            if expect is not None:
+                raise ModelError(f"{msg} but the manifest lists it; {_FIX_REBUILD}")
+            raise DataFileError(f"{msg}; pass the .npz written by EmbeddingIndex.save / `trainer index`")
+        if expect is not None:
+            actual = sha256_file(path)
+            if actual != expect.sha256:
+                raise ModelError(
+                    f"index file {str(path)!r} does not match the manifest: sha256 expected {expect.sha256}, "
+                    f"actual {actual} (corrupt or replaced); {_FIX_REBUILD}"
+                )
+        vectors, labels, meta = _read_npz(path)
+        if expect is not None:
+            _check_expected(path, meta, expect)
+            meta = meta.model_copy(update={"ef_search": expect.ef_search})
+        if memory_budget_mb is not None:
+            need = cls.estimate_memory_mb(meta.count, meta.dim, meta.M)
+            if need > memory_budget_mb:
+                raise ModelError(
+                    f"index file {str(path)!r} ({meta.count} x {meta.dim}, M={meta.M}) needs about "
+                    f"{need:.1f} MB, over the memory budget of {memory_budget_mb:g} MB; raise the budget or "
+                    "rebuild a smaller index (fewer vectors per part, smaller M)"
+                )
+        index = cls(
+            meta.dim,
+            space=meta.space,
+            M=meta.M,
+            ef_construction=meta.ef_construction,
+            ef_search=meta.ef_search,
+            seed=meta.seed,
+            threads=threads,
+        )
+        if meta.count:
+            index._hnsw.resize_index(meta.count)  # exact capacity: no growth slack on the Pi
+            index._hnsw.add_items(
+                vectors.astype(np.float32), np.arange(meta.count, dtype=np.int64), num_threads=index._threads
+            )
+            index._labels = labels
+        return index
+
+    @staticmethod
+    def estimate_memory_mb(count: int, dim: int, M: int) -> float:
+        """hnswlib's expected footprint in MiB for ``count`` vectors of ``dim`` floats with ``M``.
+
+        Per element: the float32 vector (dim*4), level-0 links (2M*4 + 4), the expected upper-level
+        links ((4M + 4) / (M - 1): a node reaches level l with probability M**-l) and fixed
+        bookkeeping (label, pointers, a mutex, hash-map node); plus a constant 3 MiB of label locks.
+        """
+        for name, value, low in (("count", count, 0), ("dim", dim, 1), ("M", M, 2)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise ConfigError(f"{name} {value!r} must be an integer >= {low}")
+        per_element = dim * 4 + (2 * M * 4 + 4) + (4 * M + 4) / (M - 1) + _PER_ELEMENT_OVERHEAD
+        return (count * per_element + _FIXED_OVERHEAD_BYTES) / 2**20
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, IndexMeta]:
+    """Vectors, labels and meta of an index file, each checked; ModelError on anything wrong."""
+
+    def bad(why: str) -> ModelError:
+        return ModelError(f"index file {str(path)!r} is not a valid embedding index: {why}; {_FIX_REBUILD}")
+
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise bad("it holds a single array, not an .npz archive")
+        with loaded as npz:
+            missing = [key for key in ("vectors", "labels", "meta") if key not in npz.files]
+            if missing:
+                raise bad(f"arrays {missing!r} are missing (found {npz.files!r})")
+            vectors, labels, meta_arr = npz["vectors"], npz["labels"], npz["meta"]
+    except ModelError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise bad(f"{type(exc).__name__}: {exc}") from None
+    if meta_arr.shape != () or meta_arr.dtype.kind != "U":
+        raise bad(f"'meta' must be a JSON string, got dtype {meta_arr.dtype} shape {meta_arr.shape!r}")
+    try:
+        raw = json.loads(str(meta_arr))
+    except json.JSONDecodeError as exc:
+        raise bad(f"'meta' is not valid JSON ({exc.msg})") from None
+    if not isinstance(raw, dict) or raw.get("format_version") != INDEX_FORMAT_VERSION:
+        found = raw.get("format_version") if isinstance(raw, dict) else raw
+        raise bad(f"format_version {found!r} is not supported (this runtime reads {INDEX_FORMAT_VERSION})")
+    try:
+        meta = IndexMeta.model_validate(raw)
+    except ValidationError as err:
+        raise bad(format_validation_error(err, IndexMeta, "meta")) from None
+    if vectors.dtype != np.float16 or vectors.shape != (meta.count, meta.dim):
+        raise bad(
+            f"'vectors' is {vectors.dtype} {vectors.shape!r}, meta says float16 ({meta.count}, {meta.dim})"
+        )
+    if labels.dtype.kind != "U" or labels.shape != (meta.count,):
+        raise bad(f"'labels' is {labels.dtype} {labels.shape!r}, meta says unicode ({meta.count},)")
+    if meta.count and not np.isfinite(vectors).all():
+        raise bad("'vectors' hold NaN/inf")
+    if meta.count and (labels == "").any():
+        raise bad("'labels' hold an empty label")
+    return vectors, labels, meta
+
+
+def _check_expected(path: Path, meta: IndexMeta, expect: IndexEntry) -> None:
+    """ModelError listing every build parameter where the file and the manifest disagree."""
+    diffs = [
+        f"{key} {getattr(meta, key)!r} in the file, {getattr(expect, key)!r} in the manifest"
+        for key in ("dim", "space", "count", "M", "ef_construction")
+        if getattr(meta, key) != getattr(expect, key)
+    ]
+    if diffs:
+        raise ModelError(
+            f"index file {str(path)!r} does not match the manifest: {'; '.join(diffs)}; {_FIX_REBUILD}"
+        )
+
+
+def brute_force_search(
+    gallery: np.ndarray, gallery_labels: Sequence[str], queries: np.ndarray, k: int, space: Space = "cosine"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k-NN by full comparison: the reference :class:`EmbeddingIndex` is measured against.
+
+    Same return convention as :meth:`EmbeddingIndex.search` (labels (Q, k), float32 similarities).
+    """
+    if space not in SPACES:
+        raise ConfigError(f"space {space!r} must be one of {list(SPACES)!r}")
+    g = np.asarray(gallery, np.float64)
+    if g.ndim != 2 or not len(g):
+        raise ModelError(f"gallery must be a non-empty (N, D) array, got shape {g.shape!r}")
+    names = np.asarray(list(gallery_labels), dtype=str)
+    if names.shape != (len(g),):
+        raise ModelError(f"got {len(g)} gallery vectors but {len(names)} labels; give one label per vector")
+    q = _as_matrix(np.asarray(queries), g.shape[1], "query vectors").astype(np.float64)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= len(g):
+        raise ModelError(f"k {k!r} must be an integer within 1..{len(g)} (the gallery size)")
+    if space == "cosine":
+        g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-30)
+        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
+    sims = q @ g.T
+    if space == "l2":  # minus the squared distance, like hnswlib's l2 scores
+        sims = -((q**2).sum(1)[:, None] - 2 * sims + (g**2).sum(1)[None, :])
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return names[order], np.take_along_axis(sims, order, axis=1).astype(np.float32)
+
+
+def recall_at_k(
+    index: EmbeddingIndex,
+    queries: np.ndarray,
+    gallery: np.ndarray,
+    gallery_labels: Sequence[str],
+    k: int,
+) -> float:
+    """Fraction of the true k nearest neighbours (by brute force over ``gallery``) the index finds.
+
+    ``gallery`` must be the vectors the index holds. Neighbours are compared by label, counting
+    repeats (a multiset intersection per query), so two vectors of the same part tying for a rank
+    do not count as a miss.
+    """
+    if len(gallery) != len(index):
+        raise ModelError(
+            f"the gallery has {len(gallery)} vectors but the index holds {len(index)}; "
+            "pass the vectors the index was built from"
+        )
+    truth, _ = brute_force_search(gallery, gallery_labels, queries, k, index.space)
+    found, _ = index.search(queries, k)
+    hits = sum(
+        sum((Counter(t.tolist()) & Counter(f.tolist())).values()) for t, f in zip(truth, found, strict=True)
+    )
+    return hits / (len(truth) * k) if len(truth) else 1.0
