@@ -1,0 +1,250 @@
+"""Camera contract, backend registry and the checks every camera source shares.
+
+A backend is one module in :mod:`edge.camera` that defines its config model (a
+:class:`StrictModel` with ``type: Literal["<key>"]``) and its :class:`CameraSource` subclass
+decorated with :func:`register_camera`. The key is the module's name unless :data:`_MODULE_OF_KEY`
+says otherwise (``picamera2`` lives in ``picam.py``, ``opencv`` in ``webcam.py``). Adding a backend
+means adding one file: :func:`camera_config_type` discovers the modules to build the discriminated
+union, and :func:`create_camera` imports only the selected module. Backend modules import only
+light libraries at module level; device libraries (picamera2) are imported in ``open()``.
+
+Images are RGB uint8 ``(H, W, 3)`` throughout; backends convert at their device's boundary.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+import pkgutil
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Annotated, Any, ClassVar, TypeVar, Union, get_args
+
+import numpy as np
+from pydantic import Field, ValidationError
+
+from edge.config import StrictModel, format_validation_error
+from edge.errors import ConfigError, HardwareError, ImageError
+from edge.segment.base import Calibration, check_frame
+
+log = logging.getLogger(__name__)
+
+_PACKAGE = "edge.camera"
+_NOT_BACKENDS = frozenset({"base"})
+#: Backends whose key differs from their module's name.
+_MODULE_OF_KEY = {"picamera2": "picam", "opencv": "webcam"}
+_KEY_OF_MODULE = {module: key for key, module in _MODULE_OF_KEY.items()}
+
+
+@dataclass
+class Frame:
+    """One captured image.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB.
+        timestamp: when the frame was taken, seconds since the epoch (``time.time()`` clock).
+        meta: JSON-serialisable facts about the frame: its source, a running ``index``, and
+            whatever the backend knows (file path, ground truth, sensor exposure, ...).
+    """
+
+    image: np.ndarray
+    timestamp: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class EndOfStream(HardwareError):
+    """The source has no more frames (a video file or a replay folder ran out)."""
+
+
+class CameraSource(ABC):
+    """A source of RGB frames: ``open()``, ``capture() -> Frame``, ``close()``; also a context manager.
+
+    Subclasses implement :meth:`_open`, :meth:`_close` and :meth:`_grab`; the base tracks the open
+    state, checks every image (a corrupt or empty one raises :class:`ImageError` naming the
+    device), stamps frames and counts them. A device that is gone raises :class:`HardwareError`
+    naming it and the fix; the caller may then back off and call :meth:`reconnect`.
+    """
+
+    key: ClassVar[str]
+    config_model: ClassVar[type[StrictModel]]
+
+    def __init__(self, config: StrictModel) -> None:
+        self.config = config
+        self._is_open = False
+        self._index = 0
+
+    @classmethod
+    def from_config(cls, config: StrictModel, *, calibration: Calibration = None) -> CameraSource:
+        """Build from a validated config; backends that use calibration data override this."""
+        return cls(config)
+
+    @property
+    def name(self) -> str:
+        """How messages name this camera, e.g. ``"opencv camera '/dev/video0'"``."""
+        return f"{self.key} camera"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether :meth:`open` succeeded and :meth:`close` has not been called since."""
+        return self._is_open
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Acquire the device; raise HardwareError (or MissingDependencyError) when it cannot."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release the device; called once per successful :meth:`_open`."""
+
+    @abstractmethod
+    def _grab(self) -> tuple[Any, dict[str, Any]]:
+        """A fresh image (RGB, not yet checked) taken after this call began, and its meta."""
+
+    def open(self) -> None:
+        """Acquire the device (a no-op when already open)."""
+        if not self._is_open:
+            self._open()
+            self._is_open = True
+
+    def close(self) -> None:
+        """Release the device (a no-op when not open)."""
+        if self._is_open:
+            self._is_open = False
+            self._close()
+
+    def reconnect(self) -> None:
+        """Close (ignoring errors from a device that is already gone) and open again.
+
+        Raises whatever :meth:`open` raises; the daemon calls this with backoff after a
+        :class:`HardwareError`.
+        """
+        try:
+            self.close()
+        except Exception as exc:  # the device is likely gone already; reopening is what matters
+            log.warning("%s: error while closing before reconnect (ignored): %s", self.name, exc)
+        self._is_open = False
+        self.open()
+
+    def capture(self) -> Frame:
+        """Take one frame after this call began: RGB uint8 (H, W, 3), stamped and counted."""
+        if not self._is_open:
+            raise HardwareError(f"{self.name} is not open; call open() first or use it in a `with` block")
+        raw, meta = self._grab()
+        image = check_image(raw, self.name)
+        meta = {"source": self.key, "index": self._index, **meta}
+        self._index += 1
+        return Frame(image=image, timestamp=time.time(), meta=meta)
+
+    def __enter__(self) -> CameraSource:
+        self.open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def check_image(image: Any, source: str) -> np.ndarray:
+    """``image`` as a contiguous (H, W, 3) uint8 array, else :class:`ImageError` naming ``source``."""
+    if image is None:
+        raise ImageError(f"{source} returned no image (an empty or undecodable frame)")
+    try:
+        return check_frame(image)
+    except ImageError as exc:
+        raise ImageError(f"{source}: {exc}") from None
+
+
+_REGISTRY: dict[str, type[CameraSource]] = {}
+C = TypeVar("C", bound=type[CameraSource])
+
+
+def register_camera(key: str) -> Callable[[C], C]:
+    """Class decorator registering a :class:`CameraSource` subclass under ``key`` (its config's ``type``)."""
+
+    def decorate(cls: C) -> C:
+        field_info = cls.config_model.model_fields.get("type")
+        if field_info is None or get_args(field_info.annotation) != (key,):
+            raise TypeError(f"{cls.__name__}.config_model needs a field type: Literal[{key!r}]")
+        if key in _REGISTRY and _REGISTRY[key] is not cls:
+            raise TypeError(f"camera key {key!r} is already taken by {_REGISTRY[key].__name__}")
+        cls.key = key
+        _REGISTRY[key] = cls
+        return cls
+
+    return decorate
+
+
+def _backend_modules() -> list[str]:
+    package = importlib.import_module(_PACKAGE)
+    names = (m.name for m in pkgutil.iter_modules(package.__path__))
+    return sorted(n for n in names if n not in _NOT_BACKENDS and not n.startswith("_"))
+
+
+def available_cameras() -> list[str]:
+    """Keys of every camera backend in the package (without importing them)."""
+    return sorted(_KEY_OF_MODULE.get(m, m) for m in _backend_modules())
+
+
+def _backend_class(key: str) -> type[CameraSource]:
+    if key not in _REGISTRY:
+        if key not in available_cameras():
+            raise ConfigError(f"camera type {key!r} is unknown; use one of: {', '.join(available_cameras())}")
+        module = _MODULE_OF_KEY.get(key, key)
+        importlib.import_module(f"{_PACKAGE}.{module}")  # registers the class on import
+    if key not in _REGISTRY:
+        module = _MODULE_OF_KEY.get(key, key)
+        raise ConfigError(f"module {_PACKAGE}.{module} does not register a camera under {key!r}")
+    return _REGISTRY[key]
+
+
+@functools.cache
+def camera_config_type() -> Any:
+    """``Annotated[Union[<every backend's config>], Field(discriminator="type")]``.
+
+    Built on first use by importing every backend module (they are light: device libraries load
+    in ``open()``). Use it as a field annotation in the daemon's config model.
+    """
+    models = tuple(_backend_class(key).config_model for key in available_cameras())
+    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 (runtime tuple)
+
+
+def parse_camera_config(data: Any, source: str = "camera") -> StrictModel:
+    """Validate a mapping such as ``{"type": "opencv", "device": 0}`` into the selected backend's config."""
+    if isinstance(data, StrictModel):
+        return data
+    if not isinstance(data, Mapping) or "type" not in data:
+        keys = ", ".join(available_cameras())
+        raise ConfigError(f"{source}: expected a mapping with a 'type' key (one of: {keys}); got {data!r}")
+    model = _backend_class(str(data["type"])).config_model
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model, source)) from None
+
+
+def create_camera(cfg: StrictModel | Mapping[str, Any], *, calibration: Calibration = None) -> CameraSource:
+    """Build (but do not open) the camera ``cfg`` selects, importing only that backend's module.
+
+    Args:
+        cfg: a backend config model or a mapping with ``type`` (validated; errors are ConfigError).
+        calibration: the rig's calibration data (parsed mapping or a JSON/YAML file); the
+            ``picamera2`` backend reads its ``camera`` section when its config says
+            ``calibration: true``; other backends ignore it.
+    """
+    config = parse_camera_config(cfg)
+    cls = _backend_class(str(getattr(config, "type", "")))
+    if not isinstance(config, cls.config_model):
+        raise ConfigError(f"{type(config).__name__} is not the config model of camera {cls.key!r}")
+    return cls.from_config(config, calibration=calibration)
+
+
+def __getattr__(name: str) -> Any:
+    # ``CameraConfig`` is built on first access so importing this module loads no backend.
+    if name == "CameraConfig":
+        return camera_config_type()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
