@@ -1,0 +1,42 @@
+"""The ``trainer`` command line: one sub-command per stage of building a model set."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from edge.errors import EdgeError
+from edge.log import setup_logging
+
+log = logging.getLogger("trainer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainer", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from trainer import demo, render
+
+    render.add_parser(sub)
+    demo.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(-1 if args.quiet else args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except EdgeError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        log.warning("interrupted; finished work is kept and a re-run resumes")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""``trainer render``: labelled turntable images of LDraw parts, in the project's data set layouts.
+
+Layouts:
+
+- ``b200c``: a folder per part number of 64x64 crops, no colour label (as the B200C data set).
+- ``legacy``: 224x224 crops with part and colour in ``manifest.csv``.
+- ``real``: the rig's own capture layout: ``manifest.csv`` with the columns of :data:`REAL_COLUMNS` and
+  ``raw/{part}/{color}/{part}_{color}_{angle}.jpg`` at the rig's full 640x480 frame.
+
+Every image has its exact mask beside it (``*_mask.png``). A run is split into one unit per part;
+a finished unit leaves a record under ``.progress/``, so re-running skips it. A part that fails
+(unknown part, unreadable file) is reported at the end and does not stop the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.errors import ConfigError, DataFileError
+
+log = logging.getLogger(__name__)
+
+LAYOUTS = ("b200c", "legacy", "real")
+REAL_COLUMNS = ["image_path", "part_num", "color_id", "color_name", "part_name", "angle", "timestamp"]
+LEGACY_COLUMNS = [
+    "image_path",
+    "mask_path",
+    "part_num",
+    "color_id",
+    "color_name",
+    "part_name",
+    "capture",
+    "view",
+    "angle",
+]
+CREDIT = "Rendered from the LDraw.org Parts Library (CC BY)"
+# A fixed epoch for the synthetic capture timestamps keeps re-runs byte-identical.
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """Everything a worker needs to render one part (plain data: it crosses process boundaries)."""
+
+    ldraw: str
+    layout: str
+    out: str
+    per_part: int
+    views: int
+    color_ids: tuple[int, ...]
+    seed: int
+    randomization: str
+    supersample: int
+    size: int | None = None
+
+
+@dataclass
+class PartResult:
+    part: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    skipped: bool = False
+
+
+def read_parts_list(path: Path, top: int | None = None) -> list[str]:
+    """Part numbers from a text file, one per line; blank lines and ``#`` comments are ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DataFileError(f"parts list {str(path)!r} cannot be read: {exc.strerror}") from None
+    parts: list[str] = []
+    for line in lines:
+        name = line.split("#", 1)[0].strip()
+        if name and name not in parts:
+            parts.append(name)
+    if top is not None:
+        parts = parts[:top]
+    if not parts:
+        raise ConfigError(f"parts list {str(path)!r} holds no part numbers; write one part number per line")
+    return parts
+
+
+def stable_seed(*keys: object) -> int:
+    """A seed that depends only on its keys (Python's ``hash`` is salted per process)."""
+    return zlib.crc32("/".join(map(str, keys)).encode())
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+# ---- per-process worker state ---------------------------------------------------------------
+
+_STATE: dict[str, Any] = {}
+
+
+def _worker_init(job: RenderJob) -> None:
+    cv2.setNumThreads(1)
+    from edge.sim.ldconfig import read_ldconfig
+    from edge.sim.ldraw import LDrawLibrary
+    from edge.sim.scene import Randomization, RigGeometry, SceneRenderer
+
+    library = LDrawLibrary(job.ldraw)
+    ldconfig_path = Path(job.ldraw) / "LDConfig.ldr"
+    ldconfig = read_ldconfig(ldconfig_path) if ldconfig_path.is_file() else None
+    randomization = {"off": Randomization.off, "train": Randomization.train, "test": Randomization.test}[
+        job.randomization
+    ]()
+    _STATE.update(
+        job=job,
+        library=library,
+        scene=SceneRenderer(RigGeometry(), randomization, ldconfig=ldconfig, supersample=job.supersample),
+    )
+
+
+def _render_part(part: str) -> PartResult:
+    job: RenderJob = _STATE["job"]
+    out = Path(job.out)
+    progress = out / ".progress" / f"{_safe(part)}.json"
+    if progress.is_file():
+        try:
+            records = json.loads(progress.read_text())["records"]
+            if all((out / r["image_path"]).is_file() for r in records):
+                return PartResult(part, records, skipped=True)
+        except (ValueError, KeyError):
+            pass  # a damaged record: render the part again
+    try:
+        records = _render_part_images(part, job, out)
+    except Exception as exc:  # reported per part at the end; one bad part must not stop the run
+        log.debug("part %s failed", part, exc_info=True)
+        return PartResult(part, error=f"{type(exc).__name__}: {exc}")
+    _write_atomic(progress, json.dumps({"part": part, "records": records}))
+    return PartResult(part, records)
+
+
+def _render_part_images(part: str, job: RenderJob, out: Path) -> list[dict[str, Any]]:
+    from edge.colors import get_color
+
+    library = _STATE["library"]
+    scene = _STATE["scene"]
+    mesh = library.part_mesh(part)
+    title = library.part_title(part)
+    records: list[dict[str, Any]] = []
+    part_offset = stable_seed(job.seed, part, "colour")
+    for capture in range(job.per_part):
+        seed = stable_seed(job.seed, part, capture)
+        rng = np.random.default_rng(seed)
+        color = get_color(job.color_ids[(part_offset + capture) % len(job.color_ids)])
+        start = float(rng.uniform(0, 360))
+        angles = [round((start + v * 360 / job.views) % 360) % 360 for v in range(job.views)]
+        if job.layout == "real":
+            views = scene.render_views(mesh, color, angles, seed, frame="full")
+        else:
+            size = job.size or (64 if job.layout == "b200c" else 224)
+            views = scene.render_views(mesh, color, angles, seed, frame="crop", size=(size, size))
+        # Several captures of one part and colour: the first uses the rig's plain file names, later
+        # ones add the capture number so no file is overwritten.
+        same_colour_before = sum(
+            1 for k in range(capture) if job.color_ids[(part_offset + k) % len(job.color_ids)] == color.id
+        )
+        when = _EPOCH + timedelta(seconds=stable_seed(job.seed, part, capture) % 10_000_000)
+        for v, view in enumerate(views):
+            stem, folder = _names(job.layout, part, color.id, capture, v, view.angle_deg, same_colour_before)
+            (out / folder).mkdir(parents=True, exist_ok=True)
+            ext = ".jpg" if job.layout == "real" else ".png"
+            image_rel = f"{folder}/{stem}{ext}"
+            mask_rel = f"{folder}/{stem}_mask.png"
+            _write_image(out / image_rel, view.image, jpeg=job.layout == "real")
+            _write_image(out / mask_rel, view.mask, jpeg=False)
+            records.append(
+                {
+                    "image_path": image_rel,
+                    "mask_path": mask_rel,
+                    "part_num": part,
+                    "color_id": color.id,
+                    "color_name": color.name,
+                    "part_name": title,
+                    "capture": capture,
+                    "view": v,
+                    "angle": round(float(view.angle_deg)) % 360,
+                    "timestamp": (when + timedelta(seconds=2 * v)).isoformat(timespec="seconds"),
+                    "seed": seed,
+                }
+            )
+    return records
+
+
+def _names(
+    layout: str, part: str, color_id: int, capture: int, view: int, angle: float, repeat: int
+) -> tuple[str, str]:
+    p = _safe(part)
+    if layout == "b200c":
+        return f"{p}_{capture:04d}_{view}", p
+    if layout == "legacy":
+        return f"{p}_{color_id}_{capture:04d}_{view}", f"images/{p}"
+    stem = f"{p}_{color_id}_{round(float(angle)) % 360}"
+    return (stem if repeat == 0 else f"{stem}_{repeat}"), f"raw/{p}/{color_id}"
+
+
+def _write_image(path: Path, image: np.ndarray, *, jpeg: bool) -> None:
+    data = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if jpeg else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    ok, buf = cv2.imencode(".jpg" if jpeg else ".png", data, params)
+    if not ok:
+        raise OSError(f"could not encode {str(path)!r}")
+    _write_atomic(path, buf.tobytes())
+
+
+def _write_atomic(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    tmp.replace(path)
+
+
+# ---- the run -----------------------------------------------------------------------------------
+
+
+def run_render(job: RenderJob, parts: Sequence[str], workers: int = 1) -> list[PartResult]:
+    """Render every part (in parallel when ``workers`` > 1), then write the manifest and report."""
+    from tqdm import tqdm
+
+    out = Path(job.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    results: list[PartResult] = []
+    with tqdm(total=len(parts), unit="part", desc=f"render {job.layout}") as bar:
+        for result in _iter_results(job, parts, workers):
+            results.append(result)
+            bar.update(1)
+            if result.error:
+                bar.write(f"FAILED {result.part}: {result.error}")
+    results.sort(key=lambda r: parts.index(r.part))
+    _write_manifest(job, out, results)
+    _write_report(job, out, results, time.perf_counter() - started)
+    return results
+
+
+def _iter_results(job: RenderJob, parts: Sequence[str], workers: int) -> Iterator[PartResult]:
+    if workers <= 1:
+        _worker_init(job)
+        yield from map(_render_part, parts)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(job,)) as pool:
+        yield from pool.map(_render_part, parts, chunksize=1)
+
+
+def _write_manifest(job: RenderJob, out: Path, results: list[PartResult]) -> None:
+    rows = [r for res in results for r in res.records]
+    if job.layout == "b200c":
+        return  # the folder per part is the label
+    columns = REAL_COLUMNS if job.layout == "real" else LEGACY_COLUMNS
+    tmp = out / ".manifest.csv.tmp"
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(out / "manifest.csv")
+
+
+def _write_report(job: RenderJob, out: Path, results: list[PartResult], seconds: float) -> None:
+    failed = {r.part: r.error for r in results if r.error}
+    rendered = [r for r in results if not r.error and not r.skipped]
+    report = {
+        "job": asdict(job),
+        "parts": len(results),
+        "parts_rendered": len(rendered),
+        "parts_skipped_as_done": sum(r.skipped for r in results),
+        "parts_failed": len(failed),
+        "images": sum(len(r.records) for r in results),
+        "images_rendered_now": sum(len(r.records) for r in rendered),
+        "seconds": round(seconds, 2),
+        "failures": failed,
+        "credit": CREDIT,
+    }
+    _write_atomic(out / "render_report.json", json.dumps(report, indent=2))
+
+
+def write_sample_sheet(
+    out: Path, results: list[PartResult], limit: int, tile: int, footer: str = CREDIT
+) -> Path | None:
+    """A contact sheet of the first view of the first capture of up to ``limit`` parts."""
+    from trainer.contact_sheet import contact_sheet, write_png
+
+    images, labels = [], []
+    for res in results:
+        if res.error or not res.records or len(images) >= limit:
+            continue
+        bgr = cv2.imread(str(out / res.records[0]["image_path"]), cv2.IMREAD_COLOR)
+        if bgr is None:
+            continue
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        labels.append(res.part)
+    if not images:
+        return None
+    sheet = contact_sheet(images, labels, tile=tile, footer=footer)
+    path = out / "contact_sheet.png"
+    write_png(path, sheet)
+    return path
+
+
+# ---- command line --------------------------------------------------------------------------------
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "render",
+        help="render labelled turntable images of LDraw parts",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--ldraw", required=True, type=Path, help="LDraw library folder (holds parts/ and p/)")
+    p.add_argument("--parts", required=True, type=Path, help="text file of part numbers, one per line")
+    p.add_argument("--top", type=int, help="only the first N parts of the list")
+    p.add_argument(
+        "--colors",
+        default="30",
+        help="N (the N most used solid colours) or a list of ids or names (default 30)",
+    )
+    p.add_argument("--per-part", type=int, default=4, help="captures (placements) per part (default 4)")
+    p.add_argument("--views", type=int, default=4, help="turntable views per capture (default 4)")
+    p.add_argument("--layout", required=True, choices=LAYOUTS)
+    p.add_argument("--out", required=True, type=Path, help="output folder (re-running resumes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--randomization",
+        choices=("off", "train", "test"),
+        default="train",
+        help="domain randomisation preset: 'test' is stronger than 'train' (default train)",
+    )
+    p.add_argument("--supersample", type=int, default=2, choices=(1, 2, 3, 4))
+    p.add_argument("--size", type=int, help="crop size for b200c/legacy (default 64 / 224)")
+    p.add_argument("--sheet", type=int, default=100, help="parts on the contact sheet (0: none)")
+    p.add_argument("--sheet-tile", type=int, default=96, help="contact sheet tile size in pixels")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from edge.colors import parse_color_list
+
+    for name in ("per_part", "views", "workers"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)!r}")
+    if not (args.ldraw / "parts").is_dir():
+        raise DataFileError(
+            f"--ldraw {str(args.ldraw)!r} is not an LDraw library (no parts/ folder); "
+            "pass the folder that holds parts/ and p/"
+        )
+    parts = read_parts_list(args.parts, args.top)
+    colors = parse_color_list(args.colors)
+    job = RenderJob(
+        ldraw=str(args.ldraw),
+        layout=args.layout,
+        out=str(args.out),
+        per_part=args.per_part,
+        views=args.views,
+        color_ids=tuple(c.id for c in colors),
+        seed=args.seed,
+        randomization=args.randomization,
+        supersample=args.supersample,
+        size=args.size,
+    )
+    results = run_render(job, parts, workers=min(args.workers, len(parts)))
+    failed = [r for r in results if r.error]
+    if args.sheet:
+        sheet = write_sample_sheet(args.out, results, args.sheet, args.sheet_tile)
+        if sheet:
+            log.info("contact sheet: %s", sheet)
+    images = sum(len(r.records) for r in results)
+    log.info(
+        "%d parts, %d images in %s (%d skipped as already done), %d failed",
+        len(results),
+        images,
+        args.out,
+        sum(r.skipped for r in results),
+        len(failed),
+    )
+    for r in failed:
+        log.error("part %s failed: %s", r.part, r.error)
+    return 1 if failed else 0
