@@ -1,0 +1,114 @@
+"""`trainer render`: the three layouts, resuming, per-part failures and the exit code, on the demo library."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import cv2
+import pytest
+
+from trainer.cli import main
+from trainer.render import REAL_COLUMNS, read_parts_list
+
+
+def _parts_file(tmp_path: Path, *parts: str) -> Path:
+    f = tmp_path / "parts.txt"
+    f.write_text("# demo parts\n" + "\n".join(parts) + "\n\n")
+    return f
+
+
+def _render(demo_library: Path, parts: Path, out: Path, layout: str, *extra: str) -> int:
+    return main(
+        [
+            "-q", "render", "--ldraw", str(demo_library), "--parts", str(parts), "--layout", layout,
+            "--out", str(out), "--per-part", "1", "--views", "2", "--colors", "Red,Blue",
+            "--supersample", "1", "--workers", "1", "--seed", "3", *extra,
+        ]
+    )  # fmt: skip
+
+
+def test_real_layout_matches_the_rig(demo_library: Path, tmp_path: Path) -> None:
+    parts = _parts_file(tmp_path, "demo-3001", "demo-3023")
+    out = tmp_path / "real"
+    assert _render(demo_library, parts, out, "real") == 0
+    with (out / "manifest.csv").open() as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == REAL_COLUMNS
+        rows = list(reader)
+    assert len(rows) == 4 and {r["part_num"] for r in rows} == {"demo-3001", "demo-3023"}
+    for row in rows:
+        path = row["image_path"]
+        m = re.fullmatch(r"raw/([^/]+)/(\d+)/([^/]+)_(\d+)_(\d+)\.jpg", path)
+        assert m, path
+        assert m.group(1) == m.group(3) == row["part_num"] and m.group(2) == m.group(4) == row["color_id"]
+        assert m.group(5) == row["angle"]
+        assert row["color_name"] in ("Red", "Blue") and "simplified" in row["part_name"]
+        image = cv2.imread(str(out / path))
+        mask = cv2.imread(str(out / path.replace(".jpg", "_mask.png")), cv2.IMREAD_GRAYSCALE)
+        assert image.shape == (480, 640, 3) and mask.shape == (480, 640)
+        assert 50 < (mask > 0).sum() < 0.5 * mask.size  # the part is there, the turntable too
+    report = json.loads((out / "render_report.json").read_text())
+    assert report["parts_failed"] == 0 and report["images"] == 4
+    assert (out / "contact_sheet.png").is_file()
+
+
+def test_b200c_and_legacy_layouts(demo_library: Path, tmp_path: Path) -> None:
+    parts = _parts_file(tmp_path, "demo-3039")
+    b200c = tmp_path / "b200c"
+    assert _render(demo_library, parts, b200c, "b200c") == 0
+    images = sorted(p for p in (b200c / "demo-3039").glob("*.png") if not p.name.endswith("_mask.png"))
+    assert len(images) == 2 and not (b200c / "manifest.csv").exists()
+    assert cv2.imread(str(images[0])).shape == (64, 64, 3)
+
+    legacy = tmp_path / "legacy"
+    assert _render(demo_library, parts, legacy, "legacy") == 0
+    with (legacy / "manifest.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["view"] for r in rows] == ["0", "1"] and rows[0]["capture"] == rows[1]["capture"] == "0"
+    assert cv2.imread(str(legacy / rows[0]["image_path"])).shape == (224, 224, 3)
+    assert cv2.imread(str(legacy / rows[0]["mask_path"]), cv2.IMREAD_GRAYSCALE).shape == (224, 224)
+
+
+def test_rerun_skips_finished_parts_and_redoes_damaged_ones(demo_library: Path, tmp_path: Path) -> None:
+    parts = _parts_file(tmp_path, "demo-3001", "demo-3068b")
+    out = tmp_path / "b200c"
+    assert _render(demo_library, parts, out, "b200c") == 0
+    first = {p: p.read_bytes() for p in out.rglob("*.png") if p.name != "contact_sheet.png"}
+    assert _render(demo_library, parts, out, "b200c") == 0
+    assert json.loads((out / "render_report.json").read_text())["parts_skipped_as_done"] == 2
+
+    victim = next(p for p in first if p.parent.name == "demo-3068b" and not p.name.endswith("_mask.png"))
+    victim.unlink()
+    assert _render(demo_library, parts, out, "b200c") == 0
+    report = json.loads((out / "render_report.json").read_text())
+    assert report["parts_skipped_as_done"] == 1 and report["parts_rendered"] == 1
+    assert victim.read_bytes() == first[victim]  # same seed, same image
+
+
+def test_bad_parts_are_reported_and_do_not_stop_the_run(demo_library: Path, tmp_path: Path) -> None:
+    bad = demo_library.parent / "broken-lib"
+    if not bad.exists():
+        import shutil
+
+        shutil.copytree(demo_library, bad)
+        (bad / "parts" / "demo-bad.dat").write_text("0 Broken\n0 BFC CERTIFY CCW\n3 16 0 0 0 1 1\n")
+    parts = _parts_file(tmp_path, "demo-3005", "no-such-part", "demo-bad")
+    out = tmp_path / "out"
+    assert _render(bad, parts, out, "b200c") == 1
+    report = json.loads((out / "render_report.json").read_text())
+    assert report["parts_failed"] == 2 and report["parts_rendered"] == 1
+    assert "no-such-part" in report["failures"]["no-such-part"]
+    assert "demo-bad" in report["failures"]["demo-bad"] and ":3" in report["failures"]["demo-bad"]
+
+
+def test_bad_arguments_give_clear_errors(demo_library: Path, tmp_path: Path, caplog) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n\n")
+    with pytest.raises(ValueError, match="holds no part numbers"):
+        read_parts_list(empty)
+    assert _render(demo_library, empty, tmp_path / "o", "real") == 2
+    assert _render(tmp_path, _parts_file(tmp_path, "demo-3001"), tmp_path / "o", "real") == 2
+    assert "not an LDraw library" in caplog.text
