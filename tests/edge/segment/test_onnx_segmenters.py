@@ -12,12 +12,11 @@ import pytest
 pytest.importorskip("onnx", reason="building the test models needs the onnx package")
 pytest.importorskip("onnxruntime")
 
-import seg_models
-
 from edge.errors import ConfigError, DataFileError, ImageError, ModelError
 from edge.segment import create_segmenter
 from edge.segment.mobileseg import MobileSegSegmenter, sigmoid
 from edge.segment.u2net import U2NetSegmenter, preprocess
+from tests.edge.segment import seg_models
 
 H, W = 240, 320
 RECT = (slice(80, 150), slice(120, 220))
