@@ -1,17 +1,55 @@
-"""The ``edge`` command line (the daemon's commands join here as they land)."""
+"""The ``edge`` command line: run, classify, check, bench and colors.
+
+Config: ``--config FILE``; else ``--sim`` takes ``config/sim.yaml`` (sim camera, mock pins, HSV
+segmenter, int8 model); else ``$EDGE_CONFIG`` or ``/etc/lego-edge/edge.yaml`` (what the systemd
+unit passes). ``edge bench`` defaults to the sim config. Errors print one readable line and exit 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import sys
+from pathlib import Path
+from typing import Any
 
 from edge import __version__
-from edge.errors import EdgeError
+from edge.errors import ConfigError, EdgeError
 from edge.log import setup_logging
 
 log = logging.getLogger("edge")
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "config"
+SIM_CONFIG = REPO_CONFIG / "sim.yaml"
+SYSTEM_CONFIG = Path("/etc/lego-edge/edge.yaml")
+
+
+def config_path(args: argparse.Namespace, *, sim_default: bool = False) -> Path:
+    """The config file a command uses (see the module docstring)."""
+    if getattr(args, "config", None):
+        return Path(args.config)
+    if getattr(args, "sim", False) or sim_default:
+        return SIM_CONFIG
+    path = Path(os.environ.get("EDGE_CONFIG", str(SYSTEM_CONFIG)))
+    if not path.exists():
+        raise ConfigError(
+            f"no --config given and the default config {str(path)!r} does not exist; pass --config FILE, "
+            "or --sim for the simulated rig (config/sim.yaml)"
+        )
+    return path
+
+
+def _color_name(color_id: int | None) -> str:
+    if color_id is None:
+        return "-"
+    from edge.colors import get_color
+
+    try:
+        return f"{get_color(color_id).name} ({color_id})"
+    except KeyError:
+        return str(color_id)
 
 
 def _colors(args: argparse.Namespace) -> int:
@@ -43,7 +81,298 @@ def _colors(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- edge run ----------------------------------------------------------------------------------
+
+
+def format_outcome(o: Any) -> str:
+    """One decision line: part, colour, confidence, bin, truth when known, correct/incorrect."""
+    conf = "-" if o.confidence is None else f"{o.confidence:.2f}"
+    line = (
+        f"part {o.number:>4}  {o.status:<14} {o.part_num or '?':<12} {_color_name(o.color_id):<24} "
+        f"conf {conf:>4}  -> bin {o.bin!r}"
+    )
+    if o.truth:
+        verdict = "correct" if o.correct else "incorrect"
+        where = "right bin" if o.right_bin else "wrong bin"
+        line += (
+            f"  | truth {o.truth.get('part_num')} {_color_name(o.truth.get('color_id'))}: {verdict}, {where}"
+        )
+    if o.status == "error":
+        line += f"  ({o.reason})"
+    return line
+
+
+def format_summary(stats: Any) -> str:
+    """The end-of-run summary: counts, share routed to the right bin, latency p50/p95 per stage."""
+    s = stats.by_status
+    lines = [
+        f"summary: {stats.parts} part(s) decided: {s['sorted']} sorted, {s['unknown']} unknown, "
+        f"{s['low_confidence']} low confidence, {s['error']} error; {s['abandoned']} abandoned"
+    ]
+    if stats.with_truth:
+        share = stats.right_bin / stats.with_truth
+        lines.append(f"routed to the right bin: {stats.right_bin}/{stats.with_truth} ({share:.0%})")
+        lines.append(f"recognised correctly (part and colour): {stats.correct}/{stats.with_truth}")
+    lines.append(
+        f"faults: {stats.bad_frames} bad frame(s), {stats.camera_faults} camera fault(s), "
+        f"{stats.two_parts} two-part event(s)"
+        + (f", {stats.missed} sim part(s) missed" if stats.missed else "")
+    )
+    latency = stats.latency()
+    if latency:
+        lines.append("latency per part, ms (p50 / p95):")
+        lines += [f"  {stage:<10} {p50:9.1f} / {p95:9.1f}" for stage, (p50, p95) in latency.items()]
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the sorting daemon until stopped (SIGTERM, STOP, --parts reached)."""
+    from edge.daemon import Daemon
+    from edge.service import install_stop_handlers
+    from edge.settings import load_edge_config
+
+    cfg = load_edge_config(config_path(args))
+    daemon = Daemon(
+        cfg, sim=args.sim, parts=args.parts, on_part=lambda o: print(format_outcome(o), flush=True)
+    )
+    flag = install_stop_handlers(daemon.request_stop)
+    try:
+        stats = daemon.run()
+    finally:
+        flag.restore()
+    print(format_summary(stats), flush=True)
+    return 0
+
+
+# --- edge classify ------------------------------------------------------------------------------
+
+
+def _classify(args: argparse.Namespace) -> int:
+    """Recognise image files with the configured segmenter and model."""
+    from edge.pipeline import Pipeline
+    from edge.settings import load_edge_config
+    from edge.sorting import Sorter, load_categories
+
+    cfg = load_edge_config(config_path(args))
+    pipeline = Pipeline.from_config(cfg, with_camera=False)
+    try:
+        sorter = Sorter(
+            cfg.sorting, cfg.bin_names, load_categories(pipeline.manifest, cfg.sorting.categories_file)
+        )
+        rows: list[dict[str, Any]] = []
+        for paths, result in pipeline.classify_images(args.images, fuse=args.fuse):
+            d = result.decision
+            route = sorter.route(d.part_num, d.color_id, d.status)
+            rows.append(
+                {
+                    "images": [str(p) for p in paths],
+                    "status": d.status,
+                    "part_num": d.part_num,
+                    "color_id": d.color_id,
+                    "color_name": _color_name(d.color_id) if d.color_id is not None else None,
+                    "confidence": round(d.confidence, 4),
+                    "color_confidence": round(d.color_confidence, 4),
+                    "source": d.source,
+                    "topk": [[p, round(s, 4)] for p, s in d.part_topk],
+                    "bin": route.bin,
+                    "objects": result.objects,
+                    "timings_ms": {k: round(v, 3) for k, v in result.timings.items()},
+                }
+            )
+    finally:
+        pipeline.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        top = ", ".join(f"{p} {s:.2f}" for p, s in r["topk"][:3])
+        print(
+            f"{', '.join(r['images'])}: {r['status']} {r['part_num'] or '?'} {r['color_name'] or '-'} "
+            f"conf {r['confidence']:.2f} -> bin {r['bin']!r}  (top: {top})"
+        )
+    return 0
+
+
+# --- edge check ---------------------------------------------------------------------------------
+
+Check = tuple[str, str, str]  # (OK | WARN | FAIL, what, detail)
+
+
+def _attempt(out: list[Check], what: str, fn: Any) -> Any:
+    """Run one check step; a failure becomes a FAIL line (never a traceback) and returns None."""
+    try:
+        return fn()
+    except Exception as exc:  # a diagnostic tool reports every failure as a line
+        text = str(exc) if isinstance(exc, EdgeError) else f"{type(exc).__name__}: {exc}"
+        out.append(("FAIL", what, text))
+        return None
+
+
+def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
+    """Every check of ``edge check`` as (level, what, detail) lines; stops early only on a bad config."""
+    from edge.camera import create_camera
+    from edge.engines import create_engine
+    from edge.manifest import verify_file
+    from edge.memory import check_resident, estimate_memory
+    from edge.pipeline import open_manifest
+    from edge.rig import Rig
+    from edge.segment import create_segmenter
+    from edge.settings import load_edge_config
+    from edge.sorting import Sorter, load_categories
+
+    out: list[Check] = []
+    cfg = _attempt(out, "config", lambda: load_edge_config(path))
+    if cfg is None:
+        return out
+    if sim:
+        cfg = cfg.model_copy(update={"rig": cfg.rig.model_copy(update={"pins": "mock"})})
+    out.append(
+        ("OK", "config", f"{path} (camera {cfg.camera.type}, segmenter {cfg.segmenter.type}, "
+         f"{cfg.engine.runtime}/{cfg.engine.precision}, {cfg.capture.views} views)")
+    )  # fmt: skip
+    folder = Path(cfg.engine.model_set)
+    manifest = _attempt(out, "model set", lambda: open_manifest(folder))
+    engine = None
+    if manifest is not None:
+        entry = _attempt(out, "model file", lambda: manifest.select(cfg.engine.runtime, cfg.engine.precision))
+        if entry is not None and _attempt(out, "model file", lambda: verify_file(folder, entry)):
+            out.append(
+                ("OK", "model file", f"{folder / entry.path} sha256 matches the manifest ({entry.key})")
+            )
+            engine = _attempt(
+                out,
+                "model load",
+                lambda: create_engine(
+                    cfg.engine.runtime,
+                    folder,
+                    manifest,
+                    precision=cfg.engine.precision,
+                    threads=cfg.engine.threads,
+                ),
+            )
+            if engine is not None:
+                out.append(
+                    ("OK", "model load", f"{len(manifest.parts)} parts, {len(manifest.colors)} colours")
+                )
+        if manifest.index is not None and _attempt(out, "index", lambda: verify_file(folder, manifest.index)):
+            out.append(
+                (
+                    "OK",
+                    "index",
+                    f"{folder / manifest.index.path} sha256 matches ({manifest.index.count} vectors)",
+                )
+            )
+        elif manifest.index is None and cfg.recognition.mode != "classifier":
+            out.append(
+                (
+                    "FAIL",
+                    "index",
+                    f"recognition.mode {cfg.recognition.mode!r} needs an index; the model set has none",
+                )
+            )
+        sorter = _attempt(
+            out,
+            "sorting",
+            lambda: Sorter(
+                cfg.sorting, cfg.bin_names, load_categories(manifest, cfg.sorting.categories_file)
+            ),
+        )
+        if sorter is not None:
+            warnings = sorter.warnings(manifest.parts)
+            out += [("WARN", "sorting", w) for w in warnings]
+            if not warnings:
+                out.append(
+                    ("OK", "sorting", f"{len(cfg.sorting.rules)} rule(s), bins {', '.join(cfg.bin_names)}")
+                )
+    if cfg.calibration is not None and not Path(cfg.calibration).is_file():
+        out.append(
+            ("FAIL", "calibration", f"{str(cfg.calibration)!r} does not exist; run the rig calibration")
+        )
+    segmenter = _attempt(
+        out, "segmenter", lambda: create_segmenter(cfg.segmenter, calibration=cfg.calibration)
+    )
+    if segmenter is not None:
+        out.append(("OK", "segmenter", cfg.segmenter.type))
+
+    def camera_check() -> str:
+        with create_camera(cfg.camera, calibration=cfg.calibration) as camera:
+            frame = camera.capture()
+            return f"{camera.name}: {frame.image.shape[1]}x{frame.image.shape[0]} frame"
+
+    text = _attempt(out, "camera", camera_check)
+    if text is not None:
+        out.append(("OK", "camera", text))
+
+    def pins_check() -> str:
+        rig = Rig.from_config(cfg.rig)
+        try:
+            factory = type(rig.pin_factory).__name__
+            return f"rig.pins {cfg.rig.pins!r}: {factory}, {len(cfg.rig.pin_uses())} pins claimed"
+        finally:
+            rig.close()
+
+    text = _attempt(out, "pins", pins_check)
+    if text is not None:
+        out.append(("OK", "pins", text))
+    if manifest is not None:
+        report = _attempt(out, "memory", lambda: estimate_memory(cfg, manifest))
+        if report is not None:
+            level = "FAIL" if report.over else "OK"
+            out.append((level, "memory estimate", "; ".join(report.lines())))
+            rss = _attempt(out, "memory resident", lambda: check_resident(cfg.memory_budget_mb, report))
+            if rss is not None:
+                out.append(("OK", "memory resident", f"{rss:.0f} MB with the model loaded"))
+    for thing in (engine, segmenter):
+        if thing is not None:
+            thing.close()
+    db = Path(cfg.data.db)
+    parent = next((p for p in (db.parent, *db.parent.parents) if p.exists()), Path("/"))
+    if os.access(parent, os.W_OK):
+        out.append(("OK", "record", f"{db} ({'exists' if db.exists() else 'will be created'})"))
+    else:
+        out.append(
+            ("FAIL", "record", f"{str(parent)!r} is not writable; the record {str(db)!r} cannot be kept")
+        )
+    return out
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Check config, model checksums, camera, pins and memory; exit 1 if anything FAILs."""
+    results = run_checks(config_path(args), sim=args.sim)
+    for level, what, text in results:
+        print(f"{level:<4} {what}: {text}")
+    failed = sum(level == "FAIL" for level, _, _ in results)
+    print(f"FAIL: {failed} check(s) failed" if failed else "OK: all checks passed")
+    return 1 if failed else 0
+
+
+# --- edge bench ---------------------------------------------------------------------------------
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """Latency per segmenter and stage (p50/p95) with resident memory."""
+    from edge.bench import format_table, run_bench
+    from edge.settings import load_edge_config
+
+    cfg = load_edge_config(config_path(args, sim_default=True))
+    names = [s for s in args.segmenters.split(",") if s.strip()] if args.segmenters else None
+    result = run_bench(cfg, segmenters=names, frames=args.frames)
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a whole number of at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``edge`` argument parser."""
     parser = argparse.ArgumentParser(prog="edge", description="LEGO part sorting rig runtime")
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0)
@@ -52,10 +381,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("colors", help="list the colour table (Rebrickable ids and their LDraw codes)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_colors)
+
+    def config_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help="config file (default: /etc/lego-edge/edge.yaml)")
+        p.add_argument("--sim", action="store_true", help="simulated rig: config/sim.yaml unless --config")
+
+    p = sub.add_parser("run", help="run the sorting daemon")
+    config_args(p)
+    p.add_argument("--parts", type=_positive, help="stop after N parts (with --sim: feed N parts)")
+    p.set_defaults(func=_run)
+    p = sub.add_parser("classify", help="recognise image files (one part per image, or --fuse)")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    config_args(p)
+    p.add_argument("--fuse", action="store_true", help="treat all images as views of one part")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_classify)
+    p = sub.add_parser("check", help="check config, models, camera, pins and memory (exit 1 on failure)")
+    config_args(p)
+    p.set_defaults(func=_check)
+    p = sub.add_parser("bench", help="latency per segmenter and stage (default: the sim config)")
+    config_args(p)
+    p.add_argument("--segmenters", help="comma list: none,hsv,u2net[=MODEL],mobileseg[=MODEL]")
+    p.add_argument("--frames", type=_positive, default=40, help="frames to capture (default 40)")
+    p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    p.set_defaults(func=_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``edge`` command."""
     args = build_parser().parse_args(argv)
     setup_logging(-1 if args.quiet else args.verbose)
     try:

@@ -1,0 +1,176 @@
+"""``edge bench``: per-stage latency of the pipeline for each background-removal option.
+
+The same captured parts (by default the sim camera's replayed or rendered frames) go through the
+pipeline once per segmenter: ``none`` and ``hsv`` always, ``u2net``/``mobileseg`` when a model file
+is present (the configured one, or ``<model sets>/segment/u2net*.onnx`` / ``mobileseg*.onnx``).
+Each stage (capture, segment, preprocess, infer, search, fuse) and the total are reported as p50
+and p95 in ms, with the resident memory after the option ran and each option's total p50 relative
+to ``none`` measured in the same run. One untimed warm-up part per option absorbs first-run costs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.camera import EndOfStream, Frame
+from edge.config import StrictModel
+from edge.errors import ConfigError
+from edge.memory import resident_mb
+from edge.pipeline import STAGES, Pipeline
+from edge.segment import create_segmenter, parse_segmenter_config
+from edge.settings import EdgeConfig
+
+log = logging.getLogger(__name__)
+
+#: The HSV option when the config's segmenter is not HSV: keys out the grey disc and dark surround.
+DEFAULT_HSV: dict[str, Any] = {
+    "type": "hsv",
+    "background_lower": [0, 0, 0],
+    "background_upper": [179, 60, 255],
+}
+MODEL_SEGMENTERS = ("u2net", "mobileseg")
+
+
+def _found_model(cfg: EdgeConfig, key: str) -> Path | None:
+    """A model file for segmenter ``key``: the configured one, else one in ``<model sets>/segment/``."""
+    if cfg.segmenter.type == key:
+        model = Path(cfg.segmenter.model)  # type: ignore[union-attr]
+        return model if model.is_file() else None
+    folder = Path(cfg.engine.model_set).parent / "segment"
+    hits = sorted(folder.glob(f"{key}*.onnx")) if folder.is_dir() else []
+    return hits[0] if hits else None
+
+
+def segmenter_options(cfg: EdgeConfig, names: list[str] | None = None) -> list[tuple[str, StrictModel]]:
+    """(label, config) of each option to bench; ``names`` like ``["none", "hsv", "u2net=PATH"]``."""
+    options: list[tuple[str, StrictModel]] = []
+    wanted = names if names is not None else ["none", "hsv", *MODEL_SEGMENTERS]
+    for item in wanted:
+        key, _, path = item.strip().partition("=")
+        if key == "none":
+            options.append(("none", parse_segmenter_config({"type": "none"})))
+        elif key == "hsv":
+            options.append(
+                ("hsv", cfg.segmenter if cfg.segmenter.type == "hsv" else parse_segmenter_config(DEFAULT_HSV))
+            )
+        elif key in MODEL_SEGMENTERS:
+            model = Path(path) if path else _found_model(cfg, key)
+            if model is None or not model.is_file():
+                if names is None:
+                    continue  # by default, only the options with a model present
+                where = path or f"segmenter.model or {Path(cfg.engine.model_set).parent / 'segment'}"
+                raise ConfigError(f"no {key} model found at {where!r}; give one as {key}=PATH.onnx")
+            base = cfg.segmenter.model_dump() if cfg.segmenter.type == key else {"type": key}
+            options.append((key, parse_segmenter_config({**base, "model": str(model)}, f"bench {key}")))
+        else:
+            raise ConfigError(
+                f"--segmenters entry {item!r} is unknown; use none, hsv, u2net[=MODEL] or mobileseg[=MODEL]"
+            )
+    return options
+
+
+def capture_parts(
+    pipeline: Pipeline, parts: int, views: int, step_deg: float
+) -> list[tuple[list[Frame], float]]:
+    """Capture ``parts`` groups of ``views`` frames (sim: a new part per group, turned between views)."""
+    camera = pipeline.camera
+    if camera is None:
+        raise ConfigError("edge bench needs a camera in the config")
+    sim = hasattr(camera, "next_part")
+    groups = []
+    with camera:
+        for _ in range(parts):
+            try:
+                if sim:
+                    camera.next_part()  # type: ignore[attr-defined]
+                    camera.set_angle(0.0)  # type: ignore[attr-defined]
+                turn = (lambda i: camera.set_angle(i * step_deg)) if sim else None  # type: ignore[attr-defined]
+                groups.append(pipeline.capture_views(views, turn))
+            except EndOfStream:
+                break
+            if sim:
+                camera.remove_part()  # type: ignore[attr-defined]
+    if not groups:
+        raise ConfigError(f"{camera.name} gave no frames to bench")
+    return groups
+
+
+def _pct(values: list[float]) -> dict[str, float]:
+    return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
+
+
+def run_bench(
+    cfg: EdgeConfig,
+    *,
+    segmenters: list[str] | None = None,
+    frames: int = 40,
+    pipeline: Pipeline | None = None,
+) -> dict[str, Any]:
+    """Bench every option on the same captured parts; returns the JSON-ready result."""
+    views = cfg.capture.views
+    parts = max(1, frames // views)
+    options = segmenter_options(cfg, segmenters)
+    own = pipeline is None
+    pipeline = pipeline or Pipeline.from_config(cfg)
+    try:
+        groups = capture_parts(pipeline, parts, views, cfg.capture.step_deg)
+        results: list[dict[str, Any]] = []
+        original = pipeline.segmenter
+        for label, seg_cfg in options:
+            segmenter = create_segmenter(seg_cfg, calibration=cfg.calibration)
+            pipeline.segmenter = segmenter
+            try:
+                pipeline.process(groups[0][0])  # warm-up, untimed
+                samples: dict[str, list[float]] = {s: [] for s in (*STAGES, "total")}
+                for group, capture_ms in groups:
+                    timings = pipeline.process(group, capture_ms).timings
+                    for stage in samples:
+                        samples[stage].append(timings[stage])
+                results.append(
+                    {
+                        "segmenter": label,
+                        "stages": {s: _pct(v) for s, v in samples.items()},
+                        "rss_mb": resident_mb(),
+                    }
+                )
+            finally:
+                segmenter.close()
+                pipeline.segmenter = original
+        base = next((r for r in results if r["segmenter"] == "none"), results[0])
+        for r in results:
+            r["ratio_to_none"] = r["stages"]["total"]["p50"] / max(base["stages"]["total"]["p50"], 1e-9)
+        engine = pipeline.engine
+        return {
+            "camera": pipeline.camera.name if pipeline.camera is not None else None,
+            "model": f"{getattr(getattr(engine, 'entry', None), 'key', '?')} {getattr(engine, 'path', '')}",
+            "threads": cfg.engine.threads,
+            "views": views,
+            "parts": len(groups),
+            "frames": sum(len(g) for g, _ in groups),
+            "stages": [*STAGES, "total"],
+            "options": results,
+        }
+    finally:
+        if own:
+            pipeline.close()
+
+
+def format_table(result: Mapping[str, Any]) -> str:
+    """A fixed-width table: one row per option, p50/p95 per stage, the ratio to ``none``, memory."""
+    stages = list(result["stages"])
+    head = f"{'segmenter':<10}" + "".join(f"{s:>16}" for s in stages) + f"{'x none':>8}{'RSS MB':>8}"
+    lines = [
+        f"{result['parts']} parts x {result['views']} views from {result['camera']}; "
+        f"model {result['model']}, {result['threads']} threads; ms p50/p95",
+        head,
+        "-" * len(head),
+    ]
+    for r in result["options"]:
+        cells = "".join(f"{r['stages'][s]['p50']:>8.1f}/{r['stages'][s]['p95']:<7.1f}" for s in stages)
+        lines.append(f"{r['segmenter']:<10}{cells}{r['ratio_to_none']:>8.2f}{r['rss_mb']:>8.0f}")
+    return "\n".join(lines)

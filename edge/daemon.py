@@ -1,0 +1,605 @@
+"""The sorting daemon: a part on the turntable -> views -> decision -> chute -> record -> cleared.
+
+States (shown on the panel LEDs): ``idle`` (waiting for START), ``running``, ``paused``, ``error``
+(camera gone or part stuck: retried with exponential backoff / polled until it clears). START/PAUSE
+toggles running and paused, STOP returns to idle (ends a simulation), a long STOP press shuts down
+(``systemctl poweroff`` only on a real Pi with ``poweroff_on_shutdown``).
+
+Each part: wait until the frames show a part lying still (:class:`~edge.pipeline.PresenceDetector`,
+not a timer), capture the views while turning the turntable between them, recognise (one engine
+batch), route (``chute.select``), record (:class:`~edge.record.DecisionRecord`), clear (sim: the
+part is lifted off; rig: a sweep turn) and wait until the turntable is empty again. With ``sim`` the
+sim camera's ``next_part()`` plays the feeder whenever the turntable is empty, ``parts`` times.
+
+Start-up refuses to run (raising the library's errors) on a bad config, missing or mismatched model
+files or index, or a memory estimate over budget; parts left in progress by a power cut are marked
+abandoned. SIGTERM (via :meth:`Daemon.request_stop`) abandons a part still being captured, puts the
+rig in its safe state and notifies systemd ``STOPPING=1``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import subprocess
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge import service
+from edge.camera import CameraSource, EndOfStream, Frame
+from edge.errors import ConfigError, HardwareError, ImageError, ModelError
+from edge.memory import check_estimate, check_resident, estimate_memory
+from edge.pipeline import STAGES, Pipeline, Presence, PresenceDetector, open_manifest, truth_of
+from edge.record import DecisionRecord
+from edge.rig import Rig, pi_model
+from edge.settings import EdgeConfig
+from edge.sorting import Sorter, load_categories
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PartOutcome:
+    """What happened to one part (the daemon's callback and the CLI's line)."""
+
+    number: int
+    part_id: int
+    status: str
+    part_num: str | None
+    color_id: int | None
+    confidence: float | None
+    bin: str | None
+    reason: str
+    truth: dict[str, Any] | None = None
+    truth_bin: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def right_bin(self) -> bool | None:
+        """Whether it went where its true identity belongs (None without ground truth)."""
+        return None if self.truth_bin is None else self.bin == self.truth_bin
+
+    @property
+    def correct(self) -> bool | None:
+        """Whether part and colour match the ground truth (None without it)."""
+        if not self.truth:
+            return None
+        return self.part_num == self.truth.get("part_num") and self.color_id == self.truth.get("color_id")
+
+
+@dataclass
+class RunStats:
+    """Counts and latencies of this run (the record holds every run)."""
+
+    parts: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    with_truth: int = 0
+    right_bin: int = 0
+    correct: int = 0
+    bad_frames: int = 0
+    camera_faults: int = 0
+    two_parts: int = 0
+    missed: int = 0
+    timings: dict[str, deque[float]] = field(
+        default_factory=lambda: {s: deque(maxlen=10_000) for s in (*STAGES, "total")}
+    )
+
+    def add(self, outcome: PartOutcome) -> None:
+        """Count one part."""
+        self.parts += 1
+        self.by_status[outcome.status] += 1
+        if outcome.truth_bin is not None:
+            self.with_truth += 1
+            self.right_bin += bool(outcome.right_bin)
+            self.correct += bool(outcome.correct)
+        for stage, ms in outcome.timings.items():
+            if stage in self.timings:
+                self.timings[stage].append(ms)
+
+    def latency(self) -> dict[str, tuple[float, float]]:
+        """Stage -> (p50, p95) in ms over the parts with timings."""
+        return {
+            s: (float(np.percentile(v, 50)), float(np.percentile(v, 95)))
+            for s, v in self.timings.items()
+            if v
+        }
+
+    def status_line(self, state: str) -> str:
+        """One line for ``systemctl status``."""
+        s = self.by_status
+        unknown = s["unknown"] + s["low_confidence"]
+        return (
+            f"{state}: {self.parts} parts ({s['sorted']} sorted, {unknown} unknown, "
+            f"{s['error']} errors, {s['abandoned']} abandoned); bad frames {self.bad_frames}, "
+            f"camera faults {self.camera_faults}"
+        )
+
+
+class _Abandon(Exception):
+    """The part in hand cannot be finished; the reason goes into the record."""
+
+
+class Daemon:
+    """The main loop (see the module docstring). ``run()`` = ``open()``, ``loop()``, ``close()``.
+
+    ``camera`` and ``pin_factory`` replace the configured ones (tests); ``on_part`` is called with
+    each :class:`PartOutcome`; ``parts`` stops after that many parts (the sim feeder's count).
+    """
+
+    def __init__(
+        self,
+        cfg: EdgeConfig,
+        *,
+        sim: bool = False,
+        parts: int | None = None,
+        camera: CameraSource | None = None,
+        pin_factory: Any = None,
+        on_part: Callable[[PartOutcome], None] | None = None,
+    ) -> None:
+        if parts is not None and parts < 1:
+            raise ConfigError(f"--parts {parts!r} must be at least 1")
+        if sim:
+            if cfg.camera.type != "sim":
+                raise ConfigError(
+                    f"--sim needs camera type 'sim' but the config has {cfg.camera.type!r}; "
+                    "drop --sim or use config/sim.yaml"
+                )
+            cfg = cfg.model_copy(update={"rig": cfg.rig.model_copy(update={"pins": "mock"})})
+        cfg.check_bins()
+        self.cfg, self.sim, self.parts_limit, self.on_part = cfg, sim, parts, on_part
+        self._camera_override, self._pin_factory = camera, pin_factory
+        self.stats = RunStats()
+        self.state = "idle"
+        self.state_history: list[str] = []
+        self.watchdog = service.Watchdog()
+        self.record: DecisionRecord | None = None
+        self.rig: Any = None
+        self.pipeline: Pipeline | None = None
+        self.memory_mb: float | None = None
+        self.sorter: Sorter  # set by open()
+        self.presence: PresenceDetector  # set by open()
+        self.model_id: str | None = None
+        self._commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop_requested = False
+        self._quit = False
+        self._shutdown = False
+        self._in_hand: int | None = None
+        self._fed = 0
+        self._fed_truth: dict[str, Any] | None = None
+        self._empty_confirmed = False
+        self._bad_streak = 0
+        self._error_kind = ""
+        self._resume = "running"
+        self._retry_delay = 0.0
+        self._retry_at = 0.0
+
+    # --- outside control ---------------------------------------------------------------------
+
+    def request_stop(self, signum: int | None = None) -> None:
+        """Stop after the part in hand (safe from a signal handler: only sets flags)."""
+        self._stop_requested = True
+        self._wake.set()
+
+    def command(self, name: str) -> None:
+        """Queue a panel command: ``toggle`` (START/PAUSE), ``stop`` or ``shutdown`` (thread safe)."""
+        self._commands.put(name)
+        self._wake.set()
+
+    @property
+    def shutdown_requested(self) -> bool:
+        """Whether a long STOP press asked for a shutdown."""
+        return self._shutdown
+
+    @property
+    def camera(self) -> CameraSource:
+        """The pipeline's camera."""
+        assert self.pipeline is not None and self.pipeline.camera is not None
+        return self.pipeline.camera
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    def run(self) -> RunStats:
+        """Start up, sort until stopped, shut down; return this run's statistics."""
+        try:
+            self.open()
+            self.loop()
+        finally:
+            self.close()
+        if self._shutdown:
+            self._power_off()
+        return self.stats
+
+    def open(self) -> None:
+        """Check memory, open the record (recovering a crash), the rig, the models and the camera."""
+        cfg = self.cfg
+        report = check_estimate(estimate_memory(cfg, open_manifest(cfg.engine.model_set)))
+        self.record = DecisionRecord(cfg.data.db, cfg.data.crops_dir, keep_crops=cfg.data.keep_crops)
+        recovered = self.record.recover()
+        if recovered:
+            log.warning(
+                "%d part(s) left in progress by the last run (power cut?) marked abandoned", recovered
+            )
+        self.rig = Rig.from_config(cfg.rig, self._pin_factory)
+        self.pipeline = Pipeline.from_config(cfg, camera=self._camera_override)
+        self.memory_mb = check_resident(cfg.memory_budget_mb, report)
+        manifest = self.pipeline.manifest
+        self.sorter = Sorter(
+            cfg.sorting, cfg.bin_names, load_categories(manifest, cfg.sorting.categories_file)
+        )
+        entry = getattr(self.pipeline.engine, "entry", None)
+        self.model_id = f"{cfg.engine.model_set.name}:{entry.sha256[:12]}" if entry is not None else None
+        self.presence = PresenceDetector(self.pipeline.segmenter, cfg.presence)
+        if self.sim and hasattr(self.camera, "follow"):
+            self.camera.follow(self.rig.turntable)  # the sim camera sees the turntable's angle
+        panel = self.rig.panel
+        panel.on_start_pause = lambda: self.command("toggle")
+        panel.on_stop = lambda: self.command("stop")
+        panel.on_shutdown = lambda: self.command("shutdown")
+        self._set_state("idle")
+        start = "running" if cfg.autostart or self.sim else "idle"
+        try:
+            self.camera.open()
+        except HardwareError as exc:  # e.g. the camera is not up yet: retried like a lost one
+            self._camera_lost(exc)
+            self._resume = start
+        service.ready()
+        log.info(
+            "ready: model %s, %.0f MB resident, budget %g MB",
+            self.model_id,
+            self.memory_mb,
+            cfg.memory_budget_mb,
+        )
+        if self.state == "idle":
+            self._set_state(start)
+
+    def close(self) -> None:
+        """Abandon a part still in hand, put the rig in its safe state, tell systemd, release all."""
+        try:
+            if self.record is not None and self._in_hand is not None:
+                self.record.abandon_part(self._in_hand, "the daemon stopped while the part was in hand")
+                self.stats.by_status["abandoned"] += 1
+                self._in_hand = None
+            if self.rig is not None:
+                self.rig.safe_state()
+            service.stopping()
+        finally:
+            for thing in (self.pipeline, self.rig, self.record):
+                if thing is not None:
+                    try:
+                        thing.close()
+                    except Exception as exc:  # closing must go on to the next resource
+                        log.warning("error while closing %s: %s", type(thing).__name__, exc)
+            self.pipeline = self.rig = self.record = None
+
+    def _power_off(self) -> None:
+        if self.cfg.poweroff_on_shutdown and not self.sim and pi_model() is not None:
+            log.warning("long STOP press: powering the Pi off")
+            subprocess.run(["systemctl", "poweroff"], check=False)
+        else:
+            log.info("long STOP press: stopped (poweroff_on_shutdown is off, or not a real Pi)")
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        """Turn until stopped: each turn kicks the watchdog, handles buttons and does one step."""
+        while True:
+            self.watchdog.kick()
+            self._drain_commands()
+            if self._quit or self._stop_requested:
+                break
+            if self.state == "running":
+                self._running_turn()
+            elif self.state == "error":
+                self._error_turn()
+            else:
+                self._wait(0.2)
+        if self.state in ("running", "paused"):
+            self._set_state("idle")
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0 and self._wake.wait(seconds):
+            self._wake.clear()
+
+    def _set_state(self, state: str) -> None:
+        if state == self.state and self.state_history:
+            return
+        log.info("state: %s", state)
+        self.state = state
+        self.state_history.append(state)
+        if self.rig is not None:
+            self.rig.panel.show(state)
+            if state in ("running", "error"):
+                self.rig.light.on()
+            else:
+                self.rig.light.off()
+        service.status(self.stats.status_line(state))
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                name = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            log.info("panel: %s", name)
+            if name == "toggle":
+                if self.state == "running":
+                    self._set_state("paused")
+                elif self.state in ("paused", "idle"):
+                    self._set_state("running")
+                else:
+                    self._retry_at = 0.0  # error: START retries now
+            elif name == "stop":  # the sim has no START to press again: STOP ends it
+                if self.sim:
+                    self._quit = True
+                else:
+                    self._set_state("idle")
+            elif name == "shutdown":
+                self._shutdown = self._quit = True
+
+    def _log_event(self, level: str, kind: str, message: str) -> None:
+        getattr(log, level if level != "critical" else "error")("%s: %s", kind, message)
+        if self.record is not None:
+            self.record.log_event(level, kind, message)
+
+    # --- frames and faults ------------------------------------------------------------------
+
+    def _grab(self) -> Frame | None:
+        """One frame, or None after handling a fault (bad frame, camera gone, stream ended)."""
+        try:
+            frame = self.camera.capture()
+        except EndOfStream as exc:
+            self._log_event("info", "end_of_stream", str(exc))
+            self._quit = True
+            return None
+        except HardwareError as exc:
+            self._camera_lost(exc)
+            return None
+        except ImageError as exc:
+            self._bad_frame(exc)
+            return None
+        self._bad_streak = 0
+        return frame
+
+    def _bad_frame(self, exc: Exception) -> None:
+        self.stats.bad_frames += 1
+        self._bad_streak += 1
+        if self._bad_streak == 1:  # one event per streak: a broken camera must not flood the record
+            self._log_event("warning", "bad_frame", f"corrupt or empty frame skipped: {exc}")
+
+    def _camera_lost(self, exc: Exception) -> None:
+        self.stats.camera_faults += 1
+        self._log_event("error", "camera_lost", f"{exc}; reconnecting with backoff")
+        self._enter_error("camera", self.cfg.timeouts.camera_retry_s)
+
+    def _enter_error(self, kind: str, delay: float) -> None:
+        if self.state != "error":
+            self._resume = self.state if self.state in ("running", "paused", "idle") else "running"
+        self._error_kind, self._retry_delay = kind, delay
+        self._retry_at = time.monotonic() + delay
+        self._set_state("error")
+
+    def _error_turn(self) -> None:
+        now = time.monotonic()
+        if now < self._retry_at:
+            self._wait(min(self._retry_at - now, 1.0))
+            return
+        if self._error_kind == "camera":
+            try:
+                self.camera.reconnect()
+                self.camera.capture()
+            except (HardwareError, ImageError) as exc:
+                t = self.cfg.timeouts
+                self._retry_delay = min(self._retry_delay * 2, t.camera_retry_max_s)
+                self._retry_at = time.monotonic() + self._retry_delay
+                log.warning("camera still unavailable (%s); next try in %.3g s", exc, self._retry_delay)
+                return
+            self._log_event("info", "camera_recovered", f"{self.camera.name} is back")
+        else:  # a part stuck on the turntable: resume once the frames show it empty
+            frame = self._grab()
+            if frame is None:
+                return
+            reading = self.presence.update(frame.image)
+            if reading.present or not reading.stable:
+                self._wait(max(self.cfg.presence.poll_s, 0.1))
+                return
+            self._empty_confirmed = True
+            self._log_event("info", "turntable_cleared", "the turntable is empty again; resuming")
+        self.presence.reset()
+        self._set_state(self._resume)
+
+    # --- one part ----------------------------------------------------------------------------
+
+    def _running_turn(self) -> None:
+        if not self.presence.calibrated:
+            frame = self._grab()
+            if frame is not None:  # start-up: the turntable is expected to be empty now
+                self.presence.set_empty(frame.image)
+                self._empty_confirmed = True
+            return
+        if self._empty_confirmed and self.parts_limit is not None and self.stats.parts >= self.parts_limit:
+            log.info("%d part(s) done; stopping", self.stats.parts)
+            self._quit = True
+            return
+        if self.sim and self._empty_confirmed:
+            try:
+                truth = self.camera.next_part()  # type: ignore[attr-defined]
+            except EndOfStream as exc:
+                self._log_event("info", "end_of_stream", str(exc))
+                self._quit = True
+                return
+            self._fed += 1
+            self._fed_truth = truth
+            self._empty_confirmed = False
+            self.presence.reset()
+            log.debug("sim feeder: part %d arrives (%s)", self._fed, truth)
+        frame = self._grab()
+        if frame is None:
+            return
+        reading = self.presence.update(frame.image)
+        if not reading.present and reading.stable and not self._empty_confirmed:
+            self._empty_confirmed = True
+            if self._fed_truth is not None:  # the feeder placed a part the frames do not show
+                self.stats.missed += 1
+                self._log_event(
+                    "warning",
+                    "part_missed",
+                    f"sim part {self._fed_truth} was not detected (below presence.min_area_px "
+                    f"{self.cfg.presence.min_area_px}, or keyed out by the segmenter)",
+                )
+                self._fed_truth = None
+        if not (reading.present and reading.stable):
+            self._wait(self.cfg.presence.poll_s)
+            return
+        self._handle_part(reading)
+
+    def _capture_views(self) -> tuple[list[Frame], float]:
+        cap, retries = self.cfg.capture, self.cfg.timeouts.bad_frame_retries
+        frames: list[Frame] = []
+        spent = 0.0
+        for i in range(cap.views):
+            if self._stop_requested:
+                raise _Abandon(f"stopped while capturing ({i} of {cap.views} views taken)")
+            self.watchdog.kick()
+            if i:
+                self.rig.turntable.rotate_by(cap.step_deg)
+                if cap.settle_s:
+                    time.sleep(cap.settle_s)
+            for _ in range(retries + 1):
+                start = time.perf_counter()
+                try:
+                    frame = self.camera.capture()
+                except EndOfStream as exc:
+                    self._quit = True
+                    raise _Abandon(f"camera stream ended: {exc}") from None
+                except HardwareError as exc:
+                    self._camera_lost(exc)
+                    raise _Abandon(f"camera lost: {exc}") from None
+                except ImageError as exc:
+                    self._bad_frame(exc)
+                    continue
+                self._bad_streak = 0
+                spent += (time.perf_counter() - start) * 1000.0
+                frames.append(frame)
+                break
+            else:
+                raise _Abandon(f"{retries + 1} corrupt frames in a row at view {i + 1} of {cap.views}")
+        return frames, spent
+
+    def _handle_part(self, reading: Presence) -> None:
+        assert self.record is not None and self.pipeline is not None
+        self._fed_truth = None
+        number = self.stats.parts + 1
+        part_id = self.record.begin_part()
+        self._in_hand = part_id
+        try:
+            frames, capture_ms = self._capture_views()
+        except _Abandon as exc:
+            self.record.abandon_part(part_id, str(exc))
+            self._in_hand = None
+            self._log_event("warning", "part_abandoned", f"part {part_id}: {exc}")
+            self.stats.by_status["abandoned"] += 1
+            self.presence.reset()
+            return
+        result, decision, status, note = None, None, "error", ""
+        try:
+            result = self.pipeline.process(frames, capture_ms)
+            decision = result.decision
+            status = decision.status
+        except (ImageError, ModelError) as exc:
+            note = f"recognition failed: {exc}"
+            self._log_event("error", "recognition_failed", f"part {part_id}: {exc}")
+        # Two parts when most looks (the presence frame and every view) see more than one object.
+        looks = [reading.objects, *(result.objects if result is not None else [])]
+        if result is not None and sum(n > 1 for n in looks) * 2 > len(looks):
+            status, note = "error", "two parts at once"
+            self.stats.two_parts += 1
+            self._log_event(
+                "warning", "two_parts", f"part {part_id}: two parts at once; sent to the reject bin"
+            )
+        part_num = decision.part_num if decision is not None and status != "error" else None
+        color_id = decision.color_id if decision is not None else None
+        route = self.sorter.route(part_num, color_id, status)
+        self.rig.chute.select(route.bin)
+        truth = result.truth if result is not None else truth_of(frames[0].meta)
+        timings = result.timings if result is not None else {"capture": capture_ms}
+        views = [
+            {"angle": f.meta.get("turntable_angle"), "topk": [list(t) for t in v.part_topk]}
+            for f, v in zip(frames, decision.per_view if decision is not None else [], strict=False)
+        ]
+        if len(views) < len(frames):
+            views = [{"angle": f.meta.get("turntable_angle"), "topk": []} for f in frames]
+        self.record.finish_part(
+            part_id,
+            {
+                "status": status,
+                "part_num": part_num,
+                "color_id": color_id,
+                "confidence": decision.confidence if decision is not None else None,
+                "bin": self.sorter.bin_index(route.bin),
+                "mode": self.cfg.recognition.mode,
+                "timings": {f"{k}_ms": round(v, 3) for k, v in timings.items()},
+                "model_set_id": self.model_id,
+                "note": "; ".join(x for x in (f"bin {route.bin!r} ({route.reason})", note) if x),
+            },
+            views,
+            result.crops if result is not None else None,
+        )
+        self._in_hand = None
+        truth_bin = None
+        if truth and "part_num" in truth:
+            truth_bin = self.sorter.route(truth["part_num"], truth.get("color_id"), "sorted").bin
+        outcome = PartOutcome(
+            number,
+            part_id,
+            status,
+            part_num,
+            color_id,
+            decision.confidence if decision is not None else None,
+            route.bin,
+            note or route.reason,
+            truth,
+            truth_bin,
+            timings,
+        )
+        self.stats.add(outcome)
+        service.status(self.stats.status_line(self.state))
+        if self.on_part is not None:
+            self.on_part(outcome)
+        self._clear_part()
+
+    def _clear_part(self) -> None:
+        """Send the part off the turntable and wait until the frames show it empty."""
+        if self.sim:
+            self.camera.remove_part()  # type: ignore[attr-defined]
+        elif self.cfg.clearing.sweep_deg:
+            self.rig.turntable.rotate_by(self.cfg.clearing.sweep_deg)
+        self.presence.reset()
+        deadline = time.monotonic() + self.cfg.timeouts.clear_s
+        while not (self._stop_requested or self._quit):
+            self.watchdog.kick()
+            frame = self._grab()
+            if frame is None:
+                if self.state == "error":
+                    return
+            else:
+                reading = self.presence.update(frame.image)
+                if not reading.present and reading.stable:
+                    self._empty_confirmed = True
+                    return
+            if time.monotonic() > deadline:
+                self._log_event(
+                    "error",
+                    "part_stuck",
+                    f"the turntable is not empty {self.cfg.timeouts.clear_s:g} s after clearing; "
+                    "remove the part by hand (sorting resumes when the turntable is empty)",
+                )
+                self._enter_error("stuck", 0.0)
+                return
+            self._wait(self.cfg.presence.poll_s)

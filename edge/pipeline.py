@@ -1,0 +1,363 @@
+"""One part's views -> one decision: segment, crop, infer as one batch, search, fuse; timed per stage.
+
+:class:`Pipeline` composes the library stages (camera, segmenter, engine, recognizer) without
+re-implementing any of them. :class:`PresenceDetector` tells, from the frames alone, whether a part
+lies still on the turntable (the daemon waits on it instead of a timer).
+
+Stage timings are milliseconds: ``capture`` (measured by whoever captured the frames), ``segment``,
+``preprocess`` (crops and the input batch), ``infer`` (one engine run for all views), ``search``
+(embedding index queries) and ``fuse`` (the rest of the recognizer's work), plus ``total``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import cv2
+import numpy as np
+
+from edge.camera import CameraSource, Frame, create_camera
+from edge.errors import ConfigError, ImageError, ModelError
+from edge.index import EmbeddingIndex
+from edge.manifest import Manifest, load_manifest
+from edge.preprocess import crop_to_mask, prepare_batch
+from edge.recognize import Decision, Recognizer
+from edge.segment import Segmenter, clean_mask, count_objects, create_segmenter
+from edge.settings import EdgeConfig, PresenceSettings
+
+log = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("capture", "segment", "preprocess", "infer", "search", "fuse")
+
+
+def open_manifest(folder: str | Path) -> Manifest:
+    """The model set's manifest; a missing folder gets a message saying where it comes from."""
+    folder = Path(folder)
+    try:
+        return load_manifest(folder)
+    except ModelError as exc:
+        if folder.exists():
+            raise
+        raise ModelError(
+            f"{exc}. The model set folder {str(folder)!r} (engine.model_set) does not exist: the default "
+            "model set is shipped separately (install it there), or point engine.model_set at a set you "
+            "built with `trainer export`"
+        ) from None
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
+
+
+class _TimedIndex:
+    """Wraps an :class:`EmbeddingIndex` to add up the time spent in ``search``."""
+
+    def __init__(self, index: EmbeddingIndex) -> None:
+        self.inner = index
+        self.elapsed_ms = 0.0
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def search(self, vectors: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        start = time.perf_counter()
+        try:
+            return self.inner.search(vectors, k)
+        finally:
+            self.elapsed_ms += _ms(start)
+
+
+@dataclass
+class PartResult:
+    """Everything the daemon needs about one processed part."""
+
+    decision: Decision
+    timings: dict[str, float]
+    crops: list[np.ndarray]
+    objects: list[int]  # separate regions the segmenter found in each view (2+: two parts?)
+    angles: list[float | None]
+    truth: dict[str, Any] | None = None  # ground truth from the frames' meta (sim, replay)
+
+
+class Pipeline:
+    """Camera, segmenter, engine and recognizer for the views of one part at a time."""
+
+    def __init__(
+        self,
+        camera: CameraSource | None,
+        segmenter: Segmenter,
+        engine: Any,
+        recognizer: Recognizer,
+        *,
+        model_folder: Path | None = None,
+    ) -> None:
+        self.camera = camera
+        self.segmenter = segmenter
+        self.engine = engine
+        self.recognizer = recognizer
+        self.manifest: Manifest = recognizer.manifest
+        self.model_folder = model_folder
+        index = recognizer.index
+        self._timed = index if isinstance(index, _TimedIndex) else None
+
+    @classmethod
+    def from_config(
+        cls, cfg: EdgeConfig, *, camera: CameraSource | None = None, with_camera: bool = True
+    ) -> Pipeline:
+        """Load the model set (checksums verified), index, segmenter and (unopened) camera from ``cfg``.
+
+        Raises ModelError naming the file and the fix when a model or index does not match the
+        manifest, DataFileError/ConfigError for missing files or settings.
+        """
+        from edge.engines import create_engine
+
+        folder = Path(cfg.engine.model_set)
+        manifest = open_manifest(folder)
+        rec = cfg.recognition
+        index = None
+        if manifest.index is not None and rec.mode != "classifier":
+            index = EmbeddingIndex.load(
+                folder / manifest.index.path, expect=manifest.index, memory_budget_mb=cfg.memory_budget_mb
+            )
+        elif rec.mode != "classifier":
+            raise ConfigError(
+                f"recognition.mode {rec.mode!r} needs an embedding index, but the model set {str(folder)!r} "
+                "has none; build one with `trainer index` or set recognition.mode: classifier"
+            )
+        timed = _TimedIndex(index) if index is not None else None
+        recognizer = Recognizer(
+            manifest,
+            mode=rec.mode,
+            index=cast(EmbeddingIndex | None, timed),
+            threshold=rec.threshold,
+            vector_threshold=rec.vector_threshold,
+            k=rec.k,
+            fusion=rec.fusion,
+        )
+        engine = create_engine(
+            cfg.engine.runtime, folder, manifest, precision=cfg.engine.precision, threads=cfg.engine.threads
+        )
+        segmenter = None
+        try:
+            segmenter = create_segmenter(cfg.segmenter, calibration=cfg.calibration)
+            if camera is None and with_camera:
+                camera = create_camera(cfg.camera, calibration=cfg.calibration)
+        except BaseException:
+            if segmenter is not None:
+                segmenter.close()
+            engine.close()
+            raise
+        return cls(camera, segmenter, engine, recognizer, model_folder=folder)
+
+    def capture_views(
+        self, count: int, between: Callable[[int], None] | None = None
+    ) -> tuple[list[Frame], float]:
+        """Capture ``count`` frames, calling ``between(i)`` before view i > 0 (e.g. turn the turntable).
+
+        Returns the frames and the milliseconds spent in ``capture()`` (turning not included).
+        """
+        if self.camera is None:
+            raise ConfigError("this pipeline has no camera; build it with a camera to capture views")
+        frames, spent = [], 0.0
+        for i in range(count):
+            if i and between is not None:
+                between(i)
+            start = time.perf_counter()
+            frames.append(self.camera.capture())
+            spent += _ms(start)
+        return frames, spent
+
+    def process(self, frames: Sequence[Frame | np.ndarray], capture_ms: float = 0.0) -> PartResult:
+        """Segment each view, crop, run all views as ONE engine batch, recognise and fuse."""
+        if not frames:
+            raise ImageError("process() got no frames; pass the views of one part")
+        images = [f.image if isinstance(f, Frame) else f for f in frames]
+        timings = dict.fromkeys(STAGES, 0.0)
+        timings["capture"] = float(capture_ms)
+
+        start = time.perf_counter()
+        masks, objects = [], []
+        for image in images:
+            mask, count = self.segmenter.mask_and_count(image)
+            masks.append(mask)
+            objects.append(count)
+        timings["segment"] = _ms(start)
+
+        start = time.perf_counter()
+        spec = self.manifest.input
+        batch = prepare_batch(list(zip(images, masks, strict=True)), spec)
+        crops = [crop_to_mask(img, m, spec.crop_margin).image for img, m in zip(images, masks, strict=True)]
+        timings["preprocess"] = _ms(start)
+
+        start = time.perf_counter()
+        outputs = self.engine.run(batch)
+        timings["infer"] = _ms(start)
+
+        if self._timed is not None:
+            self._timed.elapsed_ms = 0.0
+        start = time.perf_counter()
+        decision = self.recognizer.decide(outputs)
+        decide_ms = _ms(start)
+        timings["search"] = self._timed.elapsed_ms if self._timed is not None else 0.0
+        timings["fuse"] = max(decide_ms - timings["search"], 0.0)
+        timings["total"] = sum(timings[s] for s in STAGES)
+
+        metas = [f.meta for f in frames if isinstance(f, Frame)]
+        truth = truth_of(metas[0]) if metas else None
+        angles: list[float | None] = [m.get("turntable_angle", m.get("angle")) for m in metas]
+        if not metas:
+            angles = [None] * len(images)
+        return PartResult(decision, timings, crops, objects, angles, truth)
+
+    def process_views(
+        self, frames: Sequence[Frame | np.ndarray], capture_ms: float = 0.0
+    ) -> tuple[Decision, dict[str, float]]:
+        """The decision for one part's views and the per-stage timings in ms (see :meth:`process`)."""
+        result = self.process(frames, capture_ms)
+        return result.decision, result.timings
+
+    def classify_images(
+        self, paths: Sequence[str | Path], *, fuse: bool = False
+    ) -> list[tuple[list[Path], PartResult]]:
+        """Recognise image files: each file on its own, or all as views of one part (``fuse``)."""
+        images = [(Path(p), read_rgb(p)) for p in paths]
+        if fuse:
+            return [([p for p, _ in images], self.process([img for _, img in images]))]
+        return [([p], self.process([img])) for p, img in images]
+
+    def close(self) -> None:
+        """Release the engine, the segmenter and the camera."""
+        try:
+            self.engine.close()
+            self.segmenter.close()
+        finally:
+            if self.camera is not None:
+                self.camera.close()
+
+
+def truth_of(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The ground truth a frame's meta carries (sim and replayed captures), or None."""
+    if "part_num" not in meta:
+        return None
+    return {k: meta[k] for k in ("part_num", "color_id", "color_name", "part_name") if k in meta}
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file as RGB uint8, or :class:`ImageError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"image {str(path)!r} does not exist; pass an existing image file")
+    data = np.fromfile(path, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ImageError(f"image {str(path)!r} is empty or not a readable image (PNG, JPEG, ...)")
+    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+@dataclass
+class Presence:
+    """One frame's verdict: is a part there, has the verdict held for long enough, how big, how many."""
+
+    present: bool
+    stable: bool
+    area: int
+    objects: int
+    mask: np.ndarray = field(repr=False)
+
+
+class PresenceDetector:
+    """Tells a part on the turntable from the empty turntable, frame by frame.
+
+    ``mask`` method: the segmenter's mask minus (a dilation of) the empty turntable's mask, so marks
+    on the disc or surroundings the segmenter keeps do not count. ``difference`` method: pixels that
+    differ from the empty frame by more than ``diff_level``. A verdict is ``stable`` once
+    ``stable_frames`` consecutive frames agree (and, for a part, its masks overlap by at least
+    ``stable_iou``: the part has stopped moving).
+    """
+
+    def __init__(self, segmenter: Segmenter, settings: PresenceSettings) -> None:
+        self.segmenter = segmenter
+        self.settings = settings
+        method = settings.method
+        if method == "auto":
+            method = "difference" if getattr(segmenter, "key", "") == "none" else "mask"
+        self.method = method
+        self._empty_image: np.ndarray | None = None
+        self._empty_mask: np.ndarray | None = None
+        self._empty_objects = 0
+        self._last: Presence | None = None
+        self._run = 0
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether :meth:`set_empty` has been given the empty turntable."""
+        return self._empty_image is not None
+
+    def set_empty(self, image: np.ndarray) -> None:
+        """Remember ``image`` as the empty turntable (call at start-up, with nothing on it)."""
+        self._empty_image = np.array(image, copy=True)
+        if self.method == "mask":
+            mask, self._empty_objects = self.segmenter.mask_and_count(image)
+            self._empty_mask = cv2.dilate(mask, np.ones((7, 7), np.uint8)) > 0
+            share = float(np.count_nonzero(mask)) / mask.size
+            if share > 0.05:
+                log.warning(
+                    "the segmenter marks %.0f%% of the empty turntable as part; adjust its background "
+                    "range (or calibrate) so that parts are found reliably",
+                    100 * share,
+                )
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the running verdict (after the turntable moved or a part was removed)."""
+        self._last, self._run = None, 0
+
+    def _part_mask(self, image: np.ndarray) -> tuple[np.ndarray, int | None]:
+        """The part mask, and the segmenter's region count less the empty turntable's (None: count it)."""
+        assert self._empty_image is not None
+        if self._empty_image.shape != image.shape:
+            raise ImageError(
+                f"frame is {image.shape!r} but the empty turntable was {self._empty_image.shape!r}; "
+                "the camera changed resolution: restart to take a new empty frame"
+            )
+        if self.method == "difference":
+            diff = np.abs(image.astype(np.int16) - self._empty_image.astype(np.int16)).max(axis=2)
+            raw = (diff > self.settings.diff_level).astype(np.uint8) * 255
+            return clean_mask(raw, 3, 5, "all", self.settings.min_area_px), None
+        # The segmenter counts regions before its clean-up keeps the largest, so two parts show in
+        # the count even when the mask holds one; regions of the empty turntable do not count.
+        mask, count = self.segmenter.mask_and_count(image)
+        assert self._empty_mask is not None
+        part = ((mask > 0) & ~self._empty_mask).astype(np.uint8) * 255
+        return part, count - self._empty_objects
+
+    def update(self, image: np.ndarray) -> Presence:
+        """Judge one frame; see the class docstring."""
+        if not self.calibrated:
+            raise RuntimeError("PresenceDetector.set_empty() must be given the empty turntable first")
+        mask, counted = self._part_mask(image)
+        on = mask > 0
+        area = int(np.count_nonzero(on))
+        s = self.settings
+        present = area >= s.min_area_px
+        if not present:
+            objects = 0
+        else:
+            objects = max(counted if counted is not None else count_objects(mask, s.min_area_px), 1)
+        last = self._last
+        same = last is not None and last.present == present
+        if same and present and last is not None:
+            union = np.count_nonzero(on | (last.mask > 0))
+            same = bool(union > 0 and np.count_nonzero(on & (last.mask > 0)) / union >= s.stable_iou)
+        self._run = self._run + 1 if same else 1
+        reading = Presence(present, self._run >= s.stable_frames, area, objects, mask)
+        self._last = reading
+        return reading

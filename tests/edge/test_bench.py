@@ -1,0 +1,84 @@
+"""``edge bench``: one row per background-removal option, p50/p95 per stage, ratio to ``none``, memory."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from edge import cli
+from edge.bench import format_table, run_bench, segmenter_options
+from edge.errors import ConfigError
+from edge.pipeline import STAGES
+from edge.settings import load_edge_config
+from tests.edge.segment.seg_models import make_u2net
+from tests.edge.test_settings import write_sim_setup
+
+ALL_STAGES = [*STAGES, "total"]
+
+
+def test_bench_rows_stages_and_ratio(tmp_path: Path, demo_library: Path) -> None:
+    cfg = load_edge_config(write_sim_setup(tmp_path, demo_library, capture={"views": 2}))
+    result = run_bench(cfg, frames=6)
+    assert result["views"] == 2 and result["parts"] == 3 and result["frames"] == 6
+    assert result["stages"] == ALL_STAGES
+    assert [r["segmenter"] for r in result["options"]] == ["none", "hsv"]  # no model segmenter present
+    for row in result["options"]:
+        assert set(row["stages"]) == set(ALL_STAGES)
+        for stage in ALL_STAGES:
+            p50, p95 = row["stages"][stage]["p50"], row["stages"][stage]["p95"]
+            assert 0 <= p50 <= p95
+        assert row["rss_mb"] > 10
+    none, hsv = result["options"]
+    assert none["ratio_to_none"] == 1.0
+    assert hsv["ratio_to_none"] == pytest.approx(
+        hsv["stages"]["total"]["p50"] / none["stages"]["total"]["p50"]
+    )
+    # The same captured frames go through every option: capture times are identical.
+    assert none["stages"]["capture"] == hsv["stages"]["capture"]
+
+    table = format_table(result).splitlines()
+    assert "3 parts x 2 views" in table[0]
+    assert table[1].split()[:2] == ["segmenter", "capture"] and table[1].split()[-2:] == ["RSS", "MB"]
+    assert [line.split()[0] for line in table[3:]] == ["none", "hsv"]
+    assert table[3].split()[-2] == "1.00"
+
+
+def test_model_segmenters_join_when_their_model_is_present(tmp_path: Path, demo_library: Path) -> None:
+    cfg = load_edge_config(write_sim_setup(tmp_path, demo_library))
+    (tmp_path / "segment").mkdir()
+    make_u2net(tmp_path / "segment" / "u2netp.onnx")  # next to the model set folder
+    labels = [label for label, _ in segmenter_options(cfg)]
+    assert labels == ["none", "hsv", "u2net"]
+    explicit = segmenter_options(cfg, ["hsv", f"u2net={tmp_path / 'segment' / 'u2netp.onnx'}"])
+    assert [label for label, _ in explicit] == ["hsv", "u2net"]
+    with pytest.raises(ConfigError, match="no mobileseg model found"):
+        segmenter_options(cfg, ["mobileseg"])
+    with pytest.raises(ConfigError, match="'grabcut' is unknown"):
+        segmenter_options(cfg, ["none", "grabcut"])
+
+
+def test_bench_command_writes_json(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library, capture={"views": 2})
+    model = make_u2net(tmp_path / "fake_u2net.onnx")
+    out = tmp_path / "bench.json"
+    argv = ["bench", "--config", str(config), "--frames", "4", "--segmenters", f"none,u2net={model}"]
+    assert cli.main([*argv, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["segmenter"] for r in result["options"]] == ["none", "u2net"]
+    assert result["parts"] == 2 and f"wrote {out}" in printed
+    assert [line.split()[0] for line in printed.splitlines()[3:5]] == ["none", "u2net"]
+
+
+def test_bench_command_rejects_an_unknown_option(
+    tmp_path: Path, demo_library: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library)
+    with caplog.at_level(logging.ERROR, "edge"):
+        assert cli.main(["bench", "--config", str(config), "--segmenters", "none,magic"]) == 2
+    assert "'magic' is unknown" in caplog.text

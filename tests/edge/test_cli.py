@@ -1,0 +1,189 @@
+"""The ``edge`` command line: run, classify, check (exit codes), config selection, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pytest
+
+from edge import cli
+from edge.camera import create_camera
+from edge.errors import ConfigError
+from edge.settings import load_edge_config
+from tests.edge.test_settings import SIM_PARTS, write_sim_setup
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_run_sim_prints_each_decision_and_a_summary(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library)
+    code, out = _run(capsys, "run", "--sim", "--config", str(config), "--parts", "3")
+    assert code == 0
+    lines = out.splitlines()
+    decisions = [line for line in lines if line.startswith("part ")]
+    assert len(decisions) == 3
+    for line, truth in zip(decisions, SIM_PARTS, strict=True):
+        assert "conf " in line and "-> bin '" in line
+        assert f"| truth {truth} " in line and ("correct" in line or "incorrect" in line)
+        assert "right bin" in line or "wrong bin" in line
+    summary = lines[len(decisions) :]
+    assert summary[0].startswith("summary: 3 part(s) decided:") and summary[0].endswith("0 abandoned")
+    assert any(line.startswith("routed to the right bin: ") and "/3 (" in line for line in summary)
+    stages = [line.split()[0] for line in summary[summary.index("latency per part, ms (p50 / p95):") + 1 :]]
+    assert stages == ["capture", "segment", "preprocess", "infer", "search", "fuse", "total"]
+
+
+def test_bad_config_exits_2_with_the_readable_error(
+    tmp_path: Path, demo_library: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library, capture={"views": 40})
+    with caplog.at_level(logging.ERROR, "edge"):
+        assert cli.main(["run", "--config", str(config)]) == 2
+    assert "capture.views: 40 is not valid" in caplog.text and "1..16" in caplog.text
+
+
+def test_sim_flag_needs_a_sim_camera(
+    tmp_path: Path, demo_library: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library, camera={"type": "folder", "path": "frames"})
+    with caplog.at_level(logging.ERROR, "edge"):
+        assert cli.main(["run", "--sim", "--config", str(config)]) == 2
+    assert "--sim needs camera type 'sim'" in caplog.text
+
+
+def test_parts_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", "--sim", "--parts", "0"])
+    assert info.value.code == 2 and "at least 1" in capsys.readouterr().err
+
+
+def test_config_selection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = cli.build_parser()
+    assert cli.config_path(parser.parse_args(["run", "--sim"])) == cli.SIM_CONFIG
+    assert cli.config_path(parser.parse_args(["run", "--sim", "--config", "x.yaml"])) == Path("x.yaml")
+    assert cli.config_path(parser.parse_args(["bench"]), sim_default=True) == cli.SIM_CONFIG
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("{}", encoding="utf-8")
+    monkeypatch.setenv("EDGE_CONFIG", str(mine))
+    assert cli.config_path(parser.parse_args(["check"])) == mine
+    monkeypatch.setattr(cli, "SYSTEM_CONFIG", tmp_path / "etc" / "edge.yaml")
+    monkeypatch.delenv("EDGE_CONFIG")
+    with pytest.raises(ConfigError, match=r"no --config given.*etc/edge\.yaml.*--sim"):
+        cli.config_path(parser.parse_args(["run"]))
+
+
+def _frames(config: Path, tmp_path: Path, views: int = 2) -> list[Path]:
+    cfg = load_edge_config(config)
+    camera: Any = create_camera(cfg.camera)
+    paths = []
+    with camera:
+        camera.next_part()
+        for i in range(views):
+            camera.set_angle(i * 90)
+            paths.append(tmp_path / f"view{i}.png")
+            cv2.imwrite(str(paths[-1]), cv2.cvtColor(camera.capture().image, cv2.COLOR_RGB2BGR))
+    return paths
+
+
+def test_classify_text_and_json(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library)
+    images = _frames(config, tmp_path)
+    code, out = _run(capsys, "classify", *map(str, images), "--config", str(config))
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{images[0]}: ") and "-> bin '" in lines[0]
+    code, out = _run(capsys, "classify", *map(str, images), "--config", str(config), "--json", "--fuse")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 1 and rows[0]["images"] == [str(p) for p in images]
+    row = rows[0]
+    assert row["status"] in ("sorted", "unknown", "low_confidence") and 0 <= row["confidence"] <= 1
+    assert row["topk"][0][0] in SIM_PARTS and row["objects"] == [1, 1]
+    assert row["bin"] in ("reject", "red", "blue", "other")
+    assert set(row["timings_ms"]) >= {"segment", "preprocess", "infer", "fuse", "total"}
+
+
+def test_classify_a_missing_image_exits_2(
+    tmp_path: Path, demo_library: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library)
+    with caplog.at_level(logging.ERROR, "edge"):
+        assert cli.main(["classify", str(tmp_path / "nope.png"), "--config", str(config)]) == 2
+    assert "nope.png" in caplog.text and "does not exist" in caplog.text
+
+
+# --- edge check ---------------------------------------------------------------------------------
+
+
+def _check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, list[str]]]:
+    code, out = _run(capsys, "check", *argv)
+    levels: dict[str, list[str]] = {}
+    for line in out.splitlines()[:-1]:
+        level, rest = line.split(None, 1)
+        levels.setdefault(level, []).append(rest)
+    assert out.splitlines()[-1] == ("OK: all checks passed" if code == 0 else out.splitlines()[-1])
+    return code, levels
+
+
+def test_check_passes_on_a_working_setup(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library)
+    code, levels = _check(capsys, "--config", str(config))
+    assert code == 0 and "FAIL" not in levels
+    checked = [line.split(":", 1)[0] for line in levels["OK"]]
+    for what in ("config", "model file", "model load", "sorting", "segmenter", "camera", "pins"):
+        assert what in checked
+    assert "memory estimate" in checked and "memory resident" in checked and "record" in checked
+    assert any("160x120 frame" in line for line in levels["OK"])
+
+
+def test_check_fails_clearly_without_the_model_set(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library, engine={"model_set": "models/default"})
+    code, levels = _check(capsys, "--config", str(config))
+    assert code == 1
+    fail = " ".join(levels["FAIL"])
+    assert "model set:" in fail and str(tmp_path / "models" / "default" / "manifest.json") in fail
+    assert "does not exist" in fail
+    assert any(line.startswith("camera:") for line in levels["OK"])  # the other checks still ran
+
+
+def test_check_fails_on_a_tampered_model_and_real_pins_off_a_pi(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library, rig={"pins": "auto"})
+    model = tmp_path / "models" / "classifier.onnx"
+    model.write_bytes(model.read_bytes() + b"\0")
+    code, levels = _check(capsys, "--config", str(config))
+    assert code == 1
+    fail = "\n".join(levels["FAIL"])
+    assert "model file:" in fail and "manifest expects" in fail
+    assert "pins:" in fail and "--sim" in fail  # not a Raspberry Pi: use simulated pins
+    code, levels = _check(capsys, "--config", str(config), "--sim")  # --sim forces mock pins
+    assert not any(line.startswith("pins:") for line in levels["FAIL"])
+
+
+def test_check_warns_about_category_rules_without_categories(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = [{"category": ["Bricks"], "bin": "red"}]
+    config = write_sim_setup(tmp_path, demo_library, sorting={"rules": rules})
+    code, levels = _check(capsys, "--config", str(config))
+    assert code == 0 and any("match by category" in w for w in levels["WARN"])
+
+
+def test_check_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, levels = _check(capsys, "--config", str(tmp_path / "missing.yaml"))
+    assert code == 1 and levels["FAIL"][0].startswith("config:") and "does not exist" in levels["FAIL"][0]

@@ -1,0 +1,112 @@
+"""Routing rules: first match wins, every criterion of a rule must match, categories from a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from edge.config import validate_config
+from edge.errors import ConfigError, DataFileError
+from edge.settings import SortingSettings
+from edge.sorting import Sorter, categories_from_manifest, load_categories, read_categories_file
+
+BINS = ["reject", "red", "bricks", "red_bricks", "plates", "other", "doubt"]
+
+
+def _sorter(rules: list[dict[str, Any]], categories: dict[str, str] | None = None, **extra: Any) -> Sorter:
+    settings = validate_config(
+        SortingSettings, {"rules": rules, "default_bin": "other", "reject_bin": "reject", **extra}
+    )
+    return Sorter(settings, BINS, categories)
+
+
+def test_first_matching_rule_wins_and_all_criteria_must_match() -> None:
+    sorter = _sorter(
+        [
+            {"part": ["3001"], "color": ["Red"], "bin": "red_bricks"},
+            {"color": [4], "bin": "red"},
+            {"part": ["3001", "3003"], "bin": "bricks"},
+        ]
+    )
+    assert sorter.route("3001", 4).bin == "red_bricks"  # both criteria of rule 0
+    assert sorter.route("3003", 4).bin == "red"  # rule 0 needs part 3001
+    assert sorter.route("3001", 1).bin == "bricks"  # rule 0 needs red
+    route = sorter.route("3023", 1)
+    assert route.bin == "other" and "default" in route.reason
+    assert sorter.route("3001", 4).reason == "rule 0"
+
+
+def test_unknown_low_confidence_and_errors_bypass_the_rules() -> None:
+    sorter = _sorter([{"color": [4], "bin": "red"}])
+    assert sorter.route(None, 4, "unknown").bin == "reject"  # unknown_bin defaults to the reject bin
+    assert sorter.route("3001", 4, "low_confidence").bin == "reject"
+    assert sorter.route("3001", 4, "error").bin == "reject"
+    doubtful = _sorter([{"color": [4], "bin": "red"}], unknown_bin="doubt")
+    assert doubtful.route(None, 4, "unknown").bin == "doubt"
+    assert doubtful.route("3001", 4, "error").bin == "reject"
+
+
+def test_categories_match_case_insensitively_and_need_the_table() -> None:
+    rules = [{"category": ["Plates"], "bin": "plates"}, {"category": "bricks", "bin": "bricks"}]
+    table = {"3023": "Plates", "3001": "Bricks"}
+    sorter = _sorter(rules, table)
+    assert sorter.route("3023", 1).bin == "plates"
+    assert sorter.route("3001", 1).bin == "bricks"
+    assert sorter.route("3062b", 1).bin == "other"  # not in the table: category rules skip it
+    assert sorter.category_of("3023") == "Plates" and sorter.category_of("x") is None
+    blind = _sorter(rules)  # no table at all: category rules match nothing
+    assert blind.route("3023", 1).bin == "other"
+
+
+def test_bins_must_exist_on_the_chute() -> None:
+    settings = validate_config(
+        SortingSettings, {"rules": [{"color": [4], "bin": "red"}], "default_bin": "x", "reject_bin": "reject"}
+    )
+    with pytest.raises(ConfigError, match=r"\['red', 'x'\].*rig.chute.bins"):
+        Sorter(settings, ["reject", "other"])
+
+
+def test_bin_index_is_the_position_among_the_chute_bins() -> None:
+    sorter = _sorter([])
+    assert [sorter.bin_index(b) for b in ("reject", "other")] == [0, 5]
+
+
+def test_warnings_for_rules_that_cannot_match() -> None:
+    rules = [{"category": ["Plates"], "bin": "plates"}, {"part": ["3001", "9999"], "bin": "bricks"}]
+    blind = _sorter(rules).warnings(["3001", "3023"])
+    assert any("rules [0] match by category" in w and "categories_file" in w for w in blind)
+    assert any("rules[1].part ['9999']" in w for w in blind)
+    partial = _sorter([{"category": ["Plates", "Slopes"], "bin": "plates"}], {"3023": "Plates"})
+    notes = partial.warnings(["3001", "3023"])
+    assert any("1 model part(s) have no category (3001)" in w for w in notes)
+    assert any("['Slopes']" in w for w in notes)
+    assert _sorter([{"color": [4], "bin": "red"}]).warnings(["3001"]) == []
+
+
+def test_category_table_from_manifest_and_csv(tmp_path: Path) -> None:
+    manifest = SimpleNamespace(build={"part_categories": {"3001": "Bricks", "3023": "Plates"}})
+    assert categories_from_manifest(manifest) == {"3001": "Bricks", "3023": "Plates"}
+    assert categories_from_manifest(SimpleNamespace(build={})) == {}
+    csv_path = tmp_path / "cats.csv"
+    csv_path.write_text("part_num,category\n3023,Plates Special\n3062b,Bricks Round\n", encoding="utf-8")
+    assert read_categories_file(csv_path) == {"3023": "Plates Special", "3062b": "Bricks Round"}
+    merged = load_categories(manifest, csv_path)  # the file overrides the manifest entry by entry
+    assert merged == {"3001": "Bricks", "3023": "Plates Special", "3062b": "Bricks Round"}
+    with pytest.raises(ConfigError, match="must map part numbers"):
+        categories_from_manifest(SimpleNamespace(build={"part_categories": ["Bricks"]}))
+
+
+def test_bad_category_files(tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match="does not exist"):
+        read_categories_file(tmp_path / "missing.csv")
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("part,cat\n3001,Bricks\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match="needs the columns part_num and category"):
+        read_categories_file(wrong)
+    blank = tmp_path / "blank.csv"
+    blank.write_text("part_num,category\n3001,\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match="line 2: empty"):
+        read_categories_file(blank)
