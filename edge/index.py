@@ -21,8 +21,6 @@ Scores are similarities, higher = closer: ``cosine``: 1 - cosine distance (the c
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 import zipfile
 from collections import Counter
@@ -36,6 +34,7 @@ from pydantic import Field, ValidationError
 
 from edge.config import StrictModel, format_validation_error
 from edge.errors import ConfigError, DataFileError, ModelError
+from edge.fileio import atomic_write
 from edge.manifest import IndexEntry, sha256_file
 
 #: The index file format this code reads and writes.
@@ -265,16 +264,8 @@ class EmbeddingIndex:
             )
         meta = json.dumps(self.meta().model_dump(mode="json"), sort_keys=True)
         labels = self._labels if len(self) else np.zeros(0, dtype="<U1")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:  # a file object: savez would append ".npz" to a name
-                np.savez(fh, vectors=vecs.astype(np.float16), labels=labels, meta=np.array(meta))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as fh:  # a file object: savez would append ".npz" to a name
+            np.savez(fh, vectors=vecs.astype(np.float16), labels=labels, meta=np.array(meta))
 
     @classmethod
     def load(

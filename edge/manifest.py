@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
@@ -20,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edge.config import StrictModel, format_validation_error
 from edge.errors import ModelError
+from edge.fileio import atomic_write
 
 #: The manifest format this code reads and writes.
 FORMAT_VERSION = 1
@@ -291,16 +290,8 @@ def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
     """Write ``folder/manifest.json`` atomically: a reader sees the old file or the new, never half."""
     path = _manifest_path(folder)
     text = json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
     return path
 
 

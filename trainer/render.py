@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from edge.errors import ConfigError, DataFileError
+from edge.fileio import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def _render_part(part: str) -> PartResult:
     if progress.is_file():
         try:
             records = json.loads(progress.read_text())["records"]
-            if all((out / r["image_path"]).is_file() for r in records):
+            if all(_nonempty(out / r[k]) for r in records for k in ("image_path", "mask_path")):
                 return PartResult(part, records, skipped=True)
         except (ValueError, KeyError):
             pass  # a damaged record: render the part again
@@ -144,8 +145,16 @@ def _render_part(part: str) -> PartResult:
     except Exception as exc:  # reported per part at the end; one bad part must not stop the run
         log.debug("part %s failed", part, exc_info=True)
         return PartResult(part, error=f"{type(exc).__name__}: {exc}")
-    _write_atomic(progress, json.dumps({"part": part, "records": records}))
+    write_atomic(progress, json.dumps({"part": part, "records": records}))
     return PartResult(part, records)
+
+
+def _nonempty(path: Path) -> bool:
+    # Images are renamed into place without fsync: after a power cut one may exist but be empty.
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _render_part_images(part: str, job: RenderJob, out: Path) -> list[dict[str, Any]]:
@@ -218,14 +227,7 @@ def _write_image(path: Path, image: np.ndarray, *, jpeg: bool) -> None:
     ok, buf = cv2.imencode(".jpg" if jpeg else ".png", data, params)
     if not ok:
         raise OSError(f"could not encode {str(path)!r}")
-    _write_atomic(path, buf.tobytes())
-
-
-def _write_atomic(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    tmp.replace(path)
+    write_atomic(path, buf.tobytes(), fsync=False)  # a lost image is rendered again on resume
 
 
 # ---- the run -----------------------------------------------------------------------------------
@@ -288,7 +290,7 @@ def _write_report(job: RenderJob, out: Path, results: list[PartResult], seconds:
         "failures": failed,
         "credit": CREDIT,
     }
-    _write_atomic(out / "render_report.json", json.dumps(report, indent=2))
+    write_atomic(out / "render_report.json", json.dumps(report, indent=2))
 
 
 def write_sample_sheet(

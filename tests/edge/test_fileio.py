@@ -1,0 +1,29 @@
+"""Atomic writes: all or nothing, readable permissions, nothing left behind on failure."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from edge.fileio import atomic_write, write_atomic
+
+
+def test_write_replaces_whole_file_with_readable_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "a.json"
+    write_atomic(target, "old")
+    write_atomic(target, b"new", fsync=False)
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # mkstemp's 0600 would lock out the service user
+    assert [p.name for p in target.parent.iterdir()] == ["a.json"]
+
+
+def test_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "m.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_write(target, "w") as fh:
+        fh.write("half")
+        raise RuntimeError("disk pulled")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
