@@ -1,0 +1,123 @@
+"""Training augmentation: colour identity is preserved, masks follow images, draws are reproducible."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("albumentations")
+
+from edge.colors import common_colors
+from edge.errors import ConfigError
+from edge.manifest import InputSpec
+from edge.preprocess import prepare
+from trainer.augment import PRECROP_MARGIN, Augmenter
+
+DRAWS = 200
+
+
+def _patch(rgb: tuple[int, int, int], size: int = 40, part: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """A square part of colour ``rgb`` on a neutral grey turntable, and its mask."""
+    image = np.full((size, size, 3), 128, np.uint8)
+    mask = np.zeros((size, size), np.uint8)
+    lo = (size - part) // 2
+    image[lo : lo + part, lo : lo + part] = rgb
+    mask[lo : lo + part, lo : lo + part] = 255
+    return image, mask
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE Lab (L 0..100) of RGB 0..255 colours, shape (..., 3)."""
+    arr = np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0
+    return cv2.cvtColor(arr, cv2.COLOR_RGB2LAB).reshape(np.shape(rgb))
+
+
+@pytest.mark.slow  # 2 x 6000 augmentations: about 10 s each
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_augmentation_never_changes_a_colours_identity(stage: str) -> None:
+    """Each of the 30 common colours, augmented 200 times, stays nearest (Lab) to itself in >= 99%."""
+    colors = common_colors(30)
+    palette = _lab(np.array([c.rgb for c in colors]))
+    augment = Augmenter(stage, min_side=32)  # type: ignore[arg-type]
+    kernel = np.ones((3, 3), np.uint8)
+    rates = {}
+    for i, color in enumerate(colors):
+        image, mask = _patch(color.rgb)
+        measured = []
+        for draw in range(DRAWS):
+            out, out_mask = augment(image, mask, seed=1000 * i + draw)
+            inside = cv2.erode(out_mask.astype(np.uint8), kernel).astype(bool)  # skip blurred edges
+            measured.append(np.median(out[inside], axis=0))
+        lab = _lab(np.array(measured))
+        nearest = np.linalg.norm(lab[:, None, :] - palette[None], axis=2).argmin(axis=1)
+        rates[color.name] = float(np.mean(nearest == i))
+    worst = min(rates, key=rates.__getitem__)
+    assert rates[worst] >= 0.99, f"{worst} keeps its identity in only {rates[worst]:.1%} of draws"
+
+
+def test_photometric_augmentation_is_actually_applied() -> None:
+    """The colour test above must not pass because nothing changes colour at all."""
+    image, mask = _patch((201, 26, 9))
+    augment = Augmenter("stage2", min_side=32)
+    medians = []
+    for draw in range(50):
+        out, out_mask = augment(image, mask, seed=draw)
+        medians.append(np.median(out[out_mask], axis=0))
+    assert np.ptp(np.array(medians), axis=0).max() >= 4  # brightness/contrast/HSV moved it
+
+
+def test_the_mask_follows_the_image_through_geometric_augmentation() -> None:
+    image, mask = _patch((201, 26, 9), size=60, part=16)
+    image[22:26, 22:38] = (0, 85, 191)  # an asymmetric feature so rotations matter
+    mask[22:26, 22:38] = 255
+    augment = Augmenter("stage2", min_side=32)
+    for draw in range(30):
+        out, out_mask = augment(image, mask, seed=draw)
+        assert out.shape[:2] == out_mask.shape and out_mask.dtype == bool
+        inside = cv2.erode(out_mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        grey = np.all(np.abs(out[inside].astype(int) - 128) < 20, axis=1)
+        assert grey.mean() < 0.05, f"draw {draw}: {grey.mean():.0%} of the mask shows background"
+        outside = ~cv2.dilate(out_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        red = (out[..., 0] > 150) & (out[..., 1] < 80) & (out[..., 2] < 80)  # the part, not a dropout hole
+        assert (red & outside).sum() <= 2
+
+
+def test_same_seed_same_result_other_seed_other_result() -> None:
+    image, mask = _patch((242, 205, 55), size=48, part=24)
+    augment = Augmenter("stage2", min_side=32)
+    a, ma = augment(image, mask, seed=7)
+    b, mb = augment(image, mask, seed=7)
+    c, _ = augment(image, mask, seed=8)
+    assert np.array_equal(a, b) and np.array_equal(ma, mb)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+
+
+def test_no_augmentation_leaves_the_prepared_input_unchanged() -> None:
+    """The pre-crop around the mask must not change what prepare() makes of a frame."""
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    mask = np.zeros((120, 160), np.uint8)
+    mask[5:40, 110:158] = 255  # near the frame's edge, so prepare() pads
+    spec = InputSpec(size=(32, 32))
+    out, out_mask = Augmenter("none")(frame, mask, seed=0)
+    np.testing.assert_array_equal(prepare(out, out_mask, spec), prepare(frame, mask, spec))
+    whole, whole_mask = Augmenter("none")(frame, None, seed=0)
+    assert np.array_equal(whole, frame) and whole_mask.all()
+
+
+def test_low_resolution_images_are_lanczos_upscaled_with_their_mask() -> None:
+    image, mask = _patch((0, 85, 191), size=64, part=40)
+    out, out_mask = Augmenter("stage1", min_side=128)(image, mask, seed=3, low_res=True)
+    assert out.shape[0] >= 128 and out.shape[:2] == out_mask.shape
+    plain, plain_mask = Augmenter("none", min_side=128)(image, mask, seed=3, low_res=True)
+    side = int(np.ceil(40 * (1 + 2 * PRECROP_MARGIN)))  # the pre-crop around the 40 px part: 88 px
+    assert plain.shape[:2] == (2 * side, 2 * side)  # the smallest whole factor reaching 128
+    assert abs(plain_mask.mean() - (40 / side) ** 2) < 0.01
+    # Lanczos keeps the flat colour exactly away from edges.
+    assert np.array_equal(plain[side, side], np.array([0, 85, 191], np.uint8))
+
+
+def test_unknown_stage_is_refused() -> None:
+    with pytest.raises(ConfigError, match="'stage3'"):
+        Augmenter("stage3")  # type: ignore[arg-type]

@@ -1,0 +1,242 @@
+"""trainer stage1/stage2 on tiny renders of the demo library, the feature cache and the configs."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("timm")
+pytest.importorskip("albumentations")
+
+from edge.errors import ConfigError  # noqa: E402
+from edge.sim.demo_library import DEMO_PARTS  # noqa: E402
+from trainer import train as train_cmd  # noqa: E402
+from trainer.augment import Augmenter  # noqa: E402
+from trainer.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
+from trainer.data import LabelMap, load_source, split_samples  # noqa: E402
+from trainer.dataset import CachedDataset, FeatureCache, prepare_sample  # noqa: E402
+from trainer.models import create_model, default_input_spec  # noqa: E402
+from trainer.render import RenderJob, run_render  # noqa: E402
+from trainer.train import TrainConfig, load_train_config, lr_factor, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _render(demo_library: Path, out: Path, parts: list[str], colors: tuple[int, ...]) -> Path:
+    job = RenderJob(
+        ldraw=str(demo_library),
+        layout="legacy",
+        out=str(out),
+        per_part=4,
+        views=2,
+        color_ids=colors,
+        seed=0,
+        randomization="train",
+        supersample=1,
+        size=64,
+    )
+    results = run_render(job, parts, workers=1)
+    assert not any(r.error for r in results), [r.error for r in results]
+    return out
+
+
+@pytest.fixture(scope="module")
+def synth(demo_library: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 parts x 4 captures x 2 views at 64x64, in red, white and blue."""
+    return _render(demo_library, tmp_path_factory.mktemp("synth"), DEMO_PARTS[:4], (4, 15, 1))
+
+
+def _config(data: Path, out: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = {
+        "sources": [{"path": str(data)}],
+        "input_size": 64,
+        "pretrained": False,
+        "embedding_dim": 32,
+        "freeze_blocks": 2,
+        "epochs": 2,
+        "batch_size": 8,
+        "threads": 1,  # two OpenMP threads crawl when CI shares the 2 cores
+        "cache": {"copies": 2, "mode": "on"},
+        "out": str(out),
+    }
+    base.update(kw)
+    return TrainConfig.model_validate(base)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    train_cmd.add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+@pytest.fixture(scope="module")
+def stage1_run(synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stage 1 run through the command line: a YAML config, 10 epochs."""
+    root = tmp_path_factory.mktemp("stage1")
+    cfg = _config(synth, root / "run", epochs=10, warmup_epochs=0.5).model_dump(mode="json")
+    cfg["sources"] = [{"path": "data"}]  # relative to the config file's folder
+    cfg["out"] = "run"
+    (root / "data").symlink_to(synth)
+    (root / "stage1.yaml").write_text(yaml.safe_dump(cfg))
+    args = _parser().parse_args(["stage1", "--config", str(root / "stage1.yaml"), "--no-progress"])
+    assert train_cmd.main(args) == 0
+    return root / "run"
+
+
+def test_stage1_reduces_the_loss_and_writes_every_output(stage1_run: Path) -> None:
+    history = json.loads((stage1_run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 11))
+    first = np.mean([h["train_loss"] for h in history[:2]])
+    last = np.mean([h["train_loss"] for h in history[-2:]])
+    assert last < 0.8 * first, f"training loss went from {first:.3f} to {last:.3f}"
+    assert history[-1]["train_color_top1"] is not None  # the renders carry colour labels
+    assert (stage1_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert LabelMap.from_json(stage1_run / "label_map.json").parts == sorted(DEMO_PARTS[:4])
+    kept = sorted(p.name for p in (stage1_run / "checkpoints").iterdir())
+    assert kept == ["epoch_0009", "epoch_0010"]  # keep_last: 2
+    _, meta = load_checkpoint(stage1_run / "best")
+    assert meta.stage == "stage1" and meta.label_map.colors == [1, 4, 15]
+    assert meta.input_spec.size == (64, 64) and meta.input_spec.mean == (0.5, 0.5, 0.5)
+    best = max(h["val_part_top1"] for h in history)
+    assert meta.metrics["val_part_top1"] == best
+
+
+def test_resume_after_an_interruption_ends_with_the_same_weights(synth: Path, tmp_path: Path) -> None:
+    cache = {"copies": 2, "mode": "on", "dir": str(tmp_path / "cache")}
+    straight = train(_config(synth, tmp_path / "a", epochs=3, cache=cache), "stage1", progress=False)
+    per_epoch = math.ceil(
+        sum(json.loads((tmp_path / "a" / "splits.json").read_text())["images"]["train"].values()) / 8
+    )
+
+    cfg = _config(synth, tmp_path / "b", epochs=3, cache=cache)
+    first = train(cfg, "stage1", max_steps=per_epoch, progress=False)  # "interrupted" after epoch 1
+    assert [h["epoch"] for h in first["history"]] == [1]
+    assert latest_checkpoint(tmp_path / "b").name == "epoch_0001"
+    resumed = train(cfg, "stage1", resume=True, progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert resumed["steps"] == straight["steps"] == 3 * per_epoch
+
+    a, _ = load_checkpoint(tmp_path / "a" / "checkpoints" / "epoch_0003")
+    b, _ = load_checkpoint(tmp_path / "b" / "checkpoints" / "epoch_0003")
+    wa, wb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa), "resumed weights differ from the uninterrupted run"
+    for x, y in zip(straight["history"], resumed["history"], strict=True):
+        assert x["train_loss"] == y["train_loss"] and x["val_loss"] == y["val_loss"]
+
+
+def test_max_steps_inside_an_epoch_keeps_a_best_checkpoint_only(synth: Path, tmp_path: Path) -> None:
+    result = train(_config(synth, tmp_path, epochs=5), "stage1", max_steps=1, progress=False)
+    assert result["steps"] == 1 and result["history"][0]["complete"] is False
+    assert latest_checkpoint(tmp_path) is None  # nothing to resume from: the epoch did not finish
+    _, meta = load_checkpoint(tmp_path / "best")
+    assert meta.step == 1 and meta.epoch == 0
+
+
+def test_feature_cache_gives_the_uncached_forward(synth: Path, tmp_path: Path) -> None:
+    samples = load_source(synth)[:6]
+    label_map = LabelMap(sorted({s.part_num for s in samples}), sorted({s.color_id for s in samples}))
+    torch.manual_seed(0)
+    model = create_model(
+        num_parts=label_map.num_parts, num_colors=2, embedding_dim=16, pretrained=False, freeze_blocks=3
+    ).eval()
+    spec = default_input_spec("efficientnet_lite0", 64)
+    plain = Augmenter("none", min_side=64)
+    cache = FeatureCache(tmp_path, model, spec, plain, copies=1)
+    assert cache.build(samples, batch_size=4, progress=False) == 6
+    assert cache.build(samples, batch_size=4, progress=False) == 0  # all there: nothing recomputed
+    data = CachedDataset(samples, label_map, cache)
+    for i, sample in enumerate(samples):
+        item = data[i]
+        x = torch.from_numpy(prepare_sample(sample, spec, plain, seed=0))[None]
+        with torch.no_grad():
+            want = model(x)
+            got = model.forward_cached(item["front"][None], item["stats"][None])
+        for key in want:  # float16 storage: close, not equal
+            torch.testing.assert_close(got[key], want[key], atol=2e-2, rtol=2e-2)
+        assert item["part"] == label_map.part_index(sample.part_num)
+
+    other = create_model(
+        num_parts=label_map.num_parts, num_colors=2, embedding_dim=16, pretrained=False, freeze_blocks=3
+    )
+    assert FeatureCache(tmp_path, other, spec, plain, copies=1).key(samples[0], 0) != cache.key(samples[0], 0)
+    augmented = FeatureCache(tmp_path, model, spec, Augmenter("stage1", min_side=64), copies=2)
+    augmented.build(samples[:1], progress=False)
+    a, b = augmented.load(samples[0], 0)[0], augmented.load(samples[0], 1)[0]
+    assert not torch.equal(a, b)  # two different augmented copies
+
+
+def test_stage2_starts_from_stage1_and_appends_new_parts_and_colours(
+    stage1_run: Path, synth: Path, demo_library: Path, tmp_path: Path
+) -> None:
+    real = _render(demo_library, tmp_path / "real", [DEMO_PARTS[4]], (4, 14))
+    cfg = _config(
+        synth,
+        tmp_path / "run",
+        sources=[{"path": str(real), "name": "real"}, {"path": str(synth), "name": "synth"}],
+        init_from=str(stage1_run / "best"),
+        epochs=1,
+    )
+    result = train(cfg, "stage2", max_steps=2, progress=False)
+    assert result["steps"] == 2
+    stage1_map = LabelMap.from_json(stage1_run / "label_map.json")
+    model, meta = load_checkpoint(tmp_path / "run" / "best")
+    assert meta.stage == "stage2" and meta.config["augment"] is None
+    assert meta.label_map.parts == [*stage1_map.parts, DEMO_PARTS[4]]
+    assert meta.label_map.colors == [*stage1_map.colors, 14]
+    assert model.num_parts == 5 and model.num_colors == 4
+
+
+def test_stage2_needs_a_stage1_checkpoint(synth: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="stage2 needs a stage 1 checkpoint"):
+        train(_config(synth, tmp_path), "stage2", progress=False)
+
+
+def test_the_shipped_configs_are_valid_and_anchor_paths_at_their_folder() -> None:
+    one = load_train_config(REPO / "config" / "stage1_synthetic.yaml")
+    two = load_train_config(REPO / "config" / "stage2_real.yaml", epochs=1, out="elsewhere")
+    assert Path(one.sources[0].path).resolve() == REPO / "data" / "synth-legacy"
+    assert (one.model, one.input_size, one.embedding_dim) == ("efficientnet_lite0", 128, 128)
+    assert two.init_from and Path(two.init_from).resolve() == REPO / "runs" / "stage1" / "best"
+    assert {s.name: s.weight for s in two.sources}["real"] == 3.0
+    assert (two.epochs, two.out) == (1, "elsewhere")
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("sources: [{path: x}]\nout: o\nbatchsize: 3\n")
+    with pytest.raises(ConfigError, match="batchsize"):
+        load_train_config(path)
+    path.write_text("sources: [{path: x}]\nout: o\nembedding_dim: 512\n")
+    with pytest.raises(ConfigError, match="embedding_dim"):
+        load_train_config(path)
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor() -> None:
+    values = [lr_factor(s, 10, 100, 0.01) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(values[10:]))
+    assert lr_factor(100, 10, 100, 0.01) == pytest.approx(0.01)
+
+
+def test_a_missing_gpu_is_an_error_not_a_silent_cpu_run() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match="cuda"):
+        train_cmd.resolve_device("cuda")
+    assert train_cmd.resolve_device("auto") == "cpu"
+
+
+def test_splits_written_match_the_data_splitter(stage1_run: Path, synth: Path) -> None:
+    written = json.loads((stage1_run / "splits.json").read_text())
+    splits = split_samples(load_source(synth), (0.8, 0.1, 0.1), 0)
+    assert {k: sum(v.values()) for k, v in written["images"].items()} == {
+        k: len(v) for k, v in splits.items()
+    }

@@ -1,0 +1,141 @@
+"""Training augmentation (albumentations) for the two stages, applied to image and mask together.
+
+Augmentation runs BEFORE :func:`edge.preprocess.prepare`, so the network still sees exactly the
+preprocessing the Pi applies. Each call first cuts a generous square around the mask (so rotating
+and shifting never pull the frame's border into the crop that ``prepare`` takes, and 640x480 rig
+frames are cheap to augment), then applies the stage's pipeline:
+
+- ``stage1`` (synthetic): rotation, flips, mild brightness/contrast, blur, coarse dropout.
+- ``stage2`` (real + synthetic): stage 1 plus affine shift/scale/rotate, sensor noise and a mild
+  hue/saturation/value jitter.
+- ``none``: no augmentation (validation).
+
+No augmentation may change a part's colour identity: the colour head is trained on these images.
+Hue moves at most 2 degrees, and brightness, contrast, saturation and value only as far as keeps
+every one of the 30 most common colours nearer (in CIE Lab) to itself than to any other of them
+(``tests/trainer/test_augment.py`` checks it). Low-resolution sources (B200C, 64x64, no colour)
+are upscaled with Lanczos and get extra blur, so sharp and soft images look alike to the network.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from edge.errors import ConfigError, MissingDependencyError
+from edge.preprocess import check_image, crop_to_mask
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations would ask PyPI for news
+try:
+    import albumentations as A
+except ImportError:
+    raise MissingDependencyError("albumentations", "train", "training augmentation") from None
+
+Stage = Literal["stage1", "stage2", "none"]
+STAGES: tuple[str, ...] = ("stage1", "stage2", "none")
+#: Margin of the square cut around the mask before augmenting (fraction of the part's longer side).
+PRECROP_MARGIN = 0.6
+#: Colour-safe photometric limits (see the module docstring and the colour-identity test).
+BRIGHTNESS_LIMIT = 0.03  # fraction of 255, added
+CONTRAST_LIMIT = 0.03  # gain 1 +- this
+HUE_SHIFT = 1  # OpenCV hue units: 1 = 2 degrees (2 units already turn Yellow orange)
+SAT_SHIFT = 6  # of 255
+VAL_SHIFT = 3  # of 255 (darkening Yellow turns it Bright Light Orange)
+
+
+def _geometric() -> list[A.BasicTransform]:
+    return [
+        A.Rotate(limit=180, border_mode=cv2.BORDER_REPLICATE, p=0.8),
+        A.HorizontalFlip(p=0.5),
+        A.VerticalFlip(p=0.5),
+    ]
+
+
+def _stage1() -> list[A.BasicTransform]:
+    return [
+        *_geometric(),
+        A.RandomBrightnessContrast(brightness_limit=BRIGHTNESS_LIMIT, contrast_limit=CONTRAST_LIMIT, p=0.5),
+        A.OneOf(
+            [A.GaussianBlur(blur_limit=(3, 5), sigma_limit=(0.3, 1.2)), A.MotionBlur(blur_limit=(3, 5))],
+            p=0.3,
+        ),
+        # Occludes the part, not the mask: the crop stays where the part is.
+        A.CoarseDropout(
+            num_holes_range=(1, 3),
+            hole_height_range=(0.05, 0.15),
+            hole_width_range=(0.05, 0.15),
+            fill="random_uniform",
+            p=0.3,
+        ),
+    ]
+
+
+def _stage2() -> list[A.BasicTransform]:
+    return [
+        *_stage1()[:3],
+        A.Affine(
+            scale=(0.85, 1.15),
+            translate_percent=(-0.06, 0.06),
+            rotate=(-15, 15),
+            border_mode=cv2.BORDER_REPLICATE,
+            p=0.7,
+        ),
+        *_stage1()[3:],
+        A.GaussNoise(std_range=(0.005, 0.03), p=0.3),
+        A.HueSaturationValue(
+            hue_shift_limit=HUE_SHIFT, sat_shift_limit=SAT_SHIFT, val_shift_limit=VAL_SHIFT, p=0.5
+        ),
+    ]
+
+
+class Augmenter:
+    """Augments an (image, mask) pair for one training stage, reproducibly from a seed.
+
+    Args:
+        stage: ``"stage1"``, ``"stage2"`` or ``"none"``.
+        min_side: low-resolution images (``low_res=True``) are Lanczos-upscaled until their
+            square crop is at least this many pixels (use the network input size).
+    """
+
+    def __init__(self, stage: Stage, *, min_side: int = 128) -> None:
+        if stage not in STAGES:
+            raise ConfigError(f"augmentation stage {stage!r} is unknown; use one of {', '.join(STAGES)}")
+        if not 8 <= min_side <= 4096:
+            raise ConfigError(f"min_side {min_side!r} must be within 8..4096 pixels (the input size)")
+        self.stage = stage
+        self.min_side = min_side
+        transforms = {"stage1": _stage1, "stage2": _stage2, "none": list}[stage]()
+        self.pipeline = A.Compose(transforms, seed=0) if transforms else None
+        self.low_res_blur = A.Compose(
+            [A.GaussianBlur(blur_limit=(3, 7), sigma_limit=(0.5, 1.5), p=0.5)], seed=0
+        )
+
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray | None, *, seed: int, low_res: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(image, mask)`` augmented: uint8 RGB and bool, the mask still marking the part.
+
+        ``mask`` None means the whole image is the part. The same ``seed`` gives the same result.
+        """
+        check_image(image)
+        if mask is None:  # the whole image is the part: nothing to centre on
+            img, msk = image, np.ones(image.shape[:2], np.uint8)
+        else:
+            crop = crop_to_mask(image, mask, PRECROP_MARGIN)
+            img, msk = crop.image, crop.mask.view(np.uint8)
+        if low_res and img.shape[0] < self.min_side:
+            factor = int(np.ceil(self.min_side / img.shape[0]))
+            side = img.shape[0] * factor
+            img = cv2.resize(img, (side, side), interpolation=cv2.INTER_LANCZOS4)
+            msk = cv2.resize(msk, (side, side), interpolation=cv2.INTER_NEAREST)
+        if self.pipeline is not None:
+            self.pipeline.set_random_seed(seed & 0x7FFFFFFF)
+            out = self.pipeline(image=img, mask=msk)
+            img, msk = out["image"], out["mask"]
+            if low_res:
+                self.low_res_blur.set_random_seed((seed + 1) & 0x7FFFFFFF)
+                img = self.low_res_blur(image=img)["image"]
+        return np.ascontiguousarray(img), msk.astype(bool)

@@ -1,0 +1,312 @@
+"""Torch datasets over :class:`~trainer.data.Sample` records, and the frozen-feature cache for CPU training.
+
+:class:`PartDataset` reads an image (and its mask) with OpenCV as RGB, augments both
+(:class:`trainer.augment.Augmenter`), then runs THE preprocessing, :func:`edge.preprocess.prepare`,
+so trainer and Pi never disagree. Labels come from the :class:`~trainer.data.LabelMap`; a sample
+without a colour label (or with a colour the map lacks) gets colour -1, which the colour loss ignores.
+
+:class:`FeatureCache` makes CPU training affordable: the frozen front of the network (stem and the
+first ``freeze_blocks`` stages, see :class:`trainer.models.PartNet`) gives the same output every
+epoch for the same augmented image, so it is computed once for K augmented copies of each image and
+stored as float16 safetensors files keyed by a hash of (sample, copy, model front, input spec,
+augmentation). Training then runs only the unfrozen stages and the heads; each epoch picks one of
+the K copies of every image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.errors import ConfigError, ImageError, MissingDependencyError
+from edge.manifest import InputSpec
+from edge.preprocess import prepare
+from trainer.augment import Augmenter
+from trainer.data.labels import LabelMap
+from trainer.data.sources import Sample
+
+try:
+    import torch
+    from safetensors.torch import load_file, save_file
+    from torch.utils.data import Dataset
+except ImportError as _exc:
+    raise MissingDependencyError(_exc.name or "torch", "train", "training datasets") from None
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the cached content changes meaning (invalidates every old cache entry).
+CACHE_VERSION = 1
+
+
+def item_seed(seed: int, epoch: int, position: int, copy: int = 0) -> int:
+    """The augmentation seed of one draw: depends only on its arguments (reproducible, resumable)."""
+    return zlib.crc32(f"{seed}/{epoch}/{position}/{copy}".encode()) & 0x7FFFFFFF
+
+
+def read_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(RGB uint8 image, bool mask or None)`` of a sample, read with OpenCV.
+
+    Raises:
+        ImageError: the image or mask is missing, unreadable, or of another size than the image.
+    """
+    bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(
+            f"image {str(sample.image_path)!r} cannot be read (missing or corrupt); re-render or "
+            "re-capture it, or remove it from the manifest"
+        )
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if sample.mask_path is None:
+        return image, None
+    mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise ImageError(f"mask {str(sample.mask_path)!r} cannot be read (missing or corrupt); re-create it")
+    if mask.shape != image.shape[:2]:
+        raise ImageError(
+            f"mask {str(sample.mask_path)!r} is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{image.shape[1]}x{image.shape[0]}; they must match"
+        )
+    return image, mask > 127
+
+
+def prepare_sample(
+    sample: Sample, spec: InputSpec, augmenter: Augmenter, seed: int, *, low_res: bool = False
+) -> np.ndarray:
+    """Read, augment and :func:`~edge.preprocess.prepare` one sample: float32 in ``spec``'s layout."""
+    image, mask = read_sample(sample)
+    image, aug_mask = augmenter(image, mask, seed=seed, low_res=low_res)
+    return prepare(image, aug_mask, spec)
+
+
+class PartDataset(Dataset):
+    """Prepared images with ``(part, colour)`` labels; ``dataset[i]`` draws the sample ``indices[i]``.
+
+    Args:
+        samples: the samples (e.g. a :class:`~trainer.data.MixedSampler`'s ``samples``).
+        label_map: maps part numbers and colour ids to output indices.
+        spec: the network's input spec (must be NCHW for torch).
+        augmenter: the stage's augmentation (``Augmenter("none")`` for validation).
+        seed: base seed of the augmentation draws.
+        low_res_sources: names of sources whose images are low resolution (B200C).
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        label_map: LabelMap,
+        spec: InputSpec,
+        augmenter: Augmenter,
+        *,
+        seed: int = 0,
+        low_res_sources: frozenset[str] = frozenset(),
+    ) -> None:
+        if spec.layout != "NCHW":
+            raise ImageError(f"input layout {spec.layout!r}: torch training needs NCHW; set layout: NCHW")
+        self.samples = list(samples)
+        self.labels = [label_map.encode(s, unknown_color="ignore") for s in self.samples]
+        self.spec, self.augmenter, self.seed = spec, augmenter, seed
+        self.low_res_sources = low_res_sources
+        self.indices: np.ndarray = np.arange(len(self.samples))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int, indices: np.ndarray | None = None) -> None:
+        """Use epoch ``epoch``'s augmentation draws over ``indices`` (default: every sample once)."""
+        self.epoch = epoch
+        self.indices = np.arange(len(self.samples)) if indices is None else np.asarray(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        index = int(self.indices[position])
+        sample = self.samples[index]
+        seed = item_seed(self.seed, self.epoch, position)
+        x = prepare_sample(
+            sample, self.spec, self.augmenter, seed, low_res=sample.source in self.low_res_sources
+        )
+        part, color = self.labels[index]
+        return {"image": torch.from_numpy(x), "part": part, "color": color, "index": index}
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A hash of the frozen front (architecture, depth and weights): cached features depend on it."""
+    h = hashlib.sha256()
+    args = model.model_args()  # type: ignore[operator]
+    h.update(f"{args['name']}/{args['freeze_blocks']}".encode())
+    for module in model.frozen_modules():  # type: ignore[operator]
+        for name, tensor in module.state_dict().items():
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class FeatureCache:
+    """Frozen-front features of K augmented copies per sample, as float16 safetensors files.
+
+    Args:
+        root: cache folder (shared by runs: entries are keyed by content, never overwritten).
+        model: the :class:`~trainer.models.PartNet` whose front is cached (``freeze_blocks`` >= 1).
+        spec: the input spec; augmenter: the augmentation; copies: K; seed: base seed.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        model: torch.nn.Module,
+        spec: InputSpec,
+        augmenter: Augmenter,
+        *,
+        copies: int,
+        seed: int = 0,
+        low_res_sources: frozenset[str] = frozenset(),
+    ) -> None:
+        if not model.freeze_blocks:  # type: ignore[union-attr]
+            raise ConfigError("the feature cache needs a model with freeze_blocks >= 1 (nothing is frozen)")
+        if copies < 1:
+            raise ConfigError(f"cache copies {copies!r} must be >= 1")
+        self.root = Path(root)
+        self.model, self.spec, self.augmenter = model, spec, augmenter
+        self.copies, self.seed, self.low_res_sources = copies, seed, low_res_sources
+        self._context = json.dumps(
+            {
+                "v": CACHE_VERSION,
+                "model": model_fingerprint(model),
+                "spec": spec.model_dump(mode="json"),
+                "augment": augmenter.stage,
+                "min_side": augmenter.min_side,
+                "seed": seed,
+            },
+            sort_keys=True,
+        )
+
+    def key(self, sample: Sample, copy: int) -> str:
+        """The entry name of ``sample``'s copy ``copy`` (changes when the image file changes)."""
+        stat = sample.image_path.stat()
+        mask = f"{sample.mask_path}:{sample.mask_path.stat().st_mtime_ns}" if sample.mask_path else ""
+        low_res = sample.source in self.low_res_sources
+        image = f"{sample.image_path}:{stat.st_size}:{stat.st_mtime_ns}"
+        text = f"{self._context}|{image}|{mask}|{low_res}|{copy}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def path(self, sample: Sample, copy: int) -> Path:
+        """Where the entry lives (two-level fan-out keeps folders small)."""
+        key = self.key(sample, copy)
+        return self.root / key[:2] / f"{key}.safetensors"
+
+    def missing(self, samples: Sequence[Sample]) -> list[tuple[int, int]]:
+        """``(sample index, copy)`` pairs not yet cached."""
+        return [
+            (i, c) for i, s in enumerate(samples) for c in range(self.copies) if not self.path(s, c).is_file()
+        ]
+
+    @torch.no_grad()
+    def build(self, samples: Sequence[Sample], *, batch_size: int = 32, progress: bool = True) -> int:
+        """Compute and store every missing entry; returns how many were computed."""
+        from tqdm import tqdm
+
+        todo = self.missing(samples)
+        if not todo:
+            return 0
+        device = next(self.model.parameters()).device
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            bar = tqdm(total=len(todo), unit="img", desc="feature cache", disable=not progress)
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start : start + batch_size]
+                x = np.stack([self._prepare(samples[i], c) for i, c in chunk])
+                batch = torch.from_numpy(x).to(device)
+                front = self.model.front(batch).to(torch.float16).cpu()  # type: ignore[operator]
+                stats = self.model.color_descriptor(batch).float().cpu()  # type: ignore[operator]
+                for k, (i, c) in enumerate(chunk):
+                    self._write(self.path(samples[i], c), front[k], stats[k])
+                bar.update(len(chunk))
+            bar.close()
+        finally:
+            self.model.train(was_training)
+        return len(todo)
+
+    def _prepare(self, sample: Sample, copy: int) -> np.ndarray:
+        # Copy 0 of the "none" augmentation is the plain image; other copies are distinct draws.
+        return prepare_sample(
+            sample,
+            self.spec,
+            self.augmenter,
+            item_seed(self.seed, -1, 0, copy) ^ zlib.crc32(str(sample.image_path).encode()),
+            low_res=sample.source in self.low_res_sources,
+        )
+
+    @staticmethod
+    def _write(path: Path, front: torch.Tensor, stats: torch.Tensor) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        save_file({"front": front.contiguous(), "stats": stats.contiguous()}, str(tmp))
+        tmp.replace(path)
+
+    def load(self, sample: Sample, copy: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(front features float16, colour descriptor float32)`` of one cached entry."""
+        data = load_file(str(self.path(sample, copy)))
+        return data["front"], data["stats"]
+
+
+class CachedDataset(Dataset):
+    """Like :class:`PartDataset` but yields cached front features: ``{front, stats, part, color, index}``.
+
+    Each epoch draws, for each position, one of the K cached copies (reproducibly from the seed).
+    """
+
+    def __init__(self, samples: Sequence[Sample], label_map: LabelMap, cache: FeatureCache) -> None:
+        self.samples = list(samples)
+        self.labels = [label_map.encode(s, unknown_color="ignore") for s in self.samples]
+        self.cache = cache
+        self.indices: np.ndarray = np.arange(len(self.samples))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int, indices: np.ndarray | None = None) -> None:
+        """As :meth:`PartDataset.set_epoch`."""
+        self.epoch = epoch
+        self.indices = np.arange(len(self.samples)) if indices is None else np.asarray(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        index = int(self.indices[position])
+        copy = item_seed(self.cache.seed, self.epoch, position) % self.cache.copies
+        front, stats = self.cache.load(self.samples[index], copy)
+        part, color = self.labels[index]
+        return {"front": front.float(), "stats": stats, "part": part, "color": color, "index": index}
+
+
+def load_sources(sources: Sequence[Any]) -> tuple[dict[str, list[Sample]], frozenset[str]]:
+    """``(samples by unique source name, names of low-resolution B200C sources)`` of configured sources.
+
+    Each source has ``path``, ``kind`` and ``name`` attributes (``trainer.train.SourceConfig``).
+
+    Raises:
+        ConfigError: two sources end up with the same name.
+    """
+    from trainer.data.sources import detect_kind, load_source
+
+    out: dict[str, list[Sample]] = {}
+    low_res: set[str] = set()
+    for src in sources:
+        samples = load_source(src.path, src.kind, name=src.name)
+        name = samples[0].source  # the given name, else the (detected) kind
+        if name in out:
+            raise ConfigError(
+                f"two data sources are named {name!r}; give them distinct `name:` values (real-a, real-b)"
+            )
+        out[name] = samples
+        if (src.kind if src.kind != "auto" else detect_kind(Path(src.path).resolve())) == "b200c":
+            low_res.add(name)
+    return out, frozenset(low_res)

@@ -1,0 +1,508 @@
+"""``trainer stage1`` and ``trainer stage2``: train the part recogniser from a YAML config.
+
+- ``stage1`` pre-trains on synthetic data: part head and embedding (cosine classifier), and the
+  colour head where samples carry colour labels.
+- ``stage2`` fine-tunes a stage 1 checkpoint (``init_from``) on real captures mixed with synthetic
+  images (:class:`~trainer.data.MixedSampler`, real weighted 3x by default), with stronger
+  augmentation; parts and colours the stage 1 map lacks are appended to it.
+
+Output folder: ``label_map.json``, ``config.json`` (the resolved config), ``splits.json``,
+``checkpoints/epoch_NNNN/`` (the last ``keep_last`` epochs; ``--resume`` continues after the
+newest one with its optimizer and scheduler state), ``best/`` (best validation part top-1),
+``history.json`` and ``curves.png``. Relative paths in a config file are taken from its folder.
+On a CPU the frozen front of the network is cached (:class:`trainer.dataset.FeatureCache`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from edge.config import StrictModel, load_config
+from edge.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class SourceConfig(StrictModel):
+    """One data source folder."""
+
+    path: str = Field(description="data source folder (trainer render output, B200C, rig captures)")
+    kind: Literal["auto", "b200c", "legacy", "real"] = Field(default="auto", description="layout, or auto")
+    name: str | None = Field(default=None, min_length=1, description="source name; default: its kind")
+    weight: float | None = Field(
+        default=None, ge=0.0, le=100.0, description="per-image sampling weight (default: real 3, else 1)"
+    )
+
+
+class CacheConfig(StrictModel):
+    """Frozen-feature cache (CPU training)."""
+
+    mode: Literal["auto", "on", "off"] = Field(default="auto", description="auto: on when training on a CPU")
+    copies: int = Field(default=4, ge=1, le=64, description="augmented copies cached per training image")
+    dir: str | None = Field(default=None, description="cache folder; default: <out>/feature_cache")
+
+
+class TrainConfig(StrictModel):
+    """A training run (see config/stage1_synthetic.yaml and config/stage2_real.yaml)."""
+
+    sources: list[SourceConfig] = Field(min_length=1, description="data sources to train on")
+    split: tuple[float, float, float] = Field(
+        default=(0.8, 0.1, 0.1), description="train/val/test fractions of captures"
+    )
+    min_samples: int = Field(default=1, ge=1, le=100000, description="drop parts with fewer training images")
+    holdout_parts: int | list[str] = Field(
+        default=0, description="parts kept out of training for the unseen-parts test: a count or a list"
+    )
+    epoch_size: int | None = Field(default=None, ge=1, le=10**8, description="images per epoch; default all")
+    input_size: int = Field(default=128, ge=32, le=512, description="network input side in pixels")
+    background: Literal["keep", "fill"] = Field(default="keep", description="input background mode")
+    crop_margin: float = Field(default=0.1, ge=0.0, le=2.0, description="crop margin around the part mask")
+    model: str = Field(default="efficientnet_lite0", description="architecture (trainer.models registry)")
+    pretrained: bool = Field(default=True, description="start the backbone from ImageNet weights")
+    embedding_dim: int = Field(default=128, ge=8, le=256, description="embedding length")
+    freeze_blocks: int = Field(default=3, ge=0, le=7, description="frozen backbone stages (plus stem)")
+    init_from: str | None = Field(default=None, description="checkpoint to start from (stage2: stage 1's)")
+    augment: Literal["stage1", "stage2", "none"] | None = Field(
+        default=None, description="augmentation preset; default: the command's stage"
+    )
+    epochs: int = Field(default=10, ge=1, le=10000, description="training epochs")
+    batch_size: int = Field(default=64, ge=1, le=4096, description="images per optimizer step")
+    lr: float = Field(default=3e-3, gt=0.0, le=10.0, description="peak learning rate (AdamW)")
+    weight_decay: float = Field(default=1e-4, ge=0.0, le=1.0, description="AdamW weight decay")
+    warmup_epochs: float = Field(default=1.0, ge=0.0, le=1000.0, description="linear warm-up length")
+    min_lr_ratio: float = Field(default=0.01, ge=0.0, le=1.0, description="cosine floor, fraction of lr")
+    label_smoothing: float = Field(default=0.1, ge=0.0, le=0.5, description="label smoothing of the heads")
+    part_weight: float = Field(default=1.0, ge=0.0, le=100.0, description="weight of the part loss")
+    color_weight: float = Field(default=1.0, ge=0.0, le=100.0, description="weight of the colour loss")
+    embedding_weight: float = Field(default=1.0, ge=0.0, le=100.0, description="weight of the embedding loss")
+    embedding_scale: float = Field(default=16.0, gt=0.0, le=100.0, description="cosine classifier scale")
+    embedding_margin: float = Field(default=0.2, ge=0.0, le=1.0, description="cosine (CosFace) margin")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="seed of splits, sampling and augmentation")
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: cuda when present")
+    threads: int | None = Field(default=None, ge=1, le=256, description="torch CPU threads; default all")
+    workers: int = Field(default=0, ge=0, le=64, description="DataLoader worker processes")
+    cache: CacheConfig = Field(default_factory=CacheConfig, description="frozen-feature cache")
+    keep_last: int = Field(default=2, ge=1, le=1000, description="epoch checkpoints kept")
+    out: str = Field(description="output folder")
+
+
+def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """Read a config and apply the non-None ``overrides`` (CLI flags), re-validating them.
+
+    Relative paths in the file (sources, ``init_from``, ``out``, ``cache.dir``) are taken from the
+    file's folder, as in the project's other configs; overrides are used as given.
+    """
+    cfg = load_config(TrainConfig, path)
+    base = Path(path).parent
+
+    def anchored(value: str) -> str:
+        return value if Path(value).is_absolute() else str(base / value)
+
+    for src in cfg.sources:
+        src.path = anchored(src.path)
+    cfg.out = anchored(cfg.out)
+    if cfg.init_from:
+        cfg.init_from = anchored(cfg.init_from)
+    if cfg.cache.dir:
+        cfg.cache.dir = anchored(cfg.cache.dir)
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(cfg, key, value)  # validate_assignment checks the value
+    return cfg
+
+
+def resolve_device(name: str) -> str:
+    """``"cuda"`` or ``"cpu"`` for a config's device (ConfigError when cuda is asked for but absent)."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but torch sees no GPU; use device: auto or cpu")
+    return name
+
+
+def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to ``floor`` at ``total`` steps."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# ---- the training loop ---------------------------------------------------------------------------
+
+
+def _prepare_data(cfg: TrainConfig, stage: str, out: Path) -> dict[str, Any]:
+    """Sources, hold-out, splits and label map of a run (written into ``out``)."""
+    from trainer.checkpoint import merge_label_maps, read_meta
+    from trainer.data import build_label_map, holdout_parts, split_samples
+    from trainer.dataset import load_sources
+
+    by_source, low_res = load_sources(cfg.sources)
+    weights = {
+        name: src.weight for name, src in zip(by_source, cfg.sources, strict=True) if src.weight is not None
+    }
+    samples = [s for items in by_source.values() for s in items]
+    holdout: list[str] = []
+    if cfg.holdout_parts:
+        samples, unseen = holdout_parts(samples, cfg.holdout_parts, cfg.seed)
+        holdout = sorted({s.part_num for s in unseen})
+        write_json(out / "holdout_parts.json", {"parts": holdout, "seed": cfg.seed})
+    splits = split_samples(samples, cfg.split, cfg.seed)
+    label_map = build_label_map(splits["train"], cfg.min_samples)
+    if cfg.init_from:
+        base, _ = read_meta(cfg.init_from)
+        if base.name != cfg.model:
+            raise ConfigError(
+                f"init_from {cfg.init_from!r} is a {base.name!r} checkpoint but model is {cfg.model!r}; "
+                "set model to match it"
+            )
+        label_map = merge_label_maps(base.label_map, label_map)
+    saved = out / "label_map.json"
+    if saved.is_file():
+        from trainer.data import LabelMap
+
+        old = LabelMap.from_json(saved)
+        if (old.parts, old.colors) != (label_map.parts, label_map.colors):
+            raise ConfigError(
+                f"{str(saved)!r} holds another label map than this config's data gives; use a new --out "
+                "folder, or delete that folder's contents to start over"
+            )
+    label_map.to_json(saved)
+    train_set = set(label_map.keep(splits["train"]))
+    train_by_source = {n: [s for s in items if s in train_set] for n, items in by_source.items()}
+    train_by_source = {n: items for n, items in train_by_source.items() if items}
+    counts = {
+        split: {n: sum(s.source == n for s in items) for n in by_source} for split, items in splits.items()
+    }
+    write_json(out / "splits.json", {"seed": cfg.seed, "fractions": list(cfg.split), "images": counts})
+    return {
+        "train_by_source": train_by_source,
+        "weights": {n: w for n, w in weights.items() if n in train_by_source},
+        "val": label_map.keep(splits["val"]),
+        "label_map": label_map,
+        "low_res": low_res,
+        "holdout": holdout,
+    }
+
+
+def _losses(model: Any, cfg: TrainConfig, out: dict[str, Any], parts: Any, colors: Any) -> dict[str, Any]:
+    import torch.nn.functional as F
+
+    part = F.cross_entropy(out["part_logits"], parts, label_smoothing=cfg.label_smoothing)
+    proxies = model.proxy_logits(
+        out["embedding"], parts, scale=cfg.embedding_scale, margin=cfg.embedding_margin
+    )
+    embedding = F.cross_entropy(proxies, parts)
+    total = cfg.part_weight * part + cfg.embedding_weight * embedding
+    losses = {"part_loss": part, "embedding_loss": embedding}
+    if "color_logits" in out and bool((colors >= 0).any()):
+        color = F.cross_entropy(
+            out["color_logits"], colors, ignore_index=-1, label_smoothing=cfg.label_smoothing
+        )
+        total = total + cfg.color_weight * color
+        losses["color_loss"] = color
+    losses["loss"] = total
+    return losses
+
+
+class _Tally:
+    """Running sums of losses and top-1 hits over an epoch."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.images = self.part_hits = self.color_hits = self.color_images = 0
+
+    def add(self, losses: dict[str, Any], out: dict[str, Any], parts: Any, colors: Any) -> None:
+        n = int(parts.shape[0])
+        self.images += n
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value.detach()) * n
+        self.part_hits += int((out["part_logits"].argmax(1) == parts).sum())
+        if "color_logits" in out:
+            labelled = colors >= 0
+            self.color_images += int(labelled.sum())
+            self.color_hits += int(((out["color_logits"].argmax(1) == colors) & labelled).sum())
+
+    def figures(self, prefix: str) -> dict[str, float | None]:
+        if not self.images:
+            return {f"{prefix}_loss": None, f"{prefix}_part_top1": None, f"{prefix}_color_top1": None}
+        figs: dict[str, float | None] = {f"{prefix}_{k}": v / self.images for k, v in self.sums.items()}
+        figs[f"{prefix}_part_top1"] = self.part_hits / self.images
+        figs[f"{prefix}_color_top1"] = self.color_hits / self.color_images if self.color_images else None
+        return figs
+
+
+def _run_batch(model: Any, batch: dict[str, Any], device: str) -> tuple[dict[str, Any], Any, Any]:
+    import torch
+
+    parts, colors = batch["part"].to(device), batch["color"].to(device)
+    # channels_last: about 1.5x faster convolutions on a CPU (oneDNN), no harm on a GPU.
+    cl = torch.channels_last
+    if "front" in batch:
+        out = model.forward_cached(batch["front"].to(device, memory_format=cl), batch["stats"].to(device))
+    else:
+        out = model(batch["image"].to(device, memory_format=cl))
+    return out, parts, colors
+
+
+def _evaluate(model: Any, dataset: Any, cfg: TrainConfig, device: str) -> dict[str, float | None]:
+    import torch
+    from torch.utils.data import DataLoader
+
+    tally = _Tally()
+    model.eval()
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.workers):
+            out, parts, colors = _run_batch(model, batch, device)
+            tally.add(_losses(model, cfg, out, parts, colors), out, parts, colors)
+    return tally.figures("val")
+
+
+def train(
+    cfg: TrainConfig, stage: str, *, resume: bool = False, max_steps: int | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Run a training stage; returns ``{best, best_score, history, steps, cache_seconds, out}``.
+
+    ``max_steps`` stops after that many optimizer steps in all (the schedule still spans
+    ``cfg.epochs``, so a stopped run resumed with ``resume=True`` ends where an uninterrupted one
+    does). A stop inside an epoch validates and updates ``best/`` but writes no epoch checkpoint.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from trainer.augment import Augmenter
+    from trainer.checkpoint import (
+        CheckpointMeta,
+        copy_checkpoint,
+        epoch_dir,
+        latest_checkpoint,
+        load_checkpoint,
+        load_training_state,
+        prune_checkpoints,
+        save_checkpoint,
+        transfer_weights,
+    )
+    from trainer.data import MixedSampler
+    from trainer.dataset import CachedDataset, FeatureCache, PartDataset
+    from trainer.models import create_model, default_input_spec
+    from trainer.plots import plot_history
+
+    if stage not in ("stage1", "stage2"):
+        raise ConfigError(f"stage {stage!r} is unknown; use stage1 or stage2")
+    if stage == "stage2" and not cfg.init_from:
+        raise ConfigError("stage2 needs a stage 1 checkpoint: set init_from in the config or pass --init")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    write_json(out / "config.json", {"stage": stage, **cfg.model_dump(mode="json")})
+    data = _prepare_data(cfg, stage, out)
+    label_map = data["label_map"]
+    spec = default_input_spec(
+        cfg.model, cfg.input_size, background=cfg.background, crop_margin=cfg.crop_margin
+    )
+    model = create_model(
+        cfg.model,
+        num_parts=label_map.num_parts,
+        num_colors=label_map.num_colors,
+        embedding_dim=cfg.embedding_dim,
+        pretrained=cfg.pretrained and not cfg.init_from,
+        freeze_blocks=cfg.freeze_blocks,
+    )
+    if cfg.init_from:
+        source, source_meta = load_checkpoint(cfg.init_from)
+        copied = transfer_weights(source, source_meta.label_map, model, label_map)
+        log.info("started from %s: %s", cfg.init_from, copied)
+    model.to(device, memory_format=torch.channels_last)
+
+    sampler = MixedSampler(data["train_by_source"], data["weights"], seed=cfg.seed, epoch_size=cfg.epoch_size)
+    steps_per_epoch = math.ceil(len(sampler) / cfg.batch_size)
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in named if p.ndim > 1 and n != "proxies"], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in named if p.ndim <= 1 or n == "proxies"], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, warmup, total_steps, cfg.min_lr_ratio)
+    )
+
+    history: list[dict[str, Any]] = []
+    start_epoch, step, best_score = 0, 0, -1.0
+    last = latest_checkpoint(out) if resume else None
+    if resume and last is None:
+        log.warning("--resume: no epoch checkpoint in %s; starting from the beginning", out)
+    if last is not None:
+        saved, meta = load_checkpoint(last, device=device)
+        model.load_state_dict(saved.state_dict())
+        load_training_state(last, optimizer, scheduler)
+        start_epoch, step = meta.epoch, meta.step
+        history, best_score = list(meta.extra["history"]), float(meta.extra["best_score"])
+        log.info("resuming after epoch %d (step %d) from %s", start_epoch, step, last)
+
+    mode = cfg.cache.mode
+    if mode == "on" and not cfg.freeze_blocks:
+        raise ConfigError("cache mode 'on' needs freeze_blocks >= 1: only a frozen front can be cached")
+    use_cache = bool(cfg.freeze_blocks) and (mode == "on" or (mode == "auto" and device == "cpu"))
+    augmenter = Augmenter(cfg.augment or stage, min_side=cfg.input_size)  # type: ignore[arg-type]
+    plain = Augmenter("none", min_side=cfg.input_size)
+    cache_seconds = 0.0
+    if use_cache:
+        root = Path(cfg.cache.dir) if cfg.cache.dir else out / "feature_cache"
+        kw: dict[str, Any] = {"seed": cfg.seed, "low_res_sources": data["low_res"]}
+        train_cache = FeatureCache(root, model, spec, augmenter, copies=cfg.cache.copies, **kw)
+        val_cache = FeatureCache(root, model, spec, plain, copies=1, **kw)
+        started = time.perf_counter()
+        train_cache.build(sampler.samples, batch_size=cfg.batch_size, progress=progress)
+        val_cache.build(data["val"], batch_size=cfg.batch_size, progress=progress)
+        cache_seconds = elapsed(started)
+        train_ds: Any = CachedDataset(sampler.samples, label_map, train_cache)
+        val_ds: Any = CachedDataset(data["val"], label_map, val_cache)
+    else:
+        train_ds = PartDataset(
+            sampler.samples, label_map, spec, augmenter, seed=cfg.seed, low_res_sources=data["low_res"]
+        )
+        val_ds = PartDataset(
+            data["val"], label_map, spec, plain, seed=cfg.seed, low_res_sources=data["low_res"]
+        )
+
+    stopped = False
+    for epoch in range(start_epoch, cfg.epochs):
+        if max_steps is not None and step >= max_steps:
+            break
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout draws: the same on resume
+        train_ds.set_epoch(epoch, sampler.epoch(epoch))
+        loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
+        model.train()
+        tally, started, batches = _Tally(), time.perf_counter(), 0
+        bar = tqdm(loader, desc=f"{stage} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, unit="batch")
+        for batch in bar:
+            out_, parts, colors = _run_batch(model, batch, device)
+            losses = _losses(model, cfg, out_, parts, colors)
+            optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            optimizer.step()
+            scheduler.step()
+            step, batches = step + 1, batches + 1
+            tally.add(losses, out_, parts, colors)
+            bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
+            if max_steps is not None and step >= max_steps:
+                stopped = True
+                break
+        bar.close()
+        seconds = elapsed(started)
+        complete = batches == len(loader)
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": step,
+            "complete": complete,
+            "lr": optimizer.param_groups[0]["lr"],
+            **tally.figures("train"),
+            **_evaluate(model, val_ds, cfg, device),
+            "seconds": round(seconds, 2),
+            "images_per_second": round(tally.images / max(seconds, 1e-9), 2),
+        }
+        history.append(record)
+        score = record["val_part_top1"] if record["val_part_top1"] is not None else record["train_part_top1"]
+        is_best = score is not None and score > best_score
+        best_score = max(best_score, score or 0.0)
+        meta = CheckpointMeta(
+            spec,
+            label_map,
+            config=cfg.model_dump(mode="json"),
+            stage=stage,
+            epoch=epoch + 1 if complete else epoch,
+            step=step,
+            metrics=record,
+            extra={"history": history, "best_score": best_score, "holdout_parts": data["holdout"]},
+        )
+        if complete:
+            ck = save_checkpoint(epoch_dir(out, epoch + 1), model, optimizer, meta, scheduler=scheduler)
+            prune_checkpoints(out, cfg.keep_last)
+            if is_best or not (out / "best").exists():
+                copy_checkpoint(ck, out / "best")
+        elif is_best or not (out / "best").exists():
+            save_checkpoint(out / "best", model, None, meta)
+        write_json(out / "history.json", history)
+        plot_history(history, out / "curves.png")
+        log.info("epoch %d: %s", epoch + 1, {k: v for k, v in record.items() if v is not None})
+        if stopped:
+            break
+    return {
+        "out": out,
+        "best": out / "best",
+        "best_score": best_score,
+        "history": history,
+        "steps": step,
+        "cache_seconds": cache_seconds,
+        "cached": use_cache,
+    }
+
+
+# ---- command line ------------------------------------------------------------------------------
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``stage1`` and ``stage2``."""
+    for stage, config, what in (
+        ("stage1", "config/stage1_synthetic.yaml", "pre-train on synthetic data"),
+        ("stage2", "config/stage2_real.yaml", "fine-tune a stage 1 checkpoint on real + synthetic data"),
+    ):
+        p = sub.add_parser(
+            stage, help=what, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        p.add_argument("--config", type=Path, default=Path(config), help=f"YAML config (default {config})")
+        p.add_argument("--epochs", type=int, help="override the config's epochs")
+        p.add_argument("--out", help="override the output folder")
+        p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the device")
+        p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
+        p.add_argument("--resume", action="store_true", help="continue after the newest epoch checkpoint")
+        if stage == "stage2":
+            p.add_argument("--init", help="stage 1 checkpoint folder (overrides init_from)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bars")
+        p.set_defaults(func=main, stage=stage)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``trainer stage1`` / ``trainer stage2``."""
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ConfigError(f"--max-steps {args.max_steps!r} must be at least 1")
+    cfg = load_train_config(
+        args.config,
+        epochs=args.epochs,
+        out=args.out,
+        device=args.device,
+        init_from=getattr(args, "init", None),
+    )
+    result = train(
+        cfg, args.stage, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress
+    )
+    log.info("best val part top-1 %.3f; checkpoint %s", result["best_score"], result["best"])
+    return 0
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def elapsed(start: float) -> float:
+    """Seconds since ``start`` (time.perf_counter)."""
+    return time.perf_counter() - start
