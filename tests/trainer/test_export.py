@@ -1,0 +1,167 @@
+"""trainer export: a tiny untrained network (64x64 input) to ONNX, checked against torch on real images.
+
+The parity images are renders of the project's demo LDraw library, read and prepared with
+edge.preprocess exactly as the Pi does. The torch tests need the ``train`` extra and are skipped
+without it; the parity check's own logic is tested with plain arrays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.engines import create_engine
+from edge.errors import ConfigError, DataFileError, ModelError
+from edge.manifest import load_manifest, verify_file
+from edge.sim.demo_library import DEMO_PARTS
+from trainer.data import LabelMap, load_source
+from trainer.export import FP32_NAME, add_parser, check_parity, parity_figures, prepare_samples, spread
+from trainer.render import RenderJob, run_render
+
+HAVE_TORCH = all(importlib.util.find_spec(m) for m in ("torch", "timm", "safetensors"))
+needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="torch/timm (the train extra) are not installed")
+COLORS = (4, 1, 14)
+
+
+@pytest.fixture(scope="module")
+def data(demo_library: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Renders of the demo parts: 3 captures of 2 views each, 64x64, legacy layout."""
+    out = tmp_path_factory.mktemp("export_data")
+    job = RenderJob(str(demo_library), "legacy", str(out), 3, 2, COLORS, 2, "train", 1, 64)
+    assert not [r.error for r in run_render(job, list(DEMO_PARTS)) if r.error]
+    return out
+
+
+def _checkpoint(folder: Path, data: Path, *, colors: tuple[int, ...] = COLORS) -> Path:
+    from trainer.checkpoint import CheckpointMeta, save_checkpoint
+    from trainer.models import create_model, default_input_spec
+
+    labels = LabelMap(sorted(DEMO_PARTS), list(colors))
+    model = create_model(
+        "efficientnet_lite0",
+        num_parts=labels.num_parts,
+        num_colors=labels.num_colors,
+        embedding_dim=16,
+        pretrained=False,
+    )
+    meta = CheckpointMeta(
+        default_input_spec("efficientnet_lite0", 64),
+        labels,
+        config={"sources": [{"path": str(data), "kind": "auto", "name": None}], "split": [0.6, 0.2, 0.2]},
+        stage="stage1",
+        extra={"holdout_parts": []},
+    )
+    return save_checkpoint(folder, model, None, meta)
+
+
+@pytest.fixture(scope="module")
+def exported(data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(checkpoint folder, model set folder) of the tiny network."""
+    from trainer.export import export_checkpoint
+
+    root = tmp_path_factory.mktemp("export")
+    checkpoint = _checkpoint(root / "ck", data)
+    export_checkpoint(checkpoint, root / "set", parity_images=16, command="pytest export")
+    return checkpoint, root / "set"
+
+
+@needs_torch
+def test_model_set_is_complete_and_loadable(exported: tuple[Path, Path], data: Path) -> None:
+    _, folder = exported
+    manifest = load_manifest(folder)
+    assert [f.key for f in manifest.files] == ["onnxruntime/fp32"]
+    entry = manifest.files[0]
+    assert entry.path == FP32_NAME and entry.input_name == "image"
+    verify_file(folder, entry)
+    assert manifest.architecture == "efficientnet_lite0"
+    assert manifest.input.size == (64, 64) and manifest.input.mean == (0.5, 0.5, 0.5)
+    assert manifest.parts == sorted(DEMO_PARTS) and manifest.colors == list(COLORS)
+    assert manifest.embedding_dim == 16
+    assert manifest.outputs.roles() == {r: r for r in ("part_logits", "color_logits", "embedding")}
+    build = manifest.build
+    assert build["command"] == "pytest export" and build["date"] and build["opset"] == 17
+    assert {"torch", "onnx", "onnxruntime", "numpy"} <= set(build["versions"])
+    assert build["data"]["fractions"] == [0.6, 0.2, 0.2]
+    assert build["data"]["sources"][0]["path"] == str(data.resolve())
+
+    parity = manifest.evaluation["export_parity"]
+    assert parity["images"] == 16
+    assert max(parity["max_abs_diff"].values()) <= 1e-3
+    assert parity["part_top1_agreement"] == 1.0 and parity["color_top1_agreement"] == 1.0
+
+
+@needs_torch
+def test_onnx_equals_torch_on_prepared_images(exported: tuple[Path, Path], data: Path) -> None:
+    import onnx
+    import torch
+
+    from trainer.checkpoint import load_checkpoint
+
+    checkpoint, folder = exported
+    manifest = load_manifest(folder)
+    graph = onnx.load(folder / FP32_NAME).graph
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param  # the batch is dynamic
+    model, _ = load_checkpoint(checkpoint)
+    x = prepare_samples(spread(load_source(data), 5), manifest.input)  # a batch of 5, not the traced 2
+    with torch.no_grad():
+        expected = {k: v.numpy() for k, v in model(torch.from_numpy(x)).items()}
+    with create_engine("onnxruntime", folder) as engine:
+        got = engine.run(x)
+    assert set(got) == set(expected)
+    for role, value in expected.items():
+        np.testing.assert_allclose(got[role], value, atol=1e-4, rtol=1e-4)
+    norms = np.linalg.norm(got["embedding"], axis=1)
+    np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+
+
+@needs_torch
+def test_refusals_and_no_colour_head(
+    exported: tuple[Path, Path], data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trainer.export import export_checkpoint
+
+    checkpoint, folder = exported
+    with pytest.raises(ConfigError, match="--force"):
+        export_checkpoint(checkpoint, folder)
+    with pytest.raises(DataFileError, match="--data"):  # training's data is not here and none is given
+        export_checkpoint(_checkpoint(tmp_path / "ck", tmp_path / "gone"), tmp_path / "x")
+
+    plain = _checkpoint(tmp_path / "ck0", data, colors=())
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    argv = ["export", "--checkpoint", str(plain), "--out", str(tmp_path / "set0"), "--data", str(data)]
+    args = parser.parse_args([*argv, "--parity-images", "4"])
+    assert args.func(args) == 0
+    assert "parity on 4 images" in capsys.readouterr().out
+    manifest = load_manifest(tmp_path / "set0")
+    assert manifest.outputs.color_logits is None and manifest.colors == []
+    with create_engine("onnxruntime", tmp_path / "set0") as engine:
+        out = engine.run(np.zeros((2, *engine.input_shape), np.float32))
+    assert set(out) == {"part_logits", "embedding"}
+
+
+def test_parity_check_enforces_its_limits() -> None:
+    rng = np.random.default_rng(0)
+    ref = {"part_logits": rng.normal(size=(10, 4)), "embedding": rng.normal(size=(10, 3))}
+    same = parity_figures(ref, {k: v + 1e-5 for k, v in ref.items()})
+    assert same["part_top1_agreement"] == 1.0
+    assert same["max_abs_diff"]["part_logits"] == pytest.approx(1e-5)
+    check_parity(same, 1e-3, 0.99)
+
+    drifted = {k: v.copy() for k, v in ref.items()}
+    drifted["embedding"][3, 1] += 0.01
+    with pytest.raises(ModelError, match=r"embedding differs by up to 0\.01"):
+        check_parity(parity_figures(ref, drifted), 1e-3, 0.99)
+
+    flipped = {k: v.copy() for k, v in ref.items()}
+    flipped["part_logits"][0] = -flipped["part_logits"][0]  # its top-1 changes
+    figures = parity_figures(ref, flipped)
+    assert figures["part_top1_agreement"] == pytest.approx(0.9)
+    with pytest.raises(ModelError, match=r"part_top1_agreement is 0\.900"):
+        check_parity(figures, 100.0, 0.99)
+    with pytest.raises(ModelError, match="lacks the output 'embedding'"):
+        parity_figures(ref, {"part_logits": ref["part_logits"]})

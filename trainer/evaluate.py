@@ -1,0 +1,388 @@
+"""``trainer evaluate``: every artifact of a model set, run through edge's engines on held-out data.
+
+Figures (per artifact: ONNX fp32/fp16/int8, TFLite fp16/int8, whatever the manifest lists):
+
+- part top-1 / top-5 of single views, and of ``--views`` views of one capture fused by
+  :class:`edge.recognize.Recognizer` (as the rig decides);
+- colour top-1 (single view and fused), on images whose colour the model knows;
+- vector-search top-1: test views searched in an :class:`~edge.index.EmbeddingIndex` of the other
+  splits' captures (gallery and queries never share a capture), single view and fused;
+- the unseen-parts protocol: parts the classifier never learnt (training's hold-out, recorded in
+  the model set, plus parts of the data absent from its label map) are enrolled into that index
+  from their first ``--enroll`` capture(s), then queried with their other captures;
+- the most confused part pairs (single view).
+
+The test split is the one training made (same hold-out, fractions and seed, from the manifest's
+``build.data``). Writes ``report.md``, ``report.json`` and PNG plots into ``--out`` and the figures
+into the manifest's ``evaluation.evaluate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.engines import create_engine
+from edge.errors import ConfigError, DataFileError
+from edge.index import EmbeddingIndex
+from edge.manifest import FileEntry, Manifest, load_manifest
+from edge.recognize import Recognizer
+from trainer.data import Sample, holdout_parts
+from trainer.export import (
+    DataProtocol,
+    build_record,
+    load_samples,
+    record_evaluation,
+    run_engine,
+    split_like_training,
+)
+from trainer.export import spread as spread_samples
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+TOP_CONFUSED = 10
+
+
+def group_captures(samples: Sequence[Sample], views: int | None = None) -> list[list[Sample]]:
+    """Samples grouped by capture (sorted), each group's views in view order, at most ``views`` of them."""
+    groups: dict[tuple[str, str], list[Sample]] = defaultdict(list)
+    for s in samples:
+        groups[(s.source, s.capture_id)].append(s)
+    return [sorted(g, key=lambda s: s.view)[:views] for _, g in sorted(groups.items())]
+
+
+def _limit_captures(samples: list[Sample], max_images: int | None) -> list[Sample]:
+    """Whole captures, spread over the parts, until about ``max_images`` images."""
+    if max_images is None or len(samples) <= max_images:
+        return samples
+    groups = group_captures(samples)
+    per = max(1, round(len(samples) / len(groups)))
+    picks = np.linspace(0, len(groups) - 1, max(1, max_images // per)).round().astype(int)
+    return [s for i in sorted(set(picks.tolist())) for s in groups[i]]
+
+
+def select_artifacts(manifest: Manifest, which: str) -> list[FileEntry]:
+    """The file entries named by ``which`` ('all' or comma-separated ``runtime/precision`` keys)."""
+    if which == "all":
+        return list(manifest.files)
+    keys = [k.strip() for k in which.split(",") if k.strip()]
+    known = {f.key: f for f in manifest.files}
+    unknown = [k for k in keys if k not in known]
+    if unknown or not keys:
+        raise ConfigError(
+            f"artifacts {unknown or keys!r} are not in the model set; it has {', '.join(known)}"
+        )
+    return [known[k] for k in keys]
+
+
+def unseen_protocol(
+    samples: Sequence[Sample],
+    manifest: Manifest,
+    count: int | None,
+    enroll: int,
+    seed: int,
+) -> dict[str, Any]:
+    """The unseen parts, their enrolled samples and their query samples.
+
+    Candidates are the parts of the data the label map lacks (training's held-out parts among them). ``count``
+    limits them (None: all, 0: none). Without candidates, ``count`` known parts are taken instead,
+    flagged ``seen_in_training`` (their figure is then optimistic). Parts with fewer than
+    ``enroll + 1`` captures are skipped.
+    """
+    # Training's held-out parts never reach the label map, so they are among the unknown parts.
+    known = set(manifest.parts)
+    pool = [s for s in samples if s.part_num not in known]
+    seen_in_training = False
+    if count == 0:
+        return {"parts": [], "enrolled": [], "queries": [], "seen_in_training": False, "skipped": []}
+    if not pool and count:
+        seen_in_training = True
+        pool = list(samples)
+    parts = sorted({s.part_num for s in pool})
+    if count is not None and count < len(parts):
+        _, chosen = holdout_parts(pool, count, seed)
+        pool = chosen
+    enrolled: list[Sample] = []
+    queries: list[Sample] = []
+    used, skipped = [], []
+    by_part: dict[str, list[list[Sample]]] = defaultdict(list)
+    for group in group_captures(pool):
+        by_part[group[0].part_num].append(group)
+    for part, groups in sorted(by_part.items()):
+        if len(groups) <= enroll:
+            skipped.append(part)
+            continue
+        used.append(part)
+        enrolled += [s for g in groups[:enroll] for s in g]
+        queries += [s for g in groups[enroll:] for s in g]
+    return {
+        "parts": used,
+        "enrolled": enrolled,
+        "queries": queries,
+        "seen_in_training": seen_in_training,
+        "skipped": skipped,
+    }
+
+
+# ---- figures of one artifact ---------------------------------------------------------------------
+
+
+def _rows(samples: Sequence[Sample], where: dict[Sample, int]) -> np.ndarray:
+    return np.array([where[s] for s in samples], dtype=np.int64)
+
+
+def _topk_hits(logits: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, logits.shape[1])
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
+    return (top == truth[:, None]).any(axis=1)
+
+
+def classifier_figures(
+    out: dict[str, np.ndarray],
+    test: list[Sample],
+    captures: list[list[Sample]],
+    where: dict[Sample, int],
+    manifest: Manifest,
+) -> dict[str, Any]:
+    """Single-view and fused part/colour figures, and the confused pairs."""
+    part_ix = {p: i for i, p in enumerate(manifest.parts)}
+    rows = _rows(test, where)
+    logits = out["part_logits"][rows]
+    truth = np.array([part_ix[s.part_num] for s in test])
+    pred = logits.argmax(1)
+    f: dict[str, Any] = {
+        "images": len(test),
+        "captures": len(captures),
+        "part_top1": float(np.mean(pred == truth)),
+        "part_top5": float(np.mean(_topk_hits(logits, truth, 5))),
+    }
+    color_ix = {c: i for i, c in enumerate(manifest.colors)}
+    has_color = "color_logits" in out and any(s.color_id in color_ix for s in test)
+    if has_color:
+        mask = np.array([s.color_id in color_ix for s in test])
+        ctruth = np.array([-1 if s.color_id is None else color_ix.get(s.color_id, -1) for s in test])
+        f["color_top1"] = float(np.mean(out["color_logits"][rows].argmax(1)[mask] == ctruth[mask]))
+        f["color_images"] = int(mask.sum())
+    recognizer = Recognizer(manifest, mode="classifier", k=5)
+    top1, top5, ctop1, cn = 0, 0, 0, 0
+    for group in captures:
+        r = _rows(group, where)
+        decision = recognizer.decide({role: value[r] for role, value in out.items()})
+        ranked = [p for p, _ in decision.part_topk]
+        top1 += ranked[0] == group[0].part_num
+        top5 += group[0].part_num in ranked[:5]
+        if has_color and group[0].color_id in color_ix:
+            cn += 1
+            ctop1 += decision.color_id == group[0].color_id
+    if captures:
+        f["fused_part_top1"] = top1 / len(captures)
+        f["fused_part_top5"] = top5 / len(captures)
+    if cn:
+        f["fused_color_top1"] = ctop1 / cn
+    pairs = Counter(
+        (manifest.parts[t], manifest.parts[p]) for t, p in zip(truth, pred, strict=True) if t != p
+    )
+    per_part = Counter(s.part_num for s in test)
+    f["top_confused"] = [
+        {"true": t, "predicted": p, "count": n, "share_of_true": n / per_part[t]}
+        for (t, p), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CONFUSED]
+    ]
+    f["confusion"] = confusion_submatrix(truth, pred, manifest.parts, f["top_confused"])
+    return f
+
+
+def confusion_submatrix(
+    truth: np.ndarray, pred: np.ndarray, parts: Sequence[str], top: list[dict[str, Any]], limit: int = 10
+) -> dict[str, Any]:
+    """Counts ``matrix[i][j]`` of true part i predicted as part j among the most confused parts.
+
+    ``other[i]``: images of part i predicted as a part outside the selection.
+    """
+    chosen: list[str] = []
+    for pair in top:
+        for part in (pair["true"], pair["predicted"]):
+            if part not in chosen and len(chosen) < limit:
+                chosen.append(part)
+    index = {p: i for i, p in enumerate(parts)}
+    ids = [index[p] for p in chosen]
+    matrix = [[int(np.sum((truth == t) & (pred == q))) for q in ids] for t in ids]
+    other = [int(np.sum(truth == t)) - sum(row) for t, row in zip(ids, matrix, strict=True)]
+    return {"parts": chosen, "matrix": matrix, "other": other}
+
+
+def vector_figures(
+    out: dict[str, np.ndarray],
+    gallery: list[Sample],
+    queries: list[Sample],
+    where: dict[Sample, int],
+    manifest: Manifest,
+    views: int,
+    prefix: str,
+) -> dict[str, Any]:
+    """Top-1 of searching ``queries`` in an index of ``gallery``, single view and fused per capture."""
+    if not gallery or not queries or "embedding" not in out:
+        return {}
+    index = EmbeddingIndex(out["embedding"].shape[1], threads=1)
+    index.add(out["embedding"][_rows(gallery, where)], [s.part_num for s in gallery])
+    k = min(5, len(index))
+    found, _ = index.search(out["embedding"][_rows(queries, where)], k)
+    truth = np.array([s.part_num for s in queries])
+    recognizer = Recognizer(manifest, mode="vector", index=index, k=5)
+    groups = group_captures(queries, views)
+    fused = 0
+    for group in groups:
+        r = _rows(group, where)
+        decision = recognizer.decide({role: value[r] for role, value in out.items()})
+        fused += decision.part_topk[0][0] == group[0].part_num
+    return {
+        f"{prefix}top1": float(np.mean(found[:, 0] == truth)),
+        f"{prefix}top5": float(np.mean((found == truth[:, None]).any(axis=1))),
+        f"{prefix}fused_top1": fused / len(groups),
+        f"{prefix}queries": len(queries),
+        f"{prefix}gallery": len(gallery),
+    }
+
+
+# ---- the command ---------------------------------------------------------------------------------
+
+
+def evaluate_model_set(
+    model_set: str | Path,
+    data: Sequence[str | Path],
+    out: str | Path,
+    *,
+    split: str = "test",
+    views: int = 4,
+    artifacts: str = "all",
+    unseen: int | None = None,
+    enroll: int = 1,
+    max_images: int | None = 2000,
+    max_gallery: int | None = 3000,
+    threads: int = 2,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate the model set's artifacts; returns the figures (also in ``out/report.json``)."""
+    from trainer.report import write_report
+
+    if split not in SPLITS or views < 1 or enroll < 1 or (unseen is not None and unseen < 0):
+        raise ConfigError(
+            f"split {split!r} must be one of {SPLITS}, views {views!r} and enroll {enroll!r} >= 1, "
+            f"unseen {unseen!r} >= 0"
+        )
+    folder = Path(model_set)
+    manifest = load_manifest(folder)
+    protocol = DataProtocol.from_manifest(manifest)
+    samples = load_samples(data, protocol)
+    splits, _ = split_like_training(samples, protocol)
+    known = set(manifest.parts)
+    test = _limit_captures([s for s in splits[split] if s.part_num in known], max_images)
+    if not test:
+        raise DataFileError(
+            f"the {split!r} split of the data holds no images of the model's parts; pass --data with "
+            "captures of these parts (several captures per part), or choose another --split"
+        )
+    others = [s for name in SPLITS if name != split for s in splits[name] if s.part_num in known]
+    u = unseen_protocol(samples, manifest, unseen, enroll, protocol.seed)
+    unseen_parts = set(u["parts"])
+    gallery = spread_samples(
+        [s for s in others if s.part_num not in unseen_parts], max_gallery or len(others)
+    )
+    captures = group_captures(test, views)
+    needed = list(dict.fromkeys([*test, *gallery, *u["enrolled"], *u["queries"]]))
+    where = {s: i for i, s in enumerate(needed)}
+
+    results: dict[str, Any] = {}
+    for entry in select_artifacts(manifest, artifacts):
+        log.info("evaluating %s (%s) on %d images", entry.key, entry.path, len(needed))
+        with create_engine(
+            entry.runtime, folder, manifest, precision=entry.precision, threads=threads
+        ) as eng:
+            outputs = run_engine(eng, needed)
+        figures = classifier_figures(outputs, test, captures, where, manifest)
+        figures |= vector_figures(outputs, gallery, test, where, manifest, views, "vector_")
+        figures |= vector_figures(
+            outputs, gallery + u["enrolled"], u["queries"], where, manifest, views, "unseen_"
+        )
+        figures.update(file=entry.path, bytes=entry.bytes)
+        results[entry.key] = figures
+
+    report = {
+        "model_set": str(folder.resolve()),
+        "architecture": manifest.architecture,
+        "split": split,
+        "views": views,
+        "test_images": len(test),
+        "test_captures": len(captures),
+        "test_parts": len({s.part_num for s in test}),
+        "gallery_images": len(gallery),
+        "unseen": {
+            "parts": u["parts"],
+            "enrolled_captures_per_part": enroll,
+            "enrolled_images": len(u["enrolled"]),
+            "query_images": len(u["queries"]),
+            "seen_in_training": u["seen_in_training"],
+            "skipped_parts": u["skipped"],
+        },
+        "artifacts": results,
+        "build": build_record(command),
+    }
+    paths = write_report(Path(out), report, manifest)
+    report["files"] = {name: str(p) for name, p in paths.items()}
+    summary = {k: v for k, v in report.items() if k != "files"}
+    summary["artifacts"] = {  # the manifest keeps the figures, the report keeps the matrices
+        key: {k: v for k, v in f.items() if k != "confusion"} for key, f in results.items()
+    }
+    record_evaluation(folder, "evaluate", summary)
+    return report
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``trainer evaluate``."""
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate every artifact of a model set through edge's engines; markdown report + plots",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model-set", required=True, type=Path, help="model set folder")
+    p.add_argument("--data", required=True, nargs="+", type=Path, help="data folders (as trained on)")
+    p.add_argument("--split", default="test", choices=SPLITS, help="split evaluated (default test)")
+    p.add_argument("--views", type=int, default=4, help="views of one capture fused (default 4)")
+    p.add_argument("--artifacts", default="all", help="'all' or runtime/precision keys, comma separated")
+    p.add_argument("--unseen", type=int, help="unseen parts to test (default: every candidate; 0: none)")
+    p.add_argument("--enroll", type=int, default=1, help="captures enrolled per unseen part (default 1)")
+    p.add_argument("--max-images", type=int, default=2000, help="test images, whole captures (2000)")
+    p.add_argument("--max-gallery", type=int, default=3000, help="gallery images for vector search (3000)")
+    p.add_argument("--out", required=True, type=Path, help="report folder")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``trainer evaluate``."""
+    report = evaluate_model_set(
+        args.model_set,
+        args.data,
+        args.out,
+        split=args.split,
+        views=args.views,
+        artifacts=args.artifacts,
+        unseen=args.unseen,
+        enroll=args.enroll,
+        max_images=args.max_images,
+        max_gallery=args.max_gallery,
+    )
+    for key, f in report["artifacts"].items():
+        print(
+            f"{key:<18} part top-1 {f['part_top1']:.3f} fused {f.get('fused_part_top1', float('nan')):.3f} "
+            f"colour {f.get('color_top1', float('nan')):.3f} vector {f.get('vector_top1', float('nan')):.3f} "
+            f"unseen {f.get('unseen_top1', float('nan')):.3f}"
+        )
+    print(f"report: {report['files']['report.md']}")
+    return 0

@@ -1,0 +1,457 @@
+"""``trainer export``: a training checkpoint becomes a model set (``model_fp32.onnx`` + ``manifest.json``).
+
+The network is traced to ONNX (opset 17 by default) with one input ``image`` (N, 3, H, W) and the
+outputs ``part_logits``, ``color_logits`` (absent without colour classes) and ``embedding``, the
+batch dimension dynamic. Before anything is written, the ONNX file is run through edge's own engine
+on real images of the data (read and prepared with :func:`edge.preprocess.prepare`, exactly as on the
+Pi) and compared with torch: the largest absolute difference of every output and the part/colour
+top-1 agreement are measured, enforced (``--max-diff``, ``--min-agreement``) and recorded in the
+manifest's ``evaluation.export_parity``.
+
+This module also holds the model-set plumbing the later stages share (``trainer quantize``,
+``trainer index``, ``trainer evaluate``): reading samples the way training split them, preparing
+images, running an engine over samples, and recording build information. Those helpers need no
+torch; torch is imported only inside :func:`export_checkpoint`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.engines import Engine, create_engine
+from edge.errors import ConfigError, DataFileError, ImageError, ModelError
+from edge.manifest import (
+    MANIFEST_NAME,
+    InputSpec,
+    Manifest,
+    OutputNames,
+    load_manifest,
+    make_file_entry,
+    write_manifest,
+)
+from edge.preprocess import prepare
+from trainer.data import Sample, holdout_parts, load_source, split_samples
+
+log = logging.getLogger(__name__)
+
+FP32_NAME = "model_fp32.onnx"
+INPUT_NAME = "image"
+#: Packages whose versions every build record lists (missing ones are left out).
+VERSIONED = (
+    "lego-edge",
+    "torch",
+    "timm",
+    "onnx",
+    "onnxruntime",
+    "onnxconverter-common",
+    "onnx2tf",
+    "tensorflow",
+    "numpy",
+    "opencv-python-headless",
+    "hnswlib",
+)
+_REPO = Path(__file__).resolve().parents[1]
+
+
+# ---- build records and manifest updates ---------------------------------------------------------
+
+
+def git_commit() -> str | None:
+    """The commit of the code that builds (``+dirty`` with uncommitted changes), or None outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(_REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(_REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def package_versions(names: Sequence[str] = VERSIONED) -> dict[str, str]:
+    """Installed versions of ``names`` (packages that are not installed are left out)."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def build_record(command: str | None = None) -> dict[str, Any]:
+    """``{command, date, git_commit, versions}`` for a manifest's ``build`` or a stage's record."""
+    return {
+        "command": command if command is not None else " ".join(["trainer", *sys.argv[1:]]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+    }
+
+
+def record_evaluation(folder: str | Path, key: str, figures: dict[str, Any]) -> Manifest:
+    """Store ``figures`` under ``evaluation[key]`` of the model set's manifest (rewritten atomically)."""
+    manifest = load_manifest(folder)
+    evaluation = dict(manifest.evaluation)
+    evaluation[key] = figures
+    manifest = manifest.model_copy(update={"evaluation": evaluation})
+    write_manifest(folder, manifest)
+    return manifest
+
+
+# ---- data: the samples, split as training split them --------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataProtocol:
+    """How training split its data: the split fractions and seed, the held-out parts, the sources."""
+
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    holdout: tuple[str, ...] = ()
+    sources: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> DataProtocol:
+        """The protocol ``trainer export`` recorded in ``build.data`` (defaults where absent)."""
+        data = manifest.build.get("data") or {}
+        try:
+            return cls(
+                fractions=tuple(data.get("fractions", (0.8, 0.1, 0.1))),  # type: ignore[arg-type]
+                seed=int(data.get("seed", 0)),
+                holdout=tuple(str(p) for p in data.get("holdout_parts", ())),
+                sources=tuple(dict(s) for s in data.get("sources", ())),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"manifest build.data is malformed ({exc}); re-export the model set") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form for ``build.data``."""
+        return {
+            "fractions": list(self.fractions),
+            "seed": self.seed,
+            "holdout_parts": list(self.holdout),
+            "sources": list(self.sources),
+        }
+
+
+def load_samples(paths: Sequence[str | Path], protocol: DataProtocol | None = None) -> list[Sample]:
+    """Samples of the data folders; a folder training used keeps its source name (so splits agree)."""
+    if not paths:
+        raise DataFileError("no data folder given; pass --data with a trainer render or capture folder")
+    known = {}
+    for src in protocol.sources if protocol else ():
+        known[str(Path(src["path"]).resolve())] = src
+    samples: list[Sample] = []
+    names: set[str] = set()
+    for i, path in enumerate(paths):
+        src = known.get(str(Path(path).resolve()), {})
+        loaded = load_source(path, src.get("kind") or "auto", name=src.get("name"))
+        name = loaded[0].source
+        if name in names:  # two folders of one kind: keep their capture ids apart
+            loaded = load_source(path, src.get("kind") or "auto", name=f"{name}-{i}")
+            name = loaded[0].source
+        names.add(name)
+        samples += loaded
+    return samples
+
+
+def split_like_training(
+    samples: Sequence[Sample], protocol: DataProtocol
+) -> tuple[dict[str, list[Sample]], list[Sample]]:
+    """``(train/val/test splits, held-out samples)``: training's hold-out first, then its split."""
+    held = [p for p in protocol.holdout if any(s.part_num == p for s in samples)]
+    unseen: list[Sample] = []
+    rest = list(samples)
+    if held and len(held) < len({s.part_num for s in samples}):
+        rest, unseen = holdout_parts(samples, held)
+    return split_samples(rest, protocol.fractions, protocol.seed), unseen
+
+
+def spread(samples: Sequence[Sample], count: int) -> list[Sample]:
+    """Up to ``count`` samples taken evenly across the (part-sorted) list, so every part is likely in."""
+    ordered = sorted(samples, key=lambda s: (s.part_num, s.source, s.capture_id, s.view))
+    if len(ordered) <= count:
+        return ordered
+    picks = np.linspace(0, len(ordered) - 1, count).round().astype(int)
+    return [ordered[i] for i in picks]
+
+
+def read_rgb(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(RGB uint8 image, bool mask or None)`` of a sample (as the trainer's dataset reads it)."""
+    bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f"image {str(sample.image_path)!r} cannot be read (missing or corrupt)")
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if sample.mask_path is None:
+        return image, None
+    mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None or mask.shape != image.shape[:2]:
+        raise ImageError(f"mask {str(sample.mask_path)!r} is unreadable or not the size of its image")
+    return image, mask > 127
+
+
+def prepared_batches(samples: Sequence[Sample], spec: InputSpec, batch: int = 32) -> Iterator[np.ndarray]:
+    """Network inputs of ``samples`` through :func:`edge.preprocess.prepare`, ``batch`` at a time."""
+    for start in range(0, len(samples), batch):
+        chunk = samples[start : start + batch]
+        yield np.stack([prepare(*read_rgb(s), spec) for s in chunk])
+
+
+def prepare_samples(samples: Sequence[Sample], spec: InputSpec) -> np.ndarray:
+    """All of ``samples`` prepared into one float32 batch."""
+    if not samples:
+        raise DataFileError("no images to prepare; the data selection is empty")
+    return np.concatenate(list(prepared_batches(samples, spec)))
+
+
+def run_engine(engine: Engine, samples: Sequence[Sample], batch: int = 32) -> dict[str, np.ndarray]:
+    """``{role: (N, K)}`` of the engine over ``samples``, prepared by the manifest's input spec."""
+    if not samples:
+        raise DataFileError("no images to run the model on; the data selection is empty")
+    parts: dict[str, list[np.ndarray]] = {}
+    for x in prepared_batches(samples, engine.manifest.input, batch):
+        for role, value in engine.run(x).items():
+            parts.setdefault(role, []).append(value)
+    return {role: np.concatenate(values) for role, values in parts.items()}
+
+
+# ---- export --------------------------------------------------------------------------------------
+
+
+def parity_figures(reference: Mapping[Any, np.ndarray], exported: Mapping[Any, np.ndarray]) -> dict[str, Any]:
+    """Largest absolute difference per output and top-1 agreement of the logits, exported vs reference."""
+    figures: dict[str, Any] = {"images": len(reference["part_logits"]), "max_abs_diff": {}}
+    for role, ref in reference.items():
+        if role not in exported:
+            raise ModelError(f"the exported model lacks the output {role!r} the network has")
+        figures["max_abs_diff"][role] = float(np.abs(exported[role] - ref).max())
+        if role.endswith("_logits"):
+            agree = np.mean(exported[role].argmax(1) == ref.argmax(1))
+            figures[f"{role.removesuffix('_logits')}_top1_agreement"] = float(agree)
+    return figures
+
+
+def check_parity(figures: dict[str, Any], max_diff: float, min_agreement: float) -> None:
+    """ModelError when an output differs by over ``max_diff`` or top-1 agrees below ``min_agreement``."""
+    problems = [
+        f"{role} differs by up to {diff:.3g} (limit {max_diff:g})"
+        for role, diff in figures["max_abs_diff"].items()
+        if not diff <= max_diff  # NaN fails too
+    ]
+    problems += [
+        f"{key} is {value:.3f} (minimum {min_agreement:g})"
+        for key, value in figures.items()
+        if key.endswith("_top1_agreement") and value < min_agreement
+    ]
+    if problems:
+        raise ModelError(
+            "the ONNX export does not reproduce the torch model on real images: "
+            + "; ".join(problems)
+            + "; check for training-only layers or unsupported ops (or relax --max-diff/--min-agreement)"
+        )
+
+
+def _data_paths(data: Sequence[str | Path] | None, config: dict[str, Any]) -> list[Path]:
+    if data:
+        return [Path(p) for p in data]
+    paths = [Path(s["path"]) for s in config.get("sources", []) if isinstance(s, dict) and "path" in s]
+    existing = [p for p in paths if p.is_dir()]
+    if not existing:
+        raise DataFileError(
+            "the parity check needs real images but the checkpoint's training sources "
+            f"{[str(p) for p in paths]!r} are not here; pass --data with a data folder"
+        )
+    return existing
+
+
+def _torch_outputs(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    import torch
+
+    outs: dict[str, list[np.ndarray]] = {}
+    with torch.no_grad():
+        for start in range(0, len(x), 32):
+            for role, value in model(torch.from_numpy(x[start : start + 32])).items():
+                outs.setdefault(role, []).append(value.numpy())
+    return {role: np.concatenate(v) for role, v in outs.items()}
+
+
+def _trace_to_onnx(model: Any, path: Path, size: tuple[int, int], opset: int, names: list[str]) -> None:
+    import torch
+
+    from trainer.models import ExportWrapper
+
+    wrapper = ExportWrapper(model).eval()
+    dummy = torch.zeros(2, 3, *size)  # batch 2: nothing may specialise on a batch of one
+    axes = {INPUT_NAME: {0: "batch"}} | {n: {0: "batch"} for n in names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about the fixed input size are expected
+        kwargs: dict[str, Any] = dict(
+            input_names=[INPUT_NAME], output_names=names, dynamic_axes=axes, opset_version=opset
+        )
+        try:
+            torch.onnx.export(wrapper, (dummy,), str(path), dynamo=False, **kwargs)
+        except TypeError:  # torch < 2.5 has no dynamo switch and only the TorchScript exporter
+            torch.onnx.export(wrapper, (dummy,), str(path), **kwargs)
+    model.eval()  # export restores the wrapper's train() flag, which would reach the model
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    data: Sequence[str | Path] | None = None,
+    opset: int = 17,
+    parity_images: int = 64,
+    max_diff: float = 1e-3,
+    min_agreement: float = 0.99,
+    force: bool = False,
+    command: str | None = None,
+) -> Manifest:
+    """Export a checkpoint folder to ``out/model_fp32.onnx`` + ``out/manifest.json`` after a parity check.
+
+    ``data``: data folders for the parity images (default: the checkpoint's training sources).
+
+    Raises:
+        ConfigError: bad numbers, or ``out`` already holds a model set and ``force`` is False.
+        ModelError: the ONNX model does not reproduce the torch model (nothing is written).
+    """
+    from trainer.checkpoint import load_checkpoint
+
+    if not 7 <= opset <= 30 or parity_images < 1 or max_diff <= 0 or not 0 <= min_agreement <= 1:
+        raise ConfigError(
+            f"opset {opset!r} must be 7..30, parity images {parity_images!r} >= 1, max diff {max_diff!r} > 0 "
+            f"and min agreement {min_agreement!r} within 0..1"
+        )
+    out = Path(out)
+    if (out / MANIFEST_NAME).is_file() and not force:
+        raise ConfigError(f"{str(out)!r} already holds a model set; pass --force to replace it")
+    model, meta = load_checkpoint(checkpoint)
+    spec = meta.input_spec
+    if spec.layout != "NCHW":
+        raise ConfigError(f"checkpoint input layout {spec.layout!r} must be NCHW for a torch network")
+    config = meta.config or {}
+    protocol = DataProtocol(
+        fractions=tuple(config.get("split", (0.8, 0.1, 0.1))),  # type: ignore[arg-type]
+        seed=int(config.get("seed", 0)),
+        holdout=tuple(meta.extra.get("holdout_parts", ())),
+        sources=tuple(
+            {**s, "path": str(Path(s["path"]).resolve())} for s in config.get("sources", []) if "path" in s
+        ),
+    )
+    samples = spread(load_samples(_data_paths(data, config), protocol), parity_images)
+    x = prepare_samples(samples, spec)
+
+    has_color = meta.num_colors > 0
+    names = ["part_logits", *(["color_logits"] if has_color else []), "embedding"]
+    out.mkdir(parents=True, exist_ok=True)
+    onnx_path = out / FP32_NAME
+    tmp = out / f".{FP32_NAME}.tmp"
+    _trace_to_onnx(model, tmp, spec.size, opset, names)
+    tmp.replace(onnx_path)
+    entry = make_file_entry(out, FP32_NAME, "onnxruntime", "fp32", input_name=INPUT_NAME)
+    manifest = Manifest(
+        architecture=meta.name,
+        input=spec,
+        outputs=OutputNames(color_logits="color_logits" if has_color else None),
+        parts=list(meta.label_map.parts),
+        colors=list(meta.label_map.colors),
+        embedding_dim=meta.embedding_dim,
+        files=[entry],
+    )
+    with create_engine("onnxruntime", out, manifest, precision="fp32", threads=2) as engine:
+        exported = engine.run(x)
+    figures = parity_figures(_torch_outputs(model, x), exported)
+    figures.update(max_diff_limit=max_diff, min_agreement_limit=min_agreement)
+    try:
+        check_parity(figures, max_diff, min_agreement)
+    except ModelError:
+        onnx_path.unlink(missing_ok=True)
+        raise
+    build = build_record(command) | {
+        "opset": opset,
+        "checkpoint": {
+            "path": str(Path(checkpoint).resolve()),
+            "stage": meta.stage,
+            "epoch": meta.epoch,
+            "step": meta.step,
+            "metrics": {k: v for k, v in meta.metrics.items() if isinstance(v, int | float | str)},
+        },
+        "data": protocol.as_dict(),
+    }
+    manifest = manifest.model_copy(update={"build": build, "evaluation": {"export_parity": figures}})
+    write_manifest(out, manifest)
+    log.info(
+        "exported %s: max |diff| %s, part top-1 agreement %.3f on %d images",
+        onnx_path,
+        {k: f"{v:.2g}" for k, v in figures["max_abs_diff"].items()},
+        figures["part_top1_agreement"],
+        figures["images"],
+    )
+    return manifest
+
+
+# ---- command line --------------------------------------------------------------------------------
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``trainer export``."""
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint to ONNX with a parity check (a model set)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder (e.g. <run>/best)")
+    p.add_argument("--out", required=True, type=Path, help="model set folder to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument(
+        "--data", nargs="+", type=Path, help="data folders for the parity images (default: training's)"
+    )
+    p.add_argument("--parity-images", type=int, default=64, help="real images compared (default 64)")
+    p.add_argument("--max-diff", type=float, default=1e-3, help="largest allowed |onnx - torch| (1e-3)")
+    p.add_argument("--min-agreement", type=float, default=0.99, help="minimum top-1 agreement (0.99)")
+    p.add_argument("--force", action="store_true", help="replace an existing model set in --out")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``trainer export``."""
+    manifest = export_checkpoint(
+        args.checkpoint,
+        args.out,
+        data=args.data,
+        opset=args.opset,
+        parity_images=args.parity_images,
+        max_diff=args.max_diff,
+        min_agreement=args.min_agreement,
+        force=args.force,
+    )
+    parity = manifest.evaluation["export_parity"]
+    print(
+        f"{args.out / FP32_NAME}: {len(manifest.parts)} parts, {len(manifest.colors)} colours, "
+        f"embedding {manifest.embedding_dim}; parity on {parity['images']} images: "
+        f"max |diff| {max(parity['max_abs_diff'].values()):.2g}, "
+        f"part top-1 agreement {parity['part_top1_agreement']:.3f}"
+    )
+    return 0

@@ -1,0 +1,520 @@
+"""``trainer quantize``: smaller and faster variants of a model set's ``model_fp32.onnx``, each measured.
+
+Formats (``--formats``, comma separated):
+
+- ``onnx-int8`` (``model_int8.onnx``): ONNX Runtime static quantisation, QDQ format, per-channel int8
+  weights and int8 activations calibrated on ``--calib-count`` training images (after
+  ``quant_pre_process``: shape inference and graph optimisation).
+- ``onnx-fp16`` (``model_fp16.onnx``): fp16 weights and compute via onnxconverter-common, float32
+  input and outputs kept, so the engine wrapper feeds it like the fp32 file.
+- ``tflite-fp16`` / ``tflite-int8`` (``model_fp16.tflite`` / ``model_int8.tflite``): onnx2tf (with
+  onnxsim), offline, from a batch-1 copy of the graph (NHWC input; the int8 file is full-integer
+  with int8 input and outputs, calibrated on the same images). The file entry records
+  the layout, input dtype and quantisation and the output order, found by matching each TFLite
+  output against fp32 outputs on the calibration images (TFLite names them generically).
+
+Calibration images come from the training split of ``--calib`` and accuracy is measured on its test
+split (captures training never saw), both read through :func:`edge.preprocess.prepare` and run
+through edge's engines, as on the Pi. Each artifact's top-1 agreement with fp32, its top-1 accuracy
+and the drop from fp32 go into the manifest's ``evaluation.quantization``. A format whose tools are
+missing fails with :class:`~edge.errors.MissingDependencyError` after the others are done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.engines import backend_class, create_engine
+from edge.errors import ConfigError, DataFileError, MissingDependencyError, ModelError
+from edge.manifest import FileEntry, Manifest, QuantParams, load_manifest, make_file_entry, write_manifest
+from trainer.data import Sample
+from trainer.export import (
+    DataProtocol,
+    build_record,
+    load_samples,
+    prepare_samples,
+    run_engine,
+    split_like_training,
+    spread,
+)
+
+log = logging.getLogger(__name__)
+
+#: Format -> (file name, runtime, precision).
+FORMATS: dict[str, tuple[str, str, str]] = {
+    "onnx-int8": ("model_int8.onnx", "onnxruntime", "int8"),
+    "onnx-fp16": ("model_fp16.onnx", "onnxruntime", "fp16"),
+    "tflite-fp16": ("model_fp16.tflite", "litert", "fp16"),
+    "tflite-int8": ("model_int8.tflite", "litert", "int8"),
+}
+#: onnx2tf looks for this file in its working folder and downloads it when absent.
+ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+ONNX2TF_TIMEOUT_S = 3600
+
+
+def parse_formats(text: str | Sequence[str]) -> list[str]:
+    """The formats named in ``text`` ("onnx-int8,onnx-fp16" or a list), in :data:`FORMATS` order."""
+    names = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise ConfigError(f"formats {unknown or names!r} unknown or empty; choose from {', '.join(FORMATS)}")
+    return [f for f in FORMATS if f in names]
+
+
+def _need(module: str, package: str, purpose: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise MissingDependencyError(package, "convert", purpose)
+
+
+# ---- ONNX ----------------------------------------------------------------------------------------
+
+
+def quantize_onnx_int8(src: Path, dst: Path, calib: np.ndarray, input_name: str, batch: int = 8) -> None:
+    """Static QDQ int8 quantisation of ``src`` (per-channel weights) calibrated on ``calib``."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(calib[i : i + batch] for i in range(0, len(calib), batch))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            x = next(self._batches, None)
+            return None if x is None else {input_name: x}
+
+    with tempfile.TemporaryDirectory(prefix="quant-") as tmp:
+        pre = Path(tmp) / "preprocessed.onnx"
+        quant_pre_process(str(src), str(pre))
+        quantize_static(
+            str(pre),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+        )
+
+
+def float_sensitive_nodes(model: Any) -> list[str]:
+    """Names of the image-fed nodes before the first or after the last weighted op (Conv, Gemm, MatMul).
+
+    Those compute statistics of the raw image (the colour descriptor's sums over every pixel) or
+    normalise the output (the embedding's sum of squares): in fp16 such sums lose precision or
+    overflow (65504), so they stay float32. Unnamed nodes are given names first.
+    """
+    weighted = {"Conv", "Gemm", "MatMul"}
+    nodes = list(model.graph.node)
+    for i, node in enumerate(nodes):
+        node.name = node.name or f"node_{i}"
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
+    consumers: dict[str, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for name in node.input:
+            consumers.setdefault(name, []).append(i)
+    # Nodes are topologically sorted in a valid graph: one pass each way settles the flags.
+    fed = {i.name for i in model.graph.input}  # tensors computed from the image (not constants)
+    above = [False] * len(nodes)
+    on_input = [False] * len(nodes)
+    for i, node in enumerate(nodes):
+        above[i] = node.op_type in weighted or any(above[producer[n]] for n in node.input if n in producer)
+        on_input[i] = any(n in fed for n in node.input)
+        if on_input[i]:
+            fed.update(node.output)
+    below = [False] * len(nodes)
+    for i in reversed(range(len(nodes))):
+        node = nodes[i]
+        below[i] = node.op_type in weighted or any(
+            below[j] for out in node.output for j in consumers.get(out, [])
+        )
+    return [n.name for i, n in enumerate(nodes) if on_input[i] and not (above[i] and below[i])]
+
+
+def convert_onnx_fp16(src: Path, dst: Path) -> None:
+    """fp16 weights and compute, float32 input and outputs (``keep_io_types``).
+
+    The nodes of :func:`float_sensitive_nodes` stay float32.
+    """
+    _need("onnxconverter_common", "onnxconverter-common", "the ONNX fp16 model")
+    import onnx
+    from onnxconverter_common import float16
+
+    model = onnx.load(str(src))
+    keep = float_sensitive_nodes(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constants below fp16's range (epsilons) are clamped: expected
+        model = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=keep)
+    # The converter casts the output of a float32-kept last node back to fp16, despite keep_io_types:
+    # make that cast produce float32 again (a float32 -> float32 cast, which ONNX Runtime removes).
+    producer = {out: n for n in model.graph.node for out in n.output}
+    for output in model.graph.output:
+        tensor = output.type.tensor_type
+        node = producer.get(output.name)
+        if tensor.elem_type == onnx.TensorProto.FLOAT16 and node is not None and node.op_type == "Cast":
+            for attr in node.attribute:
+                if attr.name == "to":
+                    attr.i = onnx.TensorProto.FLOAT
+            tensor.elem_type = onnx.TensorProto.FLOAT
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
+# ---- TFLite via onnx2tf ----------------------------------------------------------------------------
+
+
+def _static_copy(src: Path, dst: Path, manifest: Manifest) -> None:
+    """``src`` with batch 1 fixed: onnx2tf mis-transposes residual Adds of a dynamic-batch graph."""
+    import onnx
+    from onnx.tools import update_model_dims
+
+    model = onnx.load(str(src))
+    h, w = manifest.input.size
+    widths = manifest.output_widths()
+    outputs = {name: [1, widths[role]] for role, name in manifest.outputs.roles().items()}
+    inputs = {model.graph.input[0].name: [1, 3, h, w]}
+    onnx.save(update_model_dims.update_inputs_outputs_dims(model, inputs, outputs), str(dst))
+
+
+def run_onnx2tf(
+    src: Path, manifest: Manifest, calib_nhwc: np.ndarray, int8: bool, work: Path
+) -> dict[str, Path]:
+    """Convert ``src`` in the folder ``work`` (offline); returns ``{"fp16": path, "int8": path}``."""
+    _need("onnx2tf", "onnx2tf", "TFLite conversion")
+    _need("tensorflow", "tensorflow-cpu", "TFLite conversion")
+    bin_dir = str(Path(sys.executable).parent)
+    if shutil.which("onnxsim", path=os.pathsep.join([bin_dir, os.environ.get("PATH", "")])) is None:
+        # Without it onnx2tf converts an unsimplified graph and mis-transposes MobileNet-style blocks.
+        raise MissingDependencyError("onnxsim", "convert", "simplifying the graph before TFLite conversion")
+    if manifest.input.layout != "NCHW":
+        raise ConfigError(
+            f"TFLite conversion expects the NCHW ONNX file of trainer export, not {manifest.input.layout}"
+        )
+    static = work / "model.onnx"
+    _static_copy(src, static, manifest)
+    np.save(work / "calib.npy", calib_nhwc.astype(np.float32))
+    # onnx2tf fetches sample images from the internet unless this file exists: our own images, 0..1.
+    spec = manifest.input
+    raw = (calib_nhwc * np.asarray(spec.std, np.float32) + np.asarray(spec.mean, np.float32)) / spec.scale
+    pixels = np.clip(raw / 255.0, 0.0, 1.0).astype(np.float32)
+    sample = np.stack([cv2.resize(pixels[i % len(pixels)], (128, 128)) for i in range(20)])
+    np.save(work / ONNX2TF_SAMPLE, sample.astype(np.float32))
+    cmd = [sys.executable, "-m", "onnx2tf", "-i", str(static), "-o", str(work / "out"), "-v", "error"]
+    if int8:  # calibration data is already normalised: mean 0, std 1
+        zeros, ones = "[[[[0.0,0.0,0.0]]]]", "[[[[1.0,1.0,1.0]]]]"
+        cmd += ["-oiqt", "-qt", "per-channel", "-iqd", "int8", "-oqd", "int8"]
+        cmd += ["-cind", manifest_input_name(static), str(work / "calib.npy"), zeros, ones]
+    env = dict(os.environ)
+    # onnx2tf runs the `onnxsim` command; it must find the one installed beside this interpreter.
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    result = subprocess.run(
+        cmd, cwd=work, env=env, capture_output=True, text=True, timeout=ONNX2TF_TIMEOUT_S, check=False
+    )
+    found = {
+        "fp16": work / "out" / "model_float16.tflite",
+        "int8": work / "out" / "model_full_integer_quant.tflite",
+    }
+    wanted = {k: v for k, v in found.items() if k == "fp16" or int8}
+    if result.returncode != 0 or not all(p.is_file() for p in wanted.values()):
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        raise ModelError(f"onnx2tf failed to convert {str(src)!r} (exit {result.returncode}):\n{tail}")
+    return wanted
+
+
+def manifest_input_name(path: Path) -> str:
+    """The single graph input name of an ONNX file."""
+    import onnx
+
+    return str(onnx.load(str(path), load_external_data=False).graph.input[0].name)
+
+
+def tflite_entry(
+    folder: Path,
+    name: str,
+    precision: str,
+    manifest: Manifest,
+    calib: np.ndarray,
+    ref: Mapping[Any, np.ndarray],
+) -> FileEntry:
+    """The file entry of a converted .tflite: NHWC layout, input quantisation and output order.
+
+    ``calib`` (manifest layout) and ``ref`` (its fp32 outputs by role) identify each TFLite output:
+    roles are assigned to outputs of the same width so that the total relative error is smallest.
+    """
+    backend = backend_class("litert")(folder / name, 1)
+    try:
+        info = backend.input
+        quant = info.quant
+        integer = np.issubdtype(info.dtype, np.integer)
+        outs: list[list[np.ndarray]] = [[] for _ in backend.outputs]
+        for x in calib:
+            xi = x.transpose(1, 2, 0)[None] if manifest.input.layout == "NCHW" else x[None]
+            if integer:
+                assert quant is not None, "an integer TFLite input always carries its quantisation"
+                lim = np.iinfo(info.dtype)
+                xi = np.clip(np.rint(xi / quant[0]) + quant[1], lim.min, lim.max).astype(info.dtype)
+            for i, value in enumerate(backend.run_raw(np.ascontiguousarray(xi))):
+                q = backend.outputs[i].quant
+                real = value.astype(np.float32)
+                outs[i].append((real - q[1]) * q[0] if q is not None else real)
+        values = [np.concatenate(v) for v in outs]
+        order = _match_outputs(values, ref)
+        fields: dict[str, Any] = {"layout": "NHWC", "output_order": order, "input_name": info.name}
+        if integer:
+            assert quant is not None
+            fields["input_dtype"] = str(info.dtype)
+            fields["input_quant"] = QuantParams(scale=quant[0], zero_point=quant[1])
+            out_q = {
+                role: QuantParams(scale=o.quant[0], zero_point=o.quant[1])
+                for role, o in zip(order, backend.outputs, strict=True)
+                if role is not None and o.quant is not None
+            }
+            fields["output_quant"] = out_q or None
+    finally:
+        backend.close()
+    return make_file_entry(folder, name, "litert", precision, **fields)  # type: ignore[arg-type]
+
+
+def _match_outputs(values: list[np.ndarray], ref: Mapping[Any, np.ndarray]) -> list[Any]:
+    roles = list(ref)
+    best: tuple[float, tuple[Any, ...]] | None = None
+    slots = roles + [None] * max(0, len(values) - len(roles))
+    for perm in set(itertools.permutations(slots, len(values))):
+        cost = 0.0
+        for value, role in zip(values, perm, strict=True):
+            if role is None:
+                continue
+            r = ref[role]
+            if value.shape != r.shape:
+                cost = np.inf
+                break
+            cost += float(np.abs(value - r).mean() / (np.abs(r).mean() + 1e-9))
+        if best is None or cost < best[0]:
+            best = (cost, perm)
+    if best is None or not np.isfinite(best[0]) or set(roles) - set(best[1]):
+        shapes = [v.shape for v in values]
+        raise ModelError(f"cannot match the TFLite outputs {shapes!r} to the roles {roles!r}")
+    return list(best[1])
+
+
+# ---- measuring -----------------------------------------------------------------------------------
+
+
+def accuracy_figures(
+    outputs: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
+    samples: Sequence[Sample],
+    manifest: Manifest,
+) -> dict[str, Any]:
+    """Top-1 accuracy of ``outputs`` and its agreement with ``reference`` (the fp32 outputs)."""
+    parts = {p: i for i, p in enumerate(manifest.parts)}
+    truth = np.array([parts[s.part_num] for s in samples])
+    pred = outputs["part_logits"].argmax(1)
+    figures: dict[str, Any] = {
+        "part_top1": float(np.mean(pred == truth)),
+        "part_top1_agreement": float(np.mean(pred == reference["part_logits"].argmax(1))),
+    }
+    colors = {c: i for i, c in enumerate(manifest.colors)}
+    has = np.array([s.color_id in colors for s in samples])
+    if "color_logits" in outputs and has.any():
+        ctruth = np.array([-1 if s.color_id is None else colors.get(s.color_id, -1) for s in samples])
+        cpred = outputs["color_logits"].argmax(1)
+        figures["color_top1"] = float(np.mean(cpred[has] == ctruth[has]))
+        figures["color_top1_agreement"] = float(np.mean(cpred == reference["color_logits"].argmax(1)))
+    if "embedding" in outputs:
+        a, b = outputs["embedding"], reference["embedding"]
+        cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+        figures["embedding_cosine_mean"] = float(cos.mean())
+    return figures
+
+
+def calibration_split(
+    manifest: Manifest, calib_paths: Sequence[str | Path], calib_count: int, eval_count: int
+) -> tuple[list[Sample], list[Sample]]:
+    """``(calibration samples from the train split, held-out samples from the test split)``, known parts."""
+    protocol = DataProtocol.from_manifest(manifest)
+    splits, _ = split_like_training(load_samples(calib_paths, protocol), protocol)
+    known = set(manifest.parts)
+    train = [s for s in splits["train"] if s.part_num in known]
+    held = [s for s in splits["test"] if s.part_num in known] or [
+        s for s in splits["val"] if s.part_num in known
+    ]
+    if not train or not held:
+        raise DataFileError(
+            f"the calibration data gives {len(train)} training and {len(held)} held-out images of the "
+            "model's parts; pass --calib with data of these parts holding several captures per part"
+        )
+    return spread(train, calib_count), spread(held, eval_count)
+
+
+def quantize_model_set(
+    model_set: str | Path,
+    calib: Sequence[str | Path],
+    formats: str | Sequence[str] = "onnx-int8,onnx-fp16,tflite-fp16,tflite-int8",
+    *,
+    calib_count: int = 200,
+    eval_count: int = 500,
+    command: str | None = None,
+) -> Manifest:
+    """Write the requested variants into the model set, list them in its manifest and measure them.
+
+    Raises:
+        MissingDependencyError: a format's tools are missing (raised after every other format is done).
+        ModelError / DataFileError: a conversion fails, or the data holds no usable images.
+    """
+    if calib_count < 1 or eval_count < 1:
+        raise ConfigError(f"calib count {calib_count!r} and eval count {eval_count!r} must be at least 1")
+    folder = Path(model_set)
+    wanted = parse_formats(formats)
+    manifest = load_manifest(folder)
+    fp32 = manifest.select("onnxruntime", "fp32")
+    calib_samples, held = calibration_split(manifest, calib, calib_count, eval_count)
+    x_calib = prepare_samples(calib_samples, manifest.input)
+    log.info("calibrating on %d training images; measuring on %d held-out images", len(x_calib), len(held))
+    src = folder / fp32.path
+    input_name = fp32.input_name or manifest_input_name(src)
+
+    new: list[FileEntry] = []
+    missing: list[MissingDependencyError] = []
+    if "onnx-int8" in wanted:
+        quantize_onnx_int8(src, folder / FORMATS["onnx-int8"][0], x_calib, input_name)
+        new.append(
+            make_file_entry(folder, FORMATS["onnx-int8"][0], "onnxruntime", "int8", input_name=input_name)
+        )
+    if "onnx-fp16" in wanted:
+        try:
+            convert_onnx_fp16(src, folder / FORMATS["onnx-fp16"][0])
+            new.append(
+                make_file_entry(folder, FORMATS["onnx-fp16"][0], "onnxruntime", "fp16", input_name=input_name)
+            )
+        except MissingDependencyError as exc:
+            missing.append(exc)
+    tflite = [f for f in wanted if f.startswith("tflite-")]
+    if tflite:
+        try:
+            new += _tflite(folder, manifest, src, x_calib, tflite)
+        except MissingDependencyError as exc:
+            missing.append(exc)
+
+    keep = [f for f in manifest.files if f.path not in {e.path for e in new}]
+    manifest = manifest.model_copy(update={"files": keep + new})
+    write_manifest(folder, manifest)
+    if new:
+        manifest = _measure(folder, manifest, [fp32, *new], held, len(calib_samples), command)
+    if missing:
+        raise missing[0]
+    return manifest
+
+
+def _tflite(
+    folder: Path, manifest: Manifest, src: Path, x_calib: np.ndarray, formats: list[str]
+) -> list[FileEntry]:
+    x_nhwc = x_calib.transpose(0, 2, 3, 1) if manifest.input.layout == "NCHW" else x_calib
+    with create_engine("onnxruntime", folder, manifest, precision="fp32", threads=2) as engine:
+        probe = x_calib[: min(16, len(x_calib))]
+        ref = engine.run(probe)
+    entries = []
+    with tempfile.TemporaryDirectory(prefix="onnx2tf-") as tmp:
+        made = run_onnx2tf(src, manifest, x_nhwc, "tflite-int8" in formats, Path(tmp))
+        for fmt in formats:
+            name, _, precision = FORMATS[fmt]
+            shutil.copyfile(made[precision], folder / name)
+            entries.append(tflite_entry(folder, name, precision, manifest, probe, ref))
+    return entries
+
+
+def _measure(
+    folder: Path,
+    manifest: Manifest,
+    entries: list[FileEntry],
+    held: list[Sample],
+    calib_count: int,
+    command: str | None,
+) -> Manifest:
+    results: dict[str, dict[str, Any]] = {}
+    reference: dict[str, np.ndarray] = {}
+    for entry in entries:
+        with create_engine(entry.runtime, folder, manifest, precision=entry.precision) as engine:
+            outputs = run_engine(engine, held)
+        if entry.key == "onnxruntime/fp32":
+            reference = outputs
+        figures = accuracy_figures(outputs, reference, held, manifest)
+        figures.update(file=entry.path, bytes=entry.bytes)
+        results[entry.key] = figures
+    base = results["onnxruntime/fp32"]
+    for figures in results.values():
+        figures["part_top1_drop"] = base["part_top1"] - figures["part_top1"]
+    for key, figures in results.items():
+        log.info(
+            "%-18s part top-1 %.3f (drop %+.3f), agreement with fp32 %.3f",
+            key,
+            figures["part_top1"],
+            figures["part_top1_drop"],
+            figures["part_top1_agreement"],
+        )
+    previous = dict(manifest.evaluation.get("quantization", {}).get("artifacts", {}))
+    quantization = {
+        "held_out_images": len(held),
+        "held_out_split": "test",
+        "calibration_images": calib_count,
+        "artifacts": previous | results,
+        "build": build_record(command),
+    }
+    manifest = manifest.model_copy(
+        update={"evaluation": {**manifest.evaluation, "quantization": quantization}}
+    )
+    write_manifest(folder, manifest)
+    return manifest
+
+
+# ---- command line --------------------------------------------------------------------------------
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``trainer quantize``."""
+    p = sub.add_parser(
+        "quantize",
+        help="int8/fp16 ONNX and TFLite variants of a model set, each measured",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model-set", required=True, type=Path, help="model set folder (from trainer export)")
+    p.add_argument(
+        "--calib", required=True, nargs="+", type=Path, help="data folders (training distribution)"
+    )
+    p.add_argument(
+        "--formats",
+        default="onnx-int8,onnx-fp16,tflite-fp16,tflite-int8",
+        help=f"comma-separated formats out of {', '.join(FORMATS)} (default: all)",
+    )
+    p.add_argument("--calib-count", type=int, default=200, help="calibration images (default 200)")
+    p.add_argument("--eval-count", type=int, default=500, help="held-out images measured (default 500)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``trainer quantize``."""
+    manifest = quantize_model_set(
+        args.model_set, args.calib, args.formats, calib_count=args.calib_count, eval_count=args.eval_count
+    )
+    for key, f in manifest.evaluation["quantization"]["artifacts"].items():
+        print(
+            f"{key:<18} {f['file']:<20} {f['bytes'] / 1e6:7.2f} MB  part top-1 {f['part_top1']:.3f} "
+            f"(drop {f['part_top1_drop']:+.3f}, agreement {f['part_top1_agreement']:.3f})"
+        )
+    return 0

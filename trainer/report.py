@@ -1,0 +1,178 @@
+"""The evaluation report of ``trainer evaluate``: ``report.md``, ``report.json`` and two PNG plots.
+
+- ``artifacts.png``: one group of bars per artifact (part top-1 single view and fused, colour top-1,
+  vector-search top-1, unseen-parts top-1).
+- ``confusion.png``: the confusion counts among the most confused parts of the first artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from edge.errors import MissingDependencyError
+from edge.manifest import Manifest
+
+#: (figure key, column / bar label) shown for each artifact.
+COLUMNS = (
+    ("part_top1", "part top-1"),
+    ("part_top5", "part top-5"),
+    ("fused_part_top1", "fused top-1"),
+    ("fused_part_top5", "fused top-5"),
+    ("color_top1", "colour top-1"),
+    ("fused_color_top1", "fused colour"),
+    ("vector_top1", "vector top-1"),
+    ("vector_fused_top1", "vector fused"),
+    ("unseen_top1", "unseen top-1"),
+    ("unseen_fused_top1", "unseen fused"),
+)
+BARS = ("part_top1", "fused_part_top1", "color_top1", "vector_top1", "unseen_top1")
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display on a training box
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingDependencyError("matplotlib", "train", "evaluation plots") from None
+    return plt
+
+
+def _fmt(value: Any) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def plot_artifacts(report: dict[str, Any], path: Path) -> Path:
+    """Grouped bar chart of the headline figures of every artifact."""
+    plt = _pyplot()
+    labels = dict(COLUMNS)
+    keys = list(report["artifacts"])
+    shown = [k for k in BARS if any(k in f for f in report["artifacts"].values())]
+    fig, ax = plt.subplots(
+        figsize=(max(6.0, 1.6 * len(keys) * max(1, len(shown)) / 3), 4), constrained_layout=True
+    )
+    try:
+        width = 0.8 / max(1, len(shown))
+        for j, key in enumerate(shown):
+            xs = [i + (j - (len(shown) - 1) / 2) * width for i in range(len(keys))]
+            ys = [report["artifacts"][a].get(key, math.nan) for a in keys]
+            bars = ax.bar(xs, ys, width, label=labels[key])
+            ax.bar_label(bars, labels=[_fmt(y) for y in ys], fontsize=7, rotation=90, padding=2)
+        ax.set_xticks(range(len(keys)), keys, rotation=15)
+        ax.set_ylim(0, 1.15)
+        ax.set_ylabel("top-1 accuracy")
+        ax.set_title(f"{report['architecture']}: {report['split']} split, {report['test_images']} images")
+        ax.legend(fontsize=8, ncols=min(5, max(1, len(shown))), loc="upper center")
+        ax.grid(axis="y", alpha=0.3)
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def plot_confusion(figures: dict[str, Any], title: str, path: Path) -> Path:
+    """Heat map of ``figures['confusion']`` (true part rows, predicted columns, plus 'other')."""
+    plt = _pyplot()
+    conf = figures.get("confusion") or {"parts": [], "matrix": [], "other": []}
+    parts = conf["parts"]
+    fig, ax = plt.subplots(figsize=(2 + 0.55 * max(3, len(parts)), 1.5 + 0.5 * max(3, len(parts))))
+    try:
+        if parts:
+            rows = [[*row, other] for row, other in zip(conf["matrix"], conf["other"], strict=True)]
+            image = ax.imshow(rows, cmap="Blues")
+            for i, row in enumerate(rows):
+                for j, n in enumerate(row):
+                    ax.text(j, i, str(n), ha="center", va="center", fontsize=8)
+            ax.set_xticks(range(len(parts) + 1), [*parts, "other"], rotation=45, ha="right", fontsize=8)
+            ax.set_yticks(range(len(parts)), parts, fontsize=8)
+            ax.set_xlabel("predicted")
+            ax.set_ylabel("true part")
+            fig.colorbar(image, ax=ax, shrink=0.8)
+        else:
+            ax.text(0.5, 0.5, "no confusions", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+        ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def markdown(report: dict[str, Any], manifest: Manifest) -> str:
+    """The report as markdown: protocol, a table of figures per artifact, the confused pairs."""
+    u = report["unseen"]
+    lines = [
+        f"# Evaluation of {manifest.architecture} "
+        f"({len(manifest.parts)} parts, {len(manifest.colors)} colours)",
+        "",
+        f"- model set: `{report['model_set']}`",
+        f"- split: **{report['split']}**: {report['test_images']} images, "
+        f"{report['test_captures']} captures, "
+        f"{report['test_parts']} parts; fused figures use up to {report['views']} views per capture",
+        f"- vector search: gallery of {report['gallery_images']} images from the other splits "
+        "(no capture shared with the queries)",
+        f"- unseen parts: {len(u['parts'])} ({', '.join(u['parts']) or 'none'}), enrolled from "
+        f"{u['enrolled_captures_per_part']} capture(s) each ({u['enrolled_images']} images), "
+        f"{u['query_images']} query images"
+        + (
+            " — **these parts were seen in training: the figure is optimistic**"
+            if u["seen_in_training"]
+            else ""
+        ),
+        f"- built {report['build']['date']} at commit {report['build'].get('git_commit') or 'unknown'}",
+        "",
+        "## Figures per artifact",
+        "",
+        "| artifact | file | MB | " + " | ".join(label for _, label in COLUMNS) + " |",
+        "|---|---|---:|" + "---:|" * len(COLUMNS),
+    ]
+    for key, f in report["artifacts"].items():
+        cells = [_fmt(f.get(k)) for k, _ in COLUMNS]
+        lines.append(f"| {key} | {f['file']} | {f['bytes'] / 1e6:.2f} | " + " | ".join(cells) + " |")
+    first = next(iter(report["artifacts"]))
+    lines += [
+        "",
+        "![figures per artifact](artifacts.png)",
+        "",
+        f"## Most confused parts ({first}, single view)",
+        "",
+    ]
+    top = report["artifacts"][first].get("top_confused", [])
+    if top:
+        lines += ["| true | predicted as | images | share of true |", "|---|---|---:|---:|"]
+        lines += [
+            f"| {p['true']} | {p['predicted']} | {p['count']} | {p['share_of_true']:.3f} |" for p in top
+        ]
+    else:
+        lines.append("No part was confused.")
+    lines += ["", "![confusion of the most confused parts](confusion.png)", ""]
+    return "\n".join(lines)
+
+
+def write_report(out: Path, report: dict[str, Any], manifest: Manifest) -> dict[str, Path]:
+    """Write ``report.md``, ``report.json``, ``artifacts.png`` and ``confusion.png`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "report.json": out / "report.json",
+        "report.md": out / "report.md",
+        "artifacts.png": out / "artifacts.png",
+        "confusion.png": out / "confusion.png",
+    }
+    plot_artifacts(report, paths["artifacts.png"])
+    first = next(iter(report["artifacts"]))
+    plot_confusion(report["artifacts"][first], f"{first}: most confused parts", paths["confusion.png"])
+    _write_text(paths["report.json"], json.dumps(report, indent=1, default=str) + "\n")
+    _write_text(paths["report.md"], markdown(report, manifest))
+    return paths
