@@ -1,31 +1,37 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    the main job
-#   make test   the tests
+#   make run    the main job (core install only: no torch, no tensorflow)
+#   make test   the tests (installs the dev, train and convert extras too)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+SRC    := edge trainer calibration tests benchmarks tools
 
-.PHONY: setup run test lint clean
+.PHONY: setup setup-all run test lint clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.core
+setup-all: $(VENV)/.all
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.all: $(VENV)/.core
+	$(BIN)/pip install --quiet -e '.[dev,train,convert]'
 	touch $@
 
 run: setup
 	$(BIN)/trainer demo --out out/demo
 
-test: setup
+test: setup-all
 	@command -v systemd-analyze >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq systemd >/dev/null; } || echo "systemd-analyze is missing: install the systemd package"
-	$(BIN)/ruff check edge trainer calibration tests benchmarks tools
+	$(BIN)/ruff check $(SRC)
 	$(BIN)/pytest -q
 
-lint: setup
-	$(BIN)/ruff check edge trainer calibration tests benchmarks tools
-	$(BIN)/ruff format --check edge trainer calibration tests benchmarks tools
+lint: setup-all
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
 	$(BIN)/mypy
 
 clean:

@@ -17,10 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from trainer import demo, render
+    # Each command module keeps its heavy imports (torch, timm, onnx2tf) inside its functions, so
+    # `trainer render` works on a machine without the `train` extra.
+    from trainer import demo, evaluate, export, index, quantize, render, train
 
-    render.add_parser(sub)
-    demo.add_parser(sub)
+    for module in (render, train, export, quantize, index, evaluate, demo):
+        module.add_parser(sub)
     return parser
 
 
