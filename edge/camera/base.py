@@ -13,22 +13,19 @@ Images are RGB uint8 ``(H, W, 3)`` throughout; backends convert at their device'
 
 from __future__ import annotations
 
-import functools
-import importlib
 import logging
-import pkgutil
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Annotated, Any, ClassVar, TypeVar, Union, get_args
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field, ValidationError
 
-from edge.config import StrictModel, format_validation_error
-from edge.errors import ConfigError, HardwareError, ImageError
+from edge.config import StrictModel
+from edge.errors import HardwareError, ImageError
+from edge.registry import BackendRegistry
 from edge.segment.base import Calibration, check_frame
 
 log = logging.getLogger(__name__)
@@ -37,7 +34,6 @@ _PACKAGE = "edge.camera"
 _NOT_BACKENDS = frozenset({"base"})
 #: Backends whose key differs from their module's name.
 _MODULE_OF_KEY = {"picamera2": "picam", "opencv": "webcam"}
-_KEY_OF_MODULE = {module: key for key, module in _MODULE_OF_KEY.items()}
 
 
 @dataclass
@@ -159,72 +155,22 @@ def check_image(image: Any, source: str) -> np.ndarray:
         raise ImageError(f"{source}: {exc}") from None
 
 
-_REGISTRY: dict[str, type[CameraSource]] = {}
-C = TypeVar("C", bound=type[CameraSource])
+_REGISTRY: BackendRegistry[CameraSource] = BackendRegistry(
+    "camera", _PACKAGE, not_backends=_NOT_BACKENDS, module_of_key=_MODULE_OF_KEY
+)
 
-
-def register_camera(key: str) -> Callable[[C], C]:
-    """Class decorator registering a :class:`CameraSource` subclass under ``key`` (its config's ``type``)."""
-
-    def decorate(cls: C) -> C:
-        field_info = cls.config_model.model_fields.get("type")
-        if field_info is None or get_args(field_info.annotation) != (key,):
-            raise TypeError(f"{cls.__name__}.config_model needs a field type: Literal[{key!r}]")
-        if key in _REGISTRY and _REGISTRY[key] is not cls:
-            raise TypeError(f"camera key {key!r} is already taken by {_REGISTRY[key].__name__}")
-        cls.key = key
-        _REGISTRY[key] = cls
-        return cls
-
-    return decorate
-
-
-def _backend_modules() -> list[str]:
-    package = importlib.import_module(_PACKAGE)
-    names = (m.name for m in pkgutil.iter_modules(package.__path__))
-    return sorted(n for n in names if n not in _NOT_BACKENDS and not n.startswith("_"))
-
-
-def available_cameras() -> list[str]:
-    """Keys of every camera backend in the package (without importing them)."""
-    return sorted(_KEY_OF_MODULE.get(m, m) for m in _backend_modules())
-
-
-def _backend_class(key: str) -> type[CameraSource]:
-    if key not in _REGISTRY:
-        if key not in available_cameras():
-            raise ConfigError(f"camera type {key!r} is unknown; use one of: {', '.join(available_cameras())}")
-        module = _MODULE_OF_KEY.get(key, key)
-        importlib.import_module(f"{_PACKAGE}.{module}")  # registers the class on import
-    if key not in _REGISTRY:
-        module = _MODULE_OF_KEY.get(key, key)
-        raise ConfigError(f"module {_PACKAGE}.{module} does not register a camera under {key!r}")
-    return _REGISTRY[key]
-
-
-@functools.cache
-def camera_config_type() -> Any:
-    """``Annotated[Union[<every backend's config>], Field(discriminator="type")]``.
-
-    Built on first use by importing every backend module (they are light: device libraries load
-    in ``open()``). Use it as a field annotation in the daemon's config model.
-    """
-    models = tuple(_backend_class(key).config_model for key in available_cameras())
-    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 (runtime tuple)
+#: Class decorator registering a :class:`CameraSource` subclass under ``key`` (its config's ``type``).
+register_camera = _REGISTRY.register
+#: Keys of every camera backend in the package (without importing them).
+available_cameras = _REGISTRY.available
+_backend_class = _REGISTRY.backend_class
+#: ``Annotated[Union[<every backend's config>], Field(discriminator="type")]`` for the daemon's config.
+camera_config_type = _REGISTRY.config_union
 
 
 def parse_camera_config(data: Any, source: str = "camera") -> StrictModel:
     """Validate a mapping such as ``{"type": "opencv", "device": 0}`` into the selected backend's config."""
-    if isinstance(data, StrictModel):
-        return data
-    if not isinstance(data, Mapping) or "type" not in data:
-        keys = ", ".join(available_cameras())
-        raise ConfigError(f"{source}: expected a mapping with a 'type' key (one of: {keys}); got {data!r}")
-    model = _backend_class(str(data["type"])).config_model
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, model, source)) from None
+    return _REGISTRY.parse_config(data, source)
 
 
 def create_camera(cfg: StrictModel | Mapping[str, Any], *, calibration: Calibration = None) -> CameraSource:
@@ -237,10 +183,7 @@ def create_camera(cfg: StrictModel | Mapping[str, Any], *, calibration: Calibrat
             ``calibration: true``; other backends ignore it.
     """
     config = parse_camera_config(cfg)
-    cls = _backend_class(str(getattr(config, "type", "")))
-    if not isinstance(config, cls.config_model):
-        raise ConfigError(f"{type(config).__name__} is not the config model of camera {cls.key!r}")
-    return cls.from_config(config, calibration=calibration)
+    return _REGISTRY.class_for(config).from_config(config, calibration=calibration)
 
 
 def __getattr__(name: str) -> Any:

@@ -10,21 +10,19 @@ light libraries at module level; heavy ones (onnxruntime) are imported in their 
 
 from __future__ import annotations
 
-import functools
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union, get_args
+from typing import Any, ClassVar, Literal
 
 import cv2
 import numpy as np
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from edge.config import StrictModel, format_validation_error
-from edge.errors import ConfigError, DataFileError, ImageError, MissingDependencyError, ModelError
+from edge.config import StrictModel
+from edge.errors import DataFileError, ImageError, MissingDependencyError, ModelError
+from edge.registry import BackendRegistry
 
 _PACKAGE = "edge.segment"
 _NOT_BACKENDS = frozenset({"base"})
@@ -108,68 +106,20 @@ class Segmenter(ABC):
         self.close()
 
 
-_REGISTRY: dict[str, type[Segmenter]] = {}
-S = TypeVar("S", bound=type[Segmenter])
+_REGISTRY: BackendRegistry[Segmenter] = BackendRegistry("segmenter", _PACKAGE, not_backends=_NOT_BACKENDS)
 
-
-def register_segmenter(key: str) -> Callable[[S], S]:
-    """Class decorator registering a :class:`Segmenter` subclass under ``key`` (its config's ``type``)."""
-
-    def decorate(cls: S) -> S:
-        field = cls.config_model.model_fields.get("type")
-        if field is None or get_args(field.annotation) != (key,):
-            raise TypeError(f"{cls.__name__}.config_model needs a field type: Literal[{key!r}]")
-        if key in _REGISTRY and _REGISTRY[key] is not cls:
-            raise TypeError(f"segmenter key {key!r} is already taken by {_REGISTRY[key].__name__}")
-        cls.key = key
-        _REGISTRY[key] = cls
-        return cls
-
-    return decorate
-
-
-def available_backends() -> list[str]:
-    """Keys of every backend module in the package (without importing them)."""
-    package = importlib.import_module(_PACKAGE)
-    names = (m.name for m in pkgutil.iter_modules(package.__path__))
-    return sorted(n for n in names if n not in _NOT_BACKENDS and not n.startswith("_"))
-
-
-def _backend_class(key: str) -> type[Segmenter]:
-    if key not in _REGISTRY:
-        if key not in available_backends():
-            raise ConfigError(
-                f"segmenter type {key!r} is unknown; use one of: {', '.join(available_backends())}"
-            )
-        importlib.import_module(f"{_PACKAGE}.{key}")  # registers the class on import
-    if key not in _REGISTRY:
-        raise ConfigError(f"module {_PACKAGE}.{key} does not register a segmenter under {key!r}")
-    return _REGISTRY[key]
-
-
-@functools.cache
-def segmenter_config_type() -> Any:
-    """``Annotated[Union[<every backend's config>], Field(discriminator="type")]``.
-
-    Built on first use by importing every backend module (they are light: heavy libraries load
-    in constructors). Use it as a field annotation in the daemon's config model.
-    """
-    models = tuple(_backend_class(key).config_model for key in available_backends())
-    return Annotated[Union[models], Field(discriminator="type")]  # noqa: UP007 (runtime tuple)
+#: Class decorator registering a :class:`Segmenter` subclass under ``key`` (its config's ``type``).
+register_segmenter = _REGISTRY.register
+#: Keys of every backend module in the package (without importing them).
+available_backends = _REGISTRY.available
+_backend_class = _REGISTRY.backend_class
+#: ``Annotated[Union[<every backend's config>], Field(discriminator="type")]`` for the daemon's config.
+segmenter_config_type = _REGISTRY.config_union
 
 
 def parse_segmenter_config(data: Any, source: str = "segmenter") -> StrictModel:
     """Validate a mapping such as ``{"type": "hsv", ...}`` into the selected backend's config."""
-    if isinstance(data, StrictModel):
-        return data
-    if not isinstance(data, Mapping) or "type" not in data:
-        keys = ", ".join(available_backends())
-        raise ConfigError(f"{source}: expected a mapping with a 'type' key (one of: {keys}); got {data!r}")
-    model = _backend_class(str(data["type"])).config_model
-    try:
-        return model.model_validate(dict(data))
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, model, source)) from None
+    return _REGISTRY.parse_config(data, source)
 
 
 def create_segmenter(cfg: StrictModel | Mapping[str, Any], *, calibration: Calibration = None) -> Segmenter:
@@ -181,10 +131,7 @@ def create_segmenter(cfg: StrictModel | Mapping[str, Any], *, calibration: Calib
             read thresholds from it (``hsv`` with ``calibration: true``) need it, others ignore it.
     """
     config = parse_segmenter_config(cfg)
-    cls = _backend_class(str(getattr(config, "type", "")))
-    if not isinstance(config, cls.config_model):
-        raise ConfigError(f"{type(config).__name__} is not the config model of segmenter {cls.key!r}")
-    return cls.from_config(config, calibration=calibration)
+    return _REGISTRY.class_for(config).from_config(config, calibration=calibration)
 
 
 def check_frame(frame: Any) -> np.ndarray:
