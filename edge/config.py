@@ -8,7 +8,7 @@ the key path, the bad value and the fix (the field's description and bounds).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -24,25 +24,45 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold: itself, a union's members, a list's items."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
-def _field_hint(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    """The description of the field at ``loc``, following nested models, or ''."""
-    current: Any = model
+def _tag(model: type[BaseModel]) -> tuple[Any, ...]:
+    """The ``Literal`` values of a model's ``type`` field (a tagged union's discriminator)."""
+    field = model.model_fields.get("type")
+    return get_args(field.annotation) if field is not None else ()
+
+
+def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, list[type[BaseModel]], Any]:
+    """Follow pydantic's error location through nested models, lists and tagged unions.
+
+    Returns the key path as the user wrote it (a union's tag, which pydantic puts in the location,
+    is not a key in the file), the models that the location ends in, and the last field's info.
+    """
+    path = ""
+    current: list[type[BaseModel]] = [model]
     info = None
     for part in loc:
-        fields = getattr(current, "model_fields", None)
-        if not fields or not isinstance(part, str) or part not in fields:
-            return ""
-        info = fields[part]
-        annotation = info.annotation
-        current = annotation if isinstance(annotation, type) else None
-    return (info.description or "") if info is not None else ""
+        field_owner = next((m for m in current if isinstance(part, str) and part in m.model_fields), None)
+        tagged = [
+            m for m in current if get_args(getattr(m.model_fields.get("type"), "annotation", None)) == (part,)
+        ]
+        if field_owner is not None:
+            info = field_owner.model_fields[part]
+            current = _models_in(info.annotation)
+        elif len(current) > 1 and tagged:
+            current = tagged  # the discriminator's tag: choose the member, add nothing to the path
+            continue
+        elif isinstance(part, int):
+            pass  # an index into a list: the item's models are already in ``current``
+        else:
+            current, info = [], None
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)", current, info
 
 
 def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
@@ -50,33 +70,23 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
     lines = [f"{source}: {err.error_count()} bad setting(s)"]
     for e in err.errors():
         loc = tuple(e["loc"])
-        where = _key_path(loc)
         value = e.get("input")
         if e["type"] == "extra_forbidden":
-            known = sorted(_known_keys(model, loc[:-1]))
+            where, owners, _ = _walk(model, loc[:-1])
+            where = f"{where}.{loc[-1]}" if loc[:-1] else str(loc[-1])
+            known = sorted({k for m in owners for k in m.model_fields})
             fix = f"remove it or check its spelling; known keys here: {', '.join(known)}"
             lines.append(f"  {where}: unknown key (value {value!r}); {fix}")
             continue
+        where, _, info = _walk(model, loc)
+        hint = (info.description or "") if info is not None else ""
         if e["type"] == "missing":
-            hint = _field_hint(model, loc)
             lines.append(f"  {where}: required but missing; add it" + (f" ({hint})" if hint else ""))
             continue
-        hint = _field_hint(model, loc)
         lines.append(
             f"  {where}: {value!r} is not valid: {e['msg']}" + (f"; expected: {hint}" if hint else "")
         )
     return "\n".join(lines)
-
-
-def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: Any = model
-    for part in loc:
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
-            return []
-        current = fields[part].annotation
-    fields = getattr(current, "model_fields", None)
-    return list(fields) if fields else []
 
 
 def validate_config(model: type[M], data: Any, source: str = "<config>") -> M:

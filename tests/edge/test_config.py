@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
 from pydantic import Field
@@ -66,3 +67,29 @@ def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
     f.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(Settings, f)
+
+
+class Disc(StrictModel):
+    type: Literal["disc"] = "disc"
+    radius_mm: float = Field(60, gt=0, le=500, description="disc radius in mm, 0..500")
+
+
+class Belt(StrictModel):
+    type: Literal["belt"] = "belt"
+    speed: float = Field(1.0, gt=0, description="belt speed in m/s")
+
+
+class Rig(StrictModel):
+    stages: list[Annotated[Disc | Belt, Field(discriminator="type")]] = Field(default_factory=list)
+
+
+def test_errors_inside_tagged_unions_name_the_key_as_written() -> None:
+    with pytest.raises(ConfigError) as info:
+        stages = [{"type": "belt", "speed": 1}, {"type": "disc", "radius": 3}]
+        validate_config(Rig, {"stages": stages}, "rig.yaml")
+    msg = str(info.value)
+    # pydantic puts the union's tag in the location; the message must not ("stages[1].disc.radius")
+    assert "stages[1].radius: unknown key" in msg and "known keys here: radius_mm, type" in msg
+    with pytest.raises(ConfigError) as info:
+        validate_config(Rig, {"stages": [{"type": "disc", "radius_mm": -1}]}, "rig.yaml")
+    assert "stages[0].radius_mm: -1 is not valid" in str(info.value) and "0..500" in str(info.value)
