@@ -13,8 +13,13 @@ Figures (per artifact: ONNX fp32/fp16/int8, TFLite fp16/int8, whatever the manif
 - the most confused part pairs (single view).
 
 The test split is the one training made (same hold-out, fractions and seed, from the manifest's
-``build.data``). Writes ``report.md``, ``report.json`` and PNG plots into ``--out`` and the figures
-into the manifest's ``evaluation.evaluate``.
+``build.data``). ``--split all`` instead takes every image of the model's parts in ``--data``: an
+independent test set (e.g. rendered separately, with another seed and stronger randomisation); its
+vector-search gallery then comes from ``--gallery`` (e.g. the training data; every image of the model's
+parts there). ``--gallery`` folders are added to the gallery of any split.
+
+Writes ``report.md``, ``report.json`` and PNG plots into ``--out`` and the figures into the
+manifest's ``evaluation.evaluate``.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from trainer.export import spread as spread_samples
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+CHOICES = (*SPLITS, "all")  # "all": --data is an independent test set
 TOP_CONFUSED = 10
 
 
@@ -265,30 +271,36 @@ def evaluate_model_set(
     enroll: int = 1,
     max_images: int | None = 2000,
     max_gallery: int | None = 3000,
+    gallery_data: Sequence[str | Path] = (),
     threads: int = 2,
     command: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate the model set's artifacts; returns the figures (also in ``out/report.json``)."""
     from trainer.report import write_report
 
-    if split not in SPLITS or views < 1 or enroll < 1 or (unseen is not None and unseen < 0):
+    if split not in CHOICES or views < 1 or enroll < 1 or (unseen is not None and unseen < 0):
         raise ConfigError(
-            f"split {split!r} must be one of {SPLITS}, views {views!r} and enroll {enroll!r} >= 1, "
+            f"split {split!r} must be one of {CHOICES}, views {views!r} and enroll {enroll!r} >= 1, "
             f"unseen {unseen!r} >= 0"
         )
     folder = Path(model_set)
     manifest = load_manifest(folder)
     protocol = DataProtocol.from_manifest(manifest)
     samples = load_samples(data, protocol)
-    splits, _ = split_like_training(samples, protocol)
     known = set(manifest.parts)
+    if split == "all":  # an independent test set: nothing of it is gallery
+        splits: dict[str, list[Sample]] = {"all": list(samples)}
+    else:
+        splits, _ = split_like_training(samples, protocol)
     test = _limit_captures([s for s in splits[split] if s.part_num in known], max_images)
     if not test:
         raise DataFileError(
             f"the {split!r} split of the data holds no images of the model's parts; pass --data with "
             "captures of these parts (several captures per part), or choose another --split"
         )
-    others = [s for name in SPLITS if name != split for s in splits[name] if s.part_num in known]
+    others = [s for name in SPLITS if name != split for s in splits.get(name, []) if s.part_num in known]
+    if gallery_data:
+        others += [s for s in load_samples(gallery_data, protocol) if s.part_num in known]
     u = unseen_protocol(samples, manifest, unseen, enroll, protocol.seed)
     unseen_parts = set(u["parts"])
     gallery = spread_samples(
@@ -322,6 +334,7 @@ def evaluate_model_set(
         "test_captures": len(captures),
         "test_parts": len({s.part_num for s in test}),
         "gallery_images": len(gallery),
+        "gallery_data": [str(Path(p).resolve()) for p in gallery_data],
         "unseen": {
             "parts": u["parts"],
             "enrolled_captures_per_part": enroll,
@@ -353,13 +366,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model-set", required=True, type=Path, help="model set folder")
     p.add_argument("--data", required=True, nargs="+", type=Path, help="data folders (as trained on)")
-    p.add_argument("--split", default="test", choices=SPLITS, help="split evaluated (default test)")
+    p.add_argument(
+        "--split", default="test", choices=CHOICES, help="split evaluated (default test; all: every image)"
+    )
     p.add_argument("--views", type=int, default=4, help="views of one capture fused (default 4)")
     p.add_argument("--artifacts", default="all", help="'all' or runtime/precision keys, comma separated")
     p.add_argument("--unseen", type=int, help="unseen parts to test (default: every candidate; 0: none)")
     p.add_argument("--enroll", type=int, default=1, help="captures enrolled per unseen part (default 1)")
     p.add_argument("--max-images", type=int, default=2000, help="test images, whole captures (2000)")
     p.add_argument("--max-gallery", type=int, default=3000, help="gallery images for vector search (3000)")
+    p.add_argument(
+        "--gallery", nargs="+", type=Path, default=[], help="extra gallery data folders for vector search"
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.set_defaults(func=main)
 
@@ -377,6 +395,7 @@ def main(args: argparse.Namespace) -> int:
         enroll=args.enroll,
         max_images=args.max_images,
         max_gallery=args.max_gallery,
+        gallery_data=args.gallery,
     )
     for key, f in report["artifacts"].items():
         print(

@@ -121,8 +121,12 @@ def markdown(report: dict[str, Any], manifest: Manifest) -> str:
         f"- split: **{report['split']}**: {report['test_images']} images, "
         f"{report['test_captures']} captures, "
         f"{report['test_parts']} parts; fused figures use up to {report['views']} views per capture",
-        f"- vector search: gallery of {report['gallery_images']} images from the other splits "
-        "(no capture shared with the queries)",
+        f"- vector search: gallery of {report['gallery_images']} images from "
+        + ", ".join(
+            ([] if report["split"] == "all" else ["the other splits"])
+            + [f"`{p}`" for p in report.get("gallery_data", [])]
+        )
+        + " (no capture shared with the queries)",
         f"- unseen parts: {len(u['parts'])} ({', '.join(u['parts']) or 'none'}), enrolled from "
         f"{u['enrolled_captures_per_part']} capture(s) each ({u['enrolled_images']} images), "
         f"{u['query_images']} query images"

@@ -158,3 +158,37 @@ def test_artifact_selection(tmp_path: Path) -> None:
     assert [f.key for f in select_artifacts(manifest, "onnxruntime/fp32")] == ["onnxruntime/fp32"]
     with pytest.raises(ConfigError, match="litert/int8"):
         select_artifacts(manifest, "litert/int8")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="plots need matplotlib")
+def test_split_all_evaluates_an_independent_test_set(tmp_path: Path) -> None:
+    gallery = write_data(tmp_path / "train-data")
+    test = write_data(tmp_path / "test-data")
+    folder = tmp_path / "set"
+    write_known_model_set(folder)
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    common = ["evaluate", "--model-set", str(folder), "--data", str(test), "--split", "all"]
+
+    # Every image of the known parts is a test image: 5 captures x 4 views x 3 parts.
+    args = parser.parse_args([*common, "--gallery", str(gallery), "--out", str(tmp_path / "r1")])
+    assert args.func(args) == 0
+    report = load_manifest(folder).evaluation["evaluate"]
+    f = report["artifacts"]["onnxruntime/fp32"]
+    assert report["split"] == "all" and report["test_images"] == 60 and report["test_captures"] == 15
+    assert report["gallery_images"] == 60  # the gallery folder's known-part images, none of the test's
+    assert report["gallery_data"] == [str(gallery.resolve())]
+    assert f["part_top1"] == pytest.approx((15 + 20 + 20) / 60)  # one greenish view per 3001 capture
+    assert f["fused_part_top1"] == 1.0
+    assert f["vector_top1"] == 1.0 and f["vector_gallery"] == 60
+    # The unseen part 3020 comes from the test data: its first capture enrolled, two queried.
+    assert report["unseen"]["parts"] == ["3020"] and report["unseen"]["query_images"] == 8
+    assert f["unseen_top1"] == 0.5 and f["unseen_gallery"] == 64
+    md = (tmp_path / "r1" / "report.md").read_text()
+    assert f"gallery of 60 images from `{gallery.resolve()}`" in md and "split: **all**" in md
+
+    # Without --gallery, an independent test set gives no vector-search figures (no gallery).
+    args = parser.parse_args([*common, "--out", str(tmp_path / "r2")])
+    assert args.func(args) == 0
+    f = load_manifest(folder).evaluation["evaluate"]["artifacts"]["onnxruntime/fp32"]
+    assert f["part_top1"] == pytest.approx(55 / 60) and "vector_top1" not in f
