@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Build the default model set (models/default) from renders of the LDraw.org Parts Library.
+#
+#   tools/build_default_models.sh LDRAW_DIR [WORK_DIR]
+#
+# LDRAW_DIR: an LDraw library (parts/, p/, lists/b200c_popular.txt); WORK_DIR (default
+# ../build-default beside the repository) holds the renders, the training run and the full model
+# set, fp32 file included. Every step resumes or is skipped when its output is already there, so
+# a stopped build is re-run with the same command. Environment: EPOCHS (default 15), PARTS (a parts
+# list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8).
+#
+# Chain: render train data (seed 1, 'train' randomisation) and a separate test set (seed 2,
+# stronger 'test' randomisation) -> trainer stage1 (synthetic only: no real captures exist, so
+# stage 2 is not run) -> export of the best checkpoint -> quantize (ONNX int8/fp16, TFLite
+# fp16/int8) -> index (gallery: every training-render image, held-out parts included, so they can
+# be recognised by vector search) -> evaluate every artifact on the independent test render ->
+# models/default: the artifacts of at most MAX_SHIP_MB (a larger fp32 file stays in WORK_DIR and
+# leaves the manifest, its figures kept) and the report as REPORT.md + PNGs.
+set -euo pipefail
+
+if [[ $# -lt 1 || $# -gt 2 ]]; then
+    echo "usage: $0 LDRAW_DIR [WORK_DIR]" >&2
+    exit 2
+fi
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LDRAW="$(cd "$1" && pwd)"
+WORK="${2:-$REPO/../build-default}"
+mkdir -p "$WORK"
+WORK="$(cd "$WORK" && pwd)"
+BIN="$REPO/.venv/bin"
+PY="$BIN/python"
+PARTS="${PARTS:-$LDRAW/lists/b200c_popular.txt}"
+TOP="${TOP:-200}"
+EPOCHS="${EPOCHS:-15}"
+WORKERS="${WORKERS:-2}"
+MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
+DEST="$REPO/models/default"
+SET="$WORK/model-set"
+TIMES="$WORK/timings.tsv"
+
+[[ -f "$PARTS" ]] || { echo "parts list $PARTS not found; set PARTS=FILE" >&2; exit 2; }
+[[ -x "$BIN/trainer" ]] || { echo "$BIN/trainer missing; run: make setup-all" >&2; exit 2; }
+
+# step NAME CMD...: run a step, log it and append its wall time to timings.tsv.
+step() {
+    local name="$1"; shift
+    local t0; t0=$(date +%s)
+    echo "== $name: $*"
+    "$@"
+    printf '%s\t%d\n' "$name" "$(( $(date +%s) - t0 ))" >> "$TIMES"
+}
+
+cd "$REPO"
+render=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --colors 30
+        --layout legacy --size 160 --workers "$WORKERS")
+step render-train "${render[@]}" --per-part 8 --views 3 --seed 1 --randomization train \
+    --out "$WORK/render-train"
+step render-test "${render[@]}" --per-part 2 --views 4 --seed 2 --randomization test \
+    --out "$WORK/render-test"
+
+# Stage 1 config: the shipped one, pointed at the training render (relative paths in a config
+# are taken from its folder, so the copy lives in WORK).
+"$PY" - "$REPO/config/stage1_synthetic.yaml" "$WORK/stage1.yaml" "$EPOCHS" <<'EOF'
+import sys, yaml
+src, dst, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cfg = yaml.safe_load(open(src))
+cfg["sources"] = [{"path": "render-train", "kind": "legacy", "weight": 1.0}]
+cfg.update(epochs=epochs, out="runs/stage1", input_size=128, model="efficientnet_lite0",
+           pretrained=True, freeze_blocks=3, holdout_parts=10)
+cfg["cache"].update(mode="on", dir="feature_cache")  # shared by runs: keyed by content
+yaml.safe_dump(cfg, open(dst, "w"), sort_keys=False)
+EOF
+RUN="$WORK/runs/stage1"
+resume=()
+[[ -d "$RUN/checkpoints" ]] && resume=(--resume)
+step stage1 "$BIN/trainer" stage1 --config "$WORK/stage1.yaml" --no-progress "${resume[@]}"
+
+step export "$BIN/trainer" export --checkpoint "$RUN/best" --out "$SET" --force
+step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "$WORK/render-train"
+step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" --split all
+step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" --split all \
+    --gallery "$WORK/render-train" --out "$WORK/report"
+
+# Ship: every artifact of at most MAX_SHIP_MB; larger files stay in WORK and leave the manifest
+# (recorded under evaluation.not_shipped); the report becomes REPORT.md with its plots.
+rm -rf "$DEST.tmp" && mkdir -p "$DEST.tmp"
+"$PY" - "$SET" "$DEST.tmp" "$MAX_SHIP_MB" "$RUN" "$TIMES" "$WORK/report" <<'EOF'
+import json, shutil, sys
+from pathlib import Path
+from edge.manifest import load_manifest, write_manifest, verify_file
+
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+limit = float(sys.argv[3]) * 1_000_000
+run, times, report = Path(sys.argv[4]), Path(sys.argv[5]), Path(sys.argv[6])
+m = load_manifest(src)
+ship, left = [], []
+for f in m.files:
+    verify_file(src, f)
+    (ship if f.bytes <= limit else left).append(f)
+for f in ship:
+    shutil.copy2(src / f.path, dst / f.path)
+if m.index is not None:
+    verify_file(src, m.index)
+    for name in (m.index.path, m.index.labels):
+        shutil.copy2(src / name, dst / name)
+evaluation = dict(m.evaluation)
+evaluation["not_shipped"] = [
+    {"path": f.path, "key": f.key, "bytes": f.bytes, "sha256": f.sha256,
+     "why": f"larger than {sys.argv[3]} MB; kept in the build folder, figures above"} for f in left
+]
+history = json.loads((run / "history.json").read_text()) if (run / "history.json").is_file() else None
+steps = dict(line.split("\t") for line in times.read_text().splitlines() if line.strip())
+evaluation["build_timings_s"] = {k: int(v) for k, v in steps.items()}
+write_manifest(dst, m.model_copy(update={"files": ship, "evaluation": evaluation}))
+for f in load_manifest(dst).files:
+    verify_file(dst, f)
+
+md = (report / "report.md").read_text()
+for png in report.glob("*.png"):
+    shutil.copy2(png, dst / png.name)
+lines = [md.rstrip(), "", "## Build", ""]
+lines.append("Built by `tools/build_default_models.sh LDRAW_DIR [WORK_DIR]` (stage 1 on synthetic "
+             "renders only: no real captures exist yet, so stage 2 was not run).")
+lines += ["", "| step | wall time (s) |", "|---|---|"]
+lines += [f"| {k} | {v} |" for k, v in steps.items()]
+if left:
+    lines += ["", "Not shipped (over the size limit; figures above): "
+              + ", ".join(f"`{f.path}` ({f.bytes / 1e6:.1f} MB)" for f in left)]
+lines += ["", "*Rendered from the LDraw.org Parts Library (CC BY).*", ""]
+(dst / "REPORT.md").write_text("\n".join(lines))
+EOF
+rm -rf "$DEST"
+mv "$DEST.tmp" "$DEST"
+cp "$WORK/stage1.yaml" "$DEST/stage1.yaml"
+echo "model set: $DEST"
+ls -l "$DEST"
