@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edge.errors import ConfigError, ImageError, MissingDependencyError
@@ -32,7 +31,7 @@ from edge.manifest import InputSpec
 from edge.preprocess import prepare
 from trainer.augment import Augmenter
 from trainer.data.labels import LabelMap
-from trainer.data.sources import Sample
+from trainer.data.sources import Sample, read_sample
 
 try:
     import torch
@@ -52,32 +51,6 @@ def item_seed(seed: int, epoch: int, position: int, copy: int = 0) -> int:
     return zlib.crc32(f"{seed}/{epoch}/{position}/{copy}".encode()) & 0x7FFFFFFF
 
 
-def read_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(RGB uint8 image, bool mask or None)`` of a sample, read with OpenCV.
-
-    Raises:
-        ImageError: the image or mask is missing, unreadable, or of another size than the image.
-    """
-    bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageError(
-            f"image {str(sample.image_path)!r} cannot be read (missing or corrupt); re-render or "
-            "re-capture it, or remove it from the manifest"
-        )
-    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    if sample.mask_path is None:
-        return image, None
-    mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
-        raise ImageError(f"mask {str(sample.mask_path)!r} cannot be read (missing or corrupt); re-create it")
-    if mask.shape != image.shape[:2]:
-        raise ImageError(
-            f"mask {str(sample.mask_path)!r} is {mask.shape[1]}x{mask.shape[0]} but its image is "
-            f"{image.shape[1]}x{image.shape[0]}; they must match"
-        )
-    return image, mask > 127
-
-
 def prepare_sample(
     sample: Sample, spec: InputSpec, augmenter: Augmenter, seed: int, *, low_res: bool = False
 ) -> np.ndarray:
@@ -87,7 +60,25 @@ def prepare_sample(
     return prepare(image, aug_mask, spec)
 
 
-class PartDataset(Dataset):
+class _EpochDataset(Dataset):
+    """Labelled samples drawn per epoch: ``dataset[i]`` is the sample ``indices[i]`` of the epoch."""
+
+    def __init__(self, samples: Sequence[Sample], label_map: LabelMap) -> None:
+        self.samples = list(samples)
+        self.labels = [label_map.encode(s, unknown_color="ignore") for s in self.samples]
+        self.indices: np.ndarray = np.arange(len(self.samples))
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int, indices: np.ndarray | None = None) -> None:
+        """Use epoch ``epoch``'s augmentation draws over ``indices`` (default: every sample once)."""
+        self.epoch = epoch
+        self.indices = np.arange(len(self.samples)) if indices is None else np.asarray(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class PartDataset(_EpochDataset):
     """Prepared images with ``(part, colour)`` labels; ``dataset[i]`` draws the sample ``indices[i]``.
 
     Args:
@@ -111,20 +102,9 @@ class PartDataset(Dataset):
     ) -> None:
         if spec.layout != "NCHW":
             raise ImageError(f"input layout {spec.layout!r}: torch training needs NCHW; set layout: NCHW")
-        self.samples = list(samples)
-        self.labels = [label_map.encode(s, unknown_color="ignore") for s in self.samples]
+        super().__init__(samples, label_map)
         self.spec, self.augmenter, self.seed = spec, augmenter, seed
         self.low_res_sources = low_res_sources
-        self.indices: np.ndarray = np.arange(len(self.samples))
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int, indices: np.ndarray | None = None) -> None:
-        """Use epoch ``epoch``'s augmentation draws over ``indices`` (default: every sample once)."""
-        self.epoch = epoch
-        self.indices = np.arange(len(self.samples)) if indices is None else np.asarray(indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
     def __getitem__(self, position: int) -> dict[str, Any]:
         index = int(self.indices[position])
@@ -258,26 +238,15 @@ class FeatureCache:
         return data["front"], data["stats"]
 
 
-class CachedDataset(Dataset):
+class CachedDataset(_EpochDataset):
     """Like :class:`PartDataset` but yields cached front features: ``{front, stats, part, color, index}``.
 
     Each epoch draws, for each position, one of the K cached copies (reproducibly from the seed).
     """
 
     def __init__(self, samples: Sequence[Sample], label_map: LabelMap, cache: FeatureCache) -> None:
-        self.samples = list(samples)
-        self.labels = [label_map.encode(s, unknown_color="ignore") for s in self.samples]
+        super().__init__(samples, label_map)
         self.cache = cache
-        self.indices: np.ndarray = np.arange(len(self.samples))
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int, indices: np.ndarray | None = None) -> None:
-        """As :meth:`PartDataset.set_epoch`."""
-        self.epoch = epoch
-        self.indices = np.arange(len(self.samples)) if indices is None else np.asarray(indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
     def __getitem__(self, position: int) -> dict[str, Any]:
         index = int(self.indices[position])

@@ -28,11 +28,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edge.engines import Engine, create_engine
-from edge.errors import ConfigError, DataFileError, ImageError, ModelError
+from edge.errors import ConfigError, DataFileError, ModelError
 from edge.manifest import (
     MANIFEST_NAME,
     InputSpec,
@@ -43,7 +42,7 @@ from edge.manifest import (
     write_manifest,
 )
 from edge.preprocess import prepare
-from trainer.data import Sample, holdout_parts, load_source, split_samples
+from trainer.data import Sample, holdout_parts, load_source, read_sample, split_samples
 
 log = logging.getLogger(__name__)
 
@@ -197,25 +196,11 @@ def spread(samples: Sequence[Sample], count: int) -> list[Sample]:
     return [ordered[i] for i in picks]
 
 
-def read_rgb(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(RGB uint8 image, bool mask or None)`` of a sample (as the trainer's dataset reads it)."""
-    bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageError(f"image {str(sample.image_path)!r} cannot be read (missing or corrupt)")
-    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    if sample.mask_path is None:
-        return image, None
-    mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
-    if mask is None or mask.shape != image.shape[:2]:
-        raise ImageError(f"mask {str(sample.mask_path)!r} is unreadable or not the size of its image")
-    return image, mask > 127
-
-
 def prepared_batches(samples: Sequence[Sample], spec: InputSpec, batch: int = 32) -> Iterator[np.ndarray]:
     """Network inputs of ``samples`` through :func:`edge.preprocess.prepare`, ``batch`` at a time."""
     for start in range(0, len(samples), batch):
         chunk = samples[start : start + batch]
-        yield np.stack([prepare(*read_rgb(s), spec) for s in chunk])
+        yield np.stack([prepare(*read_sample(s), spec) for s in chunk])
 
 
 def prepare_samples(samples: Sequence[Sample], spec: InputSpec) -> np.ndarray:

@@ -5,7 +5,7 @@ Plain numpy and the standard library only; the torch ``Dataset`` wrapper consume
 
 from trainer.data.labels import NO_COLOR, LabelMap, UnknownLabelError, build_label_map
 from trainer.data.mix import MixedSampler
-from trainer.data.sources import Sample, detect_kind, load_source
+from trainer.data.sources import Sample, detect_kind, load_source, read_sample
 from trainer.data.splits import holdout_parts, split_samples
 
 __all__ = [
@@ -18,5 +18,6 @@ __all__ = [
     "detect_kind",
     "holdout_parts",
     "load_source",
+    "read_sample",
     "split_samples",
 ]

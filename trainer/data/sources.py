@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from edge.errors import ConfigError, DataFileError, UnknownColorError
+import cv2
+import numpy as np
+
+from edge.errors import ConfigError, DataFileError, ImageError, UnknownColorError
 
 log = logging.getLogger(__name__)
 
@@ -401,3 +404,29 @@ def _check_timestamps(key: str, recs: list[dict[str, Any]]) -> None:
             len(recs),
             span,
         )
+
+
+def read_sample(sample: Sample) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(RGB uint8 image, bool mask or None)`` of a sample, read with OpenCV.
+
+    Raises:
+        ImageError: the image or mask is missing, unreadable, or of another size than the image.
+    """
+    bgr = cv2.imread(str(sample.image_path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(
+            f"image {str(sample.image_path)!r} cannot be read (missing or corrupt); re-render or "
+            "re-capture it, or remove it from the manifest"
+        )
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if sample.mask_path is None:
+        return image, None
+    mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise ImageError(f"mask {str(sample.mask_path)!r} cannot be read (missing or corrupt); re-create it")
+    if mask.shape != image.shape[:2]:
+        raise ImageError(
+            f"mask {str(sample.mask_path)!r} is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{image.shape[1]}x{image.shape[0]}; they must match"
+        )
+    return image, mask > 127
