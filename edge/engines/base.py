@@ -39,7 +39,13 @@ class TensorInfo:
 
 
 class Backend(ABC):
-    """A loaded model file. Subclasses load in ``__init__`` and run raw tensors; nothing else."""
+    """A loaded model file. Subclasses load in ``__init__`` and run raw tensors; nothing else.
+
+    ``__init__`` must set ``_input`` and ``_outputs`` from the loaded model.
+    """
+
+    _input: TensorInfo
+    _outputs: list[TensorInfo]
 
     #: True where the runtime's output names are generic (StatefulPartitionedCall:0) and cannot be trusted.
     generic_output_names = False
@@ -48,14 +54,14 @@ class Backend(ABC):
     def __init__(self, path: Path, threads: int) -> None: ...
 
     @property
-    @abstractmethod
     def input(self) -> TensorInfo:
-        """The model's single input, shape in the file's own layout."""
+        """The model's single input, shape in the file's own layout (dynamic dimensions are None)."""
+        return self._input
 
     @property
-    @abstractmethod
     def outputs(self) -> list[TensorInfo]:
         """The model's outputs in the runtime's order."""
+        return self._outputs
 
     @abstractmethod
     def run_raw(self, x: np.ndarray) -> list[np.ndarray]:

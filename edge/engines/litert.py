@@ -67,16 +67,6 @@ class LiteRTBackend(Backend):
         self._outputs = [_info(d) for d in details]
         self._current_shape = tuple(int(d) for d in inputs[0]["shape"])
 
-    @property
-    def input(self) -> TensorInfo:
-        """The model's single input (dynamic dimensions from its shape signature are None)."""
-        return self._input
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        """The model's outputs in the interpreter's order."""
-        return self._outputs
-
     def run_raw(self, x: np.ndarray) -> list[np.ndarray]:
         """Resize the input to ``x``'s shape if needed, then one ``invoke``."""
         if x.shape != self._current_shape:

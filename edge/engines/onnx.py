@@ -61,16 +61,6 @@ class OnnxBackend(Backend):
         self._input = _info(inputs[0], path)
         self._outputs = [_info(o, path) for o in self._session.get_outputs()]
 
-    @property
-    def input(self) -> TensorInfo:
-        """The model's single input."""
-        return self._input
-
-    @property
-    def outputs(self) -> list[TensorInfo]:
-        """The model's outputs in graph order."""
-        return self._outputs
-
     def run_raw(self, x: np.ndarray) -> list[np.ndarray]:
         """One ``session.run`` over the whole batch."""
         return list(self._session.run(None, {self._input.name: x}))
