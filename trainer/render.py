@@ -247,7 +247,8 @@ def run_render(job: RenderJob, parts: Sequence[str], workers: int = 1) -> list[P
             bar.update(1)
             if result.error:
                 bar.write(f"FAILED {result.part}: {result.error}")
-    results.sort(key=lambda r: parts.index(r.part))
+    order = {part: i for i, part in enumerate(parts)}
+    results.sort(key=lambda r: order[r.part])
     _write_manifest(job, out, results)
     _write_report(job, out, results, time.perf_counter() - started)
     return results
