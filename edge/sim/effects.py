@@ -212,6 +212,20 @@ def value_noise(u: np.ndarray, v: np.ndarray, cell: float, seed: int) -> np.ndar
     return ((top * (1 - fv) + bottom * fv) * 2.3).astype(np.float32)  # 2.3: unit deviation
 
 
+def _grid_noise(u: np.ndarray, v: np.ndarray, cell: float, seed: int, footprint: float) -> np.ndarray:
+    """:func:`value_noise` for features many pixels wide on an image grid: evaluated on every 4th
+    pixel and interpolated (the noise is smooth at that scale), else evaluated everywhere."""
+    step = 4
+    if u.ndim == 2 and min(u.shape) >= 4 * step and cell >= 4 * step * footprint:
+        coarse = value_noise(u[::step, ::step], v[::step, ::step], cell, seed)
+        return cv2.resize(coarse, (u.shape[1], u.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return value_noise(u, v, cell, seed)
+
+
+#: Relative albedo changes below this are not drawn (well under one 8-bit step after noise).
+_FAINT = 0.004
+
+
 def _resolved(feature: float, footprint: float) -> float:
     """How much of a feature ``feature`` wide survives pixels ``footprint`` wide (1 sharp, 0 gone)."""
     return float(np.clip(feature / max(footprint, 1e-9) - 1.0, 0.0, 1.0))
@@ -247,23 +261,30 @@ class DiscSurface:
         u, v = np.asarray(u_mm, np.float64), np.asarray(v_mm, np.float64)
         shade = np.ones(u.shape, np.float32)
         if self.noise > 0:
-            fine = value_noise(u, v, 0.3, self.seed) * _resolved(0.3, footprint_mm)
-            shade += np.float32(self.noise) * (0.7 * fine + 0.5 * value_noise(u, v, 8.0, self.seed + 1))
+            shade += np.float32(self.noise * 0.5) * _grid_noise(u, v, 8.0, self.seed + 1, footprint_mm)
+            fine = self.noise * 0.7 * _resolved(0.3, footprint_mm)
+            if fine >= _FAINT:  # grains that pixels this wide would not show are not computed
+                shade += np.float32(fine) * value_noise(u, v, 0.3, self.seed)
         if self.grain > 0:
             strength = self.grain * _resolved(0.25, footprint_mm)
             if strength > 0:
                 phase = (self.seed % 1000) / 1000 * 2 * math.pi
                 rings = np.sin(np.hypot(u, v) * (2 * math.pi / 0.5) + phase)
-                wobble = 0.6 + 0.4 * value_noise(u, v, 3.0, self.seed + 2)
+                wobble = 0.6 + 0.4 * _grid_noise(u, v, 3.0, self.seed + 2, footprint_mm)
                 shade += np.float32(strength) * (rings * wobble).astype(np.float32)
         out = shade[..., None] * np.asarray(self.rgb, np.float32)
         if self.felt > 0:
             amount = np.float32(self.felt)
-            fibres = value_noise(u, v, 0.2, self.seed + 3) * _resolved(0.2, footprint_mm)
-            patches = np.abs(value_noise(u, v, 5.0, self.seed + 4))
+            patches = np.abs(_grid_noise(u, v, 5.0, self.seed + 4, footprint_mm))
             grey = out.mean(axis=-1, keepdims=True)
             out = out * (1 - 0.3 * amount) + grey * (0.3 * amount)  # felt scatters: less saturated
-            out = out * (1 + amount * (0.12 * fibres - 0.08 * patches))[..., None]
+            texture = -0.08 * patches
+            fibres = 0.12 * self.felt * _resolved(0.2, footprint_mm)
+            if fibres >= _FAINT:
+                texture += np.float32(0.12 * _resolved(0.2, footprint_mm)) * value_noise(
+                    u, v, 0.2, self.seed + 3
+                )
+            out = out * (1 + amount * texture)[..., None]
         return np.clip(out, 0.0, None).astype(np.float32)
 
 

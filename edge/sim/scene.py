@@ -110,9 +110,9 @@ class _Stage:
     base: np.ndarray  # (H, W, 3) backdrop and disc rim, linear RGB
     top: np.ndarray  # (H, W) coverage of the disc's top surface
     inside: np.ndarray  # (H, W) bool, top > 0
-    x: np.ndarray  # world x, z (LDU) of the disc point seen by each inside pixel
+    x: np.ndarray  # (H, W) float32 world x, z (LDU) of the disc-plane point each pixel sees
     z: np.ndarray
-    r_frac: np.ndarray  # its distance from the centre / disc radius
+    r_frac: np.ndarray  # (H, W) float32, its distance from the centre / disc radius
     footprint_mm: float  # typical pixel size on the disc
 
 
@@ -499,7 +499,8 @@ class SceneRenderer:
         top = _coverage(r, radius, ok)
         inside = top > 0
         footprint = _footprint(r, inside) * MM_PER_LDU
-        return _Stage(out, top, inside, x[inside], z[inside], r[inside] / radius, footprint)
+        f32 = np.float32
+        return _Stage(out, top, inside, x.astype(f32), z.astype(f32), (r / radius).astype(f32), footprint)
 
     def _backdrop(
         self, stage: _Stage, cam: Camera, part: Mesh, place: _Placement, angle: float
@@ -508,17 +509,20 @@ class SceneRenderer:
         out = stage.base.copy()
         if not stage.inside.any():
             return out
+        # Whole-frame arithmetic (the disc fills most of the rig's frame; gathers would cost more).
         a = math.radians(-angle)  # the disc's surface turns with the turntable
-        u = (stage.x * math.cos(a) + stage.z * math.sin(a)) * MM_PER_LDU
-        v = (-stage.x * math.sin(a) + stage.z * math.cos(a)) * MM_PER_LDU
+        c, s = np.float32(math.cos(a) * MM_PER_LDU), np.float32(math.sin(a) * MM_PER_LDU)
+        u = stage.x * c + stage.z * s
+        v = stage.z * c - stage.x * s
         albedo = place.disc.albedo(u, v, stage.footprint_mm)
         shadow, occlusion = _shadows(cam, part, place.lighting.direction)
-        key = _key(place.lighting) * (1.0 - 0.12 * stage.r_frac**2)[:, None]  # a ring light: centre brightest
-        light = (1 - shadow[stage.inside])[:, None] * key
-        light += (1 - 0.45 * occlusion[stage.inside])[:, None] * place.lighting.ambient
-        top = stage.top[stage.inside][:, None]
-        out[stage.inside] = out[stage.inside] * (1 - top) + albedo * light.astype(np.float32) * top
-        return out
+        ring = 1.0 - np.float32(0.12) * stage.r_frac**2  # a ring light: centre brightest
+        light = ((1 - shadow) * ring)[:, :, None] * _key(place.lighting).astype(np.float32)
+        light += (1 - np.float32(0.45) * occlusion)[:, :, None] * np.asarray(
+            place.lighting.ambient, np.float32
+        )
+        top = stage.top[:, :, None]
+        return out * (1 - top) + albedo * light * top
 
     def _camera_effects(
         self,
