@@ -29,26 +29,30 @@ Quality = Annotated[int, Field(ge=1, le=100)]
 class RigGeometry(StrictModel):
     """The rig's camera and turntable, in millimetres and degrees."""
 
-    disc_radius_mm: float = Field(default=60.0, gt=5, le=500, description="turntable disc radius in mm")
+    disc_radius_mm: float = Field(default=100.0, gt=5, le=500, description="turntable disc radius in mm")
     disc_thickness_mm: float = Field(
         default=4.0, ge=0, le=50, description="height of the disc's visible side in mm"
     )
     camera_height_mm: float = Field(
-        default=150.0, gt=10, le=3000, description="camera height above the disc in mm"
+        default=180.0, gt=10, le=3000, description="camera height above the disc in mm"
     )
     camera_tilt_deg: float = Field(
         default=30.0, ge=0, le=70, description="camera tilt from vertical in degrees (0 = straight down)"
     )
     fov_deg: float = Field(
-        default=50.0, gt=5, le=120, description="camera's vertical field of view in degrees"
+        default=36.0, gt=5, le=120, description="camera's vertical field of view in degrees"
     )
     width: int = Field(default=640, ge=16, le=8192, description="camera frame width in pixels")
     height: int = Field(default=480, ge=16, le=8192, description="camera frame height in pixels")
     disc_rgb: tuple[Byte, Byte, Byte] = Field(
-        default=(200, 200, 196), description="sRGB colour of the disc surface (0..255 each)"
+        default=(180, 40, 160),
+        description="sRGB colour of the disc surface (0..255 each); the default magenta is keyable: no "
+        "common LEGO colour has its hue",
     )
     background_rgb: tuple[Byte, Byte, Byte] = Field(
-        default=(48, 50, 54), description="sRGB colour of what lies beyond the disc (0..255 each)"
+        default=(120, 30, 110),
+        description="sRGB colour of what lies beyond the disc (0..255 each); default a darker magenta "
+        "(the enclosure painted like the disc, so one HSV range keys both)",
     )
     light_elevation_deg: float = Field(
         default=55.0, ge=5, le=90, description="key light's elevation above the disc plane in degrees"
@@ -82,10 +86,11 @@ class PlacementFactor(_Factor):
     """Where on the disc the part lands, and which way it faces."""
 
     max_offset_frac: float = Field(
-        default=0.6,
+        default=0.25,
         ge=0,
         le=1,
-        description="largest offset from the disc centre, as a fraction of the room left",
+        description="largest offset from the disc centre, as a fraction of the room left (the feed "
+        "drops parts near the centre)",
     )
     yaw_deg: tuple[Deg, Deg] = Field(
         default=(0.0, 360.0), description="range of the part's turn on the disc (deg)"
@@ -261,7 +266,7 @@ class Randomization(StrictModel):
         """Stronger variation, for the held-out test split."""
         return cls.model_validate(
             {
-                "placement": {"max_offset_frac": 0.8},
+                "placement": {"max_offset_frac": 0.35},
                 "light_direction": {"elevation_jitter_deg": 15, "azimuth_jitter_deg": 60},
                 "light_intensity": {"scale": (0.7, 1.3)},
                 "color_temperature": {"kelvin": (3000, 7500), "camera_correction": 0.8},

@@ -18,7 +18,19 @@ from edge.settings import PresenceSettings, load_edge_config
 from tests.edge.test_settings import SIM_PARTS, add_index, write_sim_setup
 from tests.helpers.onnx_models import ClassifierWeights
 
-HSV = {"type": "hsv", "background_lower": [0, 0, 0], "background_upper": [179, 60, 255], "min_area_px": 20}
+HSV = {
+    "type": "hsv",
+    "background_lower": [142, 90, 60],
+    "background_upper": [170, 255, 255],
+    "min_area_px": 20,
+}
+#: For the drawn grey turntable of the presence tests: low saturation is background.
+GREY_HSV = {
+    "type": "hsv",
+    "background_lower": [0, 0, 0],
+    "background_upper": [179, 60, 255],
+    "min_area_px": 20,
+}
 
 
 class CountingEngine:
@@ -147,7 +159,7 @@ def _with_part(image: np.ndarray, x: int, y: int, colour: tuple[int, int, int] =
 
 
 def _detector(segmenter: dict[str, Any] | None = None, **settings: Any) -> PresenceDetector:
-    seg = create_segmenter(segmenter or HSV)
+    seg = create_segmenter(segmenter or GREY_HSV)
     return PresenceDetector(seg, PresenceSettings(**{"min_area_px": 60, "stable_frames": 3, **settings}))
 
 
@@ -176,7 +188,7 @@ def test_a_moving_part_is_not_stable() -> None:
 def test_the_empty_turntables_own_mask_does_not_count() -> None:
     # The surround is darker than the HSV range's floor here, so the segmenter marks it as "part";
     # subtracting the empty turntable's mask keeps it from looking like a part.
-    detector = _detector({**HSV, "background_lower": [0, 0, 120], "keep": "all"})
+    detector = _detector({**GREY_HSV, "background_lower": [0, 0, 120], "keep": "all"})
     empty = _disc()
     detector.set_empty(empty)
     assert not detector.update(empty).present

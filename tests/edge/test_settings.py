@@ -42,12 +42,12 @@ def sim_settings(library: Path, **overrides: Any) -> dict[str, Any]:
             "ldraw": str(library),
             "parts": SIM_PARTS,
             "colors": ",".join(map(str, SIM_COLORS)),
-            "rig": {"width": 160, "height": 120, "camera_height_mm": 90},
+            "rig": {"width": 160, "height": 120, "camera_height_mm": 130},
         },
         "segmenter": {
             "type": "hsv",
-            "background_lower": [0, 0, 0],
-            "background_upper": [179, 60, 255],
+            "background_lower": [142, 90, 60],  # the sim rig's magenta disc
+            "background_upper": [170, 255, 255],
             "min_area_px": 20,
         },
         "engine": {"runtime": "onnxruntime", "precision": "fp32", "threads": 1, "model_set": "models"},

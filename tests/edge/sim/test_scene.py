@@ -170,8 +170,20 @@ def test_colour_jitter_never_crosses_to_another_named_colour() -> None:
                 assert fx.delta_e(out, colour.rgb) < fx.delta_e(distinct, out).min(), colour.name
 
 
+#: A wide view of a small grey disc: the frame shows the disc's edge and the backdrop beyond it.
+WIDE_GREY_RIG = RigGeometry(
+    width=96,
+    height=72,
+    disc_radius_mm=60,
+    camera_height_mm=150,
+    fov_deg=50,
+    disc_rgb=(200, 200, 196),
+    background_rgb=(48, 50, 54),
+)
+
+
 def test_full_frame_shows_the_part_on_the_disc(brick: Mesh) -> None:
-    view = renderer().render_views(brick, color_by_name("Black"), [0], seed=0)[0]
+    view = renderer(rig=WIDE_GREY_RIG).render_views(brick, color_by_name("Black"), [0], seed=0)[0]
     img = view.image.astype(float)
     mask = view.mask > 0
     x0, y0, x1, y1 = view.bbox
@@ -179,12 +191,30 @@ def test_full_frame_shows_the_part_on_the_disc(brick: Mesh) -> None:
     ring[max(0, y0 - 4) : y1 + 4, max(0, x0 - 4) : x1 + 4] = True
     ring &= ~mask
     disc = img[ring].mean(axis=0)
-    backdrop = np.array(SMALL_RIG.background_rgb, float)
+    backdrop = np.array(WIDE_GREY_RIG.background_rgb, float)
     assert disc.mean() > 100 and np.ptp(disc) < 25  # light grey disc around the part
     for corner in (img[0, 0], img[0, -1], img[-1, 0], img[-1, -1]):
         assert np.abs(corner - backdrop).max() < 25  # the backdrop beyond the disc
     assert img[mask].mean() < 60  # a black part
     assert abs((x0 + x1) / 2 - 48) < 10 and abs((y0 + y1) / 2 - 36) < 10  # at the disc's centre
+
+
+def test_default_rig_is_keyed_by_the_sim_config(brick: Mesh) -> None:
+    """The default disc and enclosure fall in sim.yaml's HSV background range; a white part does not."""
+    import yaml
+
+    from edge.segment.hsv import HsvConfig, HsvSegmenter
+
+    sim = yaml.safe_load((Path(__file__).parents[3] / "config" / "sim.yaml").read_text())["segmenter"]
+    seg = HsvSegmenter(HsvConfig.model_validate(sim | {"min_area_px": 5}))
+    rnd = Randomization.test()
+    for seed in range(3):
+        view = renderer(rnd, rig=RigGeometry(width=160, height=120)).render_views(
+            brick, color_by_name("White"), [0], seed=seed
+        )[0]
+        truth = view.mask > 0
+        found = seg.mask(view.image) > 0
+        assert (found & truth).sum() / (found | truth).sum() > 0.7, seed
 
 
 def test_crop_centres_and_fills_the_frame(brick: Mesh) -> None:
