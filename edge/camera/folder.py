@@ -30,6 +30,9 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".
 MANIFEST_NAME = "manifest.csv"
 #: The rig's capture manifest (``trainer render --layout real`` writes the same columns).
 MANIFEST_COLUMNS = ("image_path", "part_num", "color_id", "color_name", "part_name", "angle", "timestamp")
+#: Optional columns of a packed replay set: the image is the part's window of a full frame, with
+#: its top-left corner at (window_x, window_y); the rest of the frame is the folder's empty.png.
+WINDOW_COLUMNS = ("window_x", "window_y")
 _PNG_END = b"IEND\xaeB`\x82"
 
 
@@ -108,6 +111,17 @@ def _row_truth(row: dict[str, str | None], where: str) -> dict[str, Any]:
                 raise DataFileError(f"{where}: {column} {text!r} is not a number; fix the row") from None
     if row.get("timestamp"):
         out["recorded_at"] = str(row["timestamp"]).strip()
+    window = [(row.get(c) or "").strip() for c in WINDOW_COLUMNS]
+    if any(window):
+        try:
+            x, y = (int(v) for v in window)
+        except ValueError:
+            raise DataFileError(
+                f"{where}: window_x/window_y {window!r} must both be whole pixel numbers; fix the row"
+            ) from None
+        if x < 0 or y < 0:
+            raise DataFileError(f"{where}: window ({x}, {y}) lies left of or above the frame; fix the row")
+        out["window"] = (x, y)
     return out
 
 

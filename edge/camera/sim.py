@@ -11,7 +11,9 @@ part is present and the part at the current angle otherwise, with the ground tru
 - replay (default): plays back rendered or real frames from a folder in the rig's capture layout
   (``manifest.csv`` + images, as ``trainer render --layout real`` writes), default the frames
   shipped under ``edge/data/sim/``. The empty turntable is ``empty.png`` when the folder has one,
-  else the mean background of the frames (pixels outside each frame's ``*_mask.png``).
+  else the mean background of the frames (pixels outside each frame's ``*_mask.png``). A packed
+  set (``trainer pack-frames``) stores each view as the window around the part (manifest columns
+  ``window_x``/``window_y``): its frame is ``empty.png`` with the window pasted in at that corner.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import zlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -222,6 +224,7 @@ class _Capture:
 
     truth: dict[str, Any]
     views: list[tuple[float, Path]]
+    windows: dict[Path, tuple[int, int]] = field(default_factory=dict)  # packed views: top-left corner
 
 
 class ReplayStage(Stage):
@@ -252,9 +255,12 @@ class ReplayStage(Stage):
 
     def view(self, arrival: Arrival, angle_deg: float) -> tuple[np.ndarray, dict[str, Any]]:
         """The capture's view whose angle is nearest (around the circle) to ``angle_deg``."""
-        views = self.captures[arrival.key].views
-        angle, path = min(views, key=lambda v: abs((v[0] - angle_deg + 180.0) % 360.0 - 180.0))
-        return read_image(path), {"angle": angle, "path": str(path)}
+        capture = self.captures[arrival.key]
+        angle, path = min(capture.views, key=lambda v: abs((v[0] - angle_deg + 180.0) % 360.0 - 180.0))
+        image = read_image(path)
+        if path in capture.windows:
+            image = paste_window(self.empty(angle_deg), image, capture.windows[path], path)
+        return image, {"angle": angle, "path": str(path)}
 
     def empty(self, angle_deg: float) -> np.ndarray:
         """``empty.png`` if present, else the mean background of every view (cached)."""
@@ -263,6 +269,11 @@ class ReplayStage(Stage):
             paths = [p for c in self.captures for _, p in c.views]
             if stored.is_file():
                 self._empty = read_image(stored)
+            elif any(c.windows for c in self.captures):
+                raise DataFileError(
+                    f"{self.name}: the manifest lists packed views (window_x/window_y) but {EMPTY_NAME} "
+                    "is missing; restore it (trainer pack-frames writes it) or replay full frames"
+                )
             else:
                 if not any(p.with_name(f"{p.stem}_mask.png").is_file() for p in paths):
                     log.warning(
@@ -294,7 +305,22 @@ def group_captures(folder: Path, truth: dict[str, dict[str, Any]]) -> list[_Capt
             fields = ("part_num", "color_id", "color_name", "part_name")
             groups[key] = _Capture({k: row[k] for k in fields if k in row}, [])
         groups[key].views.append((float(row["angle"]) % 360.0, folder / rel))
+        if "window" in row:
+            groups[key].windows[folder / rel] = row["window"]
     return list(groups.values())
+
+
+def paste_window(frame: np.ndarray, window: np.ndarray, corner: tuple[int, int], path: Path) -> np.ndarray:
+    """``frame`` with ``window`` (a packed view read from ``path``) pasted with its top-left at ``corner``."""
+    x, y = corner
+    h, w = window.shape[:2]
+    if x + w > frame.shape[1] or y + h > frame.shape[0]:
+        raise ImageError(
+            f"packed view {str(path)!r} ({w}x{h} at {x},{y}) reaches past the {frame.shape[1]}x"
+            f"{frame.shape[0]} empty frame; the set's empty.png belongs to another rig"
+        )
+    frame[y : y + h, x : x + w] = window
+    return frame
 
 
 def mean_background(paths: list[Path]) -> np.ndarray:
