@@ -6,16 +6,21 @@
 # LDRAW_DIR: an LDraw library (parts/, p/, lists/b200c_popular.txt); WORK_DIR (default
 # ../build-default beside the repository) holds the renders, the training run and the full model
 # set, fp32 file included. Every step resumes or is skipped when its output is already there, so
-# a stopped build is re-run with the same command. Environment: EPOCHS (default 15), PARTS (a parts
-# list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8).
+# a stopped build is re-run with the same command. Environment: EPOCHS (default 12), PARTS (a parts
+# list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
+# PER_PART (training captures per part, 28), UNSEEN (parts after the first TOP rendered for the
+# unseen-parts test, 10).
 #
-# Chain: render train data (seed 1, 'train' randomisation) and a separate test set (seed 2,
-# stronger 'test' randomisation) -> trainer stage1 (synthetic only: no real captures exist, so
+# Chain: render train data as the rig sees it (full 640x480 frames of the sim rig, `real` layout;
+# seed 1, 'train' randomisation) and a separate test set (seed 2, stronger 'test' randomisation)
+# -> trainer stage1 (synthetic only: no real captures exist, so
 # stage 2 is not run) -> export of the best checkpoint -> quantize (ONNX int8/fp16, TFLite
-# fp16/int8) -> index (gallery: every training-render image, held-out parts included, so they can
-# be recognised by vector search) -> evaluate every artifact on the independent test render ->
+# fp16/int8) -> index (gallery: every training-render image, so that hybrid recognition and the
+# unseen-parts test search all 200 parts) -> evaluate every artifact on the independent test
+# render and the unseen parts ->
 # models/default: the artifacts of at most MAX_SHIP_MB (a larger fp32 file stays in WORK_DIR and
-# leaves the manifest, its figures kept) and the report as REPORT.md + PNGs.
+# leaves the manifest, its figures kept) and the report as REPORT.md + PNGs -> the sim rig's replay
+# frames (edge/data/sim): 60 captures of 60 parts of the test render, packed by trainer pack-frames.
 set -euo pipefail
 
 if [[ $# -lt 1 || $# -gt 2 ]]; then
@@ -31,7 +36,9 @@ BIN="$REPO/.venv/bin"
 PY="$BIN/python"
 PARTS="${PARTS:-$LDRAW/lists/b200c_popular.txt}"
 TOP="${TOP:-200}"
-EPOCHS="${EPOCHS:-15}"
+EPOCHS="${EPOCHS:-12}"
+PER_PART="${PER_PART:-28}"
+UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
 MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
 DEST="$REPO/models/default"
@@ -52,11 +59,17 @@ step() {
 
 cd "$REPO"
 render=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --colors 30
-        --layout legacy --size 160 --workers "$WORKERS")
-step render-train "${render[@]}" --per-part 8 --views 3 --seed 1 --randomization train \
+        --layout real --supersample 1 --workers "$WORKERS" --sheet 0)
+step render-train "${render[@]}" --per-part "$PER_PART" --views 3 --seed 1 --randomization train \
     --out "$WORK/render-train"
 step render-test "${render[@]}" --per-part 2 --views 4 --seed 2 --randomization test \
     --out "$WORK/render-test"
+# Unseen parts: the next UNSEEN parts of the list (after the first TOP), never trained on: the
+# unseen-parts protocol enrolls one capture of each into the index and queries the others.
+grep -v '^[[:space:]]*\(#\|$\)' "$PARTS" | sed -n "$((TOP + 1)),$((TOP + UNSEEN))p" > "$WORK/unseen_parts.txt"
+step render-unseen "$BIN/trainer" render --ldraw "$LDRAW" --parts "$WORK/unseen_parts.txt" --colors 30 \
+    --layout real --supersample 1 --workers "$WORKERS" --sheet 0 --per-part 3 --views 4 --seed 2 \
+    --randomization test --out "$WORK/render-unseen"
 
 # Stage 1 config: the shipped one, pointed at the training render (relative paths in a config
 # are taken from its folder, so the copy lives in WORK).
@@ -64,10 +77,11 @@ step render-test "${render[@]}" --per-part 2 --views 4 --seed 2 --randomization 
 import sys, yaml
 src, dst, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cfg = yaml.safe_load(open(src))
-cfg["sources"] = [{"path": "render-train", "kind": "legacy", "weight": 1.0}]
+cfg["sources"] = [{"path": "render-train", "kind": "real", "weight": 1.0}]
 cfg.update(epochs=epochs, out="runs/stage1", input_size=128, model="efficientnet_lite0",
-           pretrained=True, freeze_blocks=3, holdout_parts=10)
-cfg["cache"].update(mode="on", dir="feature_cache")  # shared by runs: keyed by content
+           pretrained=True, freeze_blocks=5, holdout_parts=0)  # unseen parts: render-unseen
+# Stem + 5 stages frozen and cached (2 augmented copies): the CPU trains stages 6-7 and the heads.
+cfg["cache"].update(mode="on", copies=2, dir="feature_cache")  # shared by runs: keyed by content
 yaml.safe_dump(cfg, open(dst, "w"), sort_keys=False)
 EOF
 RUN="$WORK/runs/stage1"
@@ -78,8 +92,11 @@ step stage1 "$BIN/trainer" stage1 --config "$WORK/stage1.yaml" --no-progress "${
 step export "$BIN/trainer" export --checkpoint "$RUN/best" --out "$SET" --force
 step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "$WORK/render-train"
 step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" --split all
-step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" --split all \
+step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" \
+    "$WORK/render-unseen" --split all \
     --gallery "$WORK/render-train" --out "$WORK/report"
+step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$REPO/edge/data/sim" \
+    --captures 60 --margin 0.35
 
 # Ship: every artifact of at most MAX_SHIP_MB; larger files stay in WORK and leave the manifest
 # (recorded under evaluation.not_shipped); the report becomes REPORT.md with its plots.
