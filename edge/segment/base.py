@@ -88,11 +88,7 @@ class Segmenter(ABC):
         c = self._cleanup
         if c is None:
             return raw, count_objects(raw, 0)
-        every = clean_mask(raw, c.open_px, c.close_px, "all", c.min_area_px, c.fill_holes_px)
-        count = count_objects(every, c.min_area_px)
-        if c.keep == "largest" and count > 1:
-            every = clean_mask(every, 0, 0, "largest", c.min_area_px)
-        return every, count
+        return _clean_and_count(raw, c.open_px, c.close_px, c.keep, c.min_area_px, c.fill_holes_px)
 
     def close(self) -> None:  # noqa: B027 (optional hook: most backends hold nothing)
         """Release the backend's resources (model sessions); the base has none."""
@@ -191,6 +187,19 @@ def clean_mask(
     touching the image border) smaller than ``fill_holes_px`` pixels; bigger holes, such as the
     background seen through a Technic beam's hole, stay. Returns a new (H, W) uint8 0/255 mask.
     """
+    return _clean_and_count(mask, open_px, close_px, keep, min_area_px, fill_holes_px)[0]
+
+
+def _clean_and_count(
+    mask: np.ndarray,
+    open_px: int,
+    close_px: int,
+    keep: Literal["largest", "all"],
+    min_area_px: int,
+    fill_holes_px: int,
+) -> tuple[np.ndarray, int]:
+    """:func:`clean_mask` plus the number of regions of at least ``min_area_px`` found before
+    ``keep`` picks one (one labelling pass serves both; holes are filled inside the kept box)."""
     binary: np.ndarray = (_check_mask(mask) > 0).astype(np.uint8)
     if keep not in ("largest", "all"):
         raise ValueError(f"keep must be 'largest' or 'all'; got {keep!r}")
@@ -201,29 +210,43 @@ def clean_mask(
         pad = close_px
         padded = cv2.copyMakeBorder(binary, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
         binary = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, _disc(close_px))[pad:-pad, pad:-pad]
-    labels, areas = _components(binary)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    areas = stats[:n, cv2.CC_STAT_AREA]
     keep_label = areas >= max(min_area_px, 1)
     keep_label[0] = False
-    if keep == "largest" and keep_label.any():
+    count = int(np.count_nonzero(keep_label))
+    if keep == "largest" and count > 1:
         best = int(np.argmax(np.where(keep_label, areas, -1)))
         keep_label[:] = False
         keep_label[best] = True
-    binary = keep_label[labels].astype(np.uint8)
-    if fill_holes_px > 0:
-        binary = _fill_small_holes(binary, fill_holes_px)
-    return binary * np.uint8(255)
+    out = np.zeros_like(binary)
+    if count:
+        kept = np.flatnonzero(keep_label)
+        x0, y0 = stats[kept, cv2.CC_STAT_LEFT].min(), stats[kept, cv2.CC_STAT_TOP].min()
+        x1 = (stats[kept, cv2.CC_STAT_LEFT] + stats[kept, cv2.CC_STAT_WIDTH]).max()
+        y1 = (stats[kept, cv2.CC_STAT_TOP] + stats[kept, cv2.CC_STAT_HEIGHT]).max()
+        # Everything kept lies in this box: select and fill there, not over the whole frame.
+        box = keep_label.astype(np.uint8)[labels[y0:y1, x0:x1]]
+        if fill_holes_px > 0:
+            box = _fill_small_holes(box, fill_holes_px)
+        out[y0:y1, x0:x1] = box
+    return out * np.uint8(255), count
 
 
 def _fill_small_holes(binary: np.ndarray, max_area: int) -> np.ndarray:
-    """Set enclosed background regions smaller than ``max_area`` to foreground."""
+    """Set enclosed background regions smaller than ``max_area`` to foreground.
+
+    A one-pixel border of background around ``binary`` joins everything that reaches its edge,
+    so only regions enclosed by foreground count as holes (as in the whole frame, when
+    ``binary`` is the box around all foreground).
+    """
+    padded = cv2.copyMakeBorder(1 - binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=1)
     # 4-connected background so that a diagonal gap between part pixels does not leak a hole out.
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - binary, connectivity=4)
-    x, y, w, h, area = (stats[:n, i] for i in range(5))
-    height, width = binary.shape
-    on_border = (x == 0) | (y == 0) | (x + w == width) | (y + h == height)
-    fill = (area < max_area) & ~on_border
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(padded, connectivity=4)
+    fill = stats[:n, cv2.CC_STAT_AREA] < max_area
     fill[0] = False  # label 0 is the foreground of the inverted image
-    return binary | fill[labels].astype(np.uint8)
+    fill[labels[0, 0]] = False  # the outside, joined by the border
+    return binary | fill[labels[1:-1, 1:-1]].astype(np.uint8)
 
 
 def count_objects(mask: np.ndarray, min_area_px: int = 0) -> int:
