@@ -173,10 +173,10 @@ def _render_part_images(part: str, job: RenderJob, out: Path) -> list[dict[str, 
         start = float(rng.uniform(0, 360))
         angles = [round((start + v * 360 / job.views) % 360) % 360 for v in range(job.views)]
         if job.layout == "real":
-            views = scene.render_views(mesh, color, angles, seed, frame="full")
+            views = scene.render_views(mesh, color, angles, seed, frame="full", name=part)
         else:
             size = job.size or (64 if job.layout == "b200c" else 224)
-            views = scene.render_views(mesh, color, angles, seed, frame="crop", size=(size, size))
+            views = scene.render_views(mesh, color, angles, seed, frame="crop", size=(size, size), name=part)
         # Several captures of one part and colour: the first uses the rig's plain file names, later
         # ones add the capture number so no file is overwritten.
         same_colour_before = sum(
