@@ -162,7 +162,7 @@ def _classify(args: argparse.Namespace) -> int:
         rows: list[dict[str, Any]] = []
         for paths, result in pipeline.classify_images(args.images, fuse=args.fuse):
             d = result.decision
-            route = sorter.route(d.part_num, d.color_id, d.status)
+            route = sorter.route_decision(d)
             rows.append(
                 {
                     "images": [str(p) for p in paths],

@@ -525,7 +525,10 @@ class Daemon:
             )
         part_num = decision.part_num if decision is not None and status != "error" else None
         color_id = decision.color_id if decision is not None else None
-        route = self.sorter.route(part_num, color_id, status)
+        if decision is not None:
+            route = self.sorter.route_decision(decision, status)
+        else:
+            route = self.sorter.route(None, color_id, status)
         self.rig.chute.select(route.bin)
         truth = result.truth if result is not None else truth_of(frames[0].meta)
         timings = result.timings if result is not None else {"capture": capture_ms}

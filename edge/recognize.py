@@ -23,7 +23,7 @@ the best guesses stay in ``part_topk`` for later labelling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -63,6 +63,7 @@ class Decision:
     source: str
     per_view: list[ViewPrediction]
     part_topk: list[tuple[str, float]]
+    color_topk: list[tuple[int, float]] = field(default_factory=list)  # fused, like part_topk
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -229,10 +230,12 @@ class Recognizer:
         per_view: list[ViewPrediction] = []
         color_id: int | None = None
         color_conf = 0.0
+        color_topk: list[tuple[int, float]] = []
         if "color_logits" in outputs and self._colors:
             fused_color = fuse(log_softmax(outputs["color_logits"]), self.fusion)
             best = int(np.argmax(fused_color))
             color_id, color_conf = self._colors[best], float(fused_color[best])
+            color_topk = _topk(fused_color, self._colors, self.k)
 
         source: Source = "classifier"
         topk: TopK = []
@@ -264,4 +267,5 @@ class Recognizer:
             source=source,
             per_view=per_view,
             part_topk=topk,
+            color_topk=color_topk,
         )

@@ -162,6 +162,15 @@ class SortingSettings(StrictModel):
         default=None,
         description="CSV (part_num,category) adding part categories the model set lacks; optional",
     )
+    route_by: Literal["part", "bin"] = Field(
+        default="part",
+        description="part: route the recognised part (unknown and low-confidence parts go to the "
+        "unknown bin); bin: route to the bin the fused top-k parts and colours give the most "
+        "probability, when that reaches bin_threshold (unsure between two red plates: still 'red')",
+    )
+    bin_threshold: float = Field(
+        default=0.75, gt=0.0, le=1.0, description="route_by bin: least bin probability to route, (0, 1]"
+    )
 
     @field_validator("default_bin", "unknown_bin", "reject_bin", mode="before")
     @classmethod

@@ -3,7 +3,8 @@
 Rules (``sorting.rules`` in the config) are tried in order; a rule matches when every criterion it
 gives matches (part number, Rebrickable colour id, Rebrickable part category name). Parts no rule
 matches go to ``default_bin``; unknown and low-confidence parts to ``unknown_bin`` (default: the
-reject bin); errors and two parts at once to ``reject_bin``.
+reject bin); errors and two parts at once to ``reject_bin``. With ``route_by: bin`` the decision is
+made per bin instead of per part (:meth:`Sorter.route_decision`).
 
 Categories come from a small table of part number -> Rebrickable category name for the parts of
 the model set: the manifest's ``build["part_categories"]`` when the trainer wrote one, plus an
@@ -142,6 +143,35 @@ class Sorter:
                 continue
             return Route(rule.bin, f"rule {i}")
         return Route(s.default_bin, "no rule matched: default bin")
+
+    def route_decision(self, decision: Any, status: str | None = None) -> Route:
+        """The bin for a recognition :class:`~edge.recognize.Decision` (``status`` overrides its own).
+
+        With ``route_by: part`` this is :meth:`route` of the decided part and colour. With
+        ``route_by: bin`` each bin collects the probability of the (part, colour) pairs of the
+        fused top-k lists that the rules send there (parts and colours taken as independent); the
+        most probable bin is used when it reaches ``bin_threshold``, else the unknown bin. The
+        sorter needs the bin right, not the part: a part the classifier cannot tell from its
+        neighbours still goes where all of them go. Vector answers (similarities, not
+        probabilities) are routed by part.
+        """
+        s = self.settings
+        status = decision.status if status is None else status
+        if status == "error" or s.route_by == "part" or decision.source != "classifier":
+            return self.route(decision.part_num, decision.color_id, status)
+        colours = decision.color_topk or [(decision.color_id, 1.0)]
+        mass: dict[str, float] = {}
+        for part, p_part in decision.part_topk:
+            for colour, p_colour in colours:
+                name = self.route(part, colour).bin
+                mass[name] = mass.get(name, 0.0) + float(p_part) * float(p_colour)
+        if not mass:
+            return self.route(None, None, status)
+        best = max(mass, key=lambda b: mass[b])
+        if mass[best] >= s.bin_threshold:
+            return Route(best, f"bin probability {mass[best]:.2f} over the top parts and colours")
+        why = f"{status}: no bin reaches {s.bin_threshold:g} (best {best!r}: {mass[best]:.2f})"
+        return Route(self.unknown_bin, why)
 
     def bin_index(self, name: str) -> int:
         """Position of bin ``name`` among the chute's bins (what the decision record stores)."""

@@ -110,3 +110,53 @@ def test_bad_category_files(tmp_path: Path) -> None:
     blank.write_text("part_num,category\n3001,\n", encoding="utf-8")
     with pytest.raises(DataFileError, match="line 2: empty"):
         read_categories_file(blank)
+
+
+def _decision(parts: list[tuple[str, float]], colours: list[tuple[int, float]], **kw: Any) -> Any:
+    """A classifier verdict as recognise() makes it: fused top-k parts and colours."""
+    from edge.recognize import Decision
+
+    best, p = parts[0]
+    fields: dict[str, Any] = {
+        "part_num": best if p >= 0.6 else None,
+        "color_id": colours[0][0] if colours else None,
+        "confidence": p,
+        "color_confidence": colours[0][1] if colours else 0.0,
+        "status": "sorted" if p >= 0.6 else ("low_confidence" if p >= 0.3 else "unknown"),
+        "source": "classifier",
+        "per_view": [],
+        "part_topk": parts,
+        "color_topk": colours,
+    }
+    return Decision(**(fields | kw))
+
+
+def test_route_by_bin_adds_up_the_parts_that_share_a_bin() -> None:
+    rules = [{"color": ["Red"], "bin": "red"}, {"part": ["3001", "3003"], "bin": "bricks"}]
+    by_part, by_bin = _sorter(rules), _sorter(rules, route_by="bin")
+    # Unsure which plate (0.5 / 0.4), sure it is red: by part it is low confidence, by bin it is red.
+    plates = _decision([("3023", 0.5), ("3710", 0.4), ("3001", 0.05)], [(4, 0.97), (320, 0.03)])
+    assert by_part.route_decision(plates).bin == "reject"
+    route = by_bin.route_decision(plates)
+    assert route.bin == "red" and "0.92" in route.reason  # 0.95 x 0.97
+    # Unsure between a brick (bricks bin) and a plate (default bin), in blue: no bin reaches 0.75.
+    split = _decision([("3001", 0.5), ("3023", 0.45)], [(1, 0.99)])
+    route = by_bin.route_decision(split)
+    assert route.bin == "reject" and "no bin reaches 0.75" in route.reason
+    # Two bricks in blue: 0.5 + 0.45 of the mass goes to 'bricks'.
+    bricks = _decision([("3001", 0.5), ("3003", 0.45)], [(1, 0.99)])
+    assert by_bin.route_decision(bricks).bin == "bricks"
+    # The colour counts too: a brick that is red or blue (0.5 / 0.5) goes nowhere for sure.
+    unsure_colour = _decision([("3001", 0.99)], [(4, 0.5), (1, 0.5)])
+    assert by_part.route_decision(unsure_colour).bin == "red"  # by part: the top colour decides
+    assert by_bin.route_decision(unsure_colour).bin == "reject"
+
+
+def test_route_by_bin_keeps_errors_and_vector_answers_on_the_part_path() -> None:
+    by_bin = _sorter([{"color": ["Red"], "bin": "red"}], route_by="bin", bin_threshold=0.5)
+    red = _decision([("3023", 0.9)], [(4, 0.99)])
+    assert by_bin.route_decision(red, "error").bin == "reject"  # e.g. two parts at once
+    vector = _decision([("3023", 0.4), ("3710", 0.39)], [(4, 0.99)], source="vector")
+    assert by_bin.route_decision(vector).bin == "reject"  # similarities are not probabilities
+    with pytest.raises(ConfigError, match="bin_threshold"):
+        _sorter([], route_by="bin", bin_threshold=0)
