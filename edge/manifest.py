@@ -202,6 +202,11 @@ class Manifest(StrictModel):
     )
     files: list[FileEntry] = Field(min_length=1, description="the exported network files")
     index: IndexEntry | None = Field(default=None, description="optional embedding index")
+    temperatures: dict[Literal["part_logits", "color_logits"], float] = Field(
+        default_factory=dict,
+        description="logits are divided by these before the softmax (temperature scaling, fitted on "
+        "the validation split so probabilities match accuracy); missing = 1",
+    )
     evaluation: dict[str, Any] = Field(default_factory=dict, description="free-form evaluation figures")
     build: dict[str, Any] = Field(
         default_factory=dict, description="free-form build record: command, date, git commit, versions"
@@ -215,6 +220,14 @@ class Manifest(StrictModel):
                 f"format_version {v} is not supported (this runtime reads {FORMAT_VERSION}); "
                 "update lego-edge or re-export the model set"
             )
+        return v
+
+    @field_validator("temperatures")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {k: t for k, t in v.items() if not 0.01 <= t <= 100}
+        if bad:
+            raise ValueError(f"temperatures {bad!r} must lie in [0.01, 100]; re-run `trainer export`")
         return v
 
     @model_validator(mode="after")

@@ -227,6 +227,11 @@ class Recognizer:
     def decide(self, outputs: dict[str, np.ndarray]) -> Decision:
         """One decision from the outputs of ONE part's N views (one ``Engine.run`` batch)."""
         self._check(outputs)
+        if self.manifest.temperatures:  # calibrated probabilities (manifest.temperatures)
+            outputs = {
+                k: v / self.manifest.temperatures[k] if k in self.manifest.temperatures else v
+                for k, v in outputs.items()
+            }
         per_view: list[ViewPrediction] = []
         color_id: int | None = None
         color_conf = 0.0

@@ -221,6 +221,54 @@ def run_engine(engine: Engine, samples: Sequence[Sample], batch: int = 32) -> di
     return {role: np.concatenate(values) for role, values in parts.items()}
 
 
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """Temperature scaling: the T in [0.05, 20] whose softmax(logits / T) has the least negative
+    log-likelihood of ``labels`` (a grid search: one parameter, no gradient needed).
+
+    Returns ``(T, NLL at T = 1, NLL at T)``. T changes no argmax, only how sure the model says it
+    is, so a threshold on the probability then means what it says.
+    """
+    z = np.asarray(logits, np.float64)
+    y = np.asarray(labels, np.int64)
+    if z.ndim != 2 or len(z) != len(y) or len(y) == 0:
+        raise ValueError(f"logits {z.shape!r} and labels {y.shape!r} must be (N, K) and (N,), N > 0")
+
+    def nll(t: float) -> float:
+        x = z / t
+        x = x - x.max(axis=1, keepdims=True)
+        return float(np.mean(np.log(np.exp(x).sum(axis=1)) - x[np.arange(len(y)), y]))
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 241))
+    scores = [nll(float(t)) for t in grid]
+    best = int(np.argmin(scores))
+    return float(grid[best]), nll(1.0), float(scores[best])
+
+
+def calibrate_temperatures(
+    engine: Engine, manifest: Manifest, samples: Sequence[Sample]
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Temperatures of the part and colour logits fitted on ``samples`` (training's validation
+    split), and figures for the manifest."""
+    known = [s for s in samples if s.part_num in set(manifest.parts)]
+    if not known:
+        return {}, {"images": 0, "note": "no validation images of the model's parts"}
+    out = run_engine(engine, known)
+    part_index = {p: i for i, p in enumerate(manifest.parts)}
+    temps: dict[str, float] = {}
+    figures: dict[str, Any] = {"images": len(known)}
+    t, before, after = fit_temperature(out["part_logits"], np.array([part_index[s.part_num] for s in known]))
+    temps["part_logits"] = t
+    figures["part_logits"] = {"temperature": t, "nll_at_1": before, "nll": after}
+    colour_index = {c: i for i, c in enumerate(manifest.colors)}
+    rows = [i for i, s in enumerate(known) if s.color_id in colour_index]
+    if "color_logits" in out and rows:
+        labels = np.array([colour_index[known[i].color_id] for i in rows])
+        t, before, after = fit_temperature(out["color_logits"][rows], labels)
+        temps["color_logits"] = t
+        figures["color_logits"] = {"temperature": t, "nll_at_1": before, "nll": after, "images": len(rows)}
+    return temps, figures
+
+
 # ---- export --------------------------------------------------------------------------------------
 
 
@@ -308,6 +356,7 @@ def export_checkpoint(
     data: Sequence[str | Path] | None = None,
     opset: int = 17,
     parity_images: int = 64,
+    calibration_images: int = 2000,
     max_diff: float = 1e-3,
     min_agreement: float = 0.99,
     force: bool = False,
@@ -344,7 +393,8 @@ def export_checkpoint(
             {**s, "path": str(Path(s["path"]).resolve())} for s in config.get("sources", []) if "path" in s
         ),
     )
-    samples = spread(load_samples(_data_paths(data, config), protocol), parity_images)
+    every = load_samples(_data_paths(data, config), protocol)
+    samples = spread(every, parity_images)
     x = prepare_samples(samples, spec)
 
     has_color = meta.num_colors > 0
@@ -366,13 +416,22 @@ def export_checkpoint(
     )
     with create_engine("onnxruntime", out, manifest, precision="fp32", threads=2) as engine:
         exported = engine.run(x)
-    figures = parity_figures(_torch_outputs(model, x), exported)
-    figures.update(max_diff_limit=max_diff, min_agreement_limit=min_agreement)
-    try:
-        check_parity(figures, max_diff, min_agreement)
-    except ModelError:
-        onnx_path.unlink(missing_ok=True)
-        raise
+        figures = parity_figures(_torch_outputs(model, x), exported)
+        figures.update(max_diff_limit=max_diff, min_agreement_limit=min_agreement)
+        try:
+            check_parity(figures, max_diff, min_agreement)
+        except ModelError:
+            onnx_path.unlink(missing_ok=True)
+            raise
+        temps: dict[str, float] = {}
+        calibration: dict[str, Any] = {"images": 0}
+        if calibration_images > 0:
+            val = spread(split_like_training(every, protocol)[0].get("val", []), calibration_images)
+            if val:
+                temps, calibration = calibrate_temperatures(engine, manifest, val)
+                log.info("temperature scaling on %d validation images: %s", len(val), temps)
+            else:
+                log.warning("no validation split in the data: probabilities stay uncalibrated (T = 1)")
     build = build_record(command) | {
         "opset": opset,
         "checkpoint": {
@@ -384,7 +443,13 @@ def export_checkpoint(
         },
         "data": protocol.as_dict(),
     }
-    manifest = manifest.model_copy(update={"build": build, "evaluation": {"export_parity": figures}})
+    manifest = manifest.model_copy(
+        update={
+            "build": build,
+            "temperatures": temps,
+            "evaluation": {"export_parity": figures, "temperature_scaling": calibration},
+        }
+    )
     write_manifest(out, manifest)
     log.info(
         "exported %s: max |diff| %s, part top-1 agreement %.3f on %d images",
@@ -414,6 +479,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--data", nargs="+", type=Path, help="data folders for the parity images (default: training's)"
     )
     p.add_argument("--parity-images", type=int, default=64, help="real images compared (default 64)")
+    p.add_argument(
+        "--calibration-images",
+        type=int,
+        default=2000,
+        help="validation images for temperature scaling (default 2000; 0: none)",
+    )
     p.add_argument("--max-diff", type=float, default=1e-3, help="largest allowed |onnx - torch| (1e-3)")
     p.add_argument("--min-agreement", type=float, default=0.99, help="minimum top-1 agreement (0.99)")
     p.add_argument("--force", action="store_true", help="replace an existing model set in --out")
@@ -428,6 +499,7 @@ def main(args: argparse.Namespace) -> int:
         data=args.data,
         opset=args.opset,
         parity_images=args.parity_images,
+        calibration_images=args.calibration_images,
         max_diff=args.max_diff,
         min_agreement=args.min_agreement,
         force=args.force,

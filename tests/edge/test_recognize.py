@@ -228,3 +228,15 @@ def test_end_to_end_on_real_engine_outputs(model_set: tuple[Path, Manifest]) -> 
     assert (d.part_num, d.status) == ("new-7", "sorted") and d.confidence == pytest.approx(1.0, abs=1e-5)
     d = Recognizer(manifest, mode="hybrid", index=index).decide(outputs)
     assert (d.part_num, d.source) == ("new-7", "vector")
+
+
+def test_manifest_temperatures_soften_or_sharpen_without_changing_the_answer(manifest: Manifest) -> None:
+    outputs = _outputs([[2.0, 1.0, 0.0, -1.0, -1.0], [1.5, 1.2, 0.1, -1.0, -1.0]])
+    plain = Recognizer(manifest).decide(outputs)
+    sharp = Recognizer(manifest.model_copy(update={"temperatures": {"part_logits": 0.5}})).decide(outputs)
+    soft = Recognizer(manifest.model_copy(update={"temperatures": {"part_logits": 2.0}})).decide(outputs)
+    assert plain.part_topk[0][0] == sharp.part_topk[0][0] == soft.part_topk[0][0] == "3001"
+    assert soft.confidence < plain.confidence < sharp.confidence
+    assert soft.color_confidence == plain.color_confidence  # only the part logits were scaled
+    with pytest.raises(ValueError, match="temperatures"):
+        Manifest.model_validate(manifest.model_dump() | {"temperatures": {"part_logits": 0.0}})

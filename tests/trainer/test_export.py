@@ -92,6 +92,12 @@ def test_model_set_is_complete_and_loadable(exported: tuple[Path, Path], data: P
     assert parity["images"] == 16
     assert max(parity["max_abs_diff"].values()) <= 1e-3
     assert parity["part_top1_agreement"] == 1.0 and parity["color_top1_agreement"] == 1.0
+    # Temperatures fitted on training's validation split, with their NLL no worse than at T = 1.
+    scaling = manifest.evaluation["temperature_scaling"]
+    assert scaling["images"] > 0 and set(manifest.temperatures) == {"part_logits", "color_logits"}
+    for role, t in manifest.temperatures.items():
+        assert 0.05 <= t <= 20 and scaling[role]["temperature"] == t
+        assert scaling[role]["nll"] <= scaling[role]["nll_at_1"]
 
 
 @needs_torch
@@ -165,3 +171,18 @@ def test_parity_check_enforces_its_limits() -> None:
         check_parity(figures, 100.0, 0.99)
     with pytest.raises(ModelError, match="lacks the output 'embedding'"):
         parity_figures(ref, {"part_logits": ref["part_logits"]})
+
+
+def test_fit_temperature_recovers_the_temperature_that_made_the_labels() -> None:
+    from trainer.export import fit_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (4000, 20))
+    for true_t in (0.5, 2.0):
+        p = np.exp(logits / true_t)
+        p /= p.sum(axis=1, keepdims=True)
+        labels = np.array([rng.choice(20, p=row) for row in p])
+        t, before, after = fit_temperature(logits, labels)
+        assert abs(np.log(t / true_t)) < 0.15 and after < before
+    with pytest.raises(ValueError, match="must be"):
+        fit_temperature(logits, np.zeros(3, int))
