@@ -85,7 +85,8 @@ def _need(module: str, package: str, purpose: str) -> None:
 
 
 def quantize_onnx_int8(src: Path, dst: Path, calib: np.ndarray, input_name: str, batch: int = 8) -> None:
-    """Static QDQ int8 quantisation of ``src`` (per-channel weights) calibrated on ``calib``."""
+    """Static QDQ int8 quantisation of ``src`` (per-channel weights) calibrated on ``calib``; the
+    nodes beyond the convolutional trunk stay float (:func:`beyond_trunk_nodes`)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -97,9 +98,15 @@ def quantize_onnx_int8(src: Path, dst: Path, calib: np.ndarray, input_name: str,
             x = next(self._batches, None)
             return None if x is None else {input_name: x}
 
+    import onnx
+
     with tempfile.TemporaryDirectory(prefix="quant-") as tmp:
         pre = Path(tmp) / "preprocessed.onnx"
         quant_pre_process(str(src), str(pre))
+        graph = onnx.load(str(pre))
+        keep_float = beyond_trunk_nodes(graph)
+        if keep_float:
+            onnx.save(graph, str(pre))  # unnamed nodes were given names
         quantize_static(
             str(pre),
             str(dst),
@@ -108,7 +115,29 @@ def quantize_onnx_int8(src: Path, dst: Path, calib: np.ndarray, input_name: str,
             per_channel=True,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
+            nodes_to_exclude=keep_float,
         )
+
+
+def beyond_trunk_nodes(model: Any) -> list[str]:
+    """Names of the nodes outside the convolutional trunk (everything that does not feed its last
+    Conv): the heads and the colour descriptor's image statistics. They cost little time and lose
+    much accuracy in int8 (colour most), so they stay float. Unnamed nodes are given names first."""
+    nodes = list(model.graph.node)
+    for i, node in enumerate(nodes):
+        node.name = node.name or f"node_{i}"
+    convs = [i for i, node in enumerate(nodes) if node.op_type == "Conv"]
+    if not convs:
+        return []
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
+    trunk, todo = set(), [convs[-1]]
+    while todo:
+        i = todo.pop()
+        if i in trunk:
+            continue
+        trunk.add(i)
+        todo += [producer[name] for name in nodes[i].input if name in producer]
+    return [node.name for i, node in enumerate(nodes) if i not in trunk]
 
 
 def float_sensitive_nodes(model: Any) -> list[str]:

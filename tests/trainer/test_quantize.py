@@ -176,3 +176,33 @@ def test_tflite_fp16_and_int8(data: Path, tmp_path: Path) -> None:
     assert _agreement(folder, held, "int8", "litert") >= 0.8
     recorded = manifest.evaluation["quantization"]["artifacts"]
     assert recorded["litert/fp16"]["part_top1_agreement"] >= 0.95
+
+
+def test_beyond_trunk_nodes_are_the_heads_and_the_image_statistics() -> None:
+    from onnx import TensorProto, helper
+
+    from trainer.quantize import beyond_trunk_nodes
+
+    w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
+    g = numpy_helper.from_array(np.ones((3, 7), np.float32), "g")
+    nodes = [
+        helper.make_node("Conv", ["image", "w"], ["c1"], name="stem"),
+        helper.make_node("Relu", ["c1"], ["r1"]),  # unnamed: gets a name
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="head_conv"),
+        helper.make_node("GlobalAveragePool", ["c2"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+        helper.make_node("ReduceMean", ["image"], ["stats"], name="colour_stats", keepdims=0, axes=[2, 3]),
+        helper.make_node("Concat", ["f", "stats"], ["both"], name="concat", axis=1),
+        helper.make_node("Gemm", ["both", "g"], ["logits"], name="part_head", transB=1),
+    ]
+    w2 = numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w2")
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
+        [w, w2, g],
+    )
+    model = helper.make_model(graph)
+    assert beyond_trunk_nodes(model) == ["pool", "flat", "colour_stats", "concat", "part_head"]
+    assert model.graph.node[1].name == "node_1"  # named for nodes_to_exclude
