@@ -57,17 +57,28 @@ step() {
     printf '%s\t%d\n' "$name" "$(( $(date +%s) - t0 ))" >> "$TIMES"
 }
 
+# once NAME DONE CMD...: a step that is skipped when its DONE file exists and its time is recorded
+# (a re-run after a change to the later steps keeps the renders' and training's measured times).
+once() {
+    local name="$1" done="$2"; shift 2
+    if [[ -e "$done" ]] && grep -q "^$name"$'\t' "$TIMES" 2>/dev/null; then
+        echo "== $name: done before ($done), skipped"
+        return
+    fi
+    step "$name" "$@"
+}
+
 cd "$REPO"
 render=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --colors 30
         --layout real --supersample 1 --workers "$WORKERS" --sheet 0)
-step render-train "${render[@]}" --per-part "$PER_PART" --views 3 --seed 1 --randomization train \
+once render-train "$WORK/render-train/render_report.json" "${render[@]}" --per-part "$PER_PART" --views 3 --seed 1 --randomization train \
     --out "$WORK/render-train"
-step render-test "${render[@]}" --per-part 2 --views 4 --seed 2 --randomization test \
+once render-test "$WORK/render-test/render_report.json" "${render[@]}" --per-part 2 --views 4 --seed 2 --randomization test \
     --out "$WORK/render-test"
 # Unseen parts: the next UNSEEN parts of the list (after the first TOP), never trained on: the
 # unseen-parts protocol enrolls one capture of each into the index and queries the others.
 grep -v '^[[:space:]]*\(#\|$\)' "$PARTS" | sed -n "$((TOP + 1)),$((TOP + UNSEEN))p" > "$WORK/unseen_parts.txt"
-step render-unseen "$BIN/trainer" render --ldraw "$LDRAW" --parts "$WORK/unseen_parts.txt" --colors 30 \
+once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" render --ldraw "$LDRAW" --parts "$WORK/unseen_parts.txt" --colors 30 \
     --layout real --supersample 1 --workers "$WORKERS" --sheet 0 --per-part 3 --views 4 --seed 2 \
     --randomization test --out "$WORK/render-unseen"
 
@@ -87,7 +98,8 @@ EOF
 RUN="$WORK/runs/stage1"
 resume=()
 [[ -d "$RUN/checkpoints" ]] && resume=(--resume)
-step stage1 "$BIN/trainer" stage1 --config "$WORK/stage1.yaml" --no-progress "${resume[@]}"
+once stage1 "$RUN/.complete" "$BIN/trainer" stage1 --config "$WORK/stage1.yaml" --no-progress "${resume[@]}"
+touch "$RUN/.complete"
 
 step export "$BIN/trainer" export --checkpoint "$RUN/best" --out "$SET" --force
 step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "$WORK/render-train"

@@ -5,7 +5,8 @@ preprocessing the Pi applies. Each call first cuts a generous square around the 
 and shifting never pull the frame's border into the crop that ``prepare`` takes, and 640x480 rig
 frames are cheap to augment), then applies the stage's pipeline:
 
-- ``stage1`` (synthetic): rotation, flips, mild brightness/contrast, blur, coarse dropout.
+- ``stage1`` (synthetic): rotation (never a mirror: chiral parts have mirror twins), mild
+  brightness/contrast, blur, coarse dropout.
 - ``stage2`` (real + synthetic): stage 1 plus affine shift/scale/rotate, sensor noise and a mild
   hue/saturation/value jitter.
 - ``none``: no augmentation (validation).
@@ -47,11 +48,9 @@ VAL_SHIFT = 3  # of 255 (darkening Yellow turns it Bright Light Orange)
 
 
 def _geometric() -> list[A.BasicTransform]:
-    return [
-        A.Rotate(limit=180, border_mode=cv2.BORDER_REPLICATE, p=0.8),
-        A.HorizontalFlip(p=0.5),
-        A.VerticalFlip(p=0.5),
-    ]
+    # No flips: a mirror image of a chiral part is its mirror twin (Wedge Plate 4 x 2 Left is the
+    # mirror of ... Right), so a flip would be a wrong label. Rotation is safe for every part.
+    return [A.Rotate(limit=180, border_mode=cv2.BORDER_REPLICATE, p=0.8)]
 
 
 def _stage1() -> list[A.BasicTransform]:

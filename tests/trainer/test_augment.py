@@ -121,3 +121,21 @@ def test_low_resolution_images_are_lanczos_upscaled_with_their_mask() -> None:
 def test_unknown_stage_is_refused() -> None:
     with pytest.raises(ConfigError, match="'stage3'"):
         Augmenter("stage3")  # type: ignore[arg-type]
+
+
+def test_no_stage_mirrors_an_image() -> None:
+    """A flip turns a left-handed part into its right-handed twin: a wrong label."""
+    import albumentations as A
+
+    from trainer.augment import _stage1, _stage2
+
+    def walk(transforms: list) -> list:
+        out = []
+        for t in transforms:
+            out.append(t)
+            out += walk(list(getattr(t, "transforms", [])))
+        return out
+
+    for stage in (_stage1(), _stage2()):
+        kinds = {type(t) for t in walk(stage)}
+        assert not kinds & {A.HorizontalFlip, A.VerticalFlip, A.Transpose, A.D4}
