@@ -23,6 +23,7 @@ the best guesses stay in ``part_topk`` for later labelling.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,6 +53,16 @@ class ViewPrediction:
 
 
 @dataclass
+class Distribution:
+    """The fused classifier probabilities over every part and colour the model knows."""
+
+    parts: Sequence[str]
+    part_probs: np.ndarray
+    colors: Sequence[int]
+    color_probs: np.ndarray | None
+
+
+@dataclass
 class Decision:
     """The fused verdict for one part (see the module docstring for ``status``)."""
 
@@ -64,6 +75,7 @@ class Decision:
     per_view: list[ViewPrediction]
     part_topk: list[tuple[str, float]]
     color_topk: list[tuple[int, float]] = field(default_factory=list)  # fused, like part_topk
+    distribution: Distribution | None = None  # the classifier's whole fused distribution
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -187,8 +199,8 @@ class Recognizer:
             return "sorted"
         return "low_confidence" if confidence >= threshold / 2 else "unknown"
 
-    def _classify(self, outputs: dict[str, np.ndarray]) -> tuple[TopK, list[ViewPrediction]]:
-        """Fused part top-k and per-view predictions from the classifier heads."""
+    def _classify(self, outputs: dict[str, np.ndarray]) -> tuple[TopK, list[ViewPrediction], np.ndarray]:
+        """Fused part top-k, per-view predictions and the fused part scores of the classifier."""
         part_lp = log_softmax(outputs["part_logits"])
         color_lp = log_softmax(outputs["color_logits"]) if "color_logits" in outputs else None
         emb = outputs.get("embedding")
@@ -203,7 +215,8 @@ class Recognizer:
                     embedding=None if emb is None else np.asarray(emb[i], np.float32),
                 )
             )
-        return _topk(fuse(part_lp, self.fusion), self._parts, self.k), views
+        fused = fuse(part_lp, self.fusion)
+        return _topk(fused, self._parts, self.k), views, fused
 
     def _vector(self, embeddings: np.ndarray) -> tuple[TopK, list[ViewPrediction]]:
         """Fused part top-k and per-view predictions from the embedding index."""
@@ -236,6 +249,7 @@ class Recognizer:
         color_id: int | None = None
         color_conf = 0.0
         color_topk: list[tuple[int, float]] = []
+        fused_color: np.ndarray | None = None
         if "color_logits" in outputs and self._colors:
             fused_color = fuse(log_softmax(outputs["color_logits"]), self.fusion)
             best = int(np.argmax(fused_color))
@@ -245,8 +259,10 @@ class Recognizer:
         source: Source = "classifier"
         topk: TopK = []
         threshold = self.threshold
+        distribution = None
         if self.mode in ("classifier", "hybrid"):
-            topk, per_view = self._classify(outputs)
+            topk, per_view, fused_parts = self._classify(outputs)
+            distribution = Distribution(self._parts, fused_parts, self._colors, fused_color)
         # hybrid with an empty index (nothing enrolled yet) is the classifier alone
         if self.index is not None and (self.mode == "vector" or (self.mode == "hybrid" and len(self.index))):
             vec_topk, vec_views = self._vector(outputs["embedding"])
@@ -273,4 +289,5 @@ class Recognizer:
             per_view=per_view,
             part_topk=topk,
             color_topk=color_topk,
+            distribution=distribution,
         )

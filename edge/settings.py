@@ -165,7 +165,7 @@ class SortingSettings(StrictModel):
     route_by: Literal["part", "bin"] = Field(
         default="part",
         description="part: route the recognised part (unknown and low-confidence parts go to the "
-        "unknown bin); bin: route to the bin the fused top-k parts and colours give the most "
+        "unknown bin); bin: route to the bin the fused part and colour probabilities give the most "
         "probability, when that reaches bin_threshold (unsure between two red plates: still 'red')",
     )
     bin_threshold: float = Field(

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge.errors import ConfigError, DataFileError
 from edge.settings import SortingSettings
 
@@ -105,6 +107,7 @@ class Sorter:
         self.bin_names = [str(b) for b in bin_names]
         self.categories = {str(k): str(v) for k, v in (categories or {}).items()}
         self._category_key = {k: _norm(v) for k, v in self.categories.items()}
+        self._tables: dict[tuple[tuple[str, ...], tuple[int | None, ...]], np.ndarray] = {}
         named = [settings.default_bin, settings.reject_bin, *(r.bin for r in settings.rules)]
         if settings.unknown_bin is not None:
             named.append(settings.unknown_bin)
@@ -151,6 +154,8 @@ class Sorter:
         ``route_by: bin`` each bin collects the probability of the (part, colour) pairs of the
         fused top-k lists that the rules send there (parts and colours taken as independent); the
         most probable bin is used when it reaches ``bin_threshold``, else the unknown bin. The
+        classifier's whole fused distribution is used when the decision carries it (every part
+        and colour the model knows), else its top-k lists. The
         sorter needs the bin right, not the part: a part the classifier cannot tell from its
         neighbours still goes where all of them go. Vector answers (similarities, not
         probabilities) are routed by part.
@@ -159,12 +164,15 @@ class Sorter:
         status = decision.status if status is None else status
         if status == "error" or s.route_by == "part" or decision.source != "classifier":
             return self.route(decision.part_num, decision.color_id, status)
-        colours = decision.color_topk or [(decision.color_id, 1.0)]
-        mass: dict[str, float] = {}
-        for part, p_part in decision.part_topk:
-            for colour, p_colour in colours:
-                name = self.route(part, colour).bin
-                mass[name] = mass.get(name, 0.0) + float(p_part) * float(p_colour)
+        dist = getattr(decision, "distribution", None)
+        if dist is not None:  # the whole fused distribution: every part x every colour
+            mass = self._bin_mass(dist)
+        else:
+            mass = {}
+            for part, p_part in decision.part_topk:
+                for colour, p_colour in decision.color_topk or [(decision.color_id, 1.0)]:
+                    name = self.route(part, colour).bin
+                    mass[name] = mass.get(name, 0.0) + float(p_part) * float(p_colour)
         if not mass:
             return self.route(None, None, status)
         best = max(mass, key=lambda b: mass[b])
@@ -172,6 +180,23 @@ class Sorter:
             return Route(best, f"bin probability {mass[best]:.2f} over the top parts and colours")
         why = f"{status}: no bin reaches {s.bin_threshold:g} (best {best!r}: {mass[best]:.2f})"
         return Route(self.unknown_bin, why)
+
+    def _bin_mass(self, dist: Any) -> dict[str, float]:
+        """Probability per bin of a :class:`~edge.recognize.Distribution` (parts and colours
+        independent, each normalised); the (part, colour) -> bin table is built once per label set."""
+        colours = tuple(dist.colors) if dist.color_probs is not None else (None,)
+        key = (tuple(dist.parts), colours)
+        table = self._tables.get(key)
+        if table is None:
+            table = np.array(
+                [[self.bin_index(self.route(p, c).bin) for c in colours] for p in key[0]], np.int64
+            )
+            self._tables[key] = table
+        parts = np.asarray(dist.part_probs, np.float64)
+        cols = np.ones(1) if dist.color_probs is None else np.asarray(dist.color_probs, np.float64)
+        joint = np.outer(parts / max(parts.sum(), 1e-12), cols / max(cols.sum(), 1e-12))
+        mass = np.bincount(table.ravel(), weights=joint.ravel(), minlength=len(self.bin_names))
+        return {self.bin_names[i]: float(m) for i, m in enumerate(mass) if m > 0}
 
     def bin_index(self, name: str) -> int:
         """Position of bin ``name`` among the chute's bins (what the decision record stores)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edge.config import validate_config
@@ -160,3 +161,37 @@ def test_route_by_bin_keeps_errors_and_vector_answers_on_the_part_path() -> None
     assert by_bin.route_decision(vector).bin == "reject"  # similarities are not probabilities
     with pytest.raises(ConfigError, match="bin_threshold"):
         _sorter([], route_by="bin", bin_threshold=0)
+
+
+def test_route_by_bin_uses_the_whole_distribution_when_the_decision_has_it() -> None:
+    from edge.recognize import Distribution
+
+    parts = [f"p{i}" for i in range(40)] + ["3001"]
+    # Forty plates at 2% each and a brick at 20%: no top-5 list sees that 80% is 'other'.
+    probs = np.array([0.02] * 40 + [0.2])
+    dist = Distribution(parts, probs, [4, 1], np.array([0.1, 0.9]))
+    top = sorted(zip(parts, probs, strict=True), key=lambda t: -t[1])[:5]
+    decision = _decision([(p, float(q)) for p, q in top], [(1, 0.9), (4, 0.1)], distribution=dist)
+    rules = [{"color": ["Red"], "bin": "red"}, {"part": ["3001"], "bin": "bricks"}]
+    sorter = _sorter(rules, route_by="bin", bin_threshold=0.7)
+    route = sorter.route_decision(decision)
+    assert route.bin == "other" and "0.72" in route.reason  # 0.8 x 0.9 (red goes to 'red')
+    without = _decision([(p, float(q)) for p, q in top], [(1, 0.9), (4, 0.1)])
+    assert sorter.route_decision(without).bin == "reject"
+
+
+def test_recognizer_decisions_carry_the_fused_distribution() -> None:
+    import tempfile
+
+    from edge.recognize import Recognizer
+    from tests.helpers.onnx_models import write_model_set
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = write_model_set(Path(tmp), parts=("a", "b", "c"), colors=(4, 1), embedding_dim=4)
+    logits = np.array([[3.0, 1.0, 0.0], [2.0, 2.0, 0.0]], np.float32)
+    colours = np.array([[1.0, 0.0], [1.0, 0.0]], np.float32)
+    d = Recognizer(manifest).decide({"part_logits": logits, "color_logits": colours})
+    assert d.distribution is not None and list(d.distribution.parts) == ["a", "b", "c"]
+    assert d.distribution.part_probs.sum() == pytest.approx(1.0)
+    assert d.distribution.part_probs[0] == pytest.approx(d.part_topk[0][1])
+    assert d.distribution.color_probs is not None and list(d.distribution.colors) == [4, 1]
