@@ -43,6 +43,9 @@ class OnnxBackend(Backend):
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3  # errors only; ORT's warnings are noise on the Pi's journal
+        # Idle worker threads sleep instead of spinning: the segmenter and preprocessing run on the
+        # same cores between inferences and would otherwise wait for spinning threads.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session: Any = ort.InferenceSession(
                 str(path), sess_options=opts, providers=["CPUExecutionProvider"]

@@ -269,6 +269,7 @@ def load_onnx_session(path: Path, threads: int, hint: str) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see edge.engines.onnx
     options.log_severity_level = 3  # errors only: ORT's warnings are noise on the rig
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
