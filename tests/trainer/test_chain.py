@@ -90,7 +90,7 @@ def test_render_train_export_quantize_index_evaluate(demo_library: Path, tmp_pat
     assert len(index) == manifest.index.count > 0
 
     evaluation = manifest.evaluation
-    assert set(evaluation) == {"export_parity", "quantization", "index", "evaluate"}
+    assert set(evaluation) == {"export_parity", "temperature_scaling", "quantization", "index", "evaluate"}
     assert set(evaluation["quantization"]["artifacts"]) == {f.key for f in manifest.files}
     assert evaluation["index"]["recall_at_1"] == 1.0  # a gallery this small is searched exactly
     assert report["unseen"]["parts"] == holdout and not report["unseen"]["seen_in_training"]

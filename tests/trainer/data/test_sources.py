@@ -38,7 +38,14 @@ class _FakeScene:
     """Paints each view a flat colour with a square mask; same call signature as the scene renderer."""
 
     def render_views(
-        self, mesh: Any, color: Any, angles: list[float], seed: int, frame: str, size: Any = None
+        self,
+        mesh: Any,
+        color: Any,
+        angles: list[float],
+        seed: int,
+        frame: str,
+        size: Any = None,
+        name: str = "part",
     ) -> list[_View]:
         h, w = (48, 64) if frame == "full" else size
         views = []
