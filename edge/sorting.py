@@ -164,7 +164,7 @@ class Sorter:
         status = decision.status if status is None else status
         if status == "error" or s.route_by == "part" or decision.source != "classifier":
             return self.route(decision.part_num, decision.color_id, status)
-        dist = getattr(decision, "distribution", None)
+        dist = decision.distribution
         if dist is not None:  # the whole fused distribution: every part x every colour
             mass = self._bin_mass(dist)
         else:

@@ -51,7 +51,7 @@ def pack_frames(
     quality: int = 90,
     margin: float = 0.5,
     min_pad: int = 24,
-) -> dict[str, float]:
+) -> dict[str, int]:
     """Write a packed replay set of ``captures`` captures of ``src`` into ``dest`` (replaced).
 
     Returns figures for the log: captures, views, bytes written.
@@ -123,13 +123,12 @@ def pack_frames(
     if dest.exists():
         shutil.rmtree(dest)
     tmp.replace(dest)
-    figures = {
+    return {
         "captures": len(chosen),
         "views": len(rows),
         "parts": len({groups[i].truth["part_num"] for i in chosen}),
+        "bytes": size,
     }
-    figures["bytes"] = size
-    return figures
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
