@@ -206,3 +206,70 @@ def test_beyond_trunk_nodes_are_the_heads_and_the_image_statistics() -> None:
     model = helper.make_model(graph)
     assert beyond_trunk_nodes(model) == ["pool", "flat", "colour_stats", "concat", "part_head"]
     assert model.graph.node[1].name == "node_1"  # named for nodes_to_exclude
+
+
+def _conv_chain(tmp_path: Path) -> Path:
+    """image -> Conv "stem" -> Relu -> Conv "block" -> Relu -> Conv "last" -> mean -> Gemm: a tiny trunk."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    init = [
+        numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(size=(4, 4, 3, 3)).astype(np.float32), "w2"),
+        numpy_helper.from_array(rng.normal(size=(4, 4, 1, 1)).astype(np.float32), "w3"),
+        numpy_helper.from_array(rng.normal(size=(2, 4)).astype(np.float32), "g"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["image", "w1"], ["c1"], name="stem", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="r1"),
+        helper.make_node("Conv", ["r1", "w2"], ["c2"], name="block", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="r2"),
+        helper.make_node("Conv", ["r2", "w3"], ["c3"], name="last"),
+        helper.make_node("GlobalAveragePool", ["c3"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "g"], ["part_logits"], name="part_head", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 3, 8, 8])],
+        [helper.make_tensor_value_info("part_logits", TensorProto.FLOAT, ["n", 2])],
+        init,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "chain.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_first_convs_are_the_convolutions_nearest_the_image(tmp_path: Path) -> None:
+    from trainer.quantize import first_convs
+
+    model = onnx.load(str(_conv_chain(tmp_path)))
+    assert first_convs(model, 2) == ["stem", "block"]
+    assert first_convs(model, 0) == []
+    assert first_convs(model, 10) == ["stem", "block", "last"]
+    with pytest.raises(ConfigError, match="float convs"):
+        first_convs(model, -1)
+
+
+@pytest.mark.parametrize("float_convs", [0, 2])
+def test_onnx_int8_keeps_the_first_convolutions_float(tmp_path: Path, float_convs: int) -> None:
+    from trainer.quantize import quantize_onnx_int8
+
+    src = _conv_chain(tmp_path)
+    dst = tmp_path / "int8.onnx"
+    calib = np.random.default_rng(1).normal(size=(16, 3, 8, 8)).astype(np.float32)
+    quantize_onnx_int8(src, dst, calib, "image", float_convs=float_convs)
+    model = onnx.load(str(dst))
+    dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    int8_weights = {n.name for n in model.graph.node if n.op_type == "Conv" and n.input[1] in dequantized}
+    expected = ["stem", "block", "last"][float_convs:]
+    assert sorted(int8_weights) == sorted(expected)
+    # The quantised file still computes the float model's answer on these inputs.
+    import onnxruntime as ort
+
+    ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"image": calib})[0]
+    got = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"image": calib})[0]
+    assert (ref.argmax(1) == got.argmax(1)).mean() >= 0.75
