@@ -174,8 +174,12 @@ def classifier_figures(
     if has_color:
         mask = np.array([s.color_id in color_ix for s in test])
         ctruth = np.array([-1 if s.color_id is None else color_ix.get(s.color_id, -1) for s in test])
-        f["color_top1"] = float(np.mean(out["color_logits"][rows].argmax(1)[mask] == ctruth[mask]))
+        cpred = out["color_logits"][rows].argmax(1)
+        f["color_top1"] = float(np.mean(cpred[mask] == ctruth[mask]))
         f["color_images"] = int(mask.sum())
+        f["top_confused_colors"] = _confused(
+            [(manifest.colors[t], manifest.colors[q]) for t, q in zip(ctruth[mask], cpred[mask], strict=True)]
+        )
     recognizer = Recognizer(manifest, mode="classifier", k=5)
     top1, top5, ctop1, cn = 0, 0, 0, 0
     for group in captures:
@@ -192,16 +196,22 @@ def classifier_figures(
         f["fused_part_top5"] = top5 / len(captures)
     if cn:
         f["fused_color_top1"] = ctop1 / cn
-    pairs = Counter(
-        (manifest.parts[t], manifest.parts[p]) for t, p in zip(truth, pred, strict=True) if t != p
+    f["top_confused"] = _confused(
+        [(manifest.parts[t], manifest.parts[p]) for t, p in zip(truth, pred, strict=True)]
     )
-    per_part = Counter(s.part_num for s in test)
-    f["top_confused"] = [
-        {"true": t, "predicted": p, "count": n, "share_of_true": n / per_part[t]}
-        for (t, p), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CONFUSED]
-    ]
     f["confusion"] = confusion_submatrix(truth, pred, manifest.parts, f["top_confused"])
     return f
+
+
+def _confused(pairs: Sequence[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    """The :data:`TOP_CONFUSED` most frequent ``(true, predicted)`` mistakes among ``pairs``, with
+    their count and share of the true class's images (ties by class, so the list is stable)."""
+    per_class = Counter(t for t, _ in pairs)
+    wrong = Counter((t, p) for t, p in pairs if t != p)
+    return [
+        {"true": t, "predicted": p, "count": n, "share_of_true": n / per_class[t]}
+        for (t, p), n in sorted(wrong.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_CONFUSED]
+    ]
 
 
 def confusion_submatrix(

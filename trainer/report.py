@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge.errors import MissingDependencyError
+from edge.colors import get_color
+from edge.errors import MissingDependencyError, UnknownColorError
 from edge.manifest import Manifest
 
 #: (figure key, column / bar label) shown for each artifact.
@@ -162,7 +163,26 @@ def markdown(report: dict[str, Any], manifest: Manifest) -> str:
     else:
         lines.append("No part was confused.")
     lines += ["", "![confusion of the most confused parts](confusion.png)", ""]
+    colors = report["artifacts"][first].get("top_confused_colors")
+    if colors is not None:
+        lines += [f"## Most confused colours ({first}, single view)", ""]
+        if colors:
+            lines += ["| true | predicted as | images | share of true |", "|---|---|---:|---:|"]
+            for c in colors:
+                true, predicted = _color(c["true"]), _color(c["predicted"])
+                lines.append(f"| {true} | {predicted} | {c['count']} | {c['share_of_true']:.3f} |")
+        else:
+            lines.append("No colour was confused.")
+        lines.append("")
     return "\n".join(lines)
+
+
+def _color(color_id: int) -> str:
+    """``"Red (4)"``: the colour table's name and the id, or the bare id when the table lacks it."""
+    try:
+        return f"{get_color(color_id).name} ({color_id})"
+    except UnknownColorError:
+        return str(color_id)
 
 
 def write_report(out: Path, report: dict[str, Any], manifest: Manifest) -> dict[str, Path]:

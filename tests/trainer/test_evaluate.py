@@ -115,6 +115,9 @@ def test_figures_match_the_hand_computed_ones(tmp_path: Path, capsys: pytest.Cap
     assert f["top_confused"] == [
         {"true": "3001", "predicted": "3003", "count": n["3001"], "share_of_true": 0.25}
     ]
+    assert f["top_confused_colors"] == [  # the greenish view of red 3001 reads as green
+        {"true": 4, "predicted": 2, "count": n["3001"], "share_of_true": 0.25}
+    ]
     assert "confusion" not in f  # the matrix stays in the report folder
     assert report["unseen"]["parts"] == ["3020"]
     assert report["unseen"]["enrolled_images"] == 4 and report["unseen"]["query_images"] == 8
@@ -132,6 +135,7 @@ def test_figures_match_the_hand_computed_ones(tmp_path: Path, capsys: pytest.Cap
     md = (out / "report.md").read_text()
     assert "| onnxruntime/fp32 | model_fp32.onnx |" in md and f"{single:.3f}" in md
     assert "| 3001 | 3003 |" in md
+    assert f"| Red (4) | Green (2) | {n['3001']} | 0.250 |" in md
     for png in ("artifacts.png", "confusion.png"):
         image = cv2.imread(str(out / png))
         assert image is not None and image.shape[0] > 100 and image.std() > 0
