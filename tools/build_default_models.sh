@@ -6,16 +6,20 @@
 # LDRAW_DIR: an LDraw library (parts/, p/, lists/b200c_popular.txt); WORK_DIR (default
 # ../build-default beside the repository) holds the renders, the training run and the full model
 # set, fp32 file included. Every step resumes or is skipped when its output is already there, so
-# a stopped build is re-run with the same command. Environment: EPOCHS (default 12), PARTS (a parts
+# a stopped build is re-run with the same command. Environment: EPOCHS (default 10), PARTS (a parts
 # list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
-# PER_PART (training captures per part, 28), UNSEEN (parts after the first TOP rendered for the
+# PER_PART (training captures per part in each training render, 28), TRAIN_RENDERS (training
+# renders, each with its own seed, 2), UNSEEN (parts after the first TOP rendered for the
 # unseen-parts test, 10).
 #
 # Chain: render train data as the rig sees it (full 640x480 frames of the sim rig, `real` layout;
-# seed 1, 'train' randomisation) and a separate test set (seed 2, stronger 'test' randomisation)
+# 'train' randomisation; TRAIN_RENDERS renders with seeds 1, 3, 4, ...: one render of twice the
+# captures would do as well, but a new render can be added to a finished build and its cached
+# features reused) and a separate test set (seed 2, stronger 'test' randomisation)
 # -> trainer stage1 (synthetic only: no real captures exist, so
 # stage 2 is not run) -> export of the best checkpoint -> quantize (ONNX int8/fp16, TFLite
-# fp16/int8) -> index (gallery: every training-render image, so that hybrid recognition and the
+# fp16/int8) -> index (gallery: every image of the first training render (the index file stays
+# under MAX_SHIP_MB), so that hybrid recognition and the
 # unseen-parts test search all 200 parts) -> evaluate every artifact on the independent test
 # render and the unseen parts ->
 # models/default: the artifacts of at most MAX_SHIP_MB (a larger fp32 file stays in WORK_DIR and
@@ -36,8 +40,9 @@ BIN="$REPO/.venv/bin"
 PY="$BIN/python"
 PARTS="${PARTS:-$LDRAW/lists/b200c_popular.txt}"
 TOP="${TOP:-200}"
-EPOCHS="${EPOCHS:-12}"
+EPOCHS="${EPOCHS:-10}"
 PER_PART="${PER_PART:-28}"
+TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
 MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
@@ -73,6 +78,12 @@ render=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --c
         --layout real --supersample 1 --workers "$WORKERS" --sheet 0)
 once render-train "$WORK/render-train/render_report.json" "${render[@]}" --per-part "$PER_PART" --views 3 --seed 1 --randomization train \
     --out "$WORK/render-train"
+train_dirs=(render-train)
+for ((k = 2; k <= TRAIN_RENDERS; k++)); do
+    once "render-train$k" "$WORK/render-train$k/render_report.json" "${render[@]}" --per-part "$PER_PART" \
+        --views 3 --seed "$((k + 1))" --randomization train --out "$WORK/render-train$k"
+    train_dirs+=("render-train$k")
+done
 once render-test "$WORK/render-test/render_report.json" "${render[@]}" --per-part 2 --views 4 --seed 2 --randomization test \
     --out "$WORK/render-test"
 # Unseen parts: the next UNSEEN parts of the list (after the first TOP), never trained on: the
@@ -84,11 +95,11 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
 
 # Stage 1 config: the shipped one, pointed at the training render (relative paths in a config
 # are taken from its folder, so the copy lives in WORK).
-"$PY" - "$REPO/config/stage1_synthetic.yaml" "$WORK/stage1.yaml" "$EPOCHS" <<'EOF'
+"$PY" - "$REPO/config/stage1_synthetic.yaml" "$WORK/stage1.yaml" "$EPOCHS" "${train_dirs[@]}" <<'EOF'
 import sys, yaml
-src, dst, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+src, dst, epochs, dirs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 cfg = yaml.safe_load(open(src))
-cfg["sources"] = [{"path": "render-train", "kind": "real", "weight": 1.0}]
+cfg["sources"] = [{"path": d, "kind": "real", "name": d, "weight": 1.0} for d in dirs]
 cfg.update(epochs=epochs, out="runs/stage1", input_size=128, model="efficientnet_lite0",
            pretrained=True, freeze_blocks=5, holdout_parts=0)  # unseen parts: render-unseen
 # Stem + 5 stages frozen and cached (2 augmented copies): the CPU trains stages 6-7 and the heads.
@@ -102,7 +113,7 @@ once stage1 "$RUN/.complete" "$BIN/trainer" stage1 --config "$WORK/stage1.yaml" 
 touch "$RUN/.complete"
 
 step export "$BIN/trainer" export --checkpoint "$RUN/best" --out "$SET" --force
-step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "$WORK/render-train"
+step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "${train_dirs[@]/#/$WORK/}"
 step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" --split all
 step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" \
     "$WORK/render-unseen" --split all \
