@@ -168,9 +168,12 @@ def test_feature_cache_gives_the_uncached_forward(synth: Path, tmp_path: Path) -
     )
     assert FeatureCache(tmp_path, other, spec, plain, copies=1).key(samples[0], 0) != cache.key(samples[0], 0)
     augmented = FeatureCache(tmp_path, model, spec, Augmenter("stage1", min_side=64), copies=2)
-    augmented.build(samples[:1], progress=False)
-    a, b = augmented.load(samples[0], 0)[0], augmented.load(samples[0], 1)[0]
-    assert not torch.equal(a, b)  # two different augmented copies
+    augmented.build(samples, progress=False)
+    # Two copies are distinct draws. Some draws leave an image as it was (each stage-1 transform
+    # has p < 1; here about 1 pair in 10 comes out identical), so two copies of one sample can match by
+    # chance: ask it of 6 samples (copies that were always equal would fail every time).
+    distinct = [not torch.equal(augmented.load(s, 0)[0], augmented.load(s, 1)[0]) for s in samples]
+    assert any(distinct), distinct
 
 
 def test_stage2_starts_from_stage1_and_appends_new_parts_and_colours(
