@@ -128,6 +128,15 @@ def quantize_onnx_int8(
         )
 
 
+def named_nodes(model: Any) -> list[Any]:
+    """The graph's nodes in order, each unnamed one given the name ``node_<position>`` (ONNX Runtime's
+    ``nodes_to_exclude`` and onnxconverter's ``node_block_list`` select nodes by name)."""
+    nodes = list(model.graph.node)
+    for i, node in enumerate(nodes):
+        node.name = node.name or f"node_{i}"
+    return nodes
+
+
 def first_convs(model: Any, count: int) -> list[str]:
     """Names of the first ``count`` Conv nodes in graph order (a valid graph is topologically
     sorted, so these are the ones nearest the image). Unnamed nodes are given names first.
@@ -137,9 +146,7 @@ def first_convs(model: Any, count: int) -> list[str]:
     """
     if count < 0:
         raise ConfigError(f"float convs {count!r} must be >= 0")
-    nodes = list(model.graph.node)
-    for i, node in enumerate(nodes):
-        node.name = node.name or f"node_{i}"
+    nodes = named_nodes(model)
     return [node.name for node in nodes if node.op_type == "Conv"][:count]
 
 
@@ -147,9 +154,7 @@ def beyond_trunk_nodes(model: Any) -> list[str]:
     """Names of the nodes outside the convolutional trunk (everything that does not feed its last
     Conv): the heads and the colour descriptor's image statistics. They cost little time and lose
     much accuracy in int8 (colour most), so they stay float. Unnamed nodes are given names first."""
-    nodes = list(model.graph.node)
-    for i, node in enumerate(nodes):
-        node.name = node.name or f"node_{i}"
+    nodes = named_nodes(model)
     convs = [i for i, node in enumerate(nodes) if node.op_type == "Conv"]
     if not convs:
         return []
@@ -172,9 +177,7 @@ def float_sensitive_nodes(model: Any) -> list[str]:
     overflow (65504), so they stay float32. Unnamed nodes are given names first.
     """
     weighted = {"Conv", "Gemm", "MatMul"}
-    nodes = list(model.graph.node)
-    for i, node in enumerate(nodes):
-        node.name = node.name or f"node_{i}"
+    nodes = named_nodes(model)
     producer = {out: i for i, node in enumerate(nodes) for out in node.output}
     consumers: dict[str, list[int]] = {}
     for i, node in enumerate(nodes):
