@@ -71,6 +71,8 @@ FORMATS: dict[str, tuple[str, str, str]] = {
 #: onnx2tf looks for this file in its working folder and downloads it when absent.
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 ONNX2TF_TIMEOUT_S = 3600
+#: Convolutions kept float at the front of the ONNX int8 file (see the module docstring).
+FLOAT_CONVS = 12
 
 
 def parse_formats(text: str | Sequence[str]) -> list[str]:
@@ -91,7 +93,7 @@ def _need(module: str, package: str, purpose: str) -> None:
 
 
 def quantize_onnx_int8(
-    src: Path, dst: Path, calib: np.ndarray, input_name: str, batch: int = 8, float_convs: int = 12
+    src: Path, dst: Path, calib: np.ndarray, input_name: str, batch: int = 8, float_convs: int = FLOAT_CONVS
 ) -> None:
     """Static QDQ int8 quantisation of ``src`` (per-channel weights) calibrated on ``calib``; the
     first ``float_convs`` convolutions (:func:`first_convs`) and the nodes beyond the
@@ -425,7 +427,7 @@ def quantize_model_set(
     *,
     calib_count: int = 200,
     eval_count: int = 500,
-    float_convs: int = 12,
+    float_convs: int = FLOAT_CONVS,
     command: str | None = None,
 ) -> Manifest:
     """Write the requested variants into the model set, list them in its manifest and measure them.
@@ -570,8 +572,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--float-convs",
         type=int,
-        default=12,
-        help="first convolutions kept float in the ONNX int8 file (default 12: the high-resolution blocks)",
+        default=FLOAT_CONVS,
+        help=f"first convolutions kept float in the ONNX int8 file (default {FLOAT_CONVS})",
     )
     p.set_defaults(func=main)
 
