@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -128,6 +129,19 @@ def resolve_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was requested but torch sees no GPU; use device: auto or cpu")
     return name
+
+
+def deterministic_cuda() -> None:
+    """Make a seeded GPU run repeat exactly, as a CPU run does (and a resumed run end where an
+    uninterrupted one does): cuDNN's fastest kernels add in a varying order. Process-wide."""
+    import torch
+
+    # cuBLAS needs a fixed workspace to be deterministic; read when its first handle is made.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    # warn_only: an op with no deterministic kernel warns rather than stops the training.
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
@@ -307,6 +321,8 @@ def train(
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if device == "cuda":
+        deterministic_cuda()
     torch.manual_seed(cfg.seed)
     write_json(out / "config.json", {"stage": stage, **cfg.model_dump(mode="json")})
     data = _prepare_data(cfg, stage, out)
@@ -451,6 +467,7 @@ def train(
         "steps": step,
         "cache_seconds": cache_seconds,
         "cached": use_cache,
+        "device": device,
     }
 
 

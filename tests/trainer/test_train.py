@@ -127,7 +127,11 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(synth: Path, tm
     a, _ = load_checkpoint(tmp_path / "a" / "checkpoints" / "epoch_0003")
     b, _ = load_checkpoint(tmp_path / "b" / "checkpoints" / "epoch_0003")
     wa, wb = a.state_dict(), b.state_dict()
-    assert all(torch.equal(wa[k], wb[k]) for k in wa), "resumed weights differ from the uninterrupted run"
+    differ = {
+        k: float((wa[k].double() - wb[k].double()).abs().max()) for k in wa if not torch.equal(wa[k], wb[k])
+    }
+    some = dict(list(differ.items())[:3])
+    assert not differ, f"resumed weights differ from the uninterrupted run: {len(differ)} tensors, as {some}"
     for x, y in zip(straight["history"], resumed["history"], strict=True):
         assert x["train_loss"] == y["train_loss"] and x["val_loss"] == y["val_loss"]
 
