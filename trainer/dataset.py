@@ -162,6 +162,7 @@ class FeatureCache:
                 "model": model_fingerprint(model),
                 "spec": spec.model_dump(mode="json"),
                 "augment": augmenter.stage,
+                "augment_settings": augmenter.fingerprint,
                 "min_side": augmenter.min_side,
                 "seed": seed,
             },

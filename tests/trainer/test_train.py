@@ -14,7 +14,7 @@ import yaml
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
-pytest.importorskip("albumentations")
+A = pytest.importorskip("albumentations")
 
 from edge.errors import ConfigError  # noqa: E402
 from edge.sim.demo_library import DEMO_PARTS  # noqa: E402
@@ -172,6 +172,12 @@ def test_feature_cache_gives_the_uncached_forward(synth: Path, tmp_path: Path) -
     )
     assert FeatureCache(tmp_path, other, spec, plain, copies=1).key(samples[0], 0) != cache.key(samples[0], 0)
     augmented = FeatureCache(tmp_path, model, spec, Augmenter("stage1", min_side=64), copies=2)
+    # Other augmentation settings under the same stage name (a changed module) are other entries.
+    changed = Augmenter("stage1", min_side=64)
+    changed.pipeline = A.Compose([A.GaussNoise(std_range=(0.1, 0.2), p=1.0)], seed=0)
+    changed_cache = FeatureCache(tmp_path, model, spec, changed, copies=2)
+    assert changed_cache.key(samples[0], 0) != augmented.key(samples[0], 0)
+    assert Augmenter("stage1", min_side=64).fingerprint == augmented.augmenter.fingerprint
     augmented.build(samples, progress=False)
     # Two copies are distinct draws. Some draws leave an image as it was (each stage-1 transform
     # has p < 1; here about 1 pair in 10 comes out identical), so two copies of one sample can match by
