@@ -68,6 +68,9 @@ class RenderJob:
     randomization: str
     supersample: int
     size: int | None = None
+    #: Factors taken from the preset ``factors_from`` instead of ``randomization`` (a one-factor study).
+    factors: tuple[str, ...] = ()
+    factors_from: str | None = None
 
 
 @dataclass
@@ -76,6 +79,32 @@ class PartResult:
     records: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     skipped: bool = False
+
+
+PRESETS = ("off", "train", "test")
+
+
+def job_randomization(job: RenderJob) -> Any:
+    """The job's :class:`~edge.sim.scene_config.Randomization`: its preset, with ``job.factors``
+    taken from the preset ``job.factors_from`` (e.g. 'train' with blur at 'test' strength)."""
+    from edge.sim.scene_config import FACTORS, Randomization
+
+    def preset(name: str) -> Randomization:
+        if name not in PRESETS:
+            raise ConfigError(f"randomization preset {name!r} is unknown; use one of {', '.join(PRESETS)}")
+        return getattr(Randomization, name)()
+
+    out = preset(job.randomization)
+    unknown = [f for f in job.factors if f not in FACTORS]
+    if unknown:
+        raise ConfigError(f"randomization factor(s) {unknown} unknown; the factors are {', '.join(FACTORS)}")
+    if job.factors:
+        if job.factors_from is None:
+            raise ConfigError("factors were named without a preset to take them from; pass --factors-from")
+        source = preset(job.factors_from)
+        for name in job.factors:
+            setattr(out, name, getattr(source, name))
+    return out
 
 
 def read_parts_list(path: Path, top: int | None = None) -> list[str]:
@@ -114,14 +143,12 @@ def _worker_init(job: RenderJob) -> None:
     cv2.setNumThreads(1)
     from edge.sim.ldconfig import read_ldconfig
     from edge.sim.ldraw import LDrawLibrary
-    from edge.sim.scene import Randomization, RigGeometry, SceneRenderer
+    from edge.sim.scene import RigGeometry, SceneRenderer
 
     library = LDrawLibrary(job.ldraw)
     ldconfig_path = Path(job.ldraw) / "LDConfig.ldr"
     ldconfig = read_ldconfig(ldconfig_path) if ldconfig_path.is_file() else None
-    randomization = {"off": Randomization.off, "train": Randomization.train, "test": Randomization.test}[
-        job.randomization
-    ]()
+    randomization = job_randomization(job)
     _STATE.update(
         job=job,
         library=library,
@@ -343,10 +370,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     p.add_argument(
         "--randomization",
-        choices=("off", "train", "test"),
+        choices=PRESETS,
         default="train",
         help="domain randomisation preset: 'test' is stronger than 'train' (default train)",
     )
+    p.add_argument(
+        "--factors",
+        default="",
+        help="comma-separated randomisation factors to take from --factors-from instead "
+        "(e.g. defocus,motion_blur; see edge.sim.scene_config.FACTORS): a one-factor sensitivity study",
+    )
+    p.add_argument("--factors-from", choices=PRESETS, help="the preset --factors come from (e.g. test)")
     p.add_argument("--supersample", type=int, default=2, choices=(1, 2, 3, 4))
     p.add_argument("--size", type=int, help="crop size for b200c/legacy (default 64 / 224)")
     p.add_argument("--sheet", type=int, default=100, help="parts on the contact sheet (0: none)")
@@ -378,7 +412,10 @@ def main(args: argparse.Namespace) -> int:
         randomization=args.randomization,
         supersample=args.supersample,
         size=args.size,
+        factors=tuple(f.strip() for f in args.factors.split(",") if f.strip()),
+        factors_from=args.factors_from,
     )
+    job_randomization(job)  # a bad factor name fails here, before any worker starts
     results = run_render(job, parts, workers=min(args.workers, len(parts)))
     failed = [r for r in results if r.error]
     if args.sheet:

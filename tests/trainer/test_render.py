@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import pytest
 
 from trainer.cli import main
-from trainer.render import REAL_COLUMNS, read_parts_list
+from trainer.render import REAL_COLUMNS, RenderJob, job_randomization, read_parts_list
 
 
 def _parts_file(tmp_path: Path, *parts: str) -> Path:
@@ -112,3 +113,37 @@ def test_bad_arguments_give_clear_errors(demo_library: Path, tmp_path: Path, cap
     assert _render(demo_library, empty, tmp_path / "o", "real") == 2
     assert _render(tmp_path, _parts_file(tmp_path, "demo-3001"), tmp_path / "o", "real") == 2
     assert "not an LDraw library" in caplog.text
+
+
+def test_factors_from_another_preset_make_a_one_factor_study(demo_library: Path, tmp_path: Path) -> None:
+    from edge.sim.scene_config import Randomization
+
+    job = RenderJob(
+        str(demo_library), "real", str(tmp_path), 1, 2, (4,), 3, "train", 1, factors=("defocus", "jpeg")
+    )
+    with pytest.raises(ValueError, match="--factors-from"):
+        job_randomization(job)
+    job = replace(job, factors_from="test")
+    got, train, test = job_randomization(job), Randomization.train(), Randomization.test()
+    assert got.defocus == test.defocus != train.defocus and got.jpeg == test.jpeg != train.jpeg
+    assert got.exposure == train.exposure != test.exposure  # every other factor stays 'train'
+    with pytest.raises(ValueError, match="unknown; the factors are"):
+        job_randomization(replace(job, factors=("defocus", "bokeh")))
+
+    # Through the command line: the study's renders differ from plain 'train' ones and say why.
+    parts = _parts_file(tmp_path, "demo-3001")
+    plain, blurred = tmp_path / "plain", tmp_path / "blurred"
+    assert _render(demo_library, parts, plain, "real") == 0
+    assert (
+        _render(demo_library, parts, blurred, "real", "--factors", "defocus", "--factors-from", "test") == 0
+    )
+    report = json.loads((blurred / "render_report.json").read_text())
+    assert report["job"]["factors"] == ["defocus"] and report["job"]["factors_from"] == "test"
+    rows = list(csv.DictReader((blurred / "manifest.csv").open()))
+    a = cv2.imread(str(plain / rows[0]["image_path"])).astype(int)
+    b = cv2.imread(str(blurred / rows[0]["image_path"])).astype(int)
+    assert a.shape == b.shape and (a != b).any()
+    assert (
+        _render(demo_library, parts, tmp_path / "bad", "real", "--factors", "bokeh", "--factors-from", "test")
+        == 2
+    )
