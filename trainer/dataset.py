@@ -43,7 +43,7 @@ except ImportError as _exc:
 log = logging.getLogger(__name__)
 
 #: Bumped when the cached content changes meaning (invalidates every old cache entry).
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the colour descriptor's clamped mask
 
 
 def item_seed(seed: int, epoch: int, position: int, copy: int = 0) -> int:

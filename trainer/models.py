@@ -207,6 +207,17 @@ class ColorDescriptor(nn.Module):
     #: Width in pixels of the border ring taken as background (inside the crop margin at 64+ px).
     RING = 4
 
+    def mask_logits(self, dist: torch.Tensor) -> torch.Tensor:
+        """The soft mask's sigmoid input from the squared colour distance: within +-6 for any input.
+
+        ``dist`` is clamped at twice the threshold, where the sigmoid is already 0.9975, and scaled
+        before the offset. Int8 converters (onnx2tf) gave a subtraction the scale of the
+        multiplication after it, so ``dist - threshold``, a few hundredths wide, rounded to zero at
+        the scale of 300 times that: the full-integer TFLite file's mask was 0.5 everywhere and its
+        colour top-1 0.44 against 0.96 float. In this form every int8 step is about 0.05.
+        """
+        return dist.clamp(max=2 * self.THRESHOLD) * self.SHARPNESS - self.SHARPNESS * self.THRESHOLD
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Descriptor of a (N, 3, H, W) normalised batch."""
         r = self.RING
@@ -214,7 +225,7 @@ class ColorDescriptor(nn.Module):
         strips = [x[:, :, :r, :], x[:, :, -r:, :], x[:, :, r:-r, :r], x[:, :, r:-r, -r:]]
         border = torch.cat([s.flatten(2) for s in strips], dim=2).mean(dim=2)
         dist = ((x - border[:, :, None, None]) ** 2).mean(dim=1, keepdim=True)
-        weight = torch.sigmoid(self.SHARPNESS * (dist - self.THRESHOLD)) + 1e-3  # never all-zero
+        weight = torch.sigmoid(self.mask_logits(dist)) + 1e-3  # never all-zero
         wsum = weight.sum(dim=(2, 3))
         mean = (x * weight).sum(dim=(2, 3)) / wsum
         var = (((x - mean[:, :, None, None]) ** 2) * weight).sum(dim=(2, 3)) / wsum

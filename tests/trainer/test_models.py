@@ -117,6 +117,19 @@ def test_colour_descriptor_measures_the_part_not_the_background() -> None:
     np.testing.assert_allclose(desc[9:], x.mean(axis=(0, 1)), atol=1e-5)  # plain mean
 
 
+def test_colour_mask_logits_are_bounded_and_keep_the_mask() -> None:
+    """The sigmoid's input stays within +-S*T (int8 keeps ~0.05 steps there; unbounded, the TFLite
+    int8 file lost the mask), and the mask stays the unclamped sigmoid's within 0.0025."""
+    d = models.ColorDescriptor()
+    dist = torch.cat([torch.linspace(0, 0.1, 1001), torch.tensor([0.5, 1.0, 4.0, 16.0])])
+    logits = d.mask_logits(dist)
+    bound = d.SHARPNESS * d.THRESHOLD
+    assert logits.min() >= -bound - 1e-4 and logits.max() <= bound + 1e-4
+    unclamped = torch.sigmoid(d.SHARPNESS * (dist - d.THRESHOLD))
+    assert (torch.sigmoid(logits) - unclamped).abs().max() <= 0.0025
+    assert torch.sigmoid(logits[0]) < 0.003 and torch.sigmoid(logits[-1]) > 0.997
+
+
 def test_proxy_logits_subtract_the_margin_at_the_true_class_only() -> None:
     model = _tiny()
     emb = torch.nn.functional.normalize(torch.randn(4, 32), dim=1)
