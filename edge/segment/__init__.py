@@ -1,6 +1,6 @@
 """Background removal: each backend turns an RGB frame into a 0/255 part mask.
 
-Select one in the config with ``segmenter: {type: none | hsv | u2net | mobileseg, ...}`` and
+Select one in the config with ``segmenter: {type: none | hsv | bgdiff | u2net | mobileseg, ...}`` and
 build it with :func:`create_segmenter`. ``SegmenterConfig`` is the pydantic discriminated union
 of every backend's config, for use as a field type::
 
@@ -32,13 +32,14 @@ if TYPE_CHECKING:
 
     from pydantic import Field
 
+    from edge.segment.bgdiff import BgDiffConfig
     from edge.segment.hsv import HsvConfig
     from edge.segment.mobileseg import MobileSegConfig
     from edge.segment.none import NoneConfig
     from edge.segment.u2net import U2NetConfig
 
     SegmenterConfig = Annotated[
-        Union[NoneConfig, HsvConfig, U2NetConfig, MobileSegConfig],  # noqa: UP007
+        Union[NoneConfig, HsvConfig, BgDiffConfig, U2NetConfig, MobileSegConfig],  # noqa: UP007
         Field(discriminator="type"),
     ]
 
