@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.errors import ImageError
-from edge.sim import effects as fx
+from studio import effects as fx
 
 
 def flat(value: float, size: int = 64) -> np.ndarray:

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from edge.errors import RenderError
-from edge.sim.mesh import Mesh
+from studio.mesh import Mesh
 
 #: World "down" in LDraw axes (+Y).
 DOWN = np.array([0.0, 1.0, 0.0])
