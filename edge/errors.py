@@ -32,23 +32,11 @@ class DataFileError(EdgeError, FileNotFoundError):
     """A file the project needs is missing or unreadable."""
 
 
-class LDrawError(EdgeError, ValueError):
-    """An LDraw file is malformed, missing, or references itself."""
-
-
-class MissingPartError(LDrawError, FileNotFoundError):  # type: ignore[misc]
-    """An LDraw part or sub-file cannot be found on the library's search path."""
-
-
 class UnknownColorError(EdgeError, KeyError):
     """A colour id or LDraw colour code is not in the colour table."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0]) if self.args else ""
-
-
-class RenderError(EdgeError, RuntimeError):
-    """The renderer was given something it cannot draw (an empty mesh, a part off camera)."""
 
 
 class ImageError(EdgeError, ValueError):

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from edge.errors import DataFileError, LDrawError, MissingPartError
+from studio.errors import DataFileError, LDrawError, MissingPartError
 from studio.mesh import MAIN_COLOR, Mesh
 
 log = logging.getLogger(__name__)

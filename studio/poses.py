@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.errors import RenderError
+from studio.errors import RenderError
 from studio.mesh import Mesh
 
 #: World "down" in LDraw axes (+Y).

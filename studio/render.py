@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from edge.errors import RenderError
+from studio.errors import RenderError
 from studio.mesh import Mesh
 
 #: Default colour of edge lines (linear RGB of sRGB 0x333333, LDraw's usual edge colour).

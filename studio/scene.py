@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 
 from edge.colors import Color, all_colors, color_by_ldraw_code, get_color
-from edge.errors import RenderError, UnknownColorError
+from edge.errors import UnknownColorError
 from studio import effects
+from studio.errors import RenderError
 from studio.ldconfig import LDrawColour, default_edge_rgb
 from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
 from studio.poses import Pose, placement, stable_poses, yaw_matrix

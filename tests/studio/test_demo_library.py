@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import DataFileError
 from studio.demo_library import DEMO_COLOURS, DEMO_PARTS, write_demo_library
+from studio.errors import DataFileError
 from studio.ldconfig import read_ldconfig
 from studio.ldraw import LDrawLibrary, read_ldraw
 from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import DataFileError, EdgeError, LDrawError
+from edge.errors import EdgeError
+from studio.errors import DataFileError, LDrawError
 from studio.ldconfig import LDrawColour, default_edge_rgb, read_ldconfig
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import DataFileError, LDrawError, MissingPartError
+from studio.errors import DataFileError, LDrawError, MissingPartError
 from studio.ldraw import LDrawLibrary, parse_ldraw, parse_line
 from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import RenderError
+from studio.errors import RenderError
 from studio.ldraw import LDrawLibrary
 from studio.mesh import Mesh
 from studio.poses import (

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import RenderError
+from studio.errors import RenderError
 from studio.mesh import Mesh
 from studio.render import (
     Camera,

@@ -12,8 +12,9 @@ from pydantic import ValidationError
 
 from edge.colors import all_colors, color_by_name, get_color
 from edge.config import validate_config
-from edge.errors import ConfigError, RenderError
+from edge.errors import ConfigError
 from studio import effects as fx
+from studio.errors import RenderError
 from studio.ldconfig import LDrawColour
 from studio.ldraw import LDrawLibrary
 from studio.mesh import Mesh
