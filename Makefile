@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-SRC    := edge trainer calibration tests benchmarks tools
+SRC    := edge studio trainer calibration tests benchmarks tools
 
 .PHONY: setup setup-all run test lint clean
 

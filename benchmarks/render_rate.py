@@ -1,4 +1,4 @@
-"""Render rate of ``edge.sim.render`` on one CPU core, against an OpenCV painter's-algorithm baseline.
+"""Render rate of ``studio.render`` on one CPU core, against an OpenCV painter's-algorithm baseline.
 
     python benchmarks/render_rate.py --ldraw ../shared/ldraw --part 3001 --size 224 \
         --supersample 2 --seconds 10 [--json FILE] [--markdown FILE] [--profile]
@@ -32,8 +32,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edge.sim.mesh import Mesh  # noqa: E402
-from edge.sim.render import (  # noqa: E402
+from studio.mesh import Mesh  # noqa: E402
+from studio.render import (  # noqa: E402
     Camera,
     Lighting,
     linear_to_srgb,
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
 
     if args.ldraw:
-        from edge.sim.ldraw import LDrawLibrary  # written alongside; only needed with --ldraw
+        from studio.ldraw import LDrawLibrary  # written alongside; only needed with --ldraw
 
         mesh, source = LDrawLibrary(args.ldraw).part_mesh(args.part), f"LDraw part {args.part}"
     else:
@@ -292,7 +292,7 @@ def _write_markdown(path: Path, res: dict, argv: list[str], note: str) -> None: 
     """The figures as a short Markdown report, with the command that produced them."""
     command = "python benchmarks/render_rate.py " + " ".join(f"'{a}'" if " " in a else a for a in argv)
     lines = [
-        "# Render rate (edge.sim.render, one core)",
+        "# Render rate (studio.render, one core)",
         "",
         f"Command: `{command}`",
         "",

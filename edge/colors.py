@@ -32,7 +32,7 @@ class Color:
     Attributes:
         id: Rebrickable colour id, the project's canonical colour id.
         name: Rebrickable's name, e.g. ``"Light Bluish Gray"``.
-        rgb: sRGB 0..255, Rebrickable's value (LDraw's differ; see :mod:`edge.sim.ldconfig`).
+        rgb: sRGB 0..255, Rebrickable's value (LDraw's differ; see :mod:`studio.ldconfig`).
         is_trans: True for transparent colours.
         ldraw_code: the matching LDraw colour code, or None when LDraw has none.
         rank: popularity rank in the table, 1 = used in the most parts.

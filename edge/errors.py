@@ -17,13 +17,20 @@ class ConfigError(EdgeError, ValueError):
 
 
 class MissingDependencyError(EdgeError, ImportError):
-    """An optional dependency is not installed; the message names the extra to install."""
+    """An optional dependency is not installed; the message names the extra to install.
 
-    def __init__(self, package: str, extra: str, purpose: str = "") -> None:
+    ``extra=None`` is for a package that ships with ``lego-edge`` itself (``studio``) but is absent
+    from this install: the fix is to install the whole distribution.
+    """
+
+    def __init__(self, package: str, extra: str | None, purpose: str = "") -> None:
         what = f" for {purpose}" if purpose else ""
-        super().__init__(
-            f"{package!r} is needed{what} but is not installed: pip install 'lego-edge[{extra}]'"
+        fix = (
+            f"pip install 'lego-edge[{extra}]'"
+            if extra
+            else "install the whole lego-edge distribution (pip install lego-edge), which ships it"
         )
+        super().__init__(f"{package!r} is needed{what} but is not installed: {fix}")
         self.package = package
         self.extra = extra
 
@@ -32,23 +39,11 @@ class DataFileError(EdgeError, FileNotFoundError):
     """A file the project needs is missing or unreadable."""
 
 
-class LDrawError(EdgeError, ValueError):
-    """An LDraw file is malformed, missing, or references itself."""
-
-
-class MissingPartError(LDrawError, FileNotFoundError):  # type: ignore[misc]
-    """An LDraw part or sub-file cannot be found on the library's search path."""
-
-
 class UnknownColorError(EdgeError, KeyError):
     """A colour id or LDraw colour code is not in the colour table."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0]) if self.args else ""
-
-
-class RenderError(EdgeError, RuntimeError):
-    """The renderer was given something it cannot draw (an empty mesh, a part off camera)."""
 
 
 class ImageError(EdgeError, ValueError):

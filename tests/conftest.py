@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.append(str(REPO))
 
-from edge.sim.demo_library import write_demo_library  # noqa: E402
+from studio.demo_library import write_demo_library  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.sim.ldconfig import LDrawColour, read_ldconfig
+from studio.ldconfig import LDrawColour, read_ldconfig
 
 #: Rebrickable id -> LDraw code (or None: no LDraw counterpart), where name matching misses or
 #: errs. Each was checked by hand against LDConfig.ldr, whose comments give LEGO's own colour

@@ -1,6 +1,6 @@
 """``trainer demo``: the studio end to end on a fresh clone, with no download.
 
-Writes the project's own small LDraw library (simplified parts, see :mod:`edge.sim.demo_library`)
+Writes the project's own small LDraw library (simplified parts, see :mod:`studio.demo_library`)
 unless ``--ldraw`` names a real one, renders a few turntable captures of each part in the rig's
 ``real`` layout, and writes a contact sheet. It is what ``make run`` shows until the daemon lands.
 """
@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from edge.colors import common_colors
-    from edge.sim.demo_library import write_demo_library
+    from studio.demo_library import write_demo_library
 
     args.out.mkdir(parents=True, exist_ok=True)
     if args.ldraw is None:

@@ -85,9 +85,9 @@ PRESETS = ("off", "train", "test")
 
 
 def job_randomization(job: RenderJob) -> Any:
-    """The job's :class:`~edge.sim.scene_config.Randomization`: its preset, with ``job.factors``
+    """The job's :class:`~studio.scene_config.Randomization`: its preset, with ``job.factors``
     taken from the preset ``job.factors_from`` (e.g. 'train' with blur at 'test' strength)."""
-    from edge.sim.scene_config import FACTORS, Randomization
+    from studio.scene_config import FACTORS, Randomization
 
     def preset(name: str) -> Randomization:
         if name not in PRESETS:
@@ -141,9 +141,9 @@ _STATE: dict[str, Any] = {}
 
 def _worker_init(job: RenderJob) -> None:
     cv2.setNumThreads(1)
-    from edge.sim.ldconfig import read_ldconfig
-    from edge.sim.ldraw import LDrawLibrary
-    from edge.sim.scene import RigGeometry, SceneRenderer
+    from studio.ldconfig import read_ldconfig
+    from studio.ldraw import LDrawLibrary
+    from studio.scene import RigGeometry, SceneRenderer
 
     library = LDrawLibrary(job.ldraw)
     ldconfig_path = Path(job.ldraw) / "LDConfig.ldr"
@@ -378,7 +378,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--factors",
         default="",
         help="comma-separated randomisation factors to take from --factors-from instead "
-        "(e.g. defocus,motion_blur; see edge.sim.scene_config.FACTORS): a one-factor sensitivity study",
+        "(e.g. defocus,motion_blur; see studio.scene_config.FACTORS): a one-factor sensitivity study",
     )
     p.add_argument("--factors-from", choices=PRESETS, help="the preset --factors come from (e.g. test)")
     p.add_argument("--supersample", type=int, default=2, choices=(1, 2, 3, 4))

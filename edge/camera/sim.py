@@ -6,8 +6,10 @@ and leaves (:meth:`SimSource.remove_part`), ``capture()`` returns the empty turn
 part is present and the part at the current angle otherwise, with the ground truth (``part_num``,
 ``color_id``, ...) in ``Frame.meta``. Two modes:
 
-- live (``ldraw`` set): renders each view with :class:`edge.sim.scene.SceneRenderer` from an LDraw
-  library, a parts list and colours, seeded so a run is repeatable;
+- live (``ldraw`` set): renders each view with :class:`studio.scene.SceneRenderer` from an LDraw
+  library, a parts list and colours, seeded so a run is repeatable. Only this mode needs the
+  ``studio`` package, imported when a live stage opens (or ``rig`` is validated), never at module
+  level;
 - replay (default): plays back rendered or real frames from a folder in the rig's capture layout
   (``manifest.csv`` + images, as ``trainer render --layout real`` writes), default the frames
   shipped under ``edge/data/sim/``. The empty turntable is ``empty.png`` when the folder has one,
@@ -36,8 +38,7 @@ from pydantic import Field, field_validator
 from edge.camera.base import CameraSource, EndOfStream, register_camera
 from edge.camera.folder import MANIFEST_NAME, read_image, read_manifest
 from edge.config import StrictModel, validate_config
-from edge.errors import ConfigError, DataFileError, HardwareError, ImageError
-from edge.sim.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
+from edge.errors import ConfigError, DataFileError, HardwareError, ImageError, MissingDependencyError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class SimConfig(StrictModel):
         "off", description="live mode's domain randomisation preset (lighting, noise, placement)"
     )
     rig: dict[str, Any] = Field(
-        default_factory=dict, description="overrides of edge.sim.scene.RigGeometry (e.g. width, height)"
+        default_factory=dict, description="overrides of studio.scene.RigGeometry (e.g. width, height)"
     )
     supersample: int = Field(1, ge=1, le=4, description="live mode's antialiasing factor (1 = fastest)")
     frames: str | None = Field(
@@ -87,7 +88,8 @@ class SimConfig(StrictModel):
     @field_validator("rig")
     @classmethod
     def _valid_rig(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from edge.sim.scene import RigGeometry
+        _require_studio("the sim camera's rig settings (live simulation)")
+        from studio.scene import RigGeometry
 
         validate_config(RigGeometry, value, "rig")  # ConfigError lists the bad keys and the known ones
         return value
@@ -362,13 +364,15 @@ _CACHE_VIEWS = 16  # rendered views kept (a capture loop often asks for the same
 
 
 class LiveStage(Stage):
-    """Parts rendered on demand with :class:`edge.sim.scene.SceneRenderer` (see the module docstring)."""
+    """Parts rendered on demand with :class:`studio.scene.SceneRenderer` (see the module docstring)."""
 
     def __init__(self, config: SimConfig) -> None:
         from edge.colors import parse_color_list
-        from edge.sim.ldconfig import read_ldconfig
-        from edge.sim.ldraw import LDrawLibrary
-        from edge.sim.scene import Randomization, RigGeometry, SceneRenderer
+
+        _require_studio("live simulation (camera.ldraw set)")
+        from studio.ldconfig import read_ldconfig
+        from studio.ldraw import LDrawLibrary
+        from studio.scene import Randomization, RigGeometry, SceneRenderer
 
         root = Path(str(config.ldraw)).expanduser()
         self.name = f"sim rig with LDraw library {str(root)!r}"
@@ -441,13 +445,27 @@ class LiveStage(Stage):
 
     def _speck_pixel(self, meta: dict[str, Any], angle_deg: float, shape: tuple[int, ...]) -> tuple[int, int]:
         """Where the speck (and so its one-pixel shadow) lands in the image."""
-        from edge.sim.poses import yaw_matrix
-        from edge.sim.scene import MM_PER_LDU
+        from studio.poses import yaw_matrix
+        from studio.scene import MM_PER_LDU
 
         x_mm, z_mm = meta.get("offset_mm", (0.0, 0.0))  # the placement offset the scene drew
         world = yaw_matrix(angle_deg) @ np.array([x_mm / MM_PER_LDU, 0.0, z_mm / MM_PER_LDU, 1.0])
         xy, _ = self.scene.camera(shape[1], shape[0]).project(world[None, :3])
         return round(float(xy[0, 0])), round(float(xy[0, 1]))
+
+
+def _require_studio(purpose: str) -> None:
+    """Raise :class:`MissingDependencyError` unless the ``studio`` package (the renderer) imports.
+
+    ``studio`` ships with ``lego-edge``; only live simulation needs it, so ``edge`` imports it
+    inside the functions that render, never at module level.
+    """
+    try:
+        import studio  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name != "studio":
+            raise
+        raise MissingDependencyError("studio", None, purpose) from None
 
 
 def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
@@ -473,8 +491,10 @@ def _parts(config: SimConfig) -> list[str]:
     return parts
 
 
-def _speck(side_ldu: float = 0.1) -> Mesh:
-    """A tiny cube (0.1 LDU = 0.04 mm): a stand-in part too small to show."""
+def _speck(side_ldu: float = 0.1) -> Any:
+    """A tiny cube (0.1 LDU = 0.04 mm): a stand-in part too small to show (a ``studio.mesh.Mesh``)."""
+    from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
+
     h = side_ldu / 2
     corner = np.array([[x, y, z] for x in (-h, h) for y in (-h, h) for z in (-h, h)], np.float32)
     quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]

@@ -25,7 +25,7 @@ from edge.colors import (
     rebrickable_to_ldraw,
 )
 from edge.errors import ConfigError, DataFileError, EdgeError, UnknownColorError
-from edge.sim.ldconfig import read_ldconfig
+from studio.ldconfig import read_ldconfig
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("LEGO_SHARED", REPO.parent / "shared"))

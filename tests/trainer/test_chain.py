@@ -16,7 +16,7 @@ import pytest
 from edge.engines import create_engine
 from edge.index import EmbeddingIndex
 from edge.manifest import load_manifest, verify_file
-from edge.sim.demo_library import DEMO_PARTS
+from studio.demo_library import DEMO_PARTS
 from trainer.render import RenderJob, run_render
 
 NEEDED = ("torch", "timm", "safetensors", "albumentations", "matplotlib", "onnxconverter_common")

@@ -16,7 +16,7 @@ pytest.importorskip("albumentations")
 
 from edge.engines import create_engine  # noqa: E402
 from edge.manifest import load_manifest  # noqa: E402
-from edge.sim.demo_library import DEMO_PARTS  # noqa: E402
+from studio.demo_library import DEMO_PARTS  # noqa: E402
 from trainer.checkpoint import load_checkpoint  # noqa: E402
 from trainer.render import RenderJob, run_render  # noqa: E402
 from trainer.train import TrainConfig, resolve_device, train  # noqa: E402

@@ -17,7 +17,7 @@ import pytest
 from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError, ModelError
 from edge.manifest import load_manifest, verify_file
-from edge.sim.demo_library import DEMO_PARTS
+from studio.demo_library import DEMO_PARTS
 from trainer.data import LabelMap, load_source
 from trainer.export import FP32_NAME, add_parser, check_parity, parity_figures, prepare_samples, spread
 from trainer.render import RenderJob, run_render

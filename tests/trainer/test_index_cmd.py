@@ -17,7 +17,7 @@ from edge.engines import create_engine
 from edge.errors import ConfigError, ModelError
 from edge.index import EmbeddingIndex
 from edge.manifest import Manifest, OutputNames, load_manifest, make_file_entry, sha256_file, write_manifest
-from edge.sim.demo_library import DEMO_PARTS
+from studio.demo_library import DEMO_PARTS
 from tests.helpers.onnx_models import ClassifierWeights, build_classifier, write_model_set
 from trainer.export import DataProtocol, load_samples, run_engine
 from trainer.index import INDEX_NAME, LABELS_NAME, add_parser, build_index, gallery_and_queries

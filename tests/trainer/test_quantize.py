@@ -20,7 +20,7 @@ from onnx import numpy_helper
 from edge.engines import create_engine
 from edge.errors import ConfigError, MissingDependencyError
 from edge.manifest import load_manifest, verify_file
-from edge.sim.demo_library import DEMO_PARTS
+from studio.demo_library import DEMO_PARTS
 from tests.helpers.onnx_models import ClassifierWeights, build_classifier, write_model_set
 from trainer.export import run_engine
 from trainer.quantize import (

@@ -116,7 +116,7 @@ def test_bad_arguments_give_clear_errors(demo_library: Path, tmp_path: Path, cap
 
 
 def test_factors_from_another_preset_make_a_one_factor_study(demo_library: Path, tmp_path: Path) -> None:
-    from edge.sim.scene_config import Randomization
+    from studio.scene_config import Randomization
 
     job = RenderJob(
         str(demo_library), "real", str(tmp_path), 1, 2, (4,), 3, "train", 1, factors=("defocus", "jpeg")

@@ -17,7 +17,7 @@ pytest.importorskip("timm")
 A = pytest.importorskip("albumentations")
 
 from edge.errors import ConfigError  # noqa: E402
-from edge.sim.demo_library import DEMO_PARTS  # noqa: E402
+from studio.demo_library import DEMO_PARTS  # noqa: E402
 from trainer import train as train_cmd  # noqa: E402
 from trainer.augment import Augmenter  # noqa: E402
 from trainer.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402

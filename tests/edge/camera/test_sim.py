@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from edge.camera import EndOfStream, create_camera
 from edge.camera.sim import DEFAULT_FRAMES, SimConfig, SimSource, mean_background
-from edge.errors import ConfigError, DataFileError, HardwareError
+from edge.errors import ConfigError, DataFileError, HardwareError, MissingDependencyError
 
 PARTS = ["demo-3001", "demo-3023"]
 SMALL = {"width": 160, "height": 120}  # a small frame keeps the renders fast
@@ -125,6 +126,18 @@ def test_live_errors(demo_library: Path, tmp_path: Path) -> None:
         _live(demo_library, rig={"widht": 100})
     with pytest.raises(HardwareError, match="not open"):
         _live(demo_library).next_part()
+
+
+def test_live_mode_without_the_studio_names_it(demo_library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "studio", None)  # `import studio` now fails as if not installed
+    with pytest.raises(MissingDependencyError, match=r"'studio' is needed for live simulation") as info:
+        create_camera({"type": "sim", "ldraw": str(demo_library), "parts": PARTS}).open()
+    assert "install the whole lego-edge distribution" in str(info.value) and info.value.extra is None
+    with pytest.raises(MissingDependencyError, match="rig settings"):
+        create_camera({"type": "sim", "rig": SMALL})
+    with create_camera({"type": "sim"}) as cam:  # replay needs no studio
+        cam.next_part()
+        assert cam.capture().meta["part_present"] is True
 
 
 def test_live_parts_file(demo_library: Path, tmp_path: Path) -> None:

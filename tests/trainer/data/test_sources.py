@@ -186,7 +186,7 @@ def test_name_sets_the_source_field(fake_render) -> None:
 
 def test_renderer_output_loads(demo_library: Path, tmp_path: Path) -> None:
     """The real scene renderer, when present, writes a folder this module reads."""
-    pytest.importorskip("edge.sim.scene", reason="the scene renderer is not in this tree yet")
+    pytest.importorskip("studio.scene", reason="the scene renderer is not in this tree yet")
     for layout in ("b200c", "real"):
         job = render.RenderJob(
             ldraw=str(demo_library),

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.errors import RenderError
-from edge.sim.mesh import Mesh
+from studio.errors import RenderError
+from studio.mesh import Mesh
 
 #: World "down" in LDraw axes (+Y).
 DOWN = np.array([0.0, 1.0, 0.0])

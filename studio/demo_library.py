@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import DataFileError
+from studio.errors import DataFileError
 
 Point = Sequence[float]
 

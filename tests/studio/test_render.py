@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import RenderError
-from edge.sim.mesh import Mesh
-from edge.sim.render import (
+from studio.errors import RenderError
+from studio.mesh import Mesh
+from studio.render import (
     Camera,
     Lighting,
     linear_to_srgb,
@@ -265,7 +265,7 @@ def test_opacity_per_triangle_and_nearest_surface_wins():
 
 
 def test_chunked_z_buffer_matches_one_pass(monkeypatch):
-    import edge.sim.render as render
+    import studio.render as render
 
     mesh = cube()
     cam = look_at_part(mesh, 64, 64)
@@ -438,7 +438,7 @@ def _holes(mask: np.ndarray) -> int:
 @pytest.mark.parametrize("part", ["demo-3001", "demo-3005", "demo-3062b"])
 def test_ldraw_parts_render_solid_from_every_side(demo_library, part):
     # demo-3005 is uncertified (two-sided): a wrong culling or lighting rule would punch holes.
-    from edge.sim.ldraw import LDrawLibrary
+    from studio.ldraw import LDrawLibrary
 
     mesh = LDrawLibrary(demo_library).part_mesh(part)
     light = Lighting(direction=np.array([0.4, -1.0, 0.6]))
@@ -452,7 +452,7 @@ def test_ldraw_parts_render_solid_from_every_side(demo_library, part):
 
 @pytest.mark.shared
 def test_renders_brick_3001_from_the_ldraw_library(shared_ldraw):
-    from edge.sim.ldraw import LDrawLibrary
+    from studio.ldraw import LDrawLibrary
 
     mesh = LDrawLibrary(shared_ldraw).part_mesh("3001")
     cam = look_at_part(mesh, 96, 96)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import DataFileError, LDrawError, MissingPartError
-from edge.sim.ldraw import LDrawLibrary, parse_ldraw, parse_line
-from edge.sim.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
+from studio.errors import DataFileError, LDrawError, MissingPartError
+from studio.ldraw import LDrawLibrary, parse_ldraw, parse_line
+from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
 
 # A closed cube [-1, 1]^3, each quad counter-clockwise seen from outside (LDraw "CCW").
 CUBE_QUADS = [

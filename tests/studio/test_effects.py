@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.errors import ImageError
-from edge.sim import effects as fx
+from studio import effects as fx
+from studio.errors import ImageError
 
 
 def flat(value: float, size: int = 64) -> np.ndarray:

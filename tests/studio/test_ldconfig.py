@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edge.errors import DataFileError, EdgeError, LDrawError
-from edge.sim.ldconfig import LDrawColour, default_edge_rgb, read_ldconfig
+from edge.errors import EdgeError
+from studio.errors import DataFileError, LDrawError
+from studio.ldconfig import LDrawColour, default_edge_rgb, read_ldconfig
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("LEGO_SHARED", REPO.parent / "shared"))
 REAL_LDCONFIG = SHARED / "ldraw" / "LDConfig.ldr"
 

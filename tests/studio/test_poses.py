@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import RenderError
-from edge.sim.ldraw import LDrawLibrary
-from edge.sim.mesh import Mesh
-from edge.sim.poses import (
+from studio.errors import RenderError
+from studio.ldraw import LDrawLibrary
+from studio.mesh import Mesh
+from studio.poses import (
     convex_hull_planes,
     placement,
     rotation_to_down,

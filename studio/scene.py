@@ -25,13 +25,14 @@ import cv2
 import numpy as np
 
 from edge.colors import Color, all_colors, color_by_ldraw_code, get_color
-from edge.errors import RenderError, UnknownColorError
-from edge.sim import effects
-from edge.sim.ldconfig import LDrawColour, default_edge_rgb
-from edge.sim.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
-from edge.sim.poses import Pose, placement, stable_poses, yaw_matrix
-from edge.sim.render import Camera, Lighting, linear_to_srgb, render_mesh, srgb_to_linear
-from edge.sim.scene_config import FACTORS, Randomization, RigGeometry
+from edge.errors import UnknownColorError
+from studio import effects
+from studio.errors import RenderError
+from studio.ldconfig import LDrawColour, default_edge_rgb
+from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
+from studio.poses import Pose, placement, stable_poses, yaw_matrix
+from studio.render import Camera, Lighting, linear_to_srgb, render_mesh, srgb_to_linear
+from studio.scene_config import FACTORS, Randomization, RigGeometry
 
 __all__ = ["MM_PER_LDU", "Randomization", "RigGeometry", "SceneRenderer", "View"]
 
@@ -137,7 +138,7 @@ class SceneRenderer:
         Args:
             rig: camera and turntable geometry (default :class:`RigGeometry`).
             randomization: what varies between placements (default :meth:`Randomization.train`).
-            ldconfig: LDraw colours (from :func:`edge.sim.ldconfig.read_ldconfig`) for sub-part
+            ldconfig: LDraw colours (from :func:`studio.ldconfig.read_ldconfig`) for sub-part
                 colour codes and edge colours; without it codes go through :mod:`edge.colors`.
             supersample: the part renderer's antialiasing factor (1..8).
             edge_strength: how far LDraw's edge lines blend towards the edge colour: 0 hides them

@@ -16,7 +16,7 @@ import colorsys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.errors import DataFileError, LDrawError
+from studio.errors import DataFileError, LDrawError
 
 RGB = tuple[int, int, int]
 

@@ -12,12 +12,13 @@ from pydantic import ValidationError
 
 from edge.colors import all_colors, color_by_name, get_color
 from edge.config import validate_config
-from edge.errors import ConfigError, RenderError
-from edge.sim import effects as fx
-from edge.sim.ldconfig import LDrawColour
-from edge.sim.ldraw import LDrawLibrary
-from edge.sim.mesh import Mesh
-from edge.sim.scene import Randomization, RigGeometry, SceneRenderer
+from edge.errors import ConfigError
+from studio import effects as fx
+from studio.errors import RenderError
+from studio.ldconfig import LDrawColour
+from studio.ldraw import LDrawLibrary
+from studio.mesh import Mesh
+from studio.scene import Randomization, RigGeometry, SceneRenderer
 
 SMALL_RIG = RigGeometry(width=96, height=72)
 
@@ -205,7 +206,7 @@ def test_default_rig_is_keyed_by_the_sim_config(brick: Mesh) -> None:
 
     from edge.segment.hsv import HsvConfig, HsvSegmenter
 
-    sim = yaml.safe_load((Path(__file__).parents[3] / "config" / "sim.yaml").read_text())["segmenter"]
+    sim = yaml.safe_load((Path(__file__).parents[2] / "config" / "sim.yaml").read_text())["segmenter"]
     seg = HsvSegmenter(HsvConfig.model_validate(sim | {"min_area_px": 5}))
     rnd = Randomization.test()
     for seed in range(3):

@@ -17,7 +17,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from edge.errors import ImageError
+from studio.errors import ImageError
 
 BackgroundKind = Literal["solid", "gradient", "noise"]
 

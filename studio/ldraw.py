@@ -1,4 +1,4 @@
-"""LDraw reader: parse ``.dat`` files and flatten a part into a :class:`~edge.sim.mesh.Mesh`.
+"""LDraw reader: parse ``.dat`` files and flatten a part into a :class:`~studio.mesh.Mesh`.
 
 Supports line types 0-5, sub-file references with their 3x3 matrices, colour 16/24 inheritance,
 ``~Moved to`` aliases and the BFC (back face culling) extension. Output winding: for triangles with
@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from edge.errors import DataFileError, LDrawError, MissingPartError
-from edge.sim.mesh import MAIN_COLOR, Mesh
+from studio.errors import DataFileError, LDrawError, MissingPartError
+from studio.mesh import MAIN_COLOR, Mesh
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Annotated, get_args
 from pydantic import Field, model_validator
 
 from edge.config import StrictModel
-from edge.sim import effects
+from studio import effects
 
 # ---------------------------------------------------------------------- configuration
 

@@ -1,4 +1,4 @@
-"""A pure numpy/OpenCV software renderer for :class:`~edge.sim.mesh.Mesh`.
+"""A pure numpy/OpenCV software renderer for :class:`~studio.mesh.Mesh`.
 
 Vectorised scan conversion: each triangle is cut into per-row pixel spans by its three edge
 functions, the spans are expanded into fragments with ``np.repeat``, and the z-buffer is resolved
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from edge.errors import RenderError
-from edge.sim.mesh import Mesh
+from studio.errors import RenderError
+from studio.mesh import Mesh
 
 #: Default colour of edge lines (linear RGB of sRGB 0x333333, LDraw's usual edge colour).
 DEFAULT_EDGE_RGB = (0.033, 0.033, 0.033)

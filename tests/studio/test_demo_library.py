@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import DataFileError
-from edge.sim.demo_library import DEMO_COLOURS, DEMO_PARTS, write_demo_library
-from edge.sim.ldconfig import read_ldconfig
-from edge.sim.ldraw import LDrawLibrary, read_ldraw
-from edge.sim.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
+from studio.demo_library import DEMO_COLOURS, DEMO_PARTS, write_demo_library
+from studio.errors import DataFileError
+from studio.ldconfig import read_ldconfig
+from studio.ldraw import LDrawLibrary, read_ldraw
+from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
 
 
 @pytest.fixture(scope="module")
