@@ -1,0 +1,187 @@
+"""trainer evaluate-real on photos whose answers are known.
+
+The model set is the hand-weighted classifier of ``test_evaluate`` (features: the crop's mean R, G,
+B; parts 3001 red, 3003 green, 3004 blue; embedding: the normalised mean colour) with an embedding
+index of the three pure colours. Photos are coloured squares on a black cloth (a flat background)
+or on a grey, unevenly lit belt whose empty frames are given (a fitted background model); part 3020
+(yellow) is not in the model and is scored by enrolment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.errors import DataFileError
+from edge.index import EmbeddingIndex
+from edge.manifest import IndexEntry, load_manifest, sha256_file, write_manifest
+from tests.trainer.test_evaluate import write_known_model_set
+from trainer.evaluate_real import (
+    SECTION_END,
+    SECTION_START,
+    add_parser,
+    mould,
+    read_photo_set,
+    update_report,
+)
+
+RED, GREEN, BLUE, YELLOW, GREENISH = (200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0), (40, 200, 0)
+
+
+def write_model_set_with_index(folder: Path) -> None:
+    manifest = write_known_model_set(folder)
+    vectors = np.eye(3, dtype=np.float32)
+    index = EmbeddingIndex(3, threads=1)
+    index.add(vectors, ["3001", "3003", "3004"])
+    index.save(folder / "index.npz")
+    (folder / "index_labels.json").write_text(json.dumps(["3001", "3003", "3004"]))
+    entry = IndexEntry(
+        path="index.npz",
+        sha256=sha256_file(folder / "index.npz"),
+        space="cosine",
+        dim=3,
+        M=16,
+        ef_construction=200,
+        ef_search=64,
+        count=3,
+        labels="index_labels.json",
+        labels_sha256=sha256_file(folder / "index_labels.json"),
+    )
+    write_manifest(folder, manifest.model_copy(update={"index": entry}))
+
+
+def square(background: np.ndarray, rgb: tuple[int, int, int], at: tuple[int, int]) -> np.ndarray:
+    image = background.copy()
+    y, x = at
+    image[y : y + 20, x : x + 24] = rgb
+    return image
+
+
+def save(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+def write_cloth_photos(root: Path) -> None:
+    """On black: 3001 red (one photo greenish: read as 3003), 3003 green, 3020 yellow (unknown)."""
+    black = np.zeros((64, 80, 3), np.uint8)
+    plan = {"3001": [RED] * 5 + [GREENISH], "3003b": [GREEN] * 4, "3020": [YELLOW] * 7}
+    for part, colours in plan.items():
+        for i, rgb in enumerate(colours):
+            save(root / part / f"{i:02d}.png", square(black, rgb, (10 + 3 * i, 12 + 2 * i)))
+    (root / "_empty").mkdir()  # skipped: folders starting with '_' are not parts
+
+
+def belt(rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
+    xs = np.arange(80, dtype=np.float32)[None, :, None]
+    light = 1.0 - 0.3 * xs / 80
+    frame = np.array([120, 120, 125], np.float32) * light * gain + rng.normal(0, 1.5, (64, 80, 3))
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def write_belt_photos(root: Path, empty: Path) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        save(empty / f"empty{i}.png", belt(rng))
+    for i in range(4):
+        save(root / "3004" / f"{i}.png", square(belt(rng, gain=0.9), BLUE, (20, 10 + 10 * i)))
+
+
+def test_mould_drops_a_single_letter_suffix() -> None:
+    assert mould("3040a") == mould("3040b") == "3040"
+    assert mould("3062B") == "3062"
+    assert mould("3626bpr0001") == "3626bpr0001"  # prints are not merged
+    assert mould("973c01") == "973c01"
+    assert mould("3001") == "3001"
+
+
+def test_photo_set_layouts(tmp_path: Path) -> None:
+    save(tmp_path / "3001" / "a.jpg", np.zeros((4, 4, 3), np.uint8))
+    save(tmp_path / "3003" / "4" / "b.png", np.zeros((4, 4, 3), np.uint8))
+    save(tmp_path / "_empty" / "c.png", np.zeros((4, 4, 3), np.uint8))
+    (tmp_path / "3003" / "notes.txt").write_text("not a photo")
+    photos = read_photo_set(tmp_path)
+    assert [(p.part, p.color_id, p.path.name) for p in photos] == [
+        ("3001", None, "a.jpg"),
+        ("3003", 4, "b.png"),
+    ]
+    with pytest.raises(DataFileError, match="no photos"):
+        read_photo_set(_empty_dir(tmp_path))
+    with pytest.raises(DataFileError, match="does not exist"):
+        read_photo_set(tmp_path / "missing")
+
+
+def _empty_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "nothing"
+    (folder / "3001").mkdir(parents=True)
+    return folder
+
+
+def test_cli_scores_known_parts_and_enrols_unknown_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_set = tmp_path / "set"
+    write_model_set_with_index(model_set)
+    cloth, belt_photos, empty = tmp_path / "cloth", tmp_path / "belt", tmp_path / "empty"
+    write_cloth_photos(cloth)
+    write_belt_photos(belt_photos, empty)
+    (tmp_path / "cloth.yaml").write_text("segmenter: {type: bgdiff, background_rgb: [0, 0, 0]}\n")
+    (tmp_path / "belt.yaml").write_text("segmenter: {type: bgdiff, calibration: true}\n")
+    report_md = tmp_path / "REPORT.md"
+    report_md.write_text("# Evaluation\n\nrender figures\n")
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    argv = [
+        "evaluate-real", "--model-set", str(model_set), "--out", str(tmp_path / "out"),
+        "--set", f"cloth={cloth}:{tmp_path / 'cloth.yaml'}",
+        "--set", f"belt={belt_photos}:{tmp_path / 'belt.yaml'}:{empty}",
+        "--enroll", "1,5", "--report", str(report_md), "--record",
+    ]  # fmt: skip
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    assert "part top-1" in capsys.readouterr().out
+
+    report = json.loads((tmp_path / "out" / "real.json").read_text())
+    cloth_fig = report["sets"]["cloth"]
+    assert cloth_fig["unknown_parts"] == ["3020"]
+    f = cloth_fig["artifacts"]["onnxruntime/fp32"]
+    known = f["known"]
+    # 10 known photos: 5 red + 1 greenish (wrong) of 3001, 4 green of "3003b" (same mould as 3003).
+    assert known["photos"] == 10 and known["part_top1"] == pytest.approx(0.9)
+    assert known["part_top5"] == 1.0  # three classes: always in the top 5
+    assert known["majority_baseline"] == pytest.approx(0.6)
+    assert known["per_part"]["3003b"]["top1"] == 1.0
+    assert known["confused"] == [{"true": "3001", "predicted": "3003", "photos": 1}]
+    assert known["per_part"]["3001"]["colors"][0] == ["Red (4)", 5]
+    # 3020: 7 yellow photos; with 1 (or 5) enrolled the other 6 (2) are all found by vector search.
+    assert f["enroll_1"]["queries"] == 6 and f["enroll_1"]["vector_top1"] == 1.0
+    assert f["enroll_5"]["queries"] == 2 and f["enroll_5"]["vector_top1"] == 1.0
+    # Hybrid decisions with the enrolled index: the yellow part is named, the known ones keep theirs.
+    assert f["enroll_1"]["hybrid_top1_per_part"]["3020"] == 1.0
+    assert f["enroll_1"]["hybrid_top1_per_part"]["3003b"] == 1.0
+
+    belt_fig = report["sets"]["belt"]
+    assert belt_fig["background_fit"]["frames"] == 3
+    assert belt_fig["segmentation"]["empty_masks"] == 0
+    assert belt_fig["artifacts"]["onnxruntime/fp32"]["known"]["part_top1"] == 1.0  # blue on grey: 3004
+
+    text = report_md.read_text()
+    assert text.startswith("# Evaluation\n\nrender figures\n")
+    assert text.count(SECTION_START) == 1 and "| onnxruntime/fp32 | 10 | 90.0% | 100.0% | 60.0% |" in text
+    assert "trainer evaluate-real --set cloth=" in text
+    update_report(report_md, f"{SECTION_START}\nnew\n{SECTION_END}\n")  # a second run replaces it
+    assert report_md.read_text().count(SECTION_START) == 1 and "\nnew\n" in report_md.read_text()
+    recorded = load_manifest(model_set).evaluation["real"]
+    assert recorded["cloth"]["onnxruntime/fp32"]["part_top1"] == pytest.approx(0.9)
+
+
+def test_bad_set_spec_is_a_clear_error(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate-real", "--model-set", "x", "--out", "y", "--set", "no-equals-sign"])

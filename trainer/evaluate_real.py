@@ -1,0 +1,513 @@
+"""``trainer evaluate-real``: a model set scored on real photos, exactly as the Pi would run it.
+
+Each photo goes through the segmenter a config names, edge's preprocessing and each artifact's engine
+(ONNX Runtime or LiteRT, whatever the manifest lists), one view at a time. Photos are laid out as
+``{part}/*.jpg|png`` or ``{part}/{color_id}/*.jpg|png`` (folders starting with ``_`` or ``.`` are skipped).
+
+Figures per photo set and artifact: single-view part top-1 and top-5, colour top-1 where colours are
+labelled, per part, and the most frequent confusions. Part ids are compared on the mould: a trailing
+letter after the digits is dropped on both sides (3040a ~ 3040b, 3062b ~ 3062), case ignored; prints
+and patterns (``pr``, ``pat`` suffixes) are not merged.
+
+Parts of the photos the model set does not know are scored by enrolment: for each k of ``--enroll``,
+a copy of the model set's embedding index gets the first k photos of each unknown part (by file name),
+and the rest are queried against the whole index (vector top-1); the known parts' photos are then
+decided in ``hybrid`` mode with that index, which shows whether enrolment harms them.
+
+``--empty DIR`` fits a background model from frames of the empty stage (for ``bgdiff`` segmenters with
+``calibration: true``), as a rig's background calibration would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from edge.colors import get_color
+from edge.engines import create_engine
+from edge.errors import ConfigError, DataFileError
+from edge.fileio import write_atomic
+from edge.index import EmbeddingIndex
+from edge.manifest import FileEntry, Manifest, load_manifest
+from edge.pipeline import read_rgb
+from edge.preprocess import prepare
+from edge.recognize import Recognizer
+from edge.segment import Segmenter, create_segmenter
+from trainer.evaluate import select_artifacts
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+ENROLL_DEFAULT = (1, 5)
+TOP_CONFUSED = 8
+SECTION_START = "<!-- real-photos:start -->"
+SECTION_END = "<!-- real-photos:end -->"
+_SUFFIX = re.compile(r"(?<=\d)[a-z]$")
+
+
+def mould(part: str) -> str:
+    """The mould of a part id: lower case, a single letter after the final digits dropped (3040b -> 3040)."""
+    return _SUFFIX.sub("", part.strip().lower())
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One labelled real photo."""
+
+    path: Path
+    part: str
+    color_id: int | None
+
+
+def read_photo_set(root: str | Path) -> list[Photo]:
+    """The photos under ``root`` (``{part}/*`` or ``{part}/{color_id}/*``), sorted by part and file name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataFileError(f"photo folder {str(root)!r} does not exist; pass a folder of {{part}}/*.jpg")
+    photos = []
+    for part_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name[0] not in "_."):
+        for path in sorted(part_dir.rglob("*")):
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                continue
+            rel = path.relative_to(part_dir).parts
+            color = int(rel[0]) if len(rel) == 2 and rel[0].isdigit() else None
+            photos.append(Photo(path, part_dir.name, color))
+    if not photos:
+        raise DataFileError(f"no photos under {str(root)!r}; expected {{part}}/*.jpg|png")
+    return photos
+
+
+def load_segmenter_config(path: str | Path) -> dict[str, Any]:
+    """The ``segmenter`` mapping of a YAML file (an edge config or a file holding just that section)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataFileError(f"segmenter config {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"segmenter config {str(path)!r} cannot be read: {exc}") from None
+    section = data.get("segmenter") if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{str(path)!r} has no 'segmenter' mapping; see config/real/*.yaml")
+    return section
+
+
+def fit_background(empty: Path, out: Path) -> dict[str, Any]:
+    """Fit a background model from the frames in ``empty``; returns calibration data naming it."""
+    from edge.segment.bgdiff import describe, fit_background_files
+
+    frames = sorted(p for p in empty.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    model = fit_background_files(frames)
+    path = out / "background.npz"
+    model.save(path)
+    return {"background_model": str(path.resolve()), "fit": describe(model)}
+
+
+# ---- scoring ---------------------------------------------------------------------------------------
+
+
+def prepare_inputs(
+    photos: Sequence[Photo], segmenter: Segmenter, manifest: Manifest
+) -> tuple[np.ndarray, dict]:
+    """Network inputs of every photo (segmented, cropped as on the Pi) and segmentation figures."""
+    inputs, areas, empty = [], [], 0
+    for photo in tqdm(photos, desc="segment", unit="photo", leave=False):
+        image = read_rgb(photo.path)
+        mask = segmenter.mask(image)
+        share = float(np.count_nonzero(mask)) / mask.size
+        empty += share == 0
+        areas.append(share)
+        inputs.append(prepare(image, mask, manifest.input))
+    stats = {"empty_masks": int(empty), "median_mask_share": round(float(np.median(areas)), 4)}
+    return np.stack(inputs), stats
+
+
+def run_batches(engine: Any, x: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
+    """``{role: (N, K)}`` of an engine over prepared inputs."""
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    for i in range(0, len(x), batch):
+        for role, value in engine.run(x[i : i + batch]).items():
+            parts[role].append(np.asarray(value))
+    return {role: np.concatenate(v) for role, v in parts.items()}
+
+
+def classifier_scores(
+    photos: Sequence[Photo], logits: np.ndarray, manifest: Manifest, colors: np.ndarray | None
+) -> dict[str, Any]:
+    """Top-1/top-5 on the mould for photos of known parts, per part, confusions, colours."""
+    names = [mould(p) for p in manifest.parts]
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+    per_part: dict[str, dict[str, Any]] = {}
+    hits1, hits5, confused = [], [], Counter()
+    best_colors = [None] * len(photos) if colors is None else np.argmax(colors, axis=1)
+    for photo, row, color in zip(photos, top, best_colors, strict=True):
+        truth = mould(photo.part)
+        guesses = [names[i] for i in row]
+        entry = per_part.setdefault(
+            photo.part, {"photos": 0, "top1": 0, "top5": 0, "predicted": Counter(), "colors": Counter()}
+        )
+        if color is not None:
+            entry["colors"][_color(manifest.colors[color])] += 1
+        entry["photos"] += 1
+        entry["top1"] += guesses[0] == truth
+        entry["top5"] += truth in guesses
+        entry["predicted"][manifest.parts[row[0]]] += 1
+        hits1.append(guesses[0] == truth)
+        hits5.append(truth in guesses)
+        if guesses[0] != truth:
+            confused[(photo.part, manifest.parts[row[0]])] += 1
+    for entry in per_part.values():
+        n = entry["photos"]
+        entry["top1"], entry["top5"] = round(entry["top1"] / n, 4), round(entry["top5"] / n, 4)
+        entry["predicted"] = entry["predicted"].most_common(3)
+        entry["colors"] = entry["colors"].most_common(2)
+    out: dict[str, Any] = {
+        "photos": len(photos),
+        "part_top1": round(float(np.mean(hits1)), 4),
+        "part_top5": round(float(np.mean(hits5)), 4),
+        "per_part": per_part,
+        "confused": [
+            {"true": t, "predicted": p, "photos": n} for (t, p), n in confused.most_common(TOP_CONFUSED)
+        ],
+    }
+    if colors is not None:
+        out.update(color_figures(photos, colors, manifest))
+    return out
+
+
+def color_figures(photos: Sequence[Photo], colors: np.ndarray, manifest: Manifest) -> dict[str, Any]:
+    """Colour top-1 over photos with a colour label the model knows; the predicted colours otherwise."""
+    best = [manifest.colors[i] for i in np.argmax(colors, axis=1)]
+    labelled = [(p.color_id, b) for p, b in zip(photos, best, strict=True) if p.color_id in manifest.colors]
+    out: dict[str, Any] = {"predicted_colors": Counter(_color(b) for b in best).most_common(5)}
+    if labelled:
+        out["color_photos"] = len(labelled)
+        out["color_top1"] = round(float(np.mean([t == b for t, b in labelled])), 4)
+    return out
+
+
+def _color(color_id: int) -> str:
+    try:
+        return f"{get_color(color_id).name} ({color_id})"
+    except KeyError:  # an id outside the colour table still gets reported
+        return str(color_id)
+
+
+def enrolment_scores(
+    photos: Sequence[Photo],
+    outputs: dict[str, np.ndarray],
+    manifest: Manifest,
+    index_path: Path,
+    enroll: int,
+    recognition: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Enrol the first ``enroll`` photos of each unknown part into a copy of the index; score the rest."""
+    known = {mould(p) for p in manifest.parts}
+    by_part: dict[str, list[int]] = defaultdict(list)
+    for i, photo in enumerate(photos):
+        if mould(photo.part) not in known:
+            by_part[photo.part].append(i)
+    usable = {p: rows for p, rows in by_part.items() if len(rows) > enroll}
+    if not usable:
+        return None
+    index = EmbeddingIndex.load(index_path, expect=manifest.index)
+    emb = outputs["embedding"]
+    enrolled = {i for rows in usable.values() for i in rows[:enroll]}
+    for part, rows in usable.items():
+        index.add(emb[rows[:enroll]], [part] * enroll)
+    queries = [i for rows in usable.values() for i in rows[enroll:]]
+    labels, _ = index.search(emb[queries], k=1)
+    vector_hits = [
+        mould(str(lab[0])) == mould(photos[i].part) for lab, i in zip(labels, queries, strict=True)
+    ]
+    recognizer = Recognizer(manifest, mode="hybrid", index=index, **recognition)
+    hybrid: dict[str, list[bool]] = defaultdict(list)
+    for i, photo in enumerate(photos):
+        if i in enrolled:
+            continue
+        decision = recognizer.decide({role: value[i : i + 1] for role, value in outputs.items()})
+        answer = decision.part_topk[0][0] if decision.part_topk else ""
+        hybrid[photo.part].append(mould(answer) == mould(photo.part))
+    return {
+        "enrolled_per_part": enroll,
+        "parts": sorted(usable),
+        "queries": len(queries),
+        "vector_top1": round(float(np.mean(vector_hits)), 4),
+        "hybrid_top1_per_part": {p: round(float(np.mean(h)), 4) for p, h in sorted(hybrid.items())},
+    }
+
+
+def evaluate_photo_set(
+    name: str,
+    photos: Sequence[Photo],
+    segmenter: Segmenter,
+    model_set: Path,
+    manifest: Manifest,
+    entries: Sequence[FileEntry],
+    enroll: Iterable[int],
+    recognition: dict[str, Any],
+) -> dict[str, Any]:
+    """Every figure of one photo set for each artifact."""
+    start = time.perf_counter()
+    x, seg_stats = prepare_inputs(photos, segmenter, manifest)
+    known = {mould(p) for p in manifest.parts}
+    known_rows = [i for i, p in enumerate(photos) if mould(p.part) in known]
+    result: dict[str, Any] = {
+        "photos": len(photos),
+        "parts": dict(sorted(Counter(p.part for p in photos).items())),
+        "unknown_parts": sorted({p.part for p in photos if mould(p.part) not in known}),
+        "segmentation": seg_stats,
+        "artifacts": {},
+    }
+    for entry in entries:
+        with create_engine(
+            entry.runtime, model_set, manifest, precision=entry.precision, threads=os.cpu_count() or 1
+        ) as engine:
+            outputs = run_batches(engine, x)
+        figures: dict[str, Any] = {}
+        if known_rows:
+            kp = [photos[i] for i in known_rows]
+            colors = outputs.get("color_logits")
+            figures["known"] = classifier_scores(
+                kp,
+                outputs["part_logits"][known_rows],
+                manifest,
+                None if colors is None else colors[known_rows],
+            )
+            figures["known"]["majority_baseline"] = round(
+                max(Counter(p.part for p in kp).values()) / len(kp), 4
+            )
+        if manifest.index is not None and "embedding" in outputs:
+            for k in enroll:
+                scores = enrolment_scores(
+                    photos, outputs, manifest, model_set / manifest.index.path, k, recognition
+                )
+                if scores is not None:
+                    figures[f"enroll_{k}"] = scores
+        result["artifacts"][entry.key] = figures
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
+def evaluate_real(
+    model_set: Path,
+    photo_sets: Sequence[tuple[str, Path, Path, Path | None]],
+    out: Path,
+    *,
+    artifacts: str = "all",
+    enroll: Sequence[int] = ENROLL_DEFAULT,
+    recognition: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write reports."""
+    manifest = load_manifest(model_set)
+    entries = select_artifacts(manifest, artifacts)
+    recognition = recognition or {"threshold": 0.6, "vector_threshold": 0.7}
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"model_set": str(model_set), "sets": {}}
+    for name, folder, seg_path, empty in photo_sets:
+        calibration = None
+        seg_cfg = load_segmenter_config(seg_path)
+        if empty is not None:
+            calibration = fit_background(empty, out / name)
+        photos = read_photo_set(folder)
+        with create_segmenter(seg_cfg, calibration=calibration) as segmenter:
+            figures = evaluate_photo_set(
+                name, photos, segmenter, model_set, manifest, entries, enroll, recognition
+            )
+        figures.update(folder=str(folder), segmenter=seg_cfg, segmenter_file=str(seg_path))
+        if calibration is not None:
+            figures["background_fit"] = calibration["fit"]
+        report["sets"][name] = figures
+    write_atomic(out / "real.json", json.dumps(report, indent=2, default=str))
+    write_atomic(out / "real.md", render_markdown(report))
+    return report
+
+
+# ---- reports ---------------------------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
+    """The report as markdown: one section per photo set, a table per artifact."""
+    lines = [SECTION_START, "## Real photos", ""]
+    lines += [
+        "Single views of real camera photos, through the segmenter named and edge's engines as on the Pi.",
+        "Part ids compared on the mould (a final letter after the digits dropped: 3040a ~ 3040b).",
+        "",
+    ]
+    if command:
+        lines += ["```sh", command, "```", ""]
+    for name, figures in report["sets"].items():
+        seg = figures["segmenter"]
+        lines += [f"### {name} (`{figures['folder']}`)", ""]
+        lines.append(
+            f"{figures['photos']} photos of {len(figures['parts'])} parts; segmenter `{json.dumps(seg)}`"
+            f" ({figures['segmentation']['empty_masks']} empty masks, median mask "
+            f"{_pct(figures['segmentation']['median_mask_share'])} of the frame)"
+            + (
+                f"; background fitted from {figures['background_fit']['frames']} empty frames"
+                if "background_fit" in figures
+                else ""
+            )
+            + "."
+        )
+        lines.append("")
+        lines.append(
+            "| artifact | known-part photos | part top-1 | part top-5 | majority guess "
+            "| enrolled k=1 | enrolled k=5 |"
+        )
+        lines += ["|---|---:|---:|---:|---:|---:|---:|"]
+        for key, f in figures["artifacts"].items():
+            known = f.get("known", {})
+            lines.append(
+                f"| {key} | {known.get('photos', 0)} | {_pct(known.get('part_top1'))} "
+                f"| {_pct(known.get('part_top5'))} | {_pct(known.get('majority_baseline'))} "
+                f"| {_pct(f.get('enroll_1', {}).get('vector_top1'))} "
+                f"| {_pct(f.get('enroll_5', {}).get('vector_top1'))} |"
+            )
+        first = next(iter(figures["artifacts"].values()), {})
+        known = first.get("known")
+        if known:
+            key = next(iter(figures["artifacts"]))
+            lines += [
+                "",
+                f"Per part ({key}):",
+                "",
+                "| part | photos | top-1 | top-5 | most often predicted | predicted colours |",
+            ]
+            lines += ["|---|---:|---:|---:|---|---|"]
+            for part, e in sorted(known["per_part"].items()):
+                predicted = ", ".join(f"{p} ({n})" for p, n in e["predicted"])
+                colours = ", ".join(f"{c} ({n})" for c, n in e["colors"])
+                lines.append(
+                    f"| {part} | {e['photos']} | {_pct(e['top1'])} | {_pct(e['top5'])} "
+                    f"| {predicted} | {colours} |"
+                )
+            colours = ", ".join(f"{c} ({n})" for c, n in known.get("predicted_colors", []))
+            if colours:
+                lines += ["", f"Colours predicted most often (all known-part photos): {colours}."]
+        for k in ENROLL_DEFAULT:
+            e = first.get(f"enroll_{k}")
+            if e:
+                harmed = ", ".join(f"{p} {_pct(v)}" for p, v in e["hybrid_top1_per_part"].items())
+                lines += [
+                    "",
+                    f"Enrolled {k} photo(s) of {', '.join(e['parts'])}: {e['queries']} queries, vector top-1 "
+                    f"{_pct(e['vector_top1'])}; hybrid decisions top-1 per part with that index: {harmed}.",
+                ]
+        lines.append("")
+    lines.append(SECTION_END)
+    return "\n".join(lines) + "\n"
+
+
+def update_report(path: Path, section: str) -> None:
+    """Put ``section`` into the markdown file at ``path``, replacing an earlier real-photos section."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if SECTION_START in text and SECTION_END in text:
+        head, rest = text.split(SECTION_START, 1)
+        tail = rest.split(SECTION_END, 1)[1]
+        text = head + section.rstrip("\n") + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    write_atomic(path, text)
+
+
+# ---- command line ----------------------------------------------------------------------------------
+
+
+def _photo_set(spec: str) -> tuple[str, Path, Path, Path | None]:
+    """``NAME=PHOTOS:SEGMENTER_YAML[:EMPTY_DIR]``."""
+    name, sep, rest = spec.partition("=")
+    fields = rest.split(":")
+    if not sep or not name or len(fields) not in (2, 3) or not all(fields):
+        raise argparse.ArgumentTypeError(
+            f"photo set {spec!r} must be NAME=PHOTOS_DIR:SEGMENTER_YAML[:EMPTY_FRAMES_DIR]"
+        )
+    return name, Path(fields[0]), Path(fields[1]), Path(fields[2]) if len(fields) == 3 else None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``trainer evaluate-real``."""
+    p = sub.add_parser(
+        "evaluate-real",
+        help="score a model set on folders of real photos, through a segmenter and edge's engines",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model-set", required=True, type=Path, help="model set folder")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        required=True,
+        action="append",
+        type=_photo_set,
+        help="NAME=PHOTOS_DIR:SEGMENTER_YAML[:EMPTY_FRAMES_DIR] (repeatable); see config/real/",
+    )
+    p.add_argument("--artifacts", default="all", help="'all' or runtime/precision keys, comma separated")
+    p.add_argument("--enroll", default="1,5", help="photos enrolled per unknown part, comma separated")
+    p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json)")
+    p.add_argument(
+        "--report", type=Path, help="also put the section into this markdown file (e.g. REPORT.md)"
+    )
+    p.add_argument(
+        "--record", action="store_true", help="store the figures in the manifest's evaluation.real"
+    )
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``trainer evaluate-real``."""
+    try:
+        enroll = [int(k) for k in args.enroll.split(",") if k.strip()]
+    except ValueError:
+        raise ConfigError(f"--enroll {args.enroll!r} must be whole numbers separated by commas") from None
+    report = evaluate_real(args.model_set, args.sets, args.out, artifacts=args.artifacts, enroll=enroll)
+    for name, figures in report["sets"].items():
+        for key, f in figures["artifacts"].items():
+            known = f.get("known", {})
+            extra = " ".join(
+                f"enrol k={k} {_pct(f[f'enroll_{k}']['vector_top1'])}" for k in enroll if f"enroll_{k}" in f
+            )
+            print(
+                f"{name:<10} {key:<18} part top-1 {_pct(known.get('part_top1'))} "
+                f"top-5 {_pct(known.get('part_top5'))} {extra}"
+            )
+    if args.report:
+        command = "trainer evaluate-real " + " ".join(
+            f"--set {n}={f}:{s}" + (f":{e}" if e else "") for n, f, s, e in args.sets
+        )
+        update_report(args.report, render_markdown(report, command))
+    if args.record:
+        from trainer.export import record_evaluation
+
+        record_evaluation(args.model_set, "real", _summary(report))
+    print(f"report: {args.out / 'real.md'}")
+    return 0
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures per set and artifact (for the manifest)."""
+    out: dict[str, Any] = {}
+    for name, figures in report["sets"].items():
+        for key, f in figures["artifacts"].items():
+            row = {"photos": figures["photos"]}
+            if "known" in f:
+                row.update(part_top1=f["known"]["part_top1"], part_top5=f["known"]["part_top5"])
+            for k in ENROLL_DEFAULT:
+                if f"enroll_{k}" in f:
+                    row[f"enroll_{k}_vector_top1"] = f[f"enroll_{k}"]["vector_top1"]
+            out.setdefault(name, {})[key] = row
+    return out
