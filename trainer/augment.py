@@ -17,6 +17,10 @@ frames are cheap to augment), then applies the stage's pipeline:
   affine shift/scale/rotate and a mild hue/saturation/value jitter.
 - ``none``: no augmentation (validation).
 
+Before either stage's pipeline, an optional :class:`~trainer.backgrounds.BackgroundSwap` puts the
+part on another background (flat, textured or a real rig's photo, unevenly lit, with a soft shadow):
+the part's pixels stay as rendered, so the colour labels stay true.
+
 No augmentation may change a part's colour identity: the colour head is trained on these images.
 Hue moves at most 2 degrees, and brightness, contrast, saturation and value only as far as keeps
 every one of the 30 most common colours nearer (in CIE Lab) to itself than to any other of them
@@ -36,6 +40,7 @@ import numpy as np
 
 from edge.errors import ConfigError, MissingDependencyError
 from edge.preprocess import check_image, crop_to_mask
+from trainer.backgrounds import BackgroundSwap
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # albumentations would ask PyPI for news
 try:
@@ -124,13 +129,16 @@ class Augmenter:
             square crop is at least this many pixels (use the network input size).
     """
 
-    def __init__(self, stage: Stage, *, min_side: int = 128) -> None:
+    def __init__(
+        self, stage: Stage, *, min_side: int = 128, backgrounds: BackgroundSwap | None = None
+    ) -> None:
         if stage not in STAGES:
             raise ConfigError(f"augmentation stage {stage!r} is unknown; use one of {', '.join(STAGES)}")
         if not 8 <= min_side <= 4096:
             raise ConfigError(f"min_side {min_side!r} must be within 8..4096 pixels (the input size)")
         self.stage = stage
         self.min_side = min_side
+        self.backgrounds = backgrounds if stage != "none" else None
         transforms = {"stage1": _stage1, "stage2": _stage2, "none": list}[stage]()
         self.pipeline = A.Compose(transforms, seed=0) if transforms else None
         self.low_res_blur = A.Compose(
@@ -142,7 +150,10 @@ class Augmenter:
         """A digest of the stage's transforms and their settings: cached features made with other
         augmentation (an older version of this module) are never mistaken for these."""
         parts = [A.to_dict(p) for p in (self.pipeline, self.low_res_blur) if p is not None]
-        text = json.dumps([self.stage, self.min_side, parts], sort_keys=True, default=str)
+        swap = self.backgrounds.fingerprint if self.backgrounds is not None else None
+        text = json.dumps(
+            [self.stage, self.min_side, parts] + ([swap] if swap else []), sort_keys=True, default=str
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def __call__(
@@ -163,6 +174,8 @@ class Augmenter:
             side = img.shape[0] * factor
             img = cv2.resize(img, (side, side), interpolation=cv2.INTER_LANCZOS4)
             msk = cv2.resize(msk, (side, side), interpolation=cv2.INTER_NEAREST)
+        if self.backgrounds is not None and mask is not None:
+            img = self.backgrounds(img, msk.astype(bool), np.random.default_rng([seed & 0x7FFFFFFF, 7]))
         if self.pipeline is not None:
             self.pipeline.set_random_seed(seed & 0x7FFFFFFF)
             out = self.pipeline(image=img, mask=msk)

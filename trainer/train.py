@@ -74,6 +74,12 @@ class TrainConfig(StrictModel):
     augment: Literal["stage1", "stage2", "none"] | None = Field(
         default=None, description="augmentation preset; default: the command's stage"
     )
+    background_swap: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="share of training images put on another background"
+    )
+    background_photos: str | None = Field(
+        default=None, description="folder of photos of real empty stages for the background swap"
+    )
     epochs: int = Field(default=10, ge=1, le=10000, description="training epochs")
     batch_size: int = Field(default=64, ge=1, le=4096, description="images per optimizer step")
     lr: float = Field(default=3e-3, gt=0.0, le=10.0, description="peak learning rate (AdamW)")
@@ -98,8 +104,8 @@ class TrainConfig(StrictModel):
 def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     """Read a config and apply the non-None ``overrides`` (CLI flags), re-validating them.
 
-    Relative paths in the file (sources, ``init_from``, ``out``, ``cache.dir``) are taken from the
-    file's folder, as in the project's other configs; overrides are used as given.
+    Relative paths in the file (sources, ``init_from``, ``out``, ``cache.dir``, ``background_photos``) are
+    taken from the file's folder, as in the project's other configs; overrides are used as given.
     """
     cfg = load_config(TrainConfig, path)
     base = Path(path).parent
@@ -114,6 +120,8 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
         cfg.init_from = anchored(cfg.init_from)
     if cfg.cache.dir:
         cfg.cache.dir = anchored(cfg.cache.dir)
+    if cfg.background_photos:
+        cfg.background_photos = anchored(cfg.background_photos)
     for key, value in overrides.items():
         if value is not None:
             setattr(cfg, key, value)  # validate_assignment checks the value
@@ -296,6 +304,7 @@ def train(
     from tqdm import tqdm
 
     from trainer.augment import Augmenter
+    from trainer.backgrounds import BackgroundSwap
     from trainer.checkpoint import (
         CheckpointMeta,
         copy_checkpoint,
@@ -375,7 +384,12 @@ def train(
     if mode == "on" and not cfg.freeze_blocks:
         raise ConfigError("cache mode 'on' needs freeze_blocks >= 1: only a frozen front can be cached")
     use_cache = bool(cfg.freeze_blocks) and (mode == "on" or (mode == "auto" and device == "cpu"))
-    augmenter = Augmenter(cfg.augment or stage, min_side=cfg.input_size)  # type: ignore[arg-type]
+    swap = (
+        BackgroundSwap.from_folder(cfg.background_swap, cfg.background_photos)
+        if cfg.background_swap
+        else None
+    )
+    augmenter = Augmenter(cfg.augment or stage, min_side=cfg.input_size, backgrounds=swap)  # type: ignore[arg-type]
     plain = Augmenter("none", min_side=cfg.input_size)
     cache_seconds = 0.0
     if use_cache:
