@@ -37,7 +37,6 @@ WORK="${2:-$REPO/../build-default}"
 mkdir -p "$WORK"
 WORK="$(cd "$WORK" && pwd)"
 BIN="$REPO/.venv/bin"
-PY="$BIN/python"
 PARTS="${PARTS:-$LDRAW/lists/b200c_popular.txt}"
 TOP="${TOP:-200}"
 EPOCHS="${EPOCHS:-10}"
@@ -93,19 +92,14 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
     --layout real --supersample 1 --workers "$WORKERS" --sheet 0 --per-part 3 --views 4 --seed 2 \
     --randomization test --out "$WORK/render-unseen"
 
-# Stage 1 config: the shipped one, pointed at the training render (relative paths in a config
-# are taken from its folder, so the copy lives in WORK).
-"$PY" - "$REPO/config/stage1_synthetic.yaml" "$WORK/stage1.yaml" "$EPOCHS" "${train_dirs[@]}" <<'EOF'
-import sys, yaml
-src, dst, epochs, dirs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-cfg = yaml.safe_load(open(src))
-cfg["sources"] = [{"path": d, "kind": "real", "name": d, "weight": 1.0} for d in dirs]
-cfg.update(epochs=epochs, out="runs/stage1", input_size=128, model="efficientnet_lite0",
-           pretrained=True, freeze_blocks=5, holdout_parts=0)  # unseen parts: render-unseen
-# Stem + 5 stages frozen and cached (2 augmented copies): the CPU trains stages 6-7 and the heads.
-cfg["cache"].update(mode="on", copies=2, dir="feature_cache")  # shared by runs: keyed by content
-yaml.safe_dump(cfg, open(dst, "w"), sort_keys=False)
-EOF
+# Stage 1 config (trainer ship config): the shipped one, pointed at the training renders (relative
+# paths in a config are taken from its folder, so the copy lives in WORK). Stem + 5 stages frozen
+# and cached (2 augmented copies): the CPU trains stages 6-7 and the heads; the cache is shared by
+# runs (keyed by content). No parts held out: the unseen parts are render-unseen's.
+"$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
+    --source "${train_dirs[@]}" --kind real --weight 1 \
+    --set epochs="$EPOCHS" out=runs/stage1 input_size=128 model=efficientnet_lite0 pretrained=true \
+    freeze_blocks=5 holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache
 RUN="$WORK/runs/stage1"
 resume=()
 [[ -d "$RUN/checkpoints" ]] && resume=(--resume)
@@ -121,56 +115,15 @@ step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-te
 step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$REPO/edge/data/sim" \
     --captures 60 --margin 0.35
 
-# Ship: every artifact of at most MAX_SHIP_MB; larger files stay in WORK and leave the manifest
-# (recorded under evaluation.not_shipped); the report becomes REPORT.md with its plots.
-rm -rf "$DEST.tmp" && mkdir -p "$DEST.tmp"
-"$PY" - "$SET" "$DEST.tmp" "$MAX_SHIP_MB" "$RUN" "$TIMES" "$WORK/report" <<'EOF'
-import json, shutil, sys
-from pathlib import Path
-from edge.manifest import load_manifest, write_manifest, verify_file
-
-src, dst = Path(sys.argv[1]), Path(sys.argv[2])
-limit = float(sys.argv[3]) * 1_000_000
-run, times, report = Path(sys.argv[4]), Path(sys.argv[5]), Path(sys.argv[6])
-m = load_manifest(src)
-ship, left = [], []
-for f in m.files:
-    verify_file(src, f)
-    (ship if f.bytes <= limit else left).append(f)
-for f in ship:
-    shutil.copy2(src / f.path, dst / f.path)
-if m.index is not None:
-    verify_file(src, m.index)
-    for name in (m.index.path, m.index.labels):
-        shutil.copy2(src / name, dst / name)
-evaluation = dict(m.evaluation)
-evaluation["not_shipped"] = [
-    {"path": f.path, "key": f.key, "bytes": f.bytes, "sha256": f.sha256,
-     "why": f"larger than {sys.argv[3]} MB; kept in the build folder, figures above"} for f in left
-]
-history = json.loads((run / "history.json").read_text()) if (run / "history.json").is_file() else None
-steps = dict(line.split("\t") for line in times.read_text().splitlines() if line.strip())
-evaluation["build_timings_s"] = {k: int(v) for k, v in steps.items()}
-write_manifest(dst, m.model_copy(update={"files": ship, "evaluation": evaluation}))
-for f in load_manifest(dst).files:
-    verify_file(dst, f)
-
-md = (report / "report.md").read_text()
-for png in report.glob("*.png"):
-    shutil.copy2(png, dst / png.name)
-lines = [md.rstrip(), "", "## Build", ""]
-lines.append("Built by `tools/build_default_models.sh LDRAW_DIR [WORK_DIR]` (stage 1 on synthetic "
-             "renders only: no real captures exist yet, so stage 2 was not run).")
-lines += ["", "| step | wall time (s) |", "|---|---|"]
-lines += [f"| {k} | {v} |" for k, v in steps.items()]
-if left:
-    lines += ["", "Not shipped (over the size limit; figures above): "
-              + ", ".join(f"`{f.path}` ({f.bytes / 1e6:.1f} MB)" for f in left)]
-lines += ["", "*Rendered from the LDraw.org Parts Library (CC BY).*", ""]
-(dst / "REPORT.md").write_text("\n".join(lines))
-EOF
-rm -rf "$DEST"
-mv "$DEST.tmp" "$DEST"
-cp "$WORK/stage1.yaml" "$DEST/stage1.yaml"
+# Ship (trainer ship model-set): every artifact of at most MAX_SHIP_MB, checksums verified; larger
+# files stay in WORK and leave the manifest (recorded under evaluation.not_shipped); the training
+# history and the step times are recorded too; the report becomes REPORT.md with its plots, and
+# the stage 1 config is added. Built in $DEST.tmp and verified there, then swapped in: a failure
+# leaves $DEST as it was.
+note='Built by `tools/build_default_models.sh LDRAW_DIR [WORK_DIR]` (stage 1 on synthetic renders only:'
+note+=' no real captures exist yet, so stage 2 was not run).'
+"$BIN/trainer" ship model-set --from "$SET" --to "$DEST" --max-mb "$MAX_SHIP_MB" --run "$RUN" \
+    --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" --note "$note" \
+    --credit "Rendered from the LDraw.org Parts Library (CC BY)."
 echo "model set: $DEST"
 ls -l "$DEST"

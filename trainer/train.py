@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -161,12 +162,116 @@ def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
 
 
 # ---- the training loop ---------------------------------------------------------------------------
+# train() reads top to bottom: set up, build the data, model, optimizer and datasets, resume, then
+# per epoch run_epoch, _evaluate and save_epoch. Order matters for repeatable runs: create_model is
+# the first to draw from the torch RNG that start_run seeds.
 
 
-def _prepare_data(cfg: TrainConfig, stage: str, out: Path) -> dict[str, Any]:
-    """Sources, hold-out, splits and label map of a run (written into ``out``)."""
+@dataclass
+class RunState:
+    """Where a run stands; each checkpoint carries it, and ``--resume`` continues from it."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    best_score: float = -1.0  # best validation part top-1 (train's where there is no validation set)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Datasets:
+    """Training and validation datasets: cached frozen-front features, or full images."""
+
+    train: Any
+    val: Any
+    cached: bool
+    cache_seconds: float = 0.0
+
+
+def train(
+    cfg: TrainConfig, stage: str, *, resume: bool = False, max_steps: int | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Run a training stage; returns ``{out, best, best_score, history, steps, cache_seconds, cached,
+    device}``.
+
+    ``max_steps`` stops after that many optimizer steps in all (the schedule still spans
+    ``cfg.epochs``, so a stopped run resumed with ``resume=True`` ends where an uninterrupted one
+    does). A stop inside an epoch validates and updates ``best/`` but writes no epoch checkpoint.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    out, device = start_run(cfg, stage)
+    data = build_data(cfg, out)
+    model, spec = build_model(cfg, data, device)
+    sampler = data["sampler"]
+    optimizer, scheduler = build_optimizer(cfg, model, math.ceil(len(sampler) / cfg.batch_size))
+    state = resume_state(out, model, optimizer, scheduler, device) if resume else RunState()
+    sets = build_datasets(cfg, stage, data, model, spec, out, device, progress)
+
+    for epoch in range(state.epoch, cfg.epochs):
+        if max_steps is not None and state.step >= max_steps:
+            break
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout draws: the same on resume
+        sets.train.set_epoch(epoch, sampler.epoch(epoch))
+        loader = DataLoader(sets.train, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
+        left = None if max_steps is None else max_steps - state.step
+        desc = f"{stage} epoch {epoch + 1}/{cfg.epochs}"
+        tally, batches, seconds = run_epoch(
+            model, loader, optimizer, scheduler, cfg, device, left, desc, progress
+        )
+        state.step += batches
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": state.step,
+            "complete": batches == len(loader),
+            "lr": optimizer.param_groups[0]["lr"],
+            **tally.figures("train"),
+            **_evaluate(model, sets.val, cfg, device),
+            "seconds": round(seconds, 2),
+            "images_per_second": round(tally.images / max(seconds, 1e-9), 2),
+        }
+        save_epoch(cfg, stage, out, spec, data, model, optimizer, scheduler, state, record)
+        log.info("epoch %d: %s", epoch + 1, {k: v for k, v in record.items() if v is not None})
+    return {
+        "out": out,
+        "best": out / "best",
+        "best_score": state.best_score,
+        "history": state.history,
+        "steps": state.step,
+        "cache_seconds": sets.cache_seconds,
+        "cached": sets.cached,
+        "device": device,
+    }
+
+
+def start_run(cfg: TrainConfig, stage: str) -> tuple[Path, str]:
+    """Check the stage, make the output folder, set up the device, seed torch and write
+    ``config.json``; returns ``(out, device)``."""
+    import torch
+
+    if stage not in ("stage1", "stage2"):
+        raise ConfigError(f"stage {stage!r} is unknown; use stage1 or stage2")
+    if stage == "stage2" and not cfg.init_from:
+        raise ConfigError("stage2 needs a stage 1 checkpoint: set init_from in the config or pass --init")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if device == "cuda":
+        deterministic_cuda()
+    torch.manual_seed(cfg.seed)
+    write_json(out / "config.json", {"stage": stage, **cfg.model_dump(mode="json")})
+    return out, device
+
+
+def build_data(cfg: TrainConfig, out: Path) -> dict[str, Any]:
+    """Sources, hold-out, splits, label map (written into ``out``) and the training sampler.
+
+    Returns ``{sampler, val, label_map, low_res, holdout}``.
+    """
     from trainer.checkpoint import merge_label_maps, read_meta
-    from trainer.data import build_label_map, holdout_parts, split_samples
+    from trainer.data import MixedSampler, build_label_map, holdout_parts, split_samples
     from trainer.dataset import load_sources
 
     by_source, low_res = load_sources(cfg.sources)
@@ -207,14 +312,215 @@ def _prepare_data(cfg: TrainConfig, stage: str, out: Path) -> dict[str, Any]:
         split: {n: sum(s.source == n for s in items) for n in by_source} for split, items in splits.items()
     }
     write_json(out / "splits.json", {"seed": cfg.seed, "fractions": list(cfg.split), "images": counts})
+    train_weights = {n: w for n, w in weights.items() if n in train_by_source}
     return {
-        "train_by_source": train_by_source,
-        "weights": {n: w for n, w in weights.items() if n in train_by_source},
+        "sampler": MixedSampler(train_by_source, train_weights, seed=cfg.seed, epoch_size=cfg.epoch_size),
         "val": label_map.keep(splits["val"]),
         "label_map": label_map,
         "low_res": low_res,
         "holdout": holdout,
     }
+
+
+def build_model(cfg: TrainConfig, data: dict[str, Any], device: str) -> tuple[Any, Any]:
+    """The network for the run's label map (from ``init_from``'s weights where set) on ``device``,
+    and its input spec."""
+    import torch
+
+    from trainer.checkpoint import load_checkpoint, transfer_weights
+    from trainer.models import create_model, default_input_spec
+
+    label_map = data["label_map"]
+    spec = default_input_spec(
+        cfg.model, cfg.input_size, background=cfg.background, crop_margin=cfg.crop_margin
+    )
+    model = create_model(
+        cfg.model,
+        num_parts=label_map.num_parts,
+        num_colors=label_map.num_colors,
+        embedding_dim=cfg.embedding_dim,
+        pretrained=cfg.pretrained and not cfg.init_from,
+        freeze_blocks=cfg.freeze_blocks,
+    )
+    if cfg.init_from:
+        source, source_meta = load_checkpoint(cfg.init_from)
+        copied = transfer_weights(source, source_meta.label_map, model, label_map)
+        log.info("started from %s: %s", cfg.init_from, copied)
+    model.to(device, memory_format=torch.channels_last)
+    return model, spec
+
+
+def build_optimizer(cfg: TrainConfig, model: Any, steps_per_epoch: int) -> tuple[Any, Any]:
+    """AdamW (no weight decay on biases, norms and the proxies) and its per-step warm-up + cosine schedule."""
+    import torch
+
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in named if p.ndim > 1 and n != "proxies"], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in named if p.ndim <= 1 or n == "proxies"], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, warmup, total_steps, cfg.min_lr_ratio)
+    )
+    return optimizer, scheduler
+
+
+def resume_state(out: Path, model: Any, optimizer: Any, scheduler: Any, device: str) -> RunState:
+    """Load the newest epoch checkpoint in ``out`` into the model, optimizer and scheduler and return
+    its state; a fresh state (with a warning) when there is none."""
+    from trainer.checkpoint import latest_checkpoint, load_checkpoint, load_training_state
+
+    last = latest_checkpoint(out)
+    if last is None:
+        log.warning("--resume: no epoch checkpoint in %s; starting from the beginning", out)
+        return RunState()
+    saved, meta = load_checkpoint(last, device=device)
+    model.load_state_dict(saved.state_dict())
+    load_training_state(last, optimizer, scheduler)
+    log.info("resuming after epoch %d (step %d) from %s", meta.epoch, meta.step, last)
+    return RunState(meta.epoch, meta.step, float(meta.extra["best_score"]), list(meta.extra["history"]))
+
+
+def build_datasets(
+    cfg: TrainConfig,
+    stage: str,
+    data: dict[str, Any],
+    model: Any,
+    spec: Any,
+    out: Path,
+    device: str,
+    progress: bool,
+) -> Datasets:
+    """The training (augmented, with the background swap) and validation datasets.
+
+    With the feature cache (``cache.mode`` on, or auto on a CPU; needs a frozen front) the frozen
+    front's output of ``cache.copies`` augmented copies per image is computed once and stored;
+    otherwise every epoch augments and runs full images.
+    """
+    from trainer.augment import Augmenter
+    from trainer.backgrounds import BackgroundSwap
+    from trainer.dataset import CachedDataset, FeatureCache, PartDataset
+
+    mode = cfg.cache.mode
+    if mode == "on" and not cfg.freeze_blocks:
+        raise ConfigError("cache mode 'on' needs freeze_blocks >= 1: only a frozen front can be cached")
+    use_cache = bool(cfg.freeze_blocks) and (mode == "on" or (mode == "auto" and device == "cpu"))
+    swap = (
+        BackgroundSwap.from_folder(cfg.background_swap, cfg.background_photos)
+        if cfg.background_swap
+        else None
+    )
+    augmenter = Augmenter(cfg.augment or stage, min_side=cfg.input_size, backgrounds=swap)  # type: ignore[arg-type]
+    plain = Augmenter("none", min_side=cfg.input_size)
+    samples, val, label_map = data["sampler"].samples, data["val"], data["label_map"]
+    kw: dict[str, Any] = {"seed": cfg.seed, "low_res_sources": data["low_res"]}
+    if not use_cache:
+        return Datasets(
+            PartDataset(samples, label_map, spec, augmenter, **kw),
+            PartDataset(val, label_map, spec, plain, **kw),
+            cached=False,
+        )
+    root = Path(cfg.cache.dir) if cfg.cache.dir else out / "feature_cache"
+    train_cache = FeatureCache(root, model, spec, augmenter, copies=cfg.cache.copies, **kw)
+    val_cache = FeatureCache(root, model, spec, plain, copies=1, **kw)
+    started = time.perf_counter()
+    train_cache.build(samples, batch_size=cfg.batch_size, progress=progress)
+    val_cache.build(val, batch_size=cfg.batch_size, progress=progress)
+    seconds = elapsed(started)
+    return Datasets(
+        CachedDataset(samples, label_map, train_cache),
+        CachedDataset(val, label_map, val_cache),
+        cached=True,
+        cache_seconds=seconds,
+    )
+
+
+def run_epoch(
+    model: Any,
+    loader: Any,
+    optimizer: Any,
+    scheduler: Any,
+    cfg: TrainConfig,
+    device: str,
+    steps_left: int | None,
+    desc: str,
+    progress: bool,
+) -> tuple[_Tally, int, float]:
+    """One pass of training over ``loader``, or its first ``steps_left`` batches;
+    returns ``(tally, batches, seconds)``."""
+    from tqdm import tqdm
+
+    model.train()
+    tally, started, batches = _Tally(), time.perf_counter(), 0
+    bar = tqdm(loader, desc=desc, disable=not progress, unit="batch")
+    for batch in bar:
+        out, parts, colors = _run_batch(model, batch, device)
+        losses = _losses(model, cfg, out, parts, colors)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        scheduler.step()
+        batches += 1
+        tally.add(losses, out, parts, colors)
+        bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
+        if steps_left is not None and batches >= steps_left:
+            break
+    bar.close()
+    return tally, batches, elapsed(started)
+
+
+def save_epoch(
+    cfg: TrainConfig,
+    stage: str,
+    out: Path,
+    spec: Any,
+    data: dict[str, Any],
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    state: RunState,
+    record: dict[str, Any],
+) -> None:
+    """Add an epoch's ``record`` to ``state``; write the epoch checkpoint (a complete epoch only),
+    ``best/`` (a new best score, or none yet), ``history.json`` and ``curves.png``."""
+    from trainer.checkpoint import (
+        CheckpointMeta,
+        copy_checkpoint,
+        epoch_dir,
+        prune_checkpoints,
+        save_checkpoint,
+    )
+    from trainer.plots import plot_history
+
+    complete = record["complete"]
+    state.history.append(record)
+    score = record["val_part_top1"] if record["val_part_top1"] is not None else record["train_part_top1"]
+    is_best = score is not None and score > state.best_score
+    state.best_score = max(state.best_score, score or 0.0)
+    if complete:
+        state.epoch = record["epoch"]
+    meta = CheckpointMeta(
+        spec,
+        data["label_map"],
+        config=cfg.model_dump(mode="json"),
+        stage=stage,
+        epoch=record["epoch"] if complete else record["epoch"] - 1,
+        step=state.step,
+        metrics=record,
+        extra={"history": state.history, "best_score": state.best_score, "holdout_parts": data["holdout"]},
+    )
+    if complete:
+        ck = save_checkpoint(epoch_dir(out, record["epoch"]), model, optimizer, meta, scheduler=scheduler)
+        prune_checkpoints(out, cfg.keep_last)
+        if is_best or not (out / "best").exists():
+            copy_checkpoint(ck, out / "best")
+    elif is_best or not (out / "best").exists():
+        save_checkpoint(out / "best", model, None, meta)
+    write_json(out / "history.json", state.history)
+    plot_history(state.history, out / "curves.png")
 
 
 def _losses(model: Any, cfg: TrainConfig, out: dict[str, Any], parts: Any, colors: Any) -> dict[str, Any]:
@@ -288,201 +594,6 @@ def _evaluate(model: Any, dataset: Any, cfg: TrainConfig, device: str) -> dict[s
             out, parts, colors = _run_batch(model, batch, device)
             tally.add(_losses(model, cfg, out, parts, colors), out, parts, colors)
     return tally.figures("val")
-
-
-def train(
-    cfg: TrainConfig, stage: str, *, resume: bool = False, max_steps: int | None = None, progress: bool = True
-) -> dict[str, Any]:
-    """Run a training stage; returns ``{best, best_score, history, steps, cache_seconds, out}``.
-
-    ``max_steps`` stops after that many optimizer steps in all (the schedule still spans
-    ``cfg.epochs``, so a stopped run resumed with ``resume=True`` ends where an uninterrupted one
-    does). A stop inside an epoch validates and updates ``best/`` but writes no epoch checkpoint.
-    """
-    import torch
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
-
-    from trainer.augment import Augmenter
-    from trainer.backgrounds import BackgroundSwap
-    from trainer.checkpoint import (
-        CheckpointMeta,
-        copy_checkpoint,
-        epoch_dir,
-        latest_checkpoint,
-        load_checkpoint,
-        load_training_state,
-        prune_checkpoints,
-        save_checkpoint,
-        transfer_weights,
-    )
-    from trainer.data import MixedSampler
-    from trainer.dataset import CachedDataset, FeatureCache, PartDataset
-    from trainer.models import create_model, default_input_spec
-    from trainer.plots import plot_history
-
-    if stage not in ("stage1", "stage2"):
-        raise ConfigError(f"stage {stage!r} is unknown; use stage1 or stage2")
-    if stage == "stage2" and not cfg.init_from:
-        raise ConfigError("stage2 needs a stage 1 checkpoint: set init_from in the config or pass --init")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if device == "cuda":
-        deterministic_cuda()
-    torch.manual_seed(cfg.seed)
-    write_json(out / "config.json", {"stage": stage, **cfg.model_dump(mode="json")})
-    data = _prepare_data(cfg, stage, out)
-    label_map = data["label_map"]
-    spec = default_input_spec(
-        cfg.model, cfg.input_size, background=cfg.background, crop_margin=cfg.crop_margin
-    )
-    model = create_model(
-        cfg.model,
-        num_parts=label_map.num_parts,
-        num_colors=label_map.num_colors,
-        embedding_dim=cfg.embedding_dim,
-        pretrained=cfg.pretrained and not cfg.init_from,
-        freeze_blocks=cfg.freeze_blocks,
-    )
-    if cfg.init_from:
-        source, source_meta = load_checkpoint(cfg.init_from)
-        copied = transfer_weights(source, source_meta.label_map, model, label_map)
-        log.info("started from %s: %s", cfg.init_from, copied)
-    model.to(device, memory_format=torch.channels_last)
-
-    sampler = MixedSampler(data["train_by_source"], data["weights"], seed=cfg.seed, epoch_size=cfg.epoch_size)
-    steps_per_epoch = math.ceil(len(sampler) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
-    warmup = round(cfg.warmup_epochs * steps_per_epoch)
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in named if p.ndim > 1 and n != "proxies"], "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in named if p.ndim <= 1 or n == "proxies"], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, warmup, total_steps, cfg.min_lr_ratio)
-    )
-
-    history: list[dict[str, Any]] = []
-    start_epoch, step, best_score = 0, 0, -1.0
-    last = latest_checkpoint(out) if resume else None
-    if resume and last is None:
-        log.warning("--resume: no epoch checkpoint in %s; starting from the beginning", out)
-    if last is not None:
-        saved, meta = load_checkpoint(last, device=device)
-        model.load_state_dict(saved.state_dict())
-        load_training_state(last, optimizer, scheduler)
-        start_epoch, step = meta.epoch, meta.step
-        history, best_score = list(meta.extra["history"]), float(meta.extra["best_score"])
-        log.info("resuming after epoch %d (step %d) from %s", start_epoch, step, last)
-
-    mode = cfg.cache.mode
-    if mode == "on" and not cfg.freeze_blocks:
-        raise ConfigError("cache mode 'on' needs freeze_blocks >= 1: only a frozen front can be cached")
-    use_cache = bool(cfg.freeze_blocks) and (mode == "on" or (mode == "auto" and device == "cpu"))
-    swap = (
-        BackgroundSwap.from_folder(cfg.background_swap, cfg.background_photos)
-        if cfg.background_swap
-        else None
-    )
-    augmenter = Augmenter(cfg.augment or stage, min_side=cfg.input_size, backgrounds=swap)  # type: ignore[arg-type]
-    plain = Augmenter("none", min_side=cfg.input_size)
-    cache_seconds = 0.0
-    if use_cache:
-        root = Path(cfg.cache.dir) if cfg.cache.dir else out / "feature_cache"
-        kw: dict[str, Any] = {"seed": cfg.seed, "low_res_sources": data["low_res"]}
-        train_cache = FeatureCache(root, model, spec, augmenter, copies=cfg.cache.copies, **kw)
-        val_cache = FeatureCache(root, model, spec, plain, copies=1, **kw)
-        started = time.perf_counter()
-        train_cache.build(sampler.samples, batch_size=cfg.batch_size, progress=progress)
-        val_cache.build(data["val"], batch_size=cfg.batch_size, progress=progress)
-        cache_seconds = elapsed(started)
-        train_ds: Any = CachedDataset(sampler.samples, label_map, train_cache)
-        val_ds: Any = CachedDataset(data["val"], label_map, val_cache)
-    else:
-        train_ds = PartDataset(
-            sampler.samples, label_map, spec, augmenter, seed=cfg.seed, low_res_sources=data["low_res"]
-        )
-        val_ds = PartDataset(
-            data["val"], label_map, spec, plain, seed=cfg.seed, low_res_sources=data["low_res"]
-        )
-
-    stopped = False
-    for epoch in range(start_epoch, cfg.epochs):
-        if max_steps is not None and step >= max_steps:
-            break
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout draws: the same on resume
-        train_ds.set_epoch(epoch, sampler.epoch(epoch))
-        loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers)
-        model.train()
-        tally, started, batches = _Tally(), time.perf_counter(), 0
-        bar = tqdm(loader, desc=f"{stage} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, unit="batch")
-        for batch in bar:
-            out_, parts, colors = _run_batch(model, batch, device)
-            losses = _losses(model, cfg, out_, parts, colors)
-            optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            optimizer.step()
-            scheduler.step()
-            step, batches = step + 1, batches + 1
-            tally.add(losses, out_, parts, colors)
-            bar.set_postfix(loss=f"{losses['loss'].item():.3f}")
-            if max_steps is not None and step >= max_steps:
-                stopped = True
-                break
-        bar.close()
-        seconds = elapsed(started)
-        complete = batches == len(loader)
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "step": step,
-            "complete": complete,
-            "lr": optimizer.param_groups[0]["lr"],
-            **tally.figures("train"),
-            **_evaluate(model, val_ds, cfg, device),
-            "seconds": round(seconds, 2),
-            "images_per_second": round(tally.images / max(seconds, 1e-9), 2),
-        }
-        history.append(record)
-        score = record["val_part_top1"] if record["val_part_top1"] is not None else record["train_part_top1"]
-        is_best = score is not None and score > best_score
-        best_score = max(best_score, score or 0.0)
-        meta = CheckpointMeta(
-            spec,
-            label_map,
-            config=cfg.model_dump(mode="json"),
-            stage=stage,
-            epoch=epoch + 1 if complete else epoch,
-            step=step,
-            metrics=record,
-            extra={"history": history, "best_score": best_score, "holdout_parts": data["holdout"]},
-        )
-        if complete:
-            ck = save_checkpoint(epoch_dir(out, epoch + 1), model, optimizer, meta, scheduler=scheduler)
-            prune_checkpoints(out, cfg.keep_last)
-            if is_best or not (out / "best").exists():
-                copy_checkpoint(ck, out / "best")
-        elif is_best or not (out / "best").exists():
-            save_checkpoint(out / "best", model, None, meta)
-        write_json(out / "history.json", history)
-        plot_history(history, out / "curves.png")
-        log.info("epoch %d: %s", epoch + 1, {k: v for k, v in record.items() if v is not None})
-        if stopped:
-            break
-    return {
-        "out": out,
-        "best": out / "best",
-        "best_score": best_score,
-        "history": history,
-        "steps": step,
-        "cache_seconds": cache_seconds,
-        "cached": use_cache,
-        "device": device,
-    }
 
 
 # ---- command line ------------------------------------------------------------------------------

@@ -1,0 +1,277 @@
+"""trainer ship: the stage config and the shipped copy of a model set (tools/build_default_models.sh)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.errors import ConfigError, ModelError
+from edge.manifest import IndexEntry, load_manifest, make_file_entry, sha256_file, verify_file, write_manifest
+from tests.helpers.onnx_models import write_model_set
+from trainer.cli import main
+from trainer.ship import parse_setting, read_timings, ship_model_set, write_stage_config
+from trainer.train import load_train_config
+
+REPO = Path(__file__).resolve().parents[2]
+BIG = 30_000  # bytes of the file over the limit; classifier.onnx is about 1 kB
+LIMIT_MB = 0.01
+
+
+@pytest.fixture
+def model_set(tmp_path: Path) -> Path:
+    """A set of two files (the tiny classifier and a 30 kB one) with an index and its labels."""
+    folder = tmp_path / "set"
+    manifest = write_model_set(folder)
+    (folder / "big.onnx").write_bytes(bytes(range(256)) * (BIG // 256) + b"x" * (BIG % 256))
+    (folder / "index.npz").write_bytes(b"vectors" * 10)
+    (folder / "index_labels.json").write_text('["3001"]\n')
+    index = IndexEntry(
+        path="index.npz",
+        sha256=sha256_file(folder / "index.npz"),
+        dim=manifest.embedding_dim or 0,
+        count=1,
+        labels="index_labels.json",
+        labels_sha256=sha256_file(folder / "index_labels.json"),
+    )
+    big = make_file_entry(folder, "big.onnx", "onnxruntime", "fp16")
+    evaluation = {"evaluate": {"part_top1": 0.5}}
+    write_manifest(
+        folder,
+        manifest.model_copy(
+            update={"files": [*manifest.files, big], "index": index, "evaluation": evaluation}
+        ),
+    )
+    return folder
+
+
+@pytest.fixture
+def shipped_before(tmp_path: Path) -> Path:
+    """A destination that already holds a shipped set (to be replaced, or kept on failure)."""
+    dest = tmp_path / "default"
+    dest.mkdir()
+    (dest / "manifest.json").write_text('{"old": true}\n')
+    (dest / "SENSITIVITY.md").write_text("old study\n")
+    return dest
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_files_within_the_limit_ship_and_larger_ones_are_recorded(model_set: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "default"
+    figures = ship_model_set(model_set, dest, max_mb=LIMIT_MB)
+    assert figures["shipped"] == ["classifier.onnx"] and figures["not_shipped"] == ["big.onnx"]
+    manifest = load_manifest(dest)
+    assert [f.path for f in manifest.files] == ["classifier.onnx"]
+    for entry in [*manifest.files, manifest.index]:
+        assert entry is not None
+        verify_file(dest, entry)
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "classifier.onnx",
+        "index.npz",
+        "index_labels.json",
+        "manifest.json",
+    ]
+    big = load_manifest(model_set).files[1]
+    assert manifest.evaluation["not_shipped"] == [
+        {
+            "path": "big.onnx",
+            "key": "onnxruntime/fp16",
+            "bytes": BIG,
+            "sha256": big.sha256,
+            "why": "larger than 0.01 MB; kept in the build folder, figures above",
+        }
+    ]
+    assert manifest.evaluation["evaluate"] == {"part_top1": 0.5}  # the set's own figures stay
+    assert not (tmp_path / "default.tmp").exists() and not (tmp_path / "default.old").exists()
+
+    everything = ship_model_set(model_set, tmp_path / "all", max_mb=1)
+    assert everything["shipped"] == ["classifier.onnx", "big.onnx"]
+    assert load_manifest(tmp_path / "all").evaluation["not_shipped"] == []
+
+
+def test_a_file_failing_its_checksum_is_refused_by_name_and_the_destination_is_kept(
+    model_set: Path, shipped_before: Path
+) -> None:
+    before = _snapshot(shipped_before)
+    data = bytearray((model_set / "big.onnx").read_bytes())
+    data[100] ^= 0xFF  # same size, other content
+    (model_set / "big.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"big\.onnx.*sha256 expected"):
+        ship_model_set(model_set, shipped_before, max_mb=LIMIT_MB)  # a file that would not even ship
+    assert _snapshot(shipped_before) == before
+    assert not shipped_before.with_name("default.tmp").exists()
+
+    (model_set / "big.onnx").unlink()
+    with pytest.raises(ModelError, match=r"big\.onnx.*missing"):
+        ship_model_set(model_set, shipped_before, max_mb=LIMIT_MB)
+    assert _snapshot(shipped_before) == before
+
+
+def test_corrupt_index_labels_are_refused(model_set: Path, shipped_before: Path) -> None:
+    before = _snapshot(shipped_before)
+    (model_set / "index_labels.json").write_text('["3002"]\n')
+    with pytest.raises(ModelError, match=r"index_labels\.json.*corrupt"):
+        ship_model_set(model_set, shipped_before, max_mb=LIMIT_MB)
+    assert _snapshot(shipped_before) == before
+
+
+def test_a_set_with_no_file_within_the_limit_is_refused(model_set: Path, shipped_before: Path) -> None:
+    before = _snapshot(shipped_before)
+    with pytest.raises(ModelError, match=r"at most 0\.0001 MB.*raise --max-mb"):
+        ship_model_set(model_set, shipped_before, max_mb=0.0001)
+    with pytest.raises(ConfigError, match="the model set itself"):
+        ship_model_set(model_set, model_set, max_mb=LIMIT_MB)
+    assert _snapshot(shipped_before) == before
+
+
+def test_a_missing_report_fails_before_anything_is_replaced(model_set: Path, shipped_before: Path) -> None:
+    before = _snapshot(shipped_before)
+    with pytest.raises(ConfigError, match=r"report\.md"):
+        ship_model_set(model_set, shipped_before, max_mb=LIMIT_MB, report=shipped_before.parent / "nowhere")
+    assert _snapshot(shipped_before) == before
+
+
+def test_history_timings_report_and_added_files_are_shipped(
+    model_set: Path, shipped_before: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    history = [{"epoch": 1, "val_part_top1": 0.25}, {"epoch": 2, "val_part_top1": 0.5}]
+    (run / "history.json").write_text(json.dumps(history))
+    timings = tmp_path / "timings.tsv"
+    timings.write_text("render\t100\nstage1\t3000\nexport\t30\n\nexport\t31\n")  # export re-run
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "report.md").write_text("# Evaluation\n\nfigures\n\n")
+    (report / "confusion.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    config = tmp_path / "stage1.yaml"
+    config.write_text("epochs: 3\n")
+
+    ship_model_set(
+        model_set,
+        shipped_before,
+        max_mb=LIMIT_MB,
+        run=run,
+        timings=timings,
+        report=report,
+        notes=["Built by a test."],
+        credit="Rendered from the LDraw.org Parts Library (CC BY).",
+        add=[config],
+    )
+    evaluation = load_manifest(shipped_before).evaluation
+    assert evaluation["training_history"] == history
+    assert evaluation["build_timings_s"] == {"render": 100, "stage1": 3000, "export": 31}
+    assert list(evaluation["build_timings_s"]) == ["render", "stage1", "export"]
+    assert (shipped_before / "stage1.yaml").read_text() == "epochs: 3\n"
+    assert (shipped_before / "confusion.png").is_file()
+    assert not (shipped_before / "SENSITIVITY.md").exists()  # the old set is replaced whole
+    assert (shipped_before / "REPORT.md").read_text() == "\n".join(
+        [
+            "# Evaluation",
+            "",
+            "figures",
+            "",
+            "## Build",
+            "",
+            "Built by a test.",
+            "",
+            "| step | wall time (s) |",
+            "|---|---|",
+            "| render | 100 |",
+            "| stage1 | 3000 |",
+            "| export | 31 |",
+            "",
+            "Not shipped (over the size limit; figures above): `big.onnx` (0.0 MB)",
+            "",
+            "*Rendered from the LDraw.org Parts Library (CC BY).*",
+            "",
+        ]
+    )
+
+
+def test_bad_timings_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "timings.tsv"
+    path.write_text("render\t10\nstage1 20\n")
+    with pytest.raises(ConfigError, match=r"timings.tsv:2"):
+        read_timings(path)
+
+
+def test_the_ship_command_runs_and_reports_a_corrupt_file(model_set: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "default"
+    assert main(["ship", "model-set", "--from", str(model_set), "--to", str(dest), "--max-mb", "1"]) == 0
+    assert [f.path for f in load_manifest(dest).files] == ["classifier.onnx", "big.onnx"]
+    (model_set / "classifier.onnx").write_bytes(b"not a model")
+    assert main(["ship", "model-set", "--from", str(model_set), "--to", str(dest)]) == 2
+    verify_file(dest, load_manifest(dest).files[0])  # the earlier copy is intact
+
+
+# ---- trainer ship config -------------------------------------------------------------------------
+
+
+def test_a_stage_config_keeps_the_base_and_validates(tmp_path: Path) -> None:
+    base = REPO / "config" / "stage1_synthetic.yaml"
+    out = tmp_path / "work" / "stage1.yaml"
+    texts = [
+        "epochs=3",
+        "out=runs/stage1",
+        "pretrained=true",
+        "freeze_blocks=5",
+        "cache.mode=on",
+        "cache.dir=fc",
+    ]
+    argv = ["ship", "config", "--base", str(base), "--out", str(out), "--kind", "real", "--weight", "1"]
+    assert main([*argv, "--source", "render-train", "render-train2", "--set", *texts]) == 0
+
+    written = yaml.safe_load(out.read_text())
+    original = yaml.safe_load(base.read_text())
+    assert list(written) == list(original)  # same keys, same order
+    changed = {"sources", "epochs", "out", "freeze_blocks", "cache"}
+    assert {k: v for k, v in written.items() if k not in changed} == {
+        k: v for k, v in original.items() if k not in changed
+    }
+    assert written["cache"] == {**original["cache"], "mode": "on", "dir": "fc"}  # "on" stays a string
+    cfg = load_train_config(out)
+    work = tmp_path / "work"
+    assert [(s.path, s.kind, s.name, s.weight) for s in cfg.sources] == [
+        (str(work / "render-train"), "real", "render-train", 1.0),
+        (str(work / "render-train2"), "real", "render-train2", 1.0),
+    ]
+    assert (cfg.epochs, cfg.out, cfg.freeze_blocks, cfg.pretrained) == (3, str(work / "runs/stage1"), 5, True)
+    assert cfg.cache.mode == "on" and cfg.cache.dir == str(work / "fc")
+
+    keep = write_stage_config(base, tmp_path / "same.yaml", settings={"epochs": 1})
+    assert keep.sources[0].path == str(tmp_path / original["sources"][0]["path"])  # no --source: the base's
+
+
+def test_settings_are_read_as_yaml_but_only_true_and_false_are_booleans() -> None:
+    assert parse_setting("epochs=10") == ("epochs", 10)
+    assert parse_setting("lr=3e-3") == ("lr", 0.003)
+    assert parse_setting("pretrained=false") == ("pretrained", False)
+    assert parse_setting("cache.mode=off") == ("cache.mode", "off")
+    assert parse_setting("threads=null") == ("threads", None)
+    assert parse_setting("split=[0.5, 0.25, 0.25]") == ("split", [0.5, 0.25, 0.25])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_setting("epochs")
+
+
+@pytest.mark.parametrize(
+    ("setting", "error"),
+    [
+        ({"epoch": 3}, "epoch: unknown key"),
+        ({"embedding_dim": 512}, "embedding_dim"),
+        ({"cache.mode": "sometimes"}, "cache.mode"),
+        ({"epochs.max": 3}, "'epochs' is not a section"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_it_and_nothing_is_written(
+    tmp_path: Path, setting: dict[str, object], error: str
+) -> None:
+    out = tmp_path / "stage1.yaml"
+    with pytest.raises(ConfigError, match=error):
+        write_stage_config(REPO / "config" / "stage1_synthetic.yaml", out, settings=setting)
+    assert not out.exists()

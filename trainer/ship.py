@@ -1,0 +1,422 @@
+"""``trainer ship``: the steps around the chain that make a shipped model set (tools/build_default_models.sh).
+
+- ``trainer ship config`` writes a stage config from a base one (``config/stage1_synthetic.yaml``):
+  ``--source`` replaces its data sources and ``--set KEY=VALUE`` changes a setting (dotted keys
+  reach into sections: ``cache.mode=on``; values are read as YAML, where only true and false are
+  booleans). The result is checked against :class:`trainer.train.TrainConfig` before it is
+  written. Relative paths in a config are taken from its own folder, so write it beside its data.
+- ``trainer ship model-set`` copies a model set into the folder that ships (``models/default``).
+  Every listed file's SHA-256 is verified first. Files of at most ``--max-mb`` MB are shipped; the
+  others leave ``files`` and are recorded under ``evaluation.not_shipped`` (path, key, bytes,
+  sha256, why). The index and its labels are copied; the training run's history and the build's
+  step times (a ``NAME<TAB>SECONDS`` file, the last line of a name counting) are recorded as
+  ``evaluation.training_history`` and ``evaluation.build_timings_s``; the evaluation report
+  becomes ``REPORT.md`` with its plots and a Build section; ``--add`` copies more files (the
+  training config). The new set is built in ``DEST.tmp`` and verified there, then swapped in: a
+  failure leaves ``DEST`` as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge.config import validate_config
+from edge.errors import ConfigError, ModelError
+from edge.fileio import write_atomic
+from edge.manifest import (
+    FileEntry,
+    IndexEntry,
+    Manifest,
+    load_manifest,
+    sha256_file,
+    verify_file,
+    write_manifest,
+)
+from trainer.train import TrainConfig, load_train_config
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "REPORT.md"
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+# ---- trainer ship config -----------------------------------------------------------------------
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` -> ``(KEY, value)``, the value read as YAML (``epochs=10`` is an int).
+
+    Only ``true`` and ``false`` are booleans (YAML 1.1 would read ``cache.mode=on`` as True), and
+    ``3e-3`` is a number.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r} is not KEY=VALUE; write e.g. --set epochs=10 or cache.mode=on")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML: {exc}") from None
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()
+    elif isinstance(value, str) and _FLOAT.fullmatch(value):
+        value = float(value)  # YAML 1.1 reads 3e-3 (no dot) as a string
+    return key, value
+
+
+def write_stage_config(
+    base: str | Path,
+    out: str | Path,
+    *,
+    sources: Sequence[str] = (),
+    kind: str = "auto",
+    weight: float | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> TrainConfig:
+    """Write ``base`` with ``sources`` (when given: they replace its sources, each named by its path)
+    and ``settings`` (dotted key -> value) to ``out``; returns the config read back from ``out``
+    (relative paths taken from its folder).
+
+    Raises:
+        ConfigError: ``base`` is unreadable, a dotted key crosses a non-mapping, or the result is not
+            a valid :class:`~trainer.train.TrainConfig` (the message names the setting). ``out`` is
+            then left as it was.
+    """
+    base, out = Path(base), Path(out)
+    try:
+        data = yaml.safe_load(base.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"base config {str(base)!r} cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"base config {str(base)!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"base config {str(base)!r} must hold a mapping of settings")
+    if sources:
+        data["sources"] = [
+            {"path": path, "kind": kind, "name": path} | ({"weight": weight} if weight is not None else {})
+            for path in sources
+        ]
+    for key, value in (settings or {}).items():
+        *sections, name = key.split(".")
+        node = data
+        for i, section in enumerate(sections):
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(sections[: i + 1])!r} is not a section in {base}")
+        node[name] = value
+    validate_config(TrainConfig, data, f"{out} (from {base})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, yaml.safe_dump(data, sort_keys=False))
+    cfg = load_train_config(out)
+    for src in cfg.sources:
+        if not Path(src.path).exists():
+            log.warning("source %r does not exist (relative paths are taken from %s)", src.path, out.parent)
+    return cfg
+
+
+# ---- trainer ship model-set --------------------------------------------------------------------
+
+
+def ship_model_set(
+    src: str | Path,
+    dest: str | Path,
+    *,
+    max_mb: float = 8.0,
+    run: str | Path | None = None,
+    timings: str | Path | None = None,
+    report: str | Path | None = None,
+    notes: Sequence[str] = (),
+    credit: str | None = None,
+    add: Sequence[str | Path] = (),
+) -> dict[str, Any]:
+    """Copy model set ``src`` into ``dest`` (see the module doc); returns what was shipped.
+
+    ``run``: the training run folder (its ``history.json``); ``timings``: the build's step times;
+    ``report``: a ``trainer evaluate`` report folder (``report.md`` and plots); ``notes``
+    (paragraphs) and ``credit`` (the last line, in italics) go into REPORT.md's Build section.
+
+    Raises:
+        ModelError: a file is missing or fails its checksum (named), or no file fits ``max_mb``.
+        ConfigError: a bad argument or a missing input file.
+    """
+    src, dest = Path(src), Path(dest)
+    if not max_mb > 0:
+        raise ConfigError(f"--max-mb {max_mb!r} must be above 0")
+    if dest.resolve() == src.resolve():
+        raise ConfigError(f"--to {str(dest)!r} is the model set itself; ship into another folder")
+    tmp = dest.with_name(f"{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # left by an earlier failed run
+    tmp.mkdir(parents=True)
+    try:
+        shipped = _build(src, tmp, max_mb, run, timings, report, notes, credit, add)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = dest.with_name(f"{dest.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return shipped
+
+
+def _build(
+    src: Path,
+    tmp: Path,
+    max_mb: float,
+    run: str | Path | None,
+    timings: str | Path | None,
+    report: str | Path | None,
+    notes: Sequence[str],
+    credit: str | None,
+    add: Sequence[str | Path],
+) -> dict[str, Any]:
+    manifest = load_manifest(src)
+    for entry in manifest.files:
+        verify_file(src, entry)
+    shipped = [f for f in manifest.files if f.bytes <= max_mb * 1_000_000]
+    left = [f for f in manifest.files if f.bytes > max_mb * 1_000_000]
+    if not shipped:
+        sizes = ", ".join(f"{f.path} ({f.bytes / 1e6:.1f} MB)" for f in left)
+        raise ModelError(f"no file of {str(src)!r} is at most {max_mb:g} MB: {sizes}; raise --max-mb")
+    for entry in shipped:
+        _copy(src / entry.path, tmp / entry.path)
+    if manifest.index is not None:
+        _verify_index(src, manifest.index)
+        for name in (manifest.index.path, manifest.index.labels):
+            _copy(src / name, tmp / name)
+
+    evaluation = dict(manifest.evaluation)
+    evaluation["not_shipped"] = [
+        {
+            "path": f.path,
+            "key": f.key,
+            "bytes": f.bytes,
+            "sha256": f.sha256,
+            "why": f"larger than {max_mb:g} MB; kept in the build folder, figures above",
+        }
+        for f in left
+    ]
+    steps = read_timings(timings) if timings is not None else None
+    if steps is not None:
+        evaluation["build_timings_s"] = {name: int(seconds) for name, seconds in steps.items()}
+    if run is not None:
+        history = Path(run) / "history.json"
+        if history.is_file():
+            evaluation["training_history"] = json.loads(history.read_text(encoding="utf-8"))
+        else:
+            log.warning("%s does not exist: no training history in the manifest", history)
+    new = manifest.model_copy(update={"files": shipped, "evaluation": evaluation})
+    write_manifest(tmp, Manifest.model_validate(new.model_dump(mode="json")))
+    written = load_manifest(tmp)
+    for entry in written.files:
+        verify_file(tmp, entry)
+    if written.index is not None:
+        _verify_index(tmp, written.index)
+
+    if report is not None:
+        _write_report(Path(report), tmp, steps, left, notes, credit)
+    for path in map(Path, add):
+        if (tmp / path.name).exists():
+            raise ConfigError(f"--add {str(path)!r}: the model set already has a file {path.name!r}")
+        _copy(path, tmp / path.name)
+    shipped_bytes = sum(f.bytes for f in shipped)
+    log.info(
+        "shipping %d file(s), %.1f MB: %s; not shipped (over %g MB): %s",
+        len(shipped),
+        shipped_bytes / 1e6,
+        ", ".join(f.path for f in shipped),
+        max_mb,
+        ", ".join(f.path for f in left) or "none",
+    )
+    return {
+        "shipped": [f.path for f in shipped],
+        "not_shipped": [f.path for f in left],
+        "bytes": shipped_bytes,
+    }
+
+
+def read_timings(path: str | Path) -> dict[str, str]:
+    """Step name -> seconds (as written) of a ``NAME<TAB>SECONDS`` file; a step's last line counts
+    (a re-run step appends another), its first line sets its place."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"timings file {str(path)!r} cannot be read: {exc.strerror}") from None
+    steps: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, sep, seconds = line.partition("\t")
+        if not sep or not seconds.strip().isdigit():
+            raise ConfigError(f"{path}:{number}: {line!r} is not NAME<TAB>SECONDS")
+        steps[name] = seconds.strip()
+    return steps
+
+
+def _verify_index(folder: Path, index: IndexEntry) -> None:
+    verify_file(folder, index)
+    labels = folder / index.labels
+    if not labels.is_file():
+        raise ModelError(f"index labels {str(labels)!r} listed in the manifest are missing")
+    if index.labels_sha256 is not None and sha256_file(labels) != index.labels_sha256:
+        raise ModelError(
+            f"index labels {str(labels)!r} are corrupt or were replaced: sha256 expected "
+            f"{index.labels_sha256}, actual {sha256_file(labels)}; run `trainer index` again"
+        )
+
+
+def _copy(src: Path, dest: Path) -> None:
+    if not src.is_file():
+        raise ConfigError(f"{str(src)!r} does not exist; nothing to copy")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dest)
+
+
+def _write_report(
+    report: Path,
+    dest: Path,
+    steps: dict[str, str] | None,
+    left: list[FileEntry],
+    notes: Sequence[str],
+    credit: str | None,
+) -> None:
+    """``report.md`` of ``report`` with a Build section, as ``dest/REPORT.md``, and its plots."""
+    source = report / "report.md"
+    if not source.is_file():
+        raise ConfigError(f"report {str(source)!r} does not exist; run `trainer evaluate --out {report}`")
+    for png in sorted(report.glob("*.png")):
+        shutil.copy2(png, dest / png.name)
+    lines = [source.read_text(encoding="utf-8").rstrip(), "", "## Build"]
+    for note in notes:
+        lines += ["", note]
+    if steps:
+        lines += ["", "| step | wall time (s) |", "|---|---|", *(f"| {k} | {v} |" for k, v in steps.items())]
+    if left:
+        sizes = ", ".join(f"`{f.path}` ({f.bytes / 1e6:.1f} MB)" for f in left)
+        lines += ["", f"Not shipped (over the size limit; figures above): {sizes}"]
+    if credit:
+        lines += ["", f"*{credit}*"]
+    write_atomic(dest / REPORT_NAME, "\n".join([*lines, ""]))
+
+
+# ---- command line ------------------------------------------------------------------------------
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``trainer ship config`` and ``trainer ship model-set``."""
+    p = sub.add_parser(
+        "ship",
+        help="write a stage config for a build; copy a model set into the shipped folder",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    steps = p.add_subparsers(dest="ship_command", required=True, metavar="STEP")
+    c = steps.add_parser("config", help="a stage config from a base one, with other sources and settings")
+    c.add_argument("--base", required=True, type=Path, metavar="FILE", help="config to start from")
+    c.add_argument("--out", required=True, type=Path, metavar="FILE", help="config file to write")
+    c.add_argument(
+        "--source",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="PATH",
+        help="data sources (replace the base's)",
+    )
+    c.add_argument(
+        "--kind",
+        default="auto",
+        choices=("auto", "b200c", "legacy", "real"),
+        help="layout of the --source folders",
+    )
+    c.add_argument(
+        "--weight", type=float, metavar="W", help="sampling weight of the --source folders (default: by kind)"
+    )
+    c.add_argument(
+        "--set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="settings, e.g. cache.mode=on",
+    )
+    c.set_defaults(func=main_config)
+
+    m = steps.add_parser("model-set", help="copy a model set into the shipped folder (verified, atomic)")
+    m.add_argument(
+        "--from",
+        dest="src",
+        required=True,
+        type=Path,
+        metavar="SET",
+        help="model set folder (trainer export)",
+    )
+    m.add_argument("--to", dest="dest", required=True, type=Path, help="folder to ship into (replaced)")
+    m.add_argument("--max-mb", type=float, default=8.0, metavar="MB", help="largest file shipped, in MB (8)")
+    m.add_argument(
+        "--run", type=Path, metavar="RUN", help="training run folder: its history.json goes into the manifest"
+    )
+    m.add_argument("--timings", type=Path, metavar="FILE", help="NAME<TAB>SECONDS file of the build's steps")
+    m.add_argument(
+        "--report", type=Path, metavar="DIR", help="trainer evaluate report folder: becomes REPORT.md"
+    )
+    m.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a paragraph for REPORT.md's Build section",
+    )
+    m.add_argument("--credit", metavar="TEXT", help="last line of REPORT.md (data credit), in italics")
+    m.add_argument(
+        "--add",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="another file to ship (a config)",
+    )
+    m.set_defaults(func=main_model_set)
+
+
+def main_config(args: argparse.Namespace) -> int:
+    """Run ``trainer ship config``."""
+    settings = dict(parse_setting(text) for text in args.set)
+    cfg = write_stage_config(
+        args.base, args.out, sources=args.source, kind=args.kind, weight=args.weight, settings=settings
+    )
+    log.info("wrote %s: %d source(s), %d epoch(s), out %s", args.out, len(cfg.sources), cfg.epochs, cfg.out)
+    return 0
+
+
+def main_model_set(args: argparse.Namespace) -> int:
+    """Run ``trainer ship model-set``."""
+    shipped = ship_model_set(
+        args.src,
+        args.dest,
+        max_mb=args.max_mb,
+        run=args.run,
+        timings=args.timings,
+        report=args.report,
+        notes=args.note,
+        credit=args.credit,
+        add=args.add,
+    )
+    log.info(
+        "model set %s: %d file(s) shipped, %d not",
+        args.dest,
+        len(shipped["shipped"]),
+        len(shipped["not_shipped"]),
+    )
+    return 0
