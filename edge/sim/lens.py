@@ -1,0 +1,58 @@
+"""Radial lens distortion (Brown-Conrady, k1 and k2) of a rendered view and its mask.
+
+The distortion belongs to the rig camera's lens, so it is defined in that camera's normalised image
+coordinates (x / z, y / z about its optical axis) even when the view is a narrow crop taken from the
+same position: a crop near the frame's edge is bent as that part of the full frame would be.
+A point at undistorted radius r appears at r (1 + k1 r^2 + k2 r^4): k1 < 0 is barrel distortion.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge.sim.render import Camera
+
+
+def distortion_maps(view: Camera, sensor: Camera, k1: float, k2: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each pixel of the distorted ``view``, where to sample the undistorted render of it.
+
+    ``sensor`` is the rig camera whose lens distorts (same position as ``view``). Returns float32
+    (H, W) x and y maps for ``cv2.remap`` (pixel-centre coordinates).
+    """
+    w, h, f = view.width, view.height, view.focal
+    xs = (np.arange(w, dtype=np.float64) + 0.5 - w / 2) / f
+    ys = (np.arange(h, dtype=np.float64) + 0.5 - h / 2) / f
+    rot_v, rot_s = view.rotation(), sensor.rotation()
+    # Rays of the view's pixels, in the sensor's camera frame: the distorted sensor coordinates.
+    rays = xs[None, :, None] * rot_v[0] + ys[:, None, None] * rot_v[1] + rot_v[2]
+    s = rays @ rot_s.T
+    xd, yd = s[..., 0] / s[..., 2], s[..., 1] / s[..., 2]
+    xu, yu = xd.copy(), yd.copy()
+    for _ in range(8):  # invert r_d = r_u (1 + k1 r_u^2 + k2 r_u^4) by fixed-point iteration
+        r2 = xu * xu + yu * yu
+        factor = 1.0 + k1 * r2 + k2 * r2 * r2
+        xu, yu = xd / factor, yd / factor
+    # Back to the view's pixels.
+    back = np.stack([xu, yu, np.ones_like(xu)], -1) @ rot_s @ rot_v.T
+    map_x = back[..., 0] / back[..., 2] * f + w / 2 - 0.5
+    map_y = back[..., 1] / back[..., 2] * f + h / 2 - 0.5
+    return map_x.astype(np.float32), map_y.astype(np.float32)
+
+
+def distort(
+    image: np.ndarray, mask: np.ndarray, view: Camera, sensor: Camera, k1: float, k2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` (H, W, C float) and ``mask`` (H, W uint8 0/255) as the distorting lens shows them."""
+    if k1 == 0 and k2 == 0:
+        return image, mask
+    map_x, map_y = distortion_maps(view, sensor, k1, k2)
+    out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    cover = cv2.remap(mask.astype(np.float32) / 255.0, map_x, map_y, cv2.INTER_LINEAR, borderValue=0.0)
+    return out, np.where(cover >= 0.5, 255, 0).astype(np.uint8)
+
+
+def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), exclusive, of the mask's non-zero pixels; None if it has none."""
+    ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1) if len(ys) else None
