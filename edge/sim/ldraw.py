@@ -527,7 +527,7 @@ class LDrawLibrary:
         return mesh
 
     def _logo_stud(self, name: str, folder: Path) -> Path | None:
-        """The logo version of a plain stud reference (same sub-folder, e.g. ``48/``), if the library has it."""
+        """The logo version of a plain stud reference (same sub-folder, e.g. ``48/``), if there is one."""
         head, _, base = _norm(name).rpartition("/")
         logo = LOGO_STUDS.get(base)
         return None if logo is None else self._try_find(f"{head}/{logo}" if head else logo, folder)

@@ -1,9 +1,11 @@
-"""Radial lens distortion (Brown-Conrady, k1 and k2) of a rendered view and its mask.
+"""Radial lens distortion (Brown-Conrady, k1 and k2) and vignetting of a rendered view.
 
 The distortion belongs to the rig camera's lens, so it is defined in that camera's normalised image
 coordinates (x / z, y / z about its optical axis) even when the view is a narrow crop taken from the
 same position: a crop near the frame's edge is bent as that part of the full frame would be.
 A point at undistorted radius r appears at r (1 + k1 r^2 + k2 r^4): k1 < 0 is barrel distortion.
+Vignetting darkens the image by (1 + r^2)^(-2 s) at radius r on the sensor: s = 1 is the natural
+cos^4 fall-off of a simple lens, real modules add their own (s up to ~1.5).
 """
 
 from __future__ import annotations
@@ -21,13 +23,8 @@ def distortion_maps(view: Camera, sensor: Camera, k1: float, k2: float) -> tuple
     (H, W) x and y maps for ``cv2.remap`` (pixel-centre coordinates).
     """
     w, h, f = view.width, view.height, view.focal
-    xs = (np.arange(w, dtype=np.float64) + 0.5 - w / 2) / f
-    ys = (np.arange(h, dtype=np.float64) + 0.5 - h / 2) / f
     rot_v, rot_s = view.rotation(), sensor.rotation()
-    # Rays of the view's pixels, in the sensor's camera frame: the distorted sensor coordinates.
-    rays = xs[None, :, None] * rot_v[0] + ys[:, None, None] * rot_v[1] + rot_v[2]
-    s = rays @ rot_s.T
-    xd, yd = s[..., 0] / s[..., 2], s[..., 1] / s[..., 2]
+    xd, yd = _sensor_coords(view, sensor)
     xu, yu = xd.copy(), yd.copy()
     for _ in range(8):  # invert r_d = r_u (1 + k1 r_u^2 + k2 r_u^4) by fixed-point iteration
         r2 = xu * xu + yu * yu
@@ -38,6 +35,26 @@ def distortion_maps(view: Camera, sensor: Camera, k1: float, k2: float) -> tuple
     map_x = back[..., 0] / back[..., 2] * f + w / 2 - 0.5
     map_y = back[..., 1] / back[..., 2] * f + h / 2 - 0.5
     return map_x.astype(np.float32), map_y.astype(np.float32)
+
+
+def _sensor_coords(view: Camera, sensor: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """The sensor's normalised image coordinates (H, W) of each of ``view``'s pixel centres."""
+    w, h, f = view.width, view.height, view.focal
+    xs = (np.arange(w, dtype=np.float64) + 0.5 - w / 2) / f
+    ys = (np.arange(h, dtype=np.float64) + 0.5 - h / 2) / f
+    rot_v = view.rotation()
+    rays = xs[None, :, None] * rot_v[0] + ys[:, None, None] * rot_v[1] + rot_v[2]
+    s = rays @ sensor.rotation().T
+    return s[..., 0] / s[..., 2], s[..., 1] / s[..., 2]
+
+
+def vignette(image: np.ndarray, view: Camera, sensor: Camera, strength: float) -> np.ndarray:
+    """``image`` (H, W, C, linear light) darkened towards the sensor's corners by ``strength``."""
+    if strength == 0:
+        return image
+    x, y = _sensor_coords(view, sensor)
+    gain = (1.0 + x * x + y * y) ** (-2.0 * strength)
+    return (image * gain[:, :, None]).astype(image.dtype)
 
 
 def distort(

@@ -8,7 +8,7 @@ scene light: per placement it draws the materials, the ground, the lights and th
 from numpy arrays in memory (no files), path traces it with a box-filtered film and denoises it
 with Open Image Denoise, guided by albedo and normal passes. The part's mask is the rasteriser's
 coverage of the same geometry from the same camera: exact, and identical to the raster mask.
-Radial lens distortion is applied to image and mask alike.
+Radial lens distortion is applied to image and mask alike, then vignetting.
 
 Mitsuba bakes plain numbers into its compiled kernels; every scene parameter is made opaque before
 rendering, so scenes that differ only in values (colours, lights, camera) reuse one kernel.
@@ -26,7 +26,7 @@ from edge.colors import Color
 from edge.errors import RenderError
 from edge.sim.grounds import Ground, draw_ground, list_photos
 from edge.sim.ldconfig import LDrawColour
-from edge.sim.lens import distort, mask_bbox
+from edge.sim.lens import distort, mask_bbox, vignette
 from edge.sim.mesh import Mesh
 from edge.sim.mitsuba_env import load_denoiser, load_mitsuba
 from edge.sim.pathtrace_config import PathTraceSettings, pt_stream
@@ -160,6 +160,7 @@ class _Shots:
     lights: list[AreaLight]
     env: Any
     lens: tuple[float, float]
+    vignetting: float
     seed: int
 
 
@@ -232,6 +233,7 @@ class PathTracedSceneRenderer(SceneRenderer):
 
         rng = pt_stream(seed, "lens")
         lens = (float(rng.uniform(*settings.lens_k1)), float(rng.uniform(*settings.lens_k2)))
+        vignetting = float(rng.uniform(*settings.vignetting))
         place.meta["pathtrace"] = {
             "variant": tracer.variant,
             "spp": settings.spp,
@@ -240,8 +242,9 @@ class PathTracedSceneRenderer(SceneRenderer):
             "lights": light_meta,
             "lens_k1": lens[0],
             "lens_k2": lens[1],
+            "vignetting": vignetting,
         }
-        return _Shots(tri_rgb, groups, ground, bsdfs, lights, env_obj, lens, seed)
+        return _Shots(tri_rgb, groups, ground, bsdfs, lights, env_obj, lens, vignetting, seed)
 
     def _textured(self, albedo: np.ndarray, wrap: str, roughness: float, specular: float) -> Any:
         bsdf = {
@@ -267,7 +270,9 @@ class PathTracedSceneRenderer(SceneRenderer):
         shapes.update(self._light_shapes(shots))
         view_seed = int(pt_stream(shots.seed, "render", round(angle * 1000) % 2**31).integers(2**31))
         linear = self.tracer.render(shapes, cam, view_seed)
-        linear, mask = distort(linear, mask, cam, self.camera(), *shots.lens)
+        sensor = self.camera()
+        linear, mask = distort(linear, mask, cam, sensor, *shots.lens)
+        linear = vignette(linear, cam, sensor, shots.vignetting)
         return linear, mask, mask_bbox(mask)
 
     def _part_shapes(self, part: Mesh, shots: _Shots) -> dict[str, Any]:

@@ -87,6 +87,9 @@ class PathTraceSettings(StrictModel):
         default=(-0.12, 0.03), description="range of the radial lens distortion k1 (negative = barrel)"
     )
     lens_k2: tuple[K1, K1] = Field(default=(-0.03, 0.03), description="range of the radial distortion k2")
+    vignetting: tuple[Gain, Gain] = Field(
+        default=(0.0, 1.5), description="range of the vignetting strength (1 = the cos^4 law)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> PathTraceSettings:

@@ -94,7 +94,8 @@ def convex_hull_planes(points: np.ndarray, eps: float) -> list[tuple[np.ndarray,
         from scipy.spatial import ConvexHull
     except ImportError:
         raise RenderError(
-            "this mesh's convex hull needs scipy (near-degenerate geometry, e.g. logo studs): pip install scipy"
+            "this mesh's convex hull needs scipy (near-degenerate geometry, e.g. logo studs): "
+            "pip install scipy"
         ) from None
     eq = ConvexHull(pts).equations
     return _merge_planes(eq[:, :3], -eq[:, 3], eps)

@@ -18,7 +18,7 @@ from edge.sim import mitsuba_env
 from edge.sim.effects import DiscSurface
 from edge.sim.grounds import TEXTURE_SIZE, draw_ground, list_photos, periodic_noise
 from edge.sim.ldraw import LDrawLibrary
-from edge.sim.lens import distort, distortion_maps, mask_bbox
+from edge.sim.lens import distort, distortion_maps, mask_bbox, vignette
 from edge.sim.mesh import Mesh
 from edge.sim.pathtrace_config import PathTraceSettings
 from edge.sim.render import Camera
@@ -43,7 +43,12 @@ def tracer_ready() -> None:
 def traced(**settings: object) -> object:
     from edge.sim.pathtrace import PathTracedSceneRenderer
 
-    base: dict[str, object] = {"spp": 4, "lens_k1": (0.0, 0.0), "lens_k2": (0.0, 0.0)}
+    base: dict[str, object] = {
+        "spp": 4,
+        "lens_k1": (0.0, 0.0),
+        "lens_k2": (0.0, 0.0),
+        "vignetting": (0.0, 0.0),
+    }
     return PathTracedSceneRenderer(
         RIG, Randomization.off(), supersample=2, settings=PathTraceSettings(**{**base, **settings})
     )
@@ -171,3 +176,12 @@ def test_lens_distortion_bends_the_frame_edges_and_keeps_the_centre() -> None:
     out, bent = distort(image, mask, cam, cam, -0.2, 0.0)
     assert out.shape == image.shape and bent.dtype == np.uint8
     assert mask_bbox(bent) == mask_bbox(mask)  # the centre barely moves
+
+
+def test_vignetting_darkens_the_corners_only() -> None:
+    cam = Camera(np.array([0.0, -400.0, 0.0]), np.zeros(3), 64, 48, 40.0, np.array([0.0, 0.0, -1.0]))
+    flat = np.ones((48, 64, 3), np.float32)
+    out = vignette(flat, cam, cam, 1.0)
+    assert out.dtype == np.float32 and out[24, 32].min() > 0.999
+    assert 0.5 < out[0, 0].max() < 0.57  # cos^4 of the corner ray, 31 degrees off axis
+    assert vignette(flat, cam, cam, 0.0) is flat
