@@ -6,6 +6,7 @@ LLVM 19 for its CPU variant); the pure-numpy parts (grounds, lens, settings) alw
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -71,6 +72,7 @@ def test_renders_a_demo_part_with_its_exact_mask(tracer_ready: None, brick: Mesh
         assert view.mask.shape == (96, 96) and set(np.unique(view.mask)) <= {0, 255}
         assert view.bbox == mask_bbox(view.mask) and view.bbox is not None
         assert view.meta["pathtrace"]["ground"]["kind"] == "black"
+        json.dumps(view.meta)  # the record of the draws stays plain data
         assert iou(view.mask > 0, ref.mask > 0) > 0.99  # same scene, same geometry
         # The traced pixels agree with the mask: a white part on a black board.
         grey = view.image.astype(np.float32).mean(axis=2)
