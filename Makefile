@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    the main job (core install only: no torch, no tensorflow)
-#   make test   the tests (installs the dev, train and convert extras too)
+#   make test   the tests (installs the dev, train, convert and studio extras too)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -18,7 +18,7 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.all: $(VENV)/.core
-	$(BIN)/pip install --quiet -e '.[dev,train,convert]'
+	$(BIN)/pip install --quiet -e '.[dev,train,convert,studio]'
 	touch $@
 
 run: setup
@@ -26,6 +26,7 @@ run: setup
 
 test: setup-all
 	@command -v systemd-analyze >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq systemd >/dev/null; } || echo "systemd-analyze is missing: install the systemd package"
+	@ls /usr/lib/*/libLLVM*19* >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq libllvm19 >/dev/null; } || echo "libLLVM 19 is missing: apt-get install libllvm19 (the path tracer's tests are skipped)"
 	$(BIN)/ruff check $(SRC)
 	$(BIN)/pytest -q
 

@@ -33,6 +33,14 @@ _DIRECT_COLOUR_MIN = 0x2000000
 #: Tokens per line type (type, colour, numbers); type 1 has a file name after its 14 tokens.
 _TOKENS = {2: 8, 3: 11, 4: 14, 5: 14}
 _BFC_WORDS = {"CERTIFY", "NOCERTIFY", "CW", "CCW", "CLIP", "NOCLIP", "INVERTNEXT"}
+#: Plain stud primitives and the logo studs LDraw viewers draw instead with their "logo" option
+#: (real studs carry the raised LEGO logo); used where the library holds the logo file.
+LOGO_STUDS = {
+    "stud.dat": "stud-logo4.dat",
+    "stud2.dat": "stud2-logo4.dat",
+    "stu2.dat": "stu2-logo4.dat",
+    "stu22.dat": "stu22-logo4.dat",
+}
 
 
 class LDrawLine(NamedTuple):
@@ -293,10 +301,18 @@ class LDrawLibrary:
     cached in bounded LRUs: at most ``max_files`` of each, and meshes holding at most
     ``max_mesh_elements`` triangles + lines in all (about 150 MB at the default). An instance is
     not meant to be shared between threads.
+
+    With ``logo_studs`` the plain studs are drawn with the LEGO logo (see :data:`LOGO_STUDS`) wherever
+    the library has the logo file; a stud without one stays plain.
     """
 
     def __init__(
-        self, root: str | Path, *, max_files: int = 8192, max_mesh_elements: int = 4_000_000
+        self,
+        root: str | Path,
+        *,
+        max_files: int = 8192,
+        max_mesh_elements: int = 4_000_000,
+        logo_studs: bool = False,
     ) -> None:
         if max_files < 1 or max_mesh_elements < 0:
             raise ValueError(
@@ -304,6 +320,7 @@ class LDrawLibrary:
                 "invalid; use max_files >= 1 and max_mesh_elements >= 0"
             )
         self.root = Path(root)
+        self.logo_studs = bool(logo_studs)
         self._dir_cache: dict[Path, dict[str, tuple[Path, bool]]] = {}
         parts = self._sub(self.root, "parts")
         if parts is None:
@@ -491,7 +508,8 @@ class LDrawLibrary:
             )
         ]
         for ref in pf.refs:
-            child_path = self._try_find(ref.name, path.parent)
+            child_path = self._logo_stud(ref.name, path.parent) if self.logo_studs else None
+            child_path = child_path or self._try_find(ref.name, path.parent)
             if child_path is None:
                 raise MissingPartError(
                     f"{ref.name!r} referenced at {pf.source}:{ref.line_no} not found{self._via(chain)}; "
@@ -507,6 +525,12 @@ class LDrawLibrary:
         mesh = _freeze(_concat(pieces))
         self._meshes.put(path, mesh, _size(mesh))
         return mesh
+
+    def _logo_stud(self, name: str, folder: Path) -> Path | None:
+        """The logo version of a plain stud reference (same sub-folder, e.g. ``48/``), if there is one."""
+        head, _, base = _norm(name).rpartition("/")
+        logo = LOGO_STUDS.get(base)
+        return None if logo is None else self._try_find(f"{head}/{logo}" if head else logo, folder)
 
     def _via(self, chain: tuple[Path, ...]) -> str:
         return f" (while flattening {' -> '.join(self._label(p) for p in chain)})" if len(chain) > 1 else ""

@@ -77,8 +77,31 @@ def convex_hull_planes(points: np.ndarray, eps: float) -> list[tuple[np.ndarray,
 
     A small quickhull. Points within ``eps`` of a face count as on it, so coplanar points (LEGO
     meshes are full of them) never create sliver faces; coplanar triangles are merged into one plane.
+    Many tiny, nearly coplanar features (logo studs) can defeat it: a hull that does not hold every
+    point is computed again with scipy's Qhull (PC only; the Pi never needs it).
     """
     pts = np.unique(np.round(np.asarray(points, np.float64) / eps) * eps, axis=0)
+    try:
+        planes = _quickhull(pts, eps)
+    except KeyError:  # its horizon broke on near-degenerate input
+        planes = []
+    if planes:
+        normals = np.array([n for n, _ in planes])
+        offsets = np.array([d for _, d in planes])
+        if float((pts @ normals.T - offsets).max()) <= 1000 * eps:
+            return planes
+    try:
+        from scipy.spatial import ConvexHull
+    except ImportError:
+        raise RenderError(
+            "this mesh's convex hull needs scipy (near-degenerate geometry, e.g. logo studs): "
+            "pip install scipy"
+        ) from None
+    eq = ConvexHull(pts).equations
+    return _merge_planes(eq[:, :3], -eq[:, 3], eps)
+
+
+def _quickhull(pts: np.ndarray, eps: float) -> list[tuple[np.ndarray, float]]:
     if len(pts) < 4:
         raise RenderError(f"the mesh has only {len(pts)} distinct vertices; a solid part needs 4 or more")
     simplex = _initial_simplex(pts, eps)
@@ -163,6 +186,10 @@ def convex_hull_planes(points: np.ndarray, eps: float) -> list[tuple[np.ndarray,
     # keep a plane only if none of the few planes kept just before it is the same.
     normals = np.array([n for n, _ in planes.values()])
     offsets = np.array([d for _, d in planes.values()])
+    return _merge_planes(normals, offsets, eps)
+
+
+def _merge_planes(normals: np.ndarray, offsets: np.ndarray, eps: float) -> list[tuple[np.ndarray, float]]:
     keys = np.round(np.column_stack([normals * 1e4, offsets / (100 * eps)])).astype(np.int64)
     merged: list[tuple[np.ndarray, float]] = []
     for k in np.lexsort(keys.T[::-1]):

@@ -302,6 +302,13 @@ def render_mesh(
     return _resolve(rgba, surf_z, camera, s)
 
 
+def corner_normals(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 3) unit face normals (zero where degenerate) and (T, 3, 3) corner normals smoothed
+    within ``CREASE_ANGLE_DEG``, as :func:`render_mesh` shades with (cached per Mesh object)."""
+    prep = _prepare(mesh)
+    return prep.face_n, prep.vert_n
+
+
 # ----------------------------------------------------------------------------- mesh preparation
 
 

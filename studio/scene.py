@@ -228,35 +228,51 @@ class SceneRenderer:
             )
         full = self.camera(out_w, out_h) if frame == "full" else self.camera()
         place = self._draw_placement(mesh, color, poses, seed, pose_index, name, angles_deg, full)
-        tri_rgb, tri_alpha, edges = self._part_colours(mesh, color, place)
-        stage = self._stage(full, place) if frame == "full" else None
+        shots = self._prepare_shots(mesh, color, place, full if frame == "full" else None)
         views = []
         for k, angle in enumerate(angles_deg):
             world = yaw_matrix(float(angle)) @ placement(place.pose, place.yaw_deg, tuple(place.offset_ldu))
             part = mesh.transformed(world)
             cam = full if frame == "full" else _crop_camera(full, part, out_w, out_h, crop_margin)
-            edge_rgb, cond_rgb, edge_width, edge_blend = self._edges(cam, part, edges)
-            result = render_mesh(
-                part,
-                tri_rgb,
-                cam,
-                place.lighting,
-                tri_alpha=tri_alpha,
-                edge_rgb=edge_rgb,
-                cond_edge_rgb=cond_rgb,
-                supersample=self.supersample,
-                edge_lines=edge_blend > 0,
-                edge_width=edge_width,
-            )
+            linear, mask, bbox = self._shoot(shots, part, cam, place, float(angle))
             scale = cam.focal / self.camera().focal  # output pixels per sensor pixel
-            scene = self._backdrop(stage or self._stage(cam, place), cam, part, place, float(angle))
-            linear = result.rgb + (1.0 - result.coverage[:, :, None]) * scene
             image, per_view = self._camera_effects(linear, place, seed, k, cam, part, scale)
             meta = dict(place.meta, angle_deg=float(angle), view_index=k, frame=frame, **per_view)
             if frame == "crop":
                 meta["crop_fov_deg"] = float(cam.fov_deg)
-            views.append(View(image, result.mask, result.bbox, float(angle), meta))
+            views.append(View(image, mask, bbox, float(angle), meta))
         return views
+
+    # ------------------------------------------------------------------ shooting (the renderer's part)
+
+    def _prepare_shots(self, mesh: Mesh, color: Color, place: _Placement, full: Camera | None) -> Any:
+        """Per-placement work shared by the views (a subclass with another renderer overrides it).
+
+        ``full`` is the rig camera for full frames, None for crops.
+        """
+        tri_rgb, tri_alpha, edges = self._part_colours(mesh, color, place)
+        return tri_rgb, tri_alpha, edges, (self._stage(full, place) if full is not None else None)
+
+    def _shoot(
+        self, shots: Any, part: Mesh, cam: Camera, place: _Placement, angle: float
+    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int] | None]:
+        """One view's linear RGB scene light (H, W, 3), exact part mask and its bbox."""
+        tri_rgb, tri_alpha, edges, stage = shots
+        edge_rgb, cond_rgb, edge_width, edge_blend = self._edges(cam, part, edges)
+        result = render_mesh(
+            part,
+            tri_rgb,
+            cam,
+            place.lighting,
+            tri_alpha=tri_alpha,
+            edge_rgb=edge_rgb,
+            cond_edge_rgb=cond_rgb,
+            supersample=self.supersample,
+            edge_lines=edge_blend > 0,
+            edge_width=edge_width,
+        )
+        scene = self._backdrop(stage or self._stage(cam, place), cam, part, place, angle)
+        return result.rgb + (1.0 - result.coverage[:, :, None]) * scene, result.mask, result.bbox
 
     # ------------------------------------------------------------------ argument checks
 

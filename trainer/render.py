@@ -7,6 +7,10 @@ Layouts:
 - ``real``: the rig's own capture layout: ``manifest.csv`` with the columns of :data:`REAL_COLUMNS` and
   ``raw/{part}/{color}/{part}_{color}_{angle}.jpg`` at the rig's full 640x480 frame.
 
+Two renderers draw the same scenes: the fast software rasteriser (default) and, with
+``--renderer pathtrace``, a Mitsuba 3 path tracer with denoising, logo studs, plastic, transparent
+and metallic materials, soft lights and the grounds real rigs have (:mod:`studio.pathtrace`).
+
 Every image has its exact mask beside it (``*_mask.png``). A run is split into one unit per part;
 a finished unit leaves a record under ``.progress/``, so re-running skips it. A part that fails
 (unknown part, unreadable file) is reported at the end and does not stop the run.
@@ -18,6 +22,7 @@ import argparse
 import csv
 import json
 import logging
+import multiprocessing
 import os
 import time
 import zlib
@@ -71,6 +76,10 @@ class RenderJob:
     #: Factors taken from the preset ``factors_from`` instead of ``randomization`` (a one-factor study).
     factors: tuple[str, ...] = ()
     factors_from: str | None = None
+    #: 'raster' (studio.render) or 'pathtrace' (studio.pathtrace: Mitsuba 3, logo studs).
+    renderer: str = "raster"
+    spp: int = 16
+    backgrounds: str | None = None
 
 
 @dataclass
@@ -82,6 +91,7 @@ class PartResult:
 
 
 PRESETS = ("off", "train", "test")
+RENDERERS = ("raster", "pathtrace")
 
 
 def job_randomization(job: RenderJob) -> Any:
@@ -145,15 +155,22 @@ def _worker_init(job: RenderJob) -> None:
     from studio.ldraw import LDrawLibrary
     from studio.scene import RigGeometry, SceneRenderer
 
-    library = LDrawLibrary(job.ldraw)
+    pathtrace = job.renderer == "pathtrace"
+    library = LDrawLibrary(job.ldraw, logo_studs=pathtrace)  # logo studs: what a photo shows
     ldconfig_path = Path(job.ldraw) / "LDConfig.ldr"
     ldconfig = read_ldconfig(ldconfig_path) if ldconfig_path.is_file() else None
     randomization = job_randomization(job)
-    _STATE.update(
-        job=job,
-        library=library,
-        scene=SceneRenderer(RigGeometry(), randomization, ldconfig=ldconfig, supersample=job.supersample),
-    )
+    scene: SceneRenderer
+    if pathtrace:
+        from studio.pathtrace import PathTracedSceneRenderer, PathTraceSettings
+
+        settings = PathTraceSettings(spp=job.spp).with_backgrounds(job.backgrounds)
+        scene = PathTracedSceneRenderer(
+            RigGeometry(), randomization, ldconfig=ldconfig, supersample=job.supersample, settings=settings
+        )
+    else:
+        scene = SceneRenderer(RigGeometry(), randomization, ldconfig=ldconfig, supersample=job.supersample)
+    _STATE.update(job=job, library=library, scene=scene)
 
 
 def _render_part(part: str) -> PartResult:
@@ -286,7 +303,9 @@ def _iter_results(job: RenderJob, parts: Sequence[str], workers: int) -> Iterato
         _worker_init(job)
         yield from map(_render_part, parts)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(job,)) as pool:
+    # Dr.Jit's threads do not survive a fork: path tracer workers start afresh.
+    context = multiprocessing.get_context("spawn") if job.renderer == "pathtrace" else None
+    with ProcessPoolExecutor(workers, context, initializer=_worker_init, initargs=(job,)) as pool:
         yield from pool.map(_render_part, parts, chunksize=1)
 
 
@@ -367,7 +386,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", required=True, choices=LAYOUTS)
     p.add_argument("--out", required=True, type=Path, help="output folder (re-running resumes)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes (default: one per core with the rasteriser, 1 with the path tracer, "
+        "which runs its own threads)",
+    )
     p.add_argument(
         "--randomization",
         choices=PRESETS,
@@ -382,16 +406,43 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--factors-from", choices=PRESETS, help="the preset --factors come from (e.g. test)")
     p.add_argument("--supersample", type=int, default=2, choices=(1, 2, 3, 4))
+    p.add_argument(
+        "--renderer",
+        choices=RENDERERS,
+        default="raster",
+        help="'raster': the fast software rasteriser; 'pathtrace': Mitsuba 3 with denoising, logo "
+        "studs, real materials and grounds (pip install '.[studio]'; default raster)",
+    )
+    p.add_argument("--spp", type=int, default=16, help="path tracer: samples per pixel (default 16)")
+    p.add_argument(
+        "--backgrounds",
+        type=Path,
+        help="path tracer: a folder of photos of empty sorting rigs, added to the grounds parts lie on",
+    )
     p.add_argument("--size", type=int, help="crop size for b200c/legacy (default 64 / 224)")
     p.add_argument("--sheet", type=int, default=100, help="parts on the contact sheet (0: none)")
     p.add_argument("--sheet-tile", type=int, default=96, help="contact sheet tile size in pixels")
     p.set_defaults(func=main)
 
 
+def _check_path_tracer(job: RenderJob) -> None:
+    """Fail before any worker starts when the path tracer cannot run or its settings are bad."""
+    from studio.grounds import list_photos
+    from studio.mitsuba_env import unavailable_reason
+
+    reason = unavailable_reason(load=False)  # loading Dr.Jit here would not survive the workers' fork
+    if reason is not None:
+        raise ConfigError(f"--renderer pathtrace cannot run here: {reason}")
+    if job.backgrounds is not None:
+        list_photos(job.backgrounds)
+
+
 def main(args: argparse.Namespace) -> int:
     from edge.colors import parse_color_list
 
-    for name in ("per_part", "views", "workers"):
+    if args.workers is None:
+        args.workers = 1 if args.renderer == "pathtrace" else os.cpu_count() or 1
+    for name in ("per_part", "views", "workers", "spp"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)!r}")
     if not (args.ldraw / "parts").is_dir():
@@ -414,8 +465,13 @@ def main(args: argparse.Namespace) -> int:
         size=args.size,
         factors=tuple(f.strip() for f in args.factors.split(",") if f.strip()),
         factors_from=args.factors_from,
+        renderer=args.renderer,
+        spp=args.spp,
+        backgrounds=str(args.backgrounds) if args.backgrounds else None,
     )
     job_randomization(job)  # a bad factor name fails here, before any worker starts
+    if job.renderer == "pathtrace":
+        _check_path_tracer(job)
     results = run_render(job, parts, workers=min(args.workers, len(parts)))
     failed = [r for r in results if r.error]
     if args.sheet:
