@@ -284,10 +284,10 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                 out.append(
                     ("OK", "sorting", f"{len(cfg.sorting.rules)} rule(s), bins {', '.join(cfg.bin_names)}")
                 )
-    if cfg.calibration is not None and not Path(cfg.calibration).is_file():
-        out.append(
-            ("FAIL", "calibration", f"{str(cfg.calibration)!r} does not exist; run the rig calibration")
-        )
+    if cfg.calibration is not None:
+        from edge.calibration_file import check_calibration
+
+        out += check_calibration(cfg.calibration)
     segmenter = _attempt(
         out, "segmenter", lambda: create_segmenter(cfg.segmenter, calibration=cfg.calibration)
     )

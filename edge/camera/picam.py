@@ -15,15 +15,15 @@ import logging
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import cv2
 import numpy as np
 from pydantic import Field
 
+from edge.calibration_file import CameraSection, Gain, load_calibration
 from edge.camera.base import CameraSource, register_camera
-from edge.config import StrictModel, validate_config
+from edge.config import StrictModel
 from edge.errors import ConfigError, HardwareError, ImageError, MissingDependencyError
 from edge.segment.base import Calibration
 
@@ -50,34 +50,22 @@ PRESETS: dict[str, Preset] = {
     "video": Preset("create_video_configuration", (1332, 990), 4),
 }
 
-Gain = Annotated[float, Field(ge=0.0, le=32.0, description="white-balance gain (libcamera allows 0..32)")]
 Side = Annotated[int, Field(ge=16, le=9152, description="pixels")]
 
 
-class CameraCalibration(StrictModel):
-    """The ``camera`` section the rig calibration writes (all values fixed while sorting)."""
-
-    exposure_us: int = Field(ge=1, le=10_000_000, description="exposure time in microseconds")
-    gain: float = Field(ge=1.0, le=64.0, description="analogue gain")
-    colour_gains: tuple[Gain, Gain] = Field(description="white-balance gains [red, blue]")
-    lens_position: float | None = Field(
-        None, ge=0.0, le=32.0, description="lens position in dioptres (0 = infinity); autofocus cameras"
-    )
+class CameraCalibration(CameraSection):
+    """The calibration file's ``camera`` section (all values fixed while sorting)."""
 
     @classmethod
     def from_calibration(cls, data: Calibration, source: str = "calibration") -> CameraCalibration:
         """Read the ``camera`` section of calibration data (a parsed mapping or a JSON/YAML file)."""
-        if isinstance(data, str | Path):
-            from edge.segment.hsv import read_calibration
-
-            source, data = str(data), read_calibration(data)
-        section = data.get("camera") if isinstance(data, Mapping) else None
-        if section is None:
+        cal, source, _ = load_calibration(data, source)
+        if cal.camera is None:
             raise ConfigError(
                 f"{source}: no 'camera' section; run the rig's camera calibration, or set "
                 "camera.exposure_us/analogue_gain/colour_gains and calibration: false"
             )
-        return validate_config(cls, section, f"{source}: camera")
+        return cls.model_validate(cal.camera.model_dump())
 
 
 class PicameraConfig(StrictModel):

@@ -18,7 +18,7 @@ A constant background (``background_rgb``) serves photos whose background was pa
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -231,20 +231,19 @@ class BgDiffConfig(MaskCleanup):
 
 
 def _model_from_calibration(calibration: Calibration) -> BackgroundModel:
-    from edge.segment.hsv import read_calibration
+    from edge.calibration_file import FIX_RUN, load_calibration
 
     if calibration is None:
         raise ConfigError(
             "segmenter.calibration is true but no calibration file was given; set the config's "
             "calibration path, or segmenter.background to a model file"
         )
-    base = Path(calibration).parent if isinstance(calibration, str | Path) else Path.cwd()
-    data = read_calibration(calibration) if isinstance(calibration, str | Path) else calibration
-    entry = data.get("background_model") if isinstance(data, Mapping) else None
-    if not isinstance(entry, str):
+    cal, source, base = load_calibration(calibration)
+    entry = cal.background.model if cal.background is not None else None
+    if entry is None:
         raise ConfigError(
-            "calibration has no 'background_model' (the path of a fitted background model); fit one from "
-            "frames of the empty stage, or set segmenter.background"
+            f"{source} has no 'background_model' (background.model: the path of a fitted background "
+            f"model); {FIX_RUN['background']}, or set segmenter.background"
         )
     return BackgroundModel.load(base / entry)
 

@@ -7,92 +7,19 @@ hue runs 0..179; a range whose lower hue exceeds its upper hue wraps around red 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 import cv2
 import numpy as np
-import yaml
 from pydantic import Field, model_validator
 
-from edge.config import StrictModel, validate_config
-from edge.errors import ConfigError, DataFileError
+from edge.calibration_file import HsvThresholds, HsvTriplet
+from edge.config import StrictModel
+from edge.errors import ConfigError
 from edge.segment.base import Calibration, MaskCleanup, Segmenter, register_segmenter
 
-Hue = Annotated[int, Field(ge=0, le=179, description="OpenCV hue, 0..179 (degrees / 2)")]
-Sat = Annotated[int, Field(ge=0, le=255, description="saturation, 0..255")]
-Val = Annotated[int, Field(ge=0, le=255, description="value (brightness), 0..255")]
-#: An OpenCV HSV colour: hue 0..179, saturation and value 0..255.
-HsvTriplet = tuple[Hue, Sat, Val]
-
-
-class HsvThresholds(StrictModel):
-    """An inclusive HSV range; hue wraps around red when ``lower[0] > upper[0]``.
-
-    This is also the ``background_hsv`` section the rig calibration writes:
-    ``{"background_hsv": {"lower": [h, s, v], "upper": [h, s, v]}}``.
-    """
-
-    lower: HsvTriplet = Field(description="lowest [h, s, v] that counts as background")
-    upper: HsvTriplet = Field(description="highest [h, s, v] that counts as background")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> HsvThresholds:
-        for i, name in ((1, "saturation"), (2, "value")):
-            if self.lower[i] > self.upper[i]:
-                raise ValueError(
-                    f"lower {name} {self.lower[i]} exceeds upper {name} {self.upper[i]}; swap them "
-                    "(only hue may wrap around)"
-                )
-        return self
-
-    def in_range(self, hsv: np.ndarray) -> np.ndarray:
-        """(H, W) uint8 mask, 255 where an (H, W, 3) uint8 HSV image lies inside the range."""
-        (hl, sl, vl), (hu, su, vu) = self.lower, self.upper
-        if hl <= hu:
-            return cv2.inRange(hsv, np.array([hl, sl, vl], np.uint8), np.array([hu, su, vu], np.uint8))
-        high = cv2.inRange(hsv, np.array([hl, sl, vl], np.uint8), np.array([179, su, vu], np.uint8))
-        low = cv2.inRange(hsv, np.array([0, sl, vl], np.uint8), np.array([hu, su, vu], np.uint8))
-        return cv2.bitwise_or(high, low)
-
-    @classmethod
-    def from_calibration(cls, data: Mapping[str, Any], source: str = "calibration") -> HsvThresholds:
-        """Read the ``background_hsv`` section of parsed calibration data."""
-        section = data.get("background_hsv") if isinstance(data, Mapping) else None
-        if section is None:
-            raise ConfigError(
-                f"{source}: no 'background_hsv' section; run the rig's background calibration, or set "
-                "segmenter.background_lower/background_upper and calibration: false"
-            )
-        return validate_config(cls, section, f"{source}: background_hsv")
-
-    @classmethod
-    def load(cls, path: str | Path) -> HsvThresholds:
-        """Read the ``background_hsv`` section of a calibration file (JSON or YAML)."""
-        return cls.from_calibration(read_calibration(path), str(path))
-
-
-def read_calibration(path: str | Path) -> Mapping[str, Any]:
-    """Parse a calibration file (JSON, or YAML which JSON is a subset of) into a mapping."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataFileError(
-            f"calibration file {str(path)!r} does not exist; run the rig calibration first or pass "
-            "the file it wrote"
-        ) from None
-    except OSError as exc:
-        raise DataFileError(f"calibration file {str(path)!r} cannot be read: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"calibration file {str(path)!r} is not valid JSON/YAML: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"calibration file {str(path)!r} must hold a mapping at the top level")
-    return data
+#: Kept importable from here: the range's model lives with the calibration file's schema.
+__all__ = ["HsvConfig", "HsvSegmenter", "HsvThresholds", "HsvTriplet"]
 
 
 class HsvConfig(MaskCleanup):
@@ -174,10 +101,7 @@ class HsvSegmenter(Segmenter):
             raise TypeError(f"HsvSegmenter needs an HsvConfig; got {type(config).__name__}")
         background = None
         if config.calibration and calibration is not None:
-            if isinstance(calibration, str | Path):
-                background = HsvThresholds.load(calibration)
-            else:
-                background = HsvThresholds.from_calibration(calibration)
+            background = HsvThresholds.from_calibration(calibration)
         return cls(config, background)
 
     def _raw_mask(self, frame_rgb: np.ndarray) -> np.ndarray:

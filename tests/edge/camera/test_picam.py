@@ -134,8 +134,8 @@ def test_calibration_errors() -> None:
     with pytest.raises(ConfigError, match="no calibration data was given"):
         resolve_settings(PicameraConfig(calibration=True))
     with pytest.raises(ConfigError, match="no 'camera' section"):
-        CameraCalibration.from_calibration({"background_hsv": {}})
-    with pytest.raises(ConfigError, match=r"(?s)calibration: camera.*exposure_us: required"):
+        CameraCalibration.from_calibration({"background_hsv": {"lower": [0, 0, 0], "upper": [9, 9, 9]}})
+    with pytest.raises(ConfigError, match=r"(?s)calibration.*camera.exposure_us: required"):
         CameraCalibration.from_calibration({"camera": {"exposure": 10, "gain": 1, "colour_gains": [1, 1]}})
 
 

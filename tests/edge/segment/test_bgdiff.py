@@ -116,7 +116,7 @@ def test_calibration_file_names_the_model(tmp_path: Path, model: BackgroundModel
     seg = create_segmenter({"type": "bgdiff", "calibration": True}, calibration=calibration)
     frame, truth = with_part(stage(np.random.default_rng(3)), (40, 60, 200))
     assert fits(seg.mask(frame), truth)
-    calibration.write_text(json.dumps({"background_hsv": {}}))
+    calibration.write_text(json.dumps({"background_hsv": {"lower": [0, 0, 0], "upper": [9, 9, 9]}}))
     with pytest.raises(ConfigError, match="background_model"):
         create_segmenter({"type": "bgdiff", "calibration": True}, calibration=calibration)
 
