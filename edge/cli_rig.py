@@ -55,6 +55,45 @@ def _calibrate_background(args: argparse.Namespace) -> int:
     return 0
 
 
+def _brick_images(args: argparse.Namespace, cfg: Any, calibration: Path | None) -> dict[int, list[Any]]:
+    """Reference brick images: ``--from DIR``, else one capture per brick, placed when prompted."""
+    from calibration.color import bricks_from_dir
+
+    if args.source is not None:
+        return bricks_from_dir(args.source)
+    from edge.camera import create_camera
+    from edge.colors import parse_color_list
+
+    bricks = parse_color_list(args.bricks)
+    images: dict[int, list[Any]] = {}
+    with create_camera(cfg.camera, calibration=calibration) as camera:
+        for color in bricks:
+            input(f"place a {color.name} ({color.id}) brick on the stage, then press Enter ")
+            images[color.id] = [camera.capture().image]
+    return images
+
+
+def _calibrate_color(args: argparse.Namespace) -> int:
+    """Fit white balance and the colour-correction matrix from reference bricks."""
+    from calibration.color import calibrate_color
+    from edge.segment import create_segmenter
+
+    cfg = _config(args)
+    path = calibration_path(args, cfg)
+    reference = None
+    if args.reference is not None:
+        raw = json.loads(Path(args.reference).read_text(encoding="utf-8"))
+        reference = {int(k): v for k, v in raw.items()}
+    calibration = path if path.exists() else None
+    images = _brick_images(args, cfg, calibration)
+    with create_segmenter(cfg.segmenter, calibration=calibration) as segmenter:
+        fit = calibrate_color(images, segmenter, path, reference)
+    for line in fit.lines():
+        print(line)
+    print(f"wrote the color section of {path}; set color_correction: true in the config to apply it")
+    return 0
+
+
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="config file (default: /etc/lego-edge/edge.yaml)")
     p.add_argument("--sim", action="store_true", help="simulated rig: config/sim.yaml unless --config")
@@ -75,6 +114,15 @@ def add_rig_commands(sub: Any) -> None:
     p.add_argument("--frames", type=int, default=8, help="frames of the empty stage to capture (default 8)")
     p.add_argument("--from", dest="source", type=Path, help="read the frames from this folder of images")
     p.set_defaults(func=_calibrate_background)
+
+    p = steps.add_parser("color", help="fit white balance and a 3x3 colour matrix from known bricks")
+    common(p)
+    p.add_argument(
+        "--bricks", default="15,0,4,1,14,71", help="colour ids or names to place (default 15,0,4,1,14,71)"
+    )
+    p.add_argument("--from", dest="source", type=Path, help="images named by colour id (15.jpg or 15/)")
+    p.add_argument("--reference", type=Path, help="JSON {colour id: [r, g, b]}: default the colour table")
+    p.set_defaults(func=_calibrate_color)
 
 
 def dump_json(data: Any) -> str:

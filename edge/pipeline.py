@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.camera import CameraSource, Frame, create_camera
+from edge.color_correction import ColorCorrection
 from edge.errors import ConfigError, ImageError, ModelError
 from edge.index import EmbeddingIndex
 from edge.manifest import Manifest, load_manifest
@@ -98,8 +99,11 @@ class Pipeline:
         recognizer: Recognizer,
         *,
         model_folder: Path | None = None,
+        color_correction: ColorCorrection | None = None,
     ) -> None:
+        """``color_correction``: applied to the frames after segmentation, before cropping."""
         self.camera = camera
+        self.color_correction = color_correction
         self.segmenter = segmenter
         self.engine = engine
         self.recognizer = recognizer
@@ -121,6 +125,14 @@ class Pipeline:
 
         folder = Path(cfg.engine.model_set)
         manifest = open_manifest(folder)
+        correction = None
+        if cfg.color_correction:
+            if cfg.calibration is None:
+                raise ConfigError(
+                    "color_correction is true but the config names no calibration file; set "
+                    "calibration: PATH (and run `edge calibrate color`) or color_correction: false"
+                )
+            correction = ColorCorrection.from_calibration(cfg.calibration)
         rec = cfg.recognition
         index = None
         if manifest.index is not None and rec.mode != "classifier":
@@ -155,7 +167,7 @@ class Pipeline:
                 segmenter.close()
             engine.close()
             raise
-        return cls(camera, segmenter, engine, recognizer, model_folder=folder)
+        return cls(camera, segmenter, engine, recognizer, model_folder=folder, color_correction=correction)
 
     def capture_views(
         self, count: int, between: Callable[[int], None] | None = None
@@ -192,6 +204,8 @@ class Pipeline:
         timings["segment"] = _ms(start)
 
         start = time.perf_counter()
+        if self.color_correction is not None:  # the segmenter was calibrated on uncorrected frames
+            images = [self.color_correction.apply(image) for image in images]
         spec = self.manifest.input
         batch = prepare_batch(list(zip(images, masks, strict=True)), spec)
         crops = [crop_to_mask(img, m, spec.crop_margin).image for img, m in zip(images, masks, strict=True)]

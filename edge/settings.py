@@ -288,6 +288,11 @@ class EdgeConfig(StrictModel):
     calibration: Path | None = Field(
         default=None, description="rig calibration file (JSON/YAML) for segmenter/camera 'calibration: true'"
     )
+    color_correction: bool = Field(
+        default=False,
+        description="true: correct each frame's colours with the calibration file's color section "
+        "(white balance + 3x3 matrix, `edge calibrate color`) before recognition",
+    )
     autostart: bool = Field(
         default=False, description="start sorting at once; false: wait for the START button"
     )

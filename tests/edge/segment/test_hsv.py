@@ -156,7 +156,9 @@ def test_calibration_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no calibration data was given"):
         create_segmenter({"type": "hsv", "calibration": True})
     with pytest.raises(ConfigError, match="no 'background_hsv' section"):
-        create_segmenter({"type": "hsv", "calibration": True}, calibration={"turntable": {"steps_per_turn": 4096}})
+        create_segmenter(
+            {"type": "hsv", "calibration": True}, calibration={"turntable": {"steps_per_turn": 4096}}
+        )
     with pytest.raises(ConfigError, match=r"lower\[0\].*200"):
         HsvThresholds.from_calibration({"background_hsv": {"lower": [200, 0, 0], "upper": [10, 255, 255]}})
     missing = tmp_path / "nope.json"

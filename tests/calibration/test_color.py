@@ -1,0 +1,78 @@
+"""`edge calibrate color`: white balance and matrix from reference bricks, with Delta E 2000."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from calibration.color import DEFAULT_BRICKS, delta_e_2000, fit_color_correction
+from edge.calibration_file import read_calibration
+from edge.cli import main
+from edge.color_correction import ColorCorrection, linear_to_srgb, srgb_to_linear
+from edge.colors import get_color
+from edge.errors import ImageError
+from tests.edge.test_settings import write_sim_setup
+
+#: A camera that is off: exposure, white balance and some channel cross-talk, in linear light.
+CAMERA = 0.7 * np.array([[1.2, 0.1, 0.0], [0.05, 0.9, 0.05], [0.0, 0.1, 0.6]])  # nothing clips
+
+
+def seen(rgb: np.ndarray) -> np.ndarray:
+    return linear_to_srgb(srgb_to_linear(np.asarray(rgb, float) / 255) @ CAMERA.T) * 255
+
+
+def test_delta_e_2000_of_known_pairs() -> None:
+    assert delta_e_2000([10, 20, 30], [10, 20, 30]) == pytest.approx(0.0, abs=1e-9)
+    assert delta_e_2000([255, 0, 0], [0, 0, 255]) > 40
+
+
+def test_fit_undoes_a_linear_camera_error() -> None:
+    ids = [*DEFAULT_BRICKS, 25, 2]
+    measured = {i: seen(np.array(get_color(i).rgb)) for i in ids}
+    fit = fit_color_correction(measured, ridge=1e-4)
+    before, after = fit.mean_delta_e
+    assert before > 5 and after < 1.5
+    assert [p.color_id for p in fit.patches] == ids
+    # Held-out colours are corrected too: the fitted matrix inverts the camera.
+    for other in (27, 322, 70):
+        rgb = np.array(get_color(other).rgb, float)
+        fixed = linear_to_srgb(fit.correction.apply_linear(srgb_to_linear(seen(rgb) / 255))) * 255
+        assert delta_e_2000(fixed, rgb) < delta_e_2000(seen(rgb), rgb)
+    with pytest.raises(ImageError, match="at least 3 reference bricks"):
+        fit_color_correction({15: (250, 250, 250), 0: (5, 5, 5)})
+
+
+def brick_frame(rgb: np.ndarray) -> np.ndarray:
+    frame = np.full((120, 160, 3), (200, 40, 190), np.uint8)  # the sim rig's magenta disc
+    frame[40:80, 60:110] = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    return frame
+
+
+def test_command_from_a_folder_writes_the_color_section(tmp_path: Path, demo_library: Path) -> None:
+    config = write_sim_setup(tmp_path, demo_library)
+    bricks = tmp_path / "bricks"
+    bricks.mkdir()
+    for color_id in DEFAULT_BRICKS:
+        frame = brick_frame(seen(np.array(get_color(color_id).rgb)))
+        cv2.imwrite(str(bricks / f"{color_id}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    cal = tmp_path / "calibration.json"
+    args = ["calibrate", "color", "--config", str(config), "--calibration", str(cal), "--from", str(bricks)]
+    assert main(args) == 0
+    color = read_calibration(cal).color
+    assert color is not None and sorted(p.color_id for p in color.patches) == sorted(DEFAULT_BRICKS)
+    assert color.mean_delta_e is not None and color.mean_delta_e < np.mean(
+        [p.delta_e_before for p in color.patches]
+    )
+    correction = ColorCorrection.from_calibration(cal)
+    white = correction.apply(brick_frame(seen(np.array([255, 255, 255]))))[60, 80]
+    assert np.all(white >= 235) and np.ptp(white.astype(int)) <= 12
+    # Relative calibration: a reference file of patches as another rig saw them.
+    reference = tmp_path / "reference.json"
+    reference.write_text(json.dumps({str(i): list(get_color(i).rgb) for i in DEFAULT_BRICKS}))
+    assert main([*args, "--reference", str(reference)]) == 0
+    reference.write_text(json.dumps({"15": [255, 255, 255]}))
+    assert main([*args, "--reference", str(reference)]) == 2
