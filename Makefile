@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    the main job (core install only: no torch, no tensorflow)
-#   make test   the tests (installs the dev, train, convert and studio extras too)
+#   make test   the tests (installs the dev, train, convert, studio and calibration extras too)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -18,7 +18,7 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.all: $(VENV)/.core
-	$(BIN)/pip install --quiet -e '.[dev,train,convert,studio]'
+	$(BIN)/pip install --quiet -e '.[dev,train,convert,studio,calibration]'
 	touch $@
 
 run: setup
