@@ -94,6 +94,122 @@ def _calibrate_color(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- enrolment ---------------------------------------------------------------------------------
+
+
+def _enroll_pipeline(cfg: Any, *, with_camera: bool) -> Any:
+    """The configured segmenter, model and colour correction, without loading any index."""
+    from edge.pipeline import Pipeline
+
+    classifier = cfg.model_copy(
+        update={"recognition": cfg.recognition.model_copy(update={"mode": "classifier"})}
+    )
+    return Pipeline.from_config(classifier, with_camera=with_camera)
+
+
+def _rig_views(pipeline: Any, cfg: Any, count: int, sim: bool) -> tuple[list[Any], list[str]]:
+    """``count`` views of the part on the turntable, turning 360/count degrees between them."""
+    from edge.rig import Rig
+
+    rig = Rig.from_config(cfg.rig.model_copy(update={"pins": "mock"}) if sim else cfg.rig)
+    camera = pipeline.camera
+    try:
+        with camera:
+            if hasattr(camera, "follow"):
+                camera.follow(rig.turntable)  # the sim camera sees the turntable's angle
+            if sim and hasattr(camera, "next_part"):
+                camera.next_part()  # the simulated feeder drops a part
+            frames, _ = pipeline.capture_views(count, lambda i: rig.turntable.rotate_by(360.0 / count))
+    finally:
+        rig.close()
+    return [f.image for f in frames], [f"rig view {i + 1}/{count}" for i in range(count)]
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    """Embed views of one part and add them to the user index."""
+    from edge.colors import color_by_name, get_color
+    from edge.enroll import UserIndex, embed_views, model_key
+    from edge.pipeline import read_rgb
+
+    if bool(args.images) == bool(args.views):
+        raise ConfigError("give the part's IMAGE files, or --views N to capture them on the rig (not both)")
+    cfg = _config(args)
+    color_id = None
+    if args.color is not None:
+        text = args.color.strip()
+        color_id = get_color(int(text)).id if text.lstrip("-").isdigit() else color_by_name(text).id
+    pipeline = _enroll_pipeline(cfg, with_camera=bool(args.views))
+    try:
+        if args.views:
+            images, names = _rig_views(pipeline, cfg, args.views, args.sim)
+        else:
+            images, names = [read_rgb(p) for p in args.images], [str(p) for p in args.images]
+        vectors, crops = embed_views(pipeline, images, names)
+    finally:
+        pipeline.close()
+    user = UserIndex.load(cfg.data.user_index)
+    key = model_key(cfg.engine.model_set, cfg.engine.runtime, cfg.engine.precision)
+    user.add(vectors, crops, part=args.part, color_id=color_id, sources=names, model=key)
+    print(f"enrolled {len(vectors)} view(s) of {args.part} into {cfg.data.user_index} ({len(user)} in all)")
+    if cfg.recognition.mode == "classifier":
+        print(
+            "note: recognition.mode is 'classifier'; set it to 'hybrid' (or 'vector') to use enrolled parts"
+        )
+    return 0
+
+
+def _enrolled(args: argparse.Namespace) -> int:
+    """List the user index, or remove a part from it."""
+    from edge.enroll import UserIndex
+
+    cfg = _config(args)
+    user = UserIndex.load(cfg.data.user_index)
+    if args.remove:
+        removed = user.remove(args.remove)
+        if not removed:
+            raise ConfigError(
+                f"part {args.remove!r} is not enrolled in {cfg.data.user_index}; see `edge enrolled`"
+            )
+        print(f"removed {removed} view(s) of {args.remove}; {len(user)} left")
+        return 0
+    rows = user.parts()
+    if args.json:
+        print(dump_json([{**r, "added": r["added"].isoformat()} for r in rows]))
+        return 0
+    if not rows:
+        print(f"nothing enrolled in {cfg.data.user_index}")
+        return 0
+    print(f"{'part':<12} {'colour':<26} views  enrolled")
+    for r in rows:
+        from edge.cli import _color_name
+
+        print(
+            f"{r['part']:<12} {_color_name(r['color_id']):<26} {r['views']:>5}  {r['added']:%Y-%m-%d %H:%M}"
+        )
+    print(f"{len(user)} view(s) of {len(rows)} part/colour pair(s) in {cfg.data.user_index}")
+    return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    """Re-embed the kept crops of the user index with the configured model."""
+    from edge.enroll import UserIndex, embed_crops, model_key
+
+    cfg = _config(args)
+    user = UserIndex.load(cfg.data.user_index)
+    if not len(user):
+        print(f"nothing enrolled in {cfg.data.user_index}")
+        return 0
+    pipeline = _enroll_pipeline(cfg, with_camera=False)
+    try:
+        vectors = embed_crops(pipeline, user.load_crops())
+    finally:
+        pipeline.close()
+    key = model_key(cfg.engine.model_set, cfg.engine.runtime, cfg.engine.precision)
+    user.replace_vectors(vectors, key)
+    print(f"re-embedded {len(vectors)} view(s) with {key}")
+    return 0
+
+
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="config file (default: /etc/lego-edge/edge.yaml)")
     p.add_argument("--sim", action="store_true", help="simulated rig: config/sim.yaml unless --config")
@@ -123,6 +239,22 @@ def add_rig_commands(sub: Any) -> None:
     p.add_argument("--from", dest="source", type=Path, help="images named by colour id (15.jpg or 15/)")
     p.add_argument("--reference", type=Path, help="JSON {colour id: [r, g, b]}: default the colour table")
     p.set_defaults(func=_calibrate_color)
+
+    p = sub.add_parser("enroll", help="add a part's views to the user index (images, or --views on the rig)")
+    p.add_argument("images", nargs="*", type=Path, metavar="IMAGE")
+    _config_args(p)
+    p.add_argument("--part", required=True, help="part number, e.g. 3001")
+    p.add_argument("--color", help="Rebrickable colour id or name (recorded with the views)")
+    p.add_argument("--views", type=int, help="capture N views on the turntable instead of IMAGE files")
+    p.set_defaults(func=_enroll)
+    p = sub.add_parser("enrolled", help="list the user index (or --remove PART)")
+    _config_args(p)
+    p.add_argument("--remove", metavar="PART", help="remove every view of this part")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_enrolled)
+    p = sub.add_parser("reindex", help="re-embed the enrolled crops with the configured model set")
+    _config_args(p)
+    p.set_defaults(func=_reindex)
 
 
 def dump_json(data: Any) -> str:

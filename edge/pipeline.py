@@ -23,6 +23,7 @@ import numpy as np
 
 from edge.camera import CameraSource, Frame, create_camera
 from edge.color_correction import ColorCorrection
+from edge.enroll import merged_index, model_key
 from edge.errors import ConfigError, ImageError, ModelError
 from edge.index import EmbeddingIndex
 from edge.manifest import Manifest, load_manifest
@@ -139,10 +140,14 @@ class Pipeline:
             index = EmbeddingIndex.load(
                 folder / manifest.index.path, expect=manifest.index, memory_budget_mb=cfg.memory_budget_mb
             )
-        elif rec.mode != "classifier":
+        if rec.mode != "classifier":  # parts enrolled with `edge enroll` are searched too
+            key = model_key(folder, cfg.engine.runtime, cfg.engine.precision)
+            index = merged_index(index, Path(cfg.data.user_index), manifest, key)
+        if index is None and rec.mode != "classifier":
             raise ConfigError(
                 f"recognition.mode {rec.mode!r} needs an embedding index, but the model set {str(folder)!r} "
-                "has none; build one with `trainer index` or set recognition.mode: classifier"
+                "has none; build one with `trainer index`, enrol parts with `edge enroll`, or set "
+                "recognition.mode: classifier"
             )
         timed = _TimedIndex(index) if index is not None else None
         recognizer = Recognizer(

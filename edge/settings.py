@@ -235,6 +235,11 @@ class DataSettings(StrictModel):
     keep_crops: Literal["uncertain", "all", "none"] = Field(
         default="uncertain", description="crops to keep: uncertain (unknown/low confidence), all or none"
     )
+    user_index: Path = Field(
+        default=Path("data/user_index.npz"),
+        description="embedding index of parts enrolled with `edge enroll` (relative to the config); its "
+        "record (.json) and crops (_crops/) lie beside it; searched with the model set's in vector/hybrid",
+    )
 
 
 class TimeoutSettings(StrictModel):
@@ -360,7 +365,11 @@ def resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
                 update={"categories_file": _resolve(cfg.sorting.categories_file, base)}
             ),
             "data": cfg.data.model_copy(
-                update={"db": _resolve(cfg.data.db, base), "crops_dir": _resolve(cfg.data.crops_dir, base)}
+                update={
+                    "db": _resolve(cfg.data.db, base),
+                    "crops_dir": _resolve(cfg.data.crops_dir, base),
+                    "user_index": _resolve(cfg.data.user_index, base),
+                }
             ),
             "calibration": _resolve(cfg.calibration, base),
         }

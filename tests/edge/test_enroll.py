@@ -1,0 +1,103 @@
+"""Enrolment end to end: real images, the tiny ONNX model set, the user index and its crops on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from edge.camera import create_camera
+from edge.cli import main
+from edge.enroll import UserIndex, crops_dir, record_path
+from edge.errors import ModelError
+from edge.pipeline import Pipeline
+from edge.settings import load_edge_config
+from tests.edge.test_settings import SIM_PARTS, add_index, write_sim_setup
+from tests.helpers.onnx_models import write_model_set
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+@pytest.fixture
+def rig(tmp_path: Path, demo_library: Path) -> tuple[Path, list[Path]]:
+    """A hybrid-mode sim config with a shipped index, and 3 photos of one part as image files."""
+    config = write_sim_setup(tmp_path, demo_library, recognition={"mode": "hybrid", "vector_threshold": 0.5})
+    add_index(tmp_path / "models")
+    cfg = load_edge_config(config)
+    photos = []
+    with create_camera(cfg.camera) as camera:
+        camera.next_part()  # type: ignore[attr-defined]
+        for i in range(3):
+            camera.set_angle(i * 120)  # type: ignore[attr-defined]
+            path = tmp_path / "photos" / f"view_{i}.png"
+            path.parent.mkdir(exist_ok=True)
+            cv2.imwrite(str(path), cv2.cvtColor(camera.capture().image, cv2.COLOR_RGB2BGR))
+            photos.append(path)
+    return config, photos
+
+
+def test_enroll_list_recognise_reindex_remove(
+    rig: tuple[Path, list[Path]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, photos = rig
+    cfg = load_edge_config(config)
+    code, out = _run(
+        capsys, "enroll", "--config", str(config), "--part", "new-1", "--color", "Red", *map(str, photos)
+    )
+    assert code == 0 and "enrolled 3 view(s) of new-1" in out
+    user_path = Path(cfg.data.user_index)
+    assert user_path == config.parent / "data" / "user_index.npz"  # beside the config, not in the model set
+    assert user_path.is_file() and record_path(user_path).is_file()
+    assert len(list(crops_dir(user_path).rglob("*.png"))) == 6  # crop + mask per view
+    assert not (config.parent / "models" / "user_index.npz").exists()
+
+    code, out = _run(capsys, "enrolled", "--config", str(config), "--json")
+    rows = json.loads(out)
+    assert [(r["part"], r["color_id"], r["views"]) for r in rows] == [("new-1", 4, 3)]
+
+    # The daemon's pipeline searches the shipped index and the user index together (hybrid mode).
+    pipe = Pipeline.from_config(cfg, with_camera=False)
+    try:
+        assert len(pipe.recognizer.index) == 12 + 3  # type: ignore[arg-type]
+        [(_, result)] = pipe.classify_images(photos[:1])
+    finally:
+        pipe.close()
+    assert result.decision.source == "vector" and result.decision.part_num == "new-1"
+
+    # A new model set: the user index is refused until `edge reindex` embeds the kept crops again.
+    write_model_set(config.parent / "models", parts=SIM_PARTS, colors=[4, 1, 14], size=(16, 16), seed=5)
+    add_index(config.parent / "models")
+    with pytest.raises(ModelError, match="edge reindex"):
+        Pipeline.from_config(cfg, with_camera=False)
+    code, out = _run(capsys, "reindex", "--config", str(config))
+    assert code == 0 and "re-embedded 3 view(s)" in out
+    pipe = Pipeline.from_config(cfg, with_camera=False)
+    try:
+        [(_, result)] = pipe.classify_images(photos[1:2])
+    finally:
+        pipe.close()
+    assert result.decision.part_num == "new-1"
+
+    code, out = _run(capsys, "enrolled", "--config", str(config), "--remove", "new-1")
+    assert code == 0 and "removed 3 view(s)" in out
+    assert len(UserIndex.load(user_path)) == 0 and not list(crops_dir(user_path).rglob("*.png"))
+    assert _run(capsys, "enrolled", "--config", str(config), "--remove", "new-1")[0] == 2
+    code, out = _run(capsys, "enrolled", "--config", str(config))
+    assert "nothing enrolled" in out
+
+
+def test_enroll_views_on_the_sim_rig(
+    rig: tuple[Path, list[Path]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = rig
+    code, out = _run(capsys, "enroll", "--config", str(config), "--sim", "--part", "new-2", "--views", "4")
+    assert code == 0 and "enrolled 4 view(s) of new-2" in out
+    user = UserIndex.load(load_edge_config(config).data.user_index)
+    assert [v.source for v in user.record.views] == [f"rig view {i}/4" for i in range(1, 5)]
+    assert user.index is not None and len(user.index) == 4
+    assert _run(capsys, "enroll", "--config", str(config), "--part", "x")[0] == 2  # no images, no --views
