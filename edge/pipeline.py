@@ -209,11 +209,19 @@ class Pipeline:
         timings["segment"] = _ms(start)
 
         start = time.perf_counter()
-        if self.color_correction is not None:  # the segmenter was calibrated on uncorrected frames
-            images = [self.color_correction.apply(image) for image in images]
         spec = self.manifest.input
-        batch = prepare_batch(list(zip(images, masks, strict=True)), spec)
-        crops = [crop_to_mask(img, m, spec.crop_margin).image for img, m in zip(images, masks, strict=True)]
+        if self.color_correction is None:
+            batch = prepare_batch(list(zip(images, masks, strict=True)), spec)
+            crops = [
+                crop_to_mask(img, m, spec.crop_margin).image for img, m in zip(images, masks, strict=True)
+            ]
+        else:
+            # Only the crops are corrected (the whole frame would cost 10x more); re-cropping a crop
+            # around its own mask gives the same square. The segmenter saw the uncorrected frame,
+            # as it was calibrated on uncorrected frames.
+            cut = [crop_to_mask(img, m, spec.crop_margin) for img, m in zip(images, masks, strict=True)]
+            crops = [self.color_correction.apply(c.image) for c in cut]
+            batch = prepare_batch([(img, c.mask) for img, c in zip(crops, cut, strict=True)], spec)
         timings["preprocess"] = _ms(start)
 
         start = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,3 +70,20 @@ def test_pipeline_corrects_frames_before_recognition(tmp_path: Path, demo_librar
     no_file = write_sim_setup(tmp_path / "nofile", demo_library, color_correction=True)
     with pytest.raises(ConfigError, match="color_correction is true but the config names no calibration"):
         Pipeline.from_config(load_edge_config(no_file))
+
+
+def test_identity_correction_feeds_the_network_the_same_batch(tmp_path: Path, demo_library: Path) -> None:
+    """Correcting only the crops is exact: re-cropping a crop around its own mask is the same square."""
+    pipe = Pipeline.from_config(load_edge_config(write_sim_setup(tmp_path, demo_library)))
+    try:
+        with pipe.camera:
+            camera: Any = pipe.camera
+            camera.next_part()
+            frames = [camera.capture() for _ in range(2)]
+            plain = pipe.process(frames).decision
+            pipe.color_correction = ColorCorrection([1, 1, 1], np.eye(3))
+            same = pipe.process(frames).decision
+    finally:
+        pipe.close()
+    assert (same.part_num, same.color_id) == (plain.part_num, plain.color_id)
+    assert abs(same.confidence - plain.confidence) < 0.02
