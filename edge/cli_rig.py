@@ -87,6 +87,14 @@ def _calibrate_color(args: argparse.Namespace) -> int:
     calibration = path if path.exists() else None
     images = _brick_images(args, cfg, calibration)
     with create_segmenter(cfg.segmenter, calibration=calibration) as segmenter:
+        if args.write_reference is not None:  # this rig's look, for relative calibration of others
+            from calibration.color import measure_bricks
+            from edge.fileio import write_atomic
+
+            measured = measure_bricks(images, segmenter)
+            table = {str(k): [round(float(v), 2) for v in rgb] for k, rgb in measured.items()}
+            write_atomic(args.write_reference, dump_json(table) + "\n")
+            print(f"wrote this rig's patches to {args.write_reference}")
         fit = calibrate_color(images, segmenter, path, reference)
     for line in fit.lines():
         print(line)
@@ -237,7 +245,14 @@ def add_rig_commands(sub: Any) -> None:
         "--bricks", default="15,0,4,1,14,71", help="colour ids or names to place (default 15,0,4,1,14,71)"
     )
     p.add_argument("--from", dest="source", type=Path, help="images named by colour id (15.jpg or 15/)")
-    p.add_argument("--reference", type=Path, help="JSON {colour id: [r, g, b]}: default the colour table")
+    p.add_argument(
+        "--reference",
+        type=Path,
+        help="JSON {colour id: [r, g, b]} to correct towards; default the colour table",
+    )
+    p.add_argument(
+        "--write-reference", type=Path, help="also write the measured patches as such a JSON (reference rig)"
+    )
     p.set_defaults(func=_calibrate_color)
 
     p = sub.add_parser("enroll", help="add a part's views to the user index (images, or --views on the rig)")

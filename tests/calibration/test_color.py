@@ -72,7 +72,10 @@ def test_command_from_a_folder_writes_the_color_section(tmp_path: Path, demo_lib
     assert np.all(white >= 235) and np.ptp(white.astype(int)) <= 12
     # Relative calibration: a reference file of patches as another rig saw them.
     reference = tmp_path / "reference.json"
-    reference.write_text(json.dumps({str(i): list(get_color(i).rgb) for i in DEFAULT_BRICKS}))
+    assert main([*args, "--write-reference", str(reference)]) == 0
+    assert json.loads(reference.read_text())["15"] == pytest.approx(seen(np.array([255, 255, 255])), abs=1)
     assert main([*args, "--reference", str(reference)]) == 0
+    color = read_calibration(cal).color
+    assert color is not None and max(p.delta_e for p in color.patches) < 0.5  # already looks like itself
     reference.write_text(json.dumps({"15": [255, 255, 255]}))
     assert main([*args, "--reference", str(reference)]) == 2
