@@ -102,6 +102,45 @@ def _calibrate_color(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate_turntable(args: argparse.Namespace) -> int:
+    """Measure the turntable's steps per turn with a part on it; write the turntable section."""
+    from calibration.turntable import measure_steps_per_turn
+    from edge.calibration_file import read_calibration, update_calibration
+    from edge.camera import create_camera
+    from edge.rig import Rig
+    from edge.segment import create_segmenter
+
+    cfg = _config(args)
+    path = calibration_path(args, cfg)
+    calibration = path if path.exists() else None
+    rig = Rig.from_config(cfg.rig.model_copy(update={"pins": "mock"}) if args.sim else cfg.rig)
+    try:
+        turntable = rig.turntable
+        with (
+            create_camera(cfg.camera, calibration=calibration) as camera,
+            create_segmenter(cfg.segmenter, calibration=calibration) as segmenter,
+        ):
+            if hasattr(camera, "follow"):  # the simulated platter turns by its own steps per turn
+                true_steps = args.sim_steps_per_turn or turntable.steps_per_turn
+                camera.follow(lambda: turntable.position * 360.0 / true_steps)
+            if args.sim and hasattr(camera, "next_part"):
+                camera.next_part()  # the simulated feeder drops a part
+            else:
+                input("place an asymmetric part off-centre on the turntable, then press Enter ")
+            fit = measure_steps_per_turn(turntable, lambda: camera.capture().image, segmenter)
+    finally:
+        rig.close()
+    old = read_calibration(path).turntable if path.exists() else None
+    zero = old.zero_offset_steps if old is not None else 0
+    update_calibration(path, turntable={"steps_per_turn": fit.steps_per_turn, "zero_offset_steps": zero})
+    for line in fit.lines():
+        print(line)
+    print(f"wrote the turntable section of {path}")
+    if fit.steps_per_turn != fit.nominal:
+        print(f"set rig.turntable.steps_per_turn: {fit.steps_per_turn} in the config")
+    return 0
+
+
 # --- enrolment ---------------------------------------------------------------------------------
 
 
@@ -254,6 +293,11 @@ def add_rig_commands(sub: Any) -> None:
         "--write-reference", type=Path, help="also write the measured patches as such a JSON (reference rig)"
     )
     p.set_defaults(func=_calibrate_color)
+
+    p = steps.add_parser("turntable", help="measure the steps of one turn with a part on the turntable")
+    common(p)
+    p.add_argument("--sim-steps-per-turn", type=int, help=argparse.SUPPRESS)  # the sim platter's truth
+    p.set_defaults(func=_calibrate_turntable)
 
     p = sub.add_parser("enroll", help="add a part's views to the user index (images, or --views on the rig)")
     p.add_argument("images", nargs="*", type=Path, metavar="IMAGE")
