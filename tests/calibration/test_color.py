@@ -79,3 +79,39 @@ def test_command_from_a_folder_writes_the_color_section(tmp_path: Path, demo_lib
     assert color is not None and max(p.delta_e for p in color.patches) < 0.5  # already looks like itself
     reference.write_text(json.dumps({"15": [255, 255, 255]}))
     assert main([*args, "--reference", str(reference)]) == 2
+
+
+def test_command_captures_each_brick_when_placed(
+    tmp_path: Path, demo_library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --from: one prompt and one capture per brick, in --bricks order (a folder camera here)."""
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    bricks = (15, 0, 1, 14)
+    for n, color_id in enumerate(bricks):
+        frame = brick_frame(seen(np.array(get_color(color_id).rgb)))
+        cv2.imwrite(str(captures / f"frame_{n}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    config = write_sim_setup(tmp_path, demo_library, camera={"type": "folder", "path": str(captures)})
+    prompts: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda text="": prompts.append(text) or "")
+    cal = tmp_path / "calibration.json"
+    args = [
+        "calibrate",
+        "color",
+        "--config",
+        str(config),
+        "--calibration",
+        str(cal),
+        "--bricks",
+        "White,0,1,Yellow",
+    ]
+    assert main(args) == 0
+    assert [p.split(" brick")[0] for p in prompts] == [
+        "place a White (15)",
+        "place a Black (0)",
+        "place a Blue (1)",
+        "place a Yellow (14)",
+    ]
+    color = read_calibration(cal).color
+    assert color is not None and [p.color_id for p in color.patches] == list(bricks)
+    assert max(p.delta_e for p in color.patches) < max(p.delta_e_before for p in color.patches)
