@@ -323,8 +323,11 @@ def describe_age(seconds: float | None) -> str:
     return f"{seconds:.0f} s old"
 
 
-def check_calibration(path: str | Path, *, stale_days: float = 90.0) -> list[tuple[str, str, str]]:
-    """``edge check`` lines for a calibration file: validity, then each section's age."""
+def check_calibration(
+    path: str | Path, *, stale_days: float = 90.0, steps_per_turn: int | None = None
+) -> list[tuple[str, str, str]]:
+    """``edge check`` lines for a calibration file: validity, each section's age, and (given the
+    config's ``steps_per_turn``) whether the config agrees with the measured turntable."""
     path = Path(path)
     try:
         cal = read_calibration(path)
@@ -344,6 +347,16 @@ def check_calibration(path: str | Path, *, stale_days: float = 90.0) -> list[tup
                     f"background model {str(model)!r} is missing; {FIX_RUN['background']}",
                 )
             )
+    measured = cal.turntable.steps_per_turn if cal.turntable is not None else None
+    if steps_per_turn is not None and measured is not None and measured != steps_per_turn:
+        out.append(
+            (
+                "WARN",
+                "calibration turntable",
+                f"rig.turntable.steps_per_turn is {steps_per_turn} but {measured} were measured; "
+                f"set rig.turntable.steps_per_turn: {measured} in the config",
+            )
+        )
     for name, age in ages.items():
         stale = age is None or age > stale_days * 86400
         level = "WARN" if stale else "OK"

@@ -287,7 +287,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     if cfg.calibration is not None:
         from edge.calibration_file import check_calibration
 
-        out += check_calibration(cfg.calibration)
+        out += check_calibration(cfg.calibration, steps_per_turn=cfg.rig.turntable.steps_per_turn)
     segmenter = _attempt(
         out, "segmenter", lambda: create_segmenter(cfg.segmenter, calibration=cfg.calibration)
     )
