@@ -12,7 +12,8 @@ part is lifted off; rig: a sweep turn) and wait until the turntable is empty aga
 sim camera's ``next_part()`` plays the feeder whenever the turntable is empty, ``parts`` times.
 
 Start-up refuses to run (raising the library's errors) on a bad config, missing or mismatched model
-files or index, or a memory estimate over budget; parts left in progress by a power cut are marked
+files or index, a memory estimate over budget, or a record another daemon holds (its
+:class:`~edge.record.RecordLock`, held until ``close()``); parts left in progress by a power cut are marked
 abandoned. SIGTERM (via :meth:`Daemon.request_stop`) abandons a part still being captured, puts the
 rig in its safe state and notifies systemd ``STOPPING=1``.
 """
@@ -36,7 +37,7 @@ from edge.camera import CameraSource, EndOfStream, Frame
 from edge.errors import ConfigError, HardwareError, ImageError, ModelError
 from edge.memory import check_estimate, check_resident, estimate_memory
 from edge.pipeline import STAGES, Pipeline, Presence, PresenceDetector, open_manifest, truth_of
-from edge.record import DecisionRecord
+from edge.record import DecisionRecord, RecordLock
 from edge.rig import Rig, pi_model
 from edge.settings import EdgeConfig
 from edge.sorting import Sorter, load_categories
@@ -159,6 +160,7 @@ class Daemon:
         self.state_history: list[str] = []
         self.watchdog = service.Watchdog()
         self.record: DecisionRecord | None = None
+        self.lock: RecordLock | None = None
         self.rig: Any = None
         self.pipeline: Pipeline | None = None
         self.memory_mb: float | None = None
@@ -220,6 +222,8 @@ class Daemon:
         """Check memory, open the record (recovering a crash), the rig, the models and the camera."""
         cfg = self.cfg
         report = check_estimate(estimate_memory(cfg, open_manifest(cfg.engine.model_set)))
+        self.lock = RecordLock(cfg.data.db)
+        self.lock.acquire()  # before recover(): a second daemon must not touch the first one's part
         self.record = DecisionRecord(cfg.data.db, cfg.data.crops_dir, keep_crops=cfg.data.keep_crops)
         recovered = self.record.recover()
         if recovered:
@@ -277,6 +281,9 @@ class Daemon:
                     except Exception as exc:  # closing must go on to the next resource
                         log.warning("error while closing %s: %s", type(thing).__name__, exc)
             self.pipeline = self.rig = self.record = None
+            if self.lock is not None:
+                self.lock.release()  # after the record is closed
+                self.lock = None
 
     def _power_off(self) -> None:
         if self.cfg.poweroff_on_shutdown and not self.sim and pi_model() is not None:
