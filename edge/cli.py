@@ -17,6 +17,7 @@ from typing import Any
 
 from edge import __version__
 from edge.errors import ConfigError, EdgeError
+from edge.imagefile import DEFAULT_MAX_MEGAPIXELS
 from edge.log import setup_logging
 
 log = logging.getLogger("edge")
@@ -160,7 +161,9 @@ def _classify(args: argparse.Namespace) -> int:
             cfg.sorting, cfg.bin_names, load_categories(pipeline.manifest, cfg.sorting.categories_file)
         )
         rows: list[dict[str, Any]] = []
-        for paths, result in pipeline.classify_images(args.images, fuse=args.fuse):
+        for paths, result in pipeline.classify_images(
+            args.images, fuse=args.fuse, max_megapixels=args.max_megapixels
+        ):
             d = result.decision
             route = sorter.route_decision(d)
             rows.append(
@@ -371,6 +374,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``edge`` argument parser."""
     parser = argparse.ArgumentParser(prog="edge", description="LEGO part sorting rig runtime")
@@ -395,6 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p)
     p.add_argument("--fuse", action="store_true", help="treat all images as views of one part")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--max-megapixels",
+        type=_positive_float,
+        default=DEFAULT_MAX_MEGAPIXELS,
+        help=f"refuse larger images, checked before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})",
+    )
     p.set_defaults(func=_classify)
     p = sub.add_parser("check", help="check config, models, camera, pins and memory (exit 1 on failure)")
     config_args(p)

@@ -23,6 +23,7 @@ import numpy as np
 
 from edge.camera import CameraSource, Frame, create_camera
 from edge.errors import ConfigError, ImageError, ModelError
+from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 from edge.index import EmbeddingIndex
 from edge.manifest import Manifest, load_manifest
 from edge.preprocess import crop_to_mask, prepare_batch
@@ -225,10 +226,19 @@ class Pipeline:
         return result.decision, result.timings
 
     def classify_images(
-        self, paths: Sequence[str | Path], *, fuse: bool = False
+        self,
+        paths: Sequence[str | Path],
+        *,
+        fuse: bool = False,
+        max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     ) -> list[tuple[list[Path], PartResult]]:
-        """Recognise image files: each file on its own, or all as views of one part (``fuse``)."""
-        images = [(Path(p), read_rgb(p)) for p in paths]
+        """Recognise image files: each file on its own, or all as views of one part (``fuse``).
+
+        Files are read by :func:`edge.imagefile.read_image`: larger than ``max_megapixels`` is refused.
+        """
+        images = [
+            (Path(p), read_image(p, max_megapixels=max_megapixels, setting="--max-megapixels")) for p in paths
+        ]
         if fuse:
             return [([p for p, _ in images], self.process([img for _, img in images]))]
         return [([p], self.process([img])) for p, img in images]
@@ -248,18 +258,6 @@ def truth_of(meta: dict[str, Any]) -> dict[str, Any] | None:
     if "part_num" not in meta:
         return None
     return {k: meta[k] for k in ("part_num", "color_id", "color_name", "part_name") if k in meta}
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as RGB uint8, or :class:`ImageError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"image {str(path)!r} does not exist; pass an existing image file")
-    data = np.fromfile(path, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ImageError(f"image {str(path)!r} is empty or not a readable image (PNG, JPEG, ...)")
-    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
 @dataclass

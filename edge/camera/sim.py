@@ -36,9 +36,10 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from edge.camera.base import CameraSource, EndOfStream, register_camera
-from edge.camera.folder import MANIFEST_NAME, read_image, read_manifest
+from edge.camera.folder import MANIFEST_NAME, read_manifest
 from edge.config import StrictModel, validate_config
 from edge.errors import ConfigError, DataFileError, HardwareError, ImageError, MissingDependencyError
+from edge.imagefile import read_image
 
 log = logging.getLogger(__name__)
 
