@@ -2,7 +2,8 @@
 
 Config: ``--config FILE``; else ``--sim`` takes ``config/sim.yaml`` (sim camera, mock pins, HSV
 segmenter, int8 model); else ``$EDGE_CONFIG`` or ``/etc/lego-edge/edge.yaml`` (what the systemd
-unit passes). ``edge bench`` defaults to the sim config. Errors print one readable line and exit 2.
+unit passes). ``edge bench`` defaults to the sim config. Errors print one readable line and exit 2;
+a full disk under the decision record exits :data:`edge.service.EXIT_DISK_FULL` (74).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
-from edge.errors import ConfigError, EdgeError
+from edge.errors import ConfigError, DiskFullError, EdgeError
 from edge.imagefile import DEFAULT_MAX_MEGAPIXELS
 from edge.log import setup_logging
+from edge.service import EXIT_DISK_FULL
 
 log = logging.getLogger("edge")
 
@@ -433,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(-1 if args.quiet else args.verbose)
     try:
         return int(args.func(args) or 0)
+    except DiskFullError as exc:  # the unit does not restart on this status (RestartPreventExitStatus=)
+        log.critical("%s", exc)
+        return EXIT_DISK_FULL
     except EdgeError as exc:
         log.error("%s", exc)
         return 2

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edge.errors import DataFileError, ImageError
+from edge.errors import DataFileError, DiskFullError, ImageError
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +118,16 @@ _FIXES = (  # (SQLite error-name prefixes, what to do), first match wins
 )
 
 
-def _db_error(path: Path, exc: sqlite3.Error) -> DataFileError:
-    """Turn an SQLite error into a DataFileError that names the file and the fix."""
+def _db_error(path: Path, exc: sqlite3.Error) -> DataFileError | DiskFullError:
+    """Turn an SQLite error into a DataFileError (DiskFullError when full) naming the file and the fix."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     fix = next(
         (f for prefixes, f in _FIXES if name.startswith(prefixes)),
         "check the file, or move it aside to begin a new record",
     )
     p = str(path)
-    return DataFileError(f"decision record {p!r}: {exc} ({name or type(exc).__name__}); {fix.format(p=p)}")
+    text = f"decision record {p!r}: {exc} ({name or type(exc).__name__}); {fix.format(p=p)}"
+    return DiskFullError(text) if name.startswith("SQLITE_FULL") else DataFileError(text)
 
 
 def _check_count(n: int) -> None:

@@ -130,6 +130,13 @@ def test_required_settings_present() -> None:
     assert _single(install, "WantedBy") == "multi-user.target"
 
 
+def test_a_full_disk_is_not_restarted() -> None:
+    from edge.service import EXIT_DISK_FULL
+
+    service = parse_unit(UNIT.read_text(encoding="utf-8"))["Service"]
+    assert _single(service, "RestartPreventExitStatus").split() == [str(EXIT_DISK_FULL)]
+
+
 def test_device_access() -> None:
     service = parse_unit(UNIT.read_text(encoding="utf-8"))["Service"]
     assert _single(service, "DevicePolicy") == "closed"
