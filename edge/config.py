@@ -3,12 +3,18 @@
 Every config model derives from :class:`StrictModel`, which forbids unknown keys. Loading a file
 turns pydantic's errors into one :class:`~edge.errors.ConfigError` whose message names the file,
 the key path, the bad value and the fix (the field's description and bounds).
+
+Config files are parsed by :func:`parse_yaml`, a safe loader that refuses YAML anchors and aliases
+(a few hundred bytes of nested aliases expand to gigabytes once validated). Messages quote values
+and keys as short previews (:func:`preview`) and list at most :data:`MAX_ERRORS_SHOWN` errors, so
+a huge bad value gives a short message.
 """
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar, cast, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -16,6 +22,78 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from edge.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+
+#: Errors listed in one message; the rest are counted.
+MAX_ERRORS_SHOWN = 20
+_MAX_MSG_CHARS = 300  # of one pydantic error text (a validator's message may quote the value)
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = 60
+_repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 6
+_repr.maxlevel = 3
+
+
+def preview(value: Any, limit: int = 80) -> str:
+    """A short ``repr`` of ``value`` for messages: long strings and big containers are cut.
+
+    reprlib stops early, so even a huge value costs little; the result is at most ``limit``
+    characters plus a note of how long the text or how many items there were.
+    """
+    text = _repr.repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if isinstance(value, str | bytes) and len(value) > 40:
+        text += f" ({len(value)} characters)"
+    elif isinstance(value, list | tuple | dict | set) and len(value) > 6:
+        text += f" ({len(value)} items)"
+    return text
+
+
+def _short(text: str, limit: int = _MAX_MSG_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A YAML construct config files may not use (carries the position for the message)."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader without anchors and aliases.
+
+    An alias (``*name``) is a reference to an anchored node (``&name``); nested aliases make a
+    "billion laughs": 342 bytes that become 9 GB once something walks the data. Configs never need
+    them, so both are refused with the line, before anything is built.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:  # an alias event's anchor is the name it refers to
+            kind = "alias '*" if isinstance(event, yaml.AliasEvent) else "anchor '&"
+            raise _Refused(problem=f"{kind}{short_name(anchor)}'", problem_mark=cast(Any, event.start_mark))
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse YAML with :class:`StrictLoader`; every problem is a :class:`ConfigError` naming ``source``."""
+    loader = StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    except _Refused as exc:
+        mark = cast(Any, exc.problem_mark)
+        raise ConfigError(
+            f"{source}: YAML {exc.problem} at line {mark.line + 1}, column {mark.column + 1}: anchors "
+            "and aliases (&name, *name) are not allowed in config files; write the values out"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = _short(str(getattr(exc, "problem", None) or exc), 200)
+        raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a 5000-digit number, 2024-13-45
+        raise ConfigError(f"{source}: a value cannot be read as YAML: {_short(str(exc), 200)}") from None
+    finally:
+        loader.dispose()
 
 
 class StrictModel(BaseModel):
@@ -61,22 +139,31 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, list[type[
             pass  # an index into a list: the item's models are already in ``current``
         else:
             current, info = [], None
+        part = part if isinstance(part, int) else short_name(part)
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or "(top level)", current, info
 
 
+def short_name(part: Any) -> str:
+    """A key or name as a message shows it: unquoted, long ones cut."""
+    if isinstance(part, str):
+        return part if len(part) <= 40 else f"{part[:30]}...({len(part)} characters)"
+    return preview(part, 40)
+
+
 def format_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> str:
-    """Render pydantic's errors as lines a rig owner can act on."""
-    lines = [f"{source}: {err.error_count()} bad setting(s)"]
-    for e in err.errors():
+    """Render pydantic's errors as lines a rig owner can act on (values as short previews)."""
+    count = err.error_count()
+    lines = [f"{source}: {count} bad setting(s)"]
+    for e in err.errors(include_url=False)[:MAX_ERRORS_SHOWN]:
         loc = tuple(e["loc"])
         value = e.get("input")
         if e["type"] == "extra_forbidden":
             where, owners, _ = _walk(model, loc[:-1])
-            where = f"{where}.{loc[-1]}" if loc[:-1] else str(loc[-1])
+            where = f"{where}.{short_name(loc[-1])}" if loc[:-1] else short_name(loc[-1])
             known = sorted({k for m in owners for k in m.model_fields})
             fix = f"remove it or check its spelling; known keys here: {', '.join(known)}"
-            lines.append(f"  {where}: unknown key (value {value!r}); {fix}")
+            lines.append(f"  {where}: unknown key (value {preview(value)}); {fix}")
             continue
         where, _, info = _walk(model, loc)
         hint = (info.description or "") if info is not None else ""
@@ -84,8 +171,11 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             lines.append(f"  {where}: required but missing; add it" + (f" ({hint})" if hint else ""))
             continue
         lines.append(
-            f"  {where}: {value!r} is not valid: {e['msg']}" + (f"; expected: {hint}" if hint else "")
+            f"  {where}: {preview(value)} is not valid: {_short(e['msg'])}"
+            + (f"; expected: {hint}" if hint else "")
         )
+    if count > MAX_ERRORS_SHOWN:
+        lines.append(f"  ... and {count - MAX_ERRORS_SHOWN} more")
     return "\n".join(lines)
 
 
@@ -112,10 +202,4 @@ def load_config(model: type[M], path: str | Path) -> M:
         raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing file") from None
     except OSError as exc:
         raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return validate_config(model, data, str(path))
+    return validate_config(model, parse_yaml(text, str(path)), str(path))
