@@ -4,8 +4,10 @@ Every config model derives from :class:`StrictModel`, which forbids unknown keys
 turns pydantic's errors into one :class:`~edge.errors.ConfigError` whose message names the file,
 the key path, the bad value and the fix (the field's description and bounds).
 
-Config files are parsed by :func:`parse_yaml`, a safe loader that refuses YAML anchors and aliases
-(a few hundred bytes of nested aliases expand to gigabytes once validated). Messages quote values
+Config files are read by :func:`read_text_file` (at most :data:`MAX_CONFIG_BYTES`, UTF-8) and parsed
+by :func:`parse_yaml`, a safe loader that refuses YAML anchors and aliases (a few hundred bytes of
+nested aliases expand to gigabytes once validated) and nesting deeper than :data:`MAX_DEPTH`; any
+file that cannot be read is a :class:`~edge.errors.ConfigError` naming it. Messages quote values
 and keys as short previews (:func:`preview`) and list at most :data:`MAX_ERRORS_SHOWN` errors, so
 a huge bad value gives a short message.
 """
@@ -19,12 +21,16 @@ from typing import Any, TypeVar, cast, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, EdgeError
 
 M = TypeVar("M", bound=BaseModel)
 
 #: Errors listed in one message; the rest are counted.
 MAX_ERRORS_SHOWN = 20
+#: Largest config or calibration file read (the shipped configs are a few kB).
+MAX_CONFIG_BYTES = 1 << 20
+#: Deepest nesting of mappings and lists in a config file (the settings nest about 5 deep).
+MAX_DEPTH = 50
 _MAX_MSG_CHARS = 300  # of one pydantic error text (a validator's message may quote the value)
 
 _repr = reprlib.Repr()
@@ -58,12 +64,17 @@ class _Refused(yaml.MarkedYAMLError):
 
 
 class StrictLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader without anchors and aliases.
+    """PyYAML's SafeLoader without anchors and aliases, and no deeper than :data:`MAX_DEPTH`.
 
     An alias (``*name``) is a reference to an anchored node (``&name``); nested aliases make a
     "billion laughs": 342 bytes that become 9 GB once something walks the data. Configs never need
-    them, so both are refused with the line, before anything is built.
+    them, so both are refused with the line, before anything is built. The composer recurses once
+    per level, so deep nesting (``[[[[...``) would end in a RecursionError.
     """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
@@ -71,7 +82,52 @@ class StrictLoader(yaml.SafeLoader):
         if anchor is not None:  # an alias event's anchor is the name it refers to
             kind = "alias '*" if isinstance(event, yaml.AliasEvent) else "anchor '&"
             raise _Refused(problem=f"{kind}{short_name(anchor)}'", problem_mark=cast(Any, event.start_mark))
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(
+                problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=cast(Any, event.start_mark)
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def read_text_file(
+    path: str | Path,
+    what: str = "config file",
+    *,
+    missing: type[EdgeError] = ConfigError,
+    fix: str = "pass an existing file",
+) -> str:
+    """The UTF-8 text of a config-like file of at most :data:`MAX_CONFIG_BYTES`.
+
+    Anything else is a :class:`ConfigError` naming the file (``missing`` for a file that does not
+    exist, followed by ``fix``): a folder, an unreadable file, a larger one (``/dev/zero`` too: the
+    read stops after the limit), or bytes that are not UTF-8 (with the line and the byte).
+    """
+    path = Path(path)
+    name = f"{what} {str(path)!r}"
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise missing(f"{name} does not exist; {fix}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{name} is a directory; pass the file in it") from None
+    except OSError as exc:
+        raise ConfigError(f"{name} cannot be read: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{name} is larger than {MAX_CONFIG_BYTES >> 20} MB; a config is a few kB: pass the right file"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{name} is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); save it as UTF-8"
+        ) from None
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -81,6 +137,11 @@ def parse_yaml(text: str, source: str) -> Any:
         return loader.get_single_data()
     except _Refused as exc:
         mark = cast(Any, exc.problem_mark)
+        if "nested" in str(exc.problem):
+            raise ConfigError(
+                f"{source}: YAML {exc.problem} at line {mark.line + 1}, column {mark.column + 1}; "
+                "no setting needs that: check the file"
+            ) from None
         raise ConfigError(
             f"{source}: YAML {exc.problem} at line {mark.line + 1}, column {mark.column + 1}: anchors "
             "and aliases (&name, *name) are not allowed in config files; write the values out"
@@ -92,6 +153,8 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. a 5000-digit number, 2024-13-45
         raise ConfigError(f"{source}: a value cannot be read as YAML: {_short(str(exc), 200)}") from None
+    except RecursionError:  # MAX_DEPTH keeps the composer shallow; this is the last guard
+        raise ConfigError(f"{source}: nested deeper than {MAX_DEPTH} levels; flatten the file") from None
     finally:
         loader.dispose()
 
@@ -196,10 +259,5 @@ def validate_config(model: type[M], data: Any, source: str = "<config>") -> M:
 def load_config(model: type[M], path: str | Path) -> M:
     """Read a YAML file and validate it against ``model``."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing file") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc.strerror}") from None
+    text = read_text_file(path)
     return validate_config(model, parse_yaml(text, str(path)), str(path))

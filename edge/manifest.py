@@ -24,6 +24,8 @@ from edge.fileio import atomic_write
 FORMAT_VERSION = 1
 #: File name of the manifest inside a model folder.
 MANIFEST_NAME = "manifest.json"
+#: Largest manifest read (label lists of tens of thousands of parts take a few MB).
+MAX_MANIFEST_BYTES = 32 << 20
 
 Runtime = Literal["onnxruntime", "litert"]
 Precision = Literal["fp32", "fp16", "int8"]
@@ -276,7 +278,14 @@ def load_manifest(folder: str | Path) -> Manifest:
     """Read and validate ``folder/manifest.json`` (or a manifest path given directly)."""
     path = _manifest_path(folder)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ModelError(
+                f"model manifest {str(path)!r} is larger than {MAX_MANIFEST_BYTES >> 20} MB; "
+                "it is not a manifest written by `trainer export`"
+            )
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ModelError(
             f"model manifest {str(path)!r} does not exist; point the model setting at a folder "
@@ -286,6 +295,10 @@ def load_manifest(folder: str | Path) -> Manifest:
         raise ModelError(f"model manifest {str(path)!r} cannot be read: {exc}") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise ModelError(
+            f"model manifest {str(path)!r} is nested too deeply; re-export the model set"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ModelError(
             f"model manifest {str(path)!r} is not valid JSON at line {exc.lineno}, column {exc.colno}: "

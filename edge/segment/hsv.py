@@ -14,10 +14,9 @@ from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
-import yaml
 from pydantic import Field, model_validator
 
-from edge.config import StrictModel, validate_config
+from edge.config import StrictModel, parse_yaml, read_text_file, validate_config
 from edge.errors import ConfigError, DataFileError
 from edge.segment.base import Calibration, MaskCleanup, Segmenter, register_segmenter
 
@@ -75,23 +74,30 @@ class HsvThresholds(StrictModel):
 
 
 def read_calibration(path: str | Path) -> Mapping[str, Any]:
-    """Parse a calibration file (JSON, or YAML which JSON is a subset of) into a mapping."""
+    """Parse a calibration file (JSON, or YAML which JSON is a subset of) into a mapping.
+
+    Read like a config file (:func:`edge.config.read_text_file`, :func:`edge.config.parse_yaml`):
+    at most 1 MB of UTF-8, no YAML aliases, no deep nesting; problems are ConfigErrors naming it.
+    """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataFileError(
-            f"calibration file {str(path)!r} does not exist; run the rig calibration first or pass "
-            "the file it wrote"
-        ) from None
-    except OSError as exc:
-        raise DataFileError(f"calibration file {str(path)!r} cannot be read: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"calibration file {str(path)!r} is not valid JSON/YAML: {exc}") from None
+    source = f"calibration file {str(path)!r}"
+    text = read_text_file(
+        path,
+        "calibration file",
+        missing=DataFileError,
+        fix="run the rig calibration first or pass the file it wrote",
+    )
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source} is not valid JSON at line {exc.lineno}: {exc.msg}") from None
+        except RecursionError:
+            raise ConfigError(f"{source} is nested deeper than JSON reading allows; check the file") from None
+    else:
+        data = parse_yaml(text, source)
     if not isinstance(data, Mapping):
-        raise ConfigError(f"calibration file {str(path)!r} must hold a mapping at the top level")
+        raise ConfigError(f"{source} must hold a mapping at the top level")
     return data
 
 
