@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    """Recognise image files with the configured segmenter and model."""
+    """Recognise image files with the configured segmenter and model; exit 1 if any image failed."""
     from edge.pipeline import Pipeline
     from edge.settings import load_edge_config
     from edge.sorting import Sorter, load_categories
@@ -163,14 +163,16 @@ def _classify(args: argparse.Namespace) -> int:
             cfg.sorting, cfg.bin_names, load_categories(pipeline.manifest, cfg.sorting.categories_file)
         )
         rows: list[dict[str, Any]] = []
-        for paths, result in pipeline.classify_images(
-            args.images, fuse=args.fuse, max_megapixels=args.max_megapixels
-        ):
-            d = result.decision
+        for row in pipeline.classify_images(args.images, fuse=args.fuse, max_megapixels=args.max_megapixels):
+            images = [str(p) for p in row.paths]
+            if row.result is None:
+                rows.append({"images": images, "status": "error", "part_num": None, "error": row.error})
+                continue
+            d = row.result.decision
             route = sorter.route_decision(d)
             rows.append(
                 {
-                    "images": [str(p) for p in paths],
+                    "images": images,
                     "status": d.status,
                     "part_num": d.part_num,
                     "color_id": d.color_id,
@@ -180,21 +182,29 @@ def _classify(args: argparse.Namespace) -> int:
                     "source": d.source,
                     "topk": [[p, round(s, 4)] for p, s in d.part_topk],
                     "bin": route.bin,
-                    "objects": result.objects,
-                    "timings_ms": {k: round(v, 3) for k, v in result.timings.items()},
+                    "objects": row.result.objects,
+                    "timings_ms": {k: round(v, 3) for k, v in row.result.timings.items()},
+                    "error": None,
                 }
             )
     finally:
         pipeline.close()
+    failed = sum(r["error"] is not None for r in rows)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        top = ", ".join(f"{p} {s:.2f}" for p, s in r["topk"][:3])
-        print(
-            f"{', '.join(r['images'])}: {r['status']} {r['part_num'] or '?'} {r['color_name'] or '-'} "
-            f"conf {r['confidence']:.2f} -> bin {r['bin']!r}  (top: {top})"
-        )
+    else:
+        for r in rows:
+            if r["error"] is not None:
+                print(f"{', '.join(r['images'])}: error: {r['error']}")
+                continue
+            top = ", ".join(f"{p} {s:.2f}" for p, s in r["topk"][:3])
+            print(
+                f"{', '.join(r['images'])}: {r['status']} {r['part_num'] or '?'} {r['color_name'] or '-'} "
+                f"conf {r['confidence']:.2f} -> bin {r['bin']!r}  (top: {top})"
+            )
+    if failed:
+        log.error("%d of %d image(s) could not be classified (see their rows)", failed, len(args.images))
+        return 1
     return 0
 
 

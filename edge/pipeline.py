@@ -88,6 +88,15 @@ class PartResult:
     truth: dict[str, Any] | None = None  # ground truth from the frames' meta (sim, replay)
 
 
+@dataclass
+class Classified:
+    """One row of :meth:`Pipeline.classify_images`: its image files, and the result or the error."""
+
+    paths: list[Path]
+    result: PartResult | None
+    error: str | None = None
+
+
 class Pipeline:
     """Camera, segmenter, engine and recognizer for the views of one part at a time."""
 
@@ -231,17 +240,42 @@ class Pipeline:
         *,
         fuse: bool = False,
         max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-    ) -> list[tuple[list[Path], PartResult]]:
+    ) -> list[Classified]:
         """Recognise image files: each file on its own, or all as views of one part (``fuse``).
 
-        Files are read by :func:`edge.imagefile.read_image`: larger than ``max_megapixels`` is refused.
+        Each file is read (:func:`edge.imagefile.read_image`: larger than ``max_megapixels`` is
+        refused) and classified on its own, so one bad file costs only its own row: a row with
+        ``error`` set instead of a result. With ``fuse`` the readable files make one part (the
+        first row) and each unreadable one gets its own error row.
         """
-        images = [
-            (Path(p), read_image(p, max_megapixels=max_megapixels, setting="--max-megapixels")) for p in paths
-        ]
-        if fuse:
-            return [([p for p, _ in images], self.process([img for _, img in images]))]
-        return [([p], self.process([img])) for p, img in images]
+        if not fuse:
+            rows = []
+            for p in paths:
+                image = self._read_for_classify(Path(p), max_megapixels)
+                rows.append(image if isinstance(image, Classified) else self._classify([Path(p)], [image]))
+            return rows
+        read: list[tuple[Path, np.ndarray]] = []
+        failed: list[Classified] = []
+        for p in paths:
+            image = self._read_for_classify(Path(p), max_megapixels)
+            if isinstance(image, Classified):
+                failed.append(image)
+            else:
+                read.append((Path(p), image))
+        fused = [self._classify([p for p, _ in read], [img for _, img in read])] if read else []
+        return fused + failed
+
+    def _read_for_classify(self, path: Path, max_megapixels: float) -> np.ndarray | Classified:
+        try:
+            return read_image(path, max_megapixels=max_megapixels, setting="--max-megapixels")
+        except ImageError as exc:
+            return Classified([path], None, str(exc))
+
+    def _classify(self, paths: list[Path], images: list[np.ndarray]) -> Classified:
+        try:
+            return Classified(paths, self.process(images))
+        except (ImageError, ModelError) as exc:  # this image's problem; the next may be fine
+            return Classified(paths, None, str(exc))
 
     def close(self) -> None:
         """Release the engine, the segmenter and the camera."""
