@@ -229,7 +229,8 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     from edge.engines import create_engine
     from edge.manifest import verify_file
     from edge.memory import check_resident, estimate_memory
-    from edge.pipeline import open_manifest
+    from edge.pipeline import load_index, make_recognizer, open_manifest
+    from edge.record import RecordLock, inspect_record
     from edge.rig import Rig
     from edge.segment import create_segmenter
     from edge.settings import load_edge_config
@@ -269,22 +270,28 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                 out.append(
                     ("OK", "model load", f"{len(manifest.parts)} parts, {len(manifest.colors)} colours")
                 )
-        if manifest.index is not None and _attempt(out, "index", lambda: verify_file(folder, manifest.index)):
-            out.append(
-                (
-                    "OK",
-                    "index",
-                    f"{folder / manifest.index.path} sha256 matches ({manifest.index.count} vectors)",
+        # The index and recognizer exactly as `edge run` loads them (not only the index's hash).
+        index = None
+        if cfg.recognition.mode == "classifier":
+            if manifest.index is not None:
+                where = folder / manifest.index.path
+                out.append(("OK", "index", f"{where} not loaded (recognition.mode 'classifier')"))
+        else:
+            index = _attempt(out, "index", lambda: load_index(cfg, manifest))
+            if index is not None:
+                out.append(
+                    (
+                        "OK",
+                        "index",
+                        f"{folder / manifest.index.path}: {len(index)} vectors of {index.dim} dimensions "
+                        f"loaded ({index.space}), sha256 and build matching the manifest",
+                    )
                 )
-            )
-        elif manifest.index is None and cfg.recognition.mode != "classifier":
-            out.append(
-                (
-                    "FAIL",
-                    "index",
-                    f"recognition.mode {cfg.recognition.mode!r} needs an index; the model set has none",
-                )
-            )
+        if cfg.recognition.mode == "classifier" or index is not None:
+            recognizer = _attempt(out, "recognition", lambda: make_recognizer(cfg, manifest, index))
+            if recognizer is not None:
+                rec = cfg.recognition
+                out.append(("OK", "recognition", f"{rec.mode}, threshold {rec.threshold:g}, k {rec.k}"))
         sorter = _attempt(
             out,
             "sorting",
@@ -342,12 +349,21 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
             thing.close()
     db = Path(cfg.data.db)
     parent = next((p for p in (db.parent, *db.parent.parents) if p.exists()), Path("/"))
-    if os.access(parent, os.W_OK):
-        out.append(("OK", "record", f"{db} ({'exists' if db.exists() else 'will be created'})"))
-    else:
+    if not os.access(parent, os.W_OK):
         out.append(
             ("FAIL", "record", f"{str(parent)!r} is not writable; the record {str(db)!r} cannot be kept")
         )
+        return out
+    state = _attempt(out, "record", lambda: inspect_record(db))  # what the daemon's start-up checks
+    if state is not None:
+        holder = RecordLock(db).holder()
+        if holder is not None:
+            out.append(
+                ("WARN", "record", f"{db} ({state}) is in use by a running daemon ({holder}): another "
+                 "`edge run` on it is refused until that one stops")
+            )  # fmt: skip
+        else:
+            out.append(("OK", "record", f"{db} ({state})"))
     return out
 
 

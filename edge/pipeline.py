@@ -51,6 +51,39 @@ def open_manifest(folder: str | Path) -> Manifest:
         ) from None
 
 
+def load_index(cfg: EdgeConfig, manifest: Manifest) -> EmbeddingIndex | None:
+    """The embedding index ``cfg`` needs (None in classifier mode), loaded and checked as ``edge run`` does.
+
+    ``edge check`` calls this too, so it refuses exactly the indexes the daemon refuses.
+    """
+    rec = cfg.recognition
+    if rec.mode == "classifier":
+        return None
+    folder = Path(cfg.engine.model_set)
+    if manifest.index is None:
+        raise ConfigError(
+            f"recognition.mode {rec.mode!r} needs an embedding index, but the model set {str(folder)!r} "
+            "has none; build one with `trainer index` or set recognition.mode: classifier"
+        )
+    return EmbeddingIndex.load(
+        folder / manifest.index.path, expect=manifest.index, memory_budget_mb=cfg.memory_budget_mb
+    )
+
+
+def make_recognizer(cfg: EdgeConfig, manifest: Manifest, index: EmbeddingIndex | None) -> Recognizer:
+    """The recognizer of ``cfg.recognition`` over ``manifest`` and ``index`` (see :func:`load_index`)."""
+    rec = cfg.recognition
+    return Recognizer(
+        manifest,
+        mode=rec.mode,
+        index=index,
+        threshold=rec.threshold,
+        vector_threshold=rec.vector_threshold,
+        k=rec.k,
+        fusion=rec.fusion,
+    )
+
+
 def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000.0
 
@@ -131,27 +164,9 @@ class Pipeline:
 
         folder = Path(cfg.engine.model_set)
         manifest = open_manifest(folder)
-        rec = cfg.recognition
-        index = None
-        if manifest.index is not None and rec.mode != "classifier":
-            index = EmbeddingIndex.load(
-                folder / manifest.index.path, expect=manifest.index, memory_budget_mb=cfg.memory_budget_mb
-            )
-        elif rec.mode != "classifier":
-            raise ConfigError(
-                f"recognition.mode {rec.mode!r} needs an embedding index, but the model set {str(folder)!r} "
-                "has none; build one with `trainer index` or set recognition.mode: classifier"
-            )
+        index = load_index(cfg, manifest)
         timed = _TimedIndex(index) if index is not None else None
-        recognizer = Recognizer(
-            manifest,
-            mode=rec.mode,
-            index=cast(EmbeddingIndex | None, timed),
-            threshold=rec.threshold,
-            vector_threshold=rec.vector_threshold,
-            k=rec.k,
-            fusion=rec.fusion,
-        )
+        recognizer = make_recognizer(cfg, manifest, cast(EmbeddingIndex | None, timed))
         engine = create_engine(
             cfg.engine.runtime, folder, manifest, precision=cfg.engine.precision, threads=cfg.engine.threads
         )

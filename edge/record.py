@@ -302,6 +302,59 @@ class RecordLock:
     def __exit__(self, *exc: object) -> None:
         self.release()
 
+    def holder(self) -> str | None:
+        """Who holds the lock now ('pid 1234, since ...'), or None when nobody does (read-only probe)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None  # no lock file: no daemon has run here
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _lock_holder(fd)
+        finally:
+            os.close(fd)  # also drops the shared lock just taken
+        return None
+
+
+def inspect_record(db_path: str | Path) -> str:
+    """Check a record file read-only as :class:`DecisionRecord` would on open; a summary, or DataFileError.
+
+    For ``edge check``: the same integrity check, schema version and "is it a record" test as the
+    daemon's start-up, without creating, migrating or locking anything.
+    """
+    path = Path(db_path)
+    if not path.exists():
+        return "will be created"
+    if path.is_dir():
+        raise DataFileError(
+            f"decision record {str(path)!r} is a folder; give the path of a file (e.g. .../record.db)"
+        )
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        try:
+            result = con.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {result}")
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            parts = con.execute("SELECT count(*) FROM parts").fetchone()[0] if version else 0
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise _db_error(path, exc) from None
+    if version > SCHEMA_VERSION:
+        raise DataFileError(
+            f"decision record {str(path)!r} has schema version {version}, newer than this program's "
+            f"{SCHEMA_VERSION}: upgrade lego-edge"
+        )
+    if version == 0 and tables:
+        raise DataFileError(
+            f"{str(path)!r} is an SQLite database but not a decision record; move it aside or choose "
+            "another path"
+        )
+    return f"exists, schema {version}, {parts} part(s)"
+
 
 def _lock_holder(fd: int) -> str:
     """'pid 1234, since <time>' from a lock file's text, or 'pid unknown'."""
