@@ -25,7 +25,7 @@ from edge.camera import CameraSource, Frame, create_camera
 from edge.errors import ConfigError, ImageError, ModelError
 from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 from edge.index import EmbeddingIndex
-from edge.manifest import Manifest, load_manifest
+from edge.manifest import Manifest, inside, load_manifest
 from edge.preprocess import crop_to_mask, prepare_batch
 from edge.recognize import Decision, Recognizer
 from edge.segment import Segmenter, clean_mask, count_objects, create_segmenter
@@ -66,7 +66,9 @@ def load_index(cfg: EdgeConfig, manifest: Manifest) -> EmbeddingIndex | None:
             "has none; build one with `trainer index` or set recognition.mode: classifier"
         )
     return EmbeddingIndex.load(
-        folder / manifest.index.path, expect=manifest.index, memory_budget_mb=cfg.memory_budget_mb
+        inside(folder, manifest.index.path, "index file"),
+        expect=manifest.index,
+        memory_budget_mb=cfg.memory_budget_mb,
     )
 
 
