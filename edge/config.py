@@ -60,16 +60,24 @@ def _short(text: str, limit: int = _MAX_MSG_CHARS) -> str:
 
 
 class _Refused(yaml.MarkedYAMLError):
-    """A YAML construct config files may not use (carries the position for the message)."""
+    """A YAML construct config files may not use (carries the position and the fix for the message)."""
+
+    def __init__(self, problem: str, mark: Any, fix: str) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.fix = fix
+
+
+_NO_ALIASES = "anchors and aliases (&name, *name) are not allowed in config files; write the values out"
 
 
 class StrictLoader(yaml.SafeLoader):
-    """PyYAML's SafeLoader without anchors and aliases, and no deeper than :data:`MAX_DEPTH`.
+    """PyYAML's SafeLoader without anchors, aliases or duplicate keys, and no deeper than :data:`MAX_DEPTH`.
 
     An alias (``*name``) is a reference to an anchored node (``&name``); nested aliases make a
     "billion laughs": 342 bytes that become 9 GB once something walks the data. Configs never need
     them, so both are refused with the line, before anything is built. The composer recurses once
-    per level, so deep nesting (``[[[[...``) would end in a RecursionError.
+    per level, so deep nesting (``[[[[...``) would end in a RecursionError. A key given twice in
+    one mapping is refused too (PyYAML would keep the last one silently).
     """
 
     def __init__(self, stream: Any) -> None:
@@ -81,16 +89,31 @@ class StrictLoader(yaml.SafeLoader):
         anchor = getattr(event, "anchor", None)
         if anchor is not None:  # an alias event's anchor is the name it refers to
             kind = "alias '*" if isinstance(event, yaml.AliasEvent) else "anchor '&"
-            raise _Refused(problem=f"{kind}{short_name(anchor)}'", problem_mark=cast(Any, event.start_mark))
+            raise _Refused(f"{kind}{short_name(anchor)}'", event.start_mark, _NO_ALIASES)
         if self._depth >= MAX_DEPTH:
-            raise _Refused(
-                problem=f"nested deeper than {MAX_DEPTH} levels", problem_mark=cast(Any, event.start_mark)
-            )
+            too_deep = f"nested deeper than {MAX_DEPTH} levels"
+            raise _Refused(too_deep, event.start_mark, "no setting needs that: check the file")
         self._depth += 1
         try:
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue  # unhashable keys are refused by SafeLoader itself
+                key = self.construct_object(key_node)
+                if key in first:
+                    raise _Refused(
+                        f"duplicate key {preview(key, 60)}",
+                        key_node.start_mark,
+                        f"first at line {first[key]}; keep one of them",
+                    )
+                first[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
 
 
 def read_text_file(
@@ -137,14 +160,8 @@ def parse_yaml(text: str, source: str) -> Any:
         return loader.get_single_data()
     except _Refused as exc:
         mark = cast(Any, exc.problem_mark)
-        if "nested" in str(exc.problem):
-            raise ConfigError(
-                f"{source}: YAML {exc.problem} at line {mark.line + 1}, column {mark.column + 1}; "
-                "no setting needs that: check the file"
-            ) from None
         raise ConfigError(
-            f"{source}: YAML {exc.problem} at line {mark.line + 1}, column {mark.column + 1}: anchors "
-            "and aliases (&name, *name) are not allowed in config files; write the values out"
+            f"{source}: YAML {exc.problem} at line {mark.line + 1}, column {mark.column + 1}: {exc.fix}"
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
