@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -36,6 +37,8 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 _STR_KEYS = ("part_num", "part_name", "mode", "model_set_id", "note")
 DECISION_KEYS = frozenset(("status", "color_id", "confidence", "bin", "timings", "predictions", *_STR_KEYS))
 VIEW_KEYS = frozenset(("angle", "topk"))
+#: While crops cannot be written, one warning (log line and event) at most this often, in seconds.
+CROP_WARNING_INTERVAL_S = 600.0
 
 # MIGRATIONS[i] brings a file from user_version i to i + 1. Append new steps; never edit old ones.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -400,6 +403,9 @@ class DecisionRecord:
                 f"{exc.strerror}; create it or choose a writable path"
             ) from None
         self._con: sqlite3.Connection | None = None
+        self._crops_failing = 0  # parts in a row whose crops could not be written
+        self._crops_unreported = 0  # of those, parts not yet in a warning
+        self._crops_warned_at: float | None = None
         with self._translate():
             con = sqlite3.connect(self.db_path, timeout=busy_timeout_s, isolation_level=None)
         self._con = con
@@ -545,7 +551,7 @@ class DecisionRecord:
     def _save_crops(
         self, part_id: int, day: str, crops: list[np.ndarray], events: list[tuple[str, str, str, str]]
     ) -> list[str | None]:
-        """Write crops as PNGs; on an OS error (disk full) stop, log, and note an event."""
+        """Write crops as PNGs; on an OS error (disk full) stop there and warn (rate-limited)."""
         import cv2  # core dependency, loaded only when a crop is actually kept
 
         paths: list[str | None] = [None] * len(crops)
@@ -562,14 +568,35 @@ class DecisionRecord:
             _fsync_dir(folder)
             _fsync_dir(self.crops_dir)  # the day folder may be new
         except OSError as exc:
-            why = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            msg = (
-                f"part {part_id}: crops not saved under {str(folder)!r} ({why}); "
-                "the decision is recorded without them. Free disk space or set keep_crops='none'"
-            )
-            log.warning(msg)
-            events.append((_now(), "warning", "crop_write_failed", msg))
+            self._crop_failed(part_id, folder, exc, events)
+            return paths  # the crops written before the failure are kept
+        if self._crops_failing:
+            log.info("crops are saved again, after %d part(s) without", self._crops_failing)
+            self._crops_failing, self._crops_unreported, self._crops_warned_at = 0, 0, None
         return paths
+
+    def _crop_failed(
+        self, part_id: int, folder: Path, exc: OSError, events: list[tuple[str, str, str, str]]
+    ) -> None:
+        """Warn (log and event) about the first failure, then at most every CROP_WARNING_INTERVAL_S."""
+        self._crops_failing += 1
+        now = time.monotonic()
+        if self._crops_warned_at is not None and now - self._crops_warned_at < CROP_WARNING_INTERVAL_S:
+            self._crops_unreported += 1
+            log.debug("part %d: crops not saved under %s: %s", part_id, folder, exc)
+            return
+        why = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        since = ""
+        if self._crops_unreported:
+            since = f"; {self._crops_unreported} more part(s) without crops since the last warning"
+        msg = (
+            f"part {part_id}: crops not saved under {str(folder)!r} ({why}); the decision is recorded "
+            f"without them. Free disk space or set keep_crops='none'{since}. While this lasts further "
+            f"failures are counted and reported every {CROP_WARNING_INTERVAL_S / 60:g} min"
+        )
+        log.warning(msg)
+        events.append((_now(), "warning", "crop_write_failed", msg))
+        self._crops_warned_at, self._crops_unreported = now, 0
 
     def abandon_part(self, part_id: int, reason: str) -> None:
         """Close a part that was never decided (jam, fell off the belt, shutdown); ``reason`` is kept."""
