@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from edge import __version__
 from edge.errors import ConfigError, DiskFullError, EdgeError
 from edge.imagefile import DEFAULT_MAX_MEGAPIXELS
 from edge.log import setup_logging
-from edge.service import EXIT_DISK_FULL
+from edge.service import EXIT_DISK_FULL, install_stop_handlers
 
 log = logging.getLogger("edge")
 
@@ -129,17 +130,31 @@ def format_summary(stats: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Run the sorting daemon until stopped (SIGTERM, STOP, --parts reached)."""
-    from edge.daemon import Daemon
-    from edge.service import install_stop_handlers
-    from edge.settings import load_edge_config
+    """Run the sorting daemon until stopped (SIGTERM, STOP, --parts reached).
 
-    cfg = load_edge_config(config_path(args))
-    daemon = Daemon(
-        cfg, sim=args.sim, parts=args.parts, on_part=lambda o: print(format_outcome(o), flush=True)
-    )
-    flag = install_stop_handlers(daemon.request_stop)
+    The stop handlers come first, before the heavy imports and the config: a SIGTERM during
+    start-up (systemd stopping a service that has just started) then ends it cleanly with status 0
+    instead of the default action's 143.
+    """
+    stoppers: list[Callable[[int], None]] = []  # the daemon's request_stop, once it exists
+
+    def forward(signum: int) -> None:
+        for stop in stoppers:
+            stop(signum)
+
+    flag = install_stop_handlers(forward)
     try:
+        from edge.daemon import Daemon
+        from edge.settings import load_edge_config
+
+        cfg = load_edge_config(config_path(args))
+        daemon = Daemon(
+            cfg, sim=args.sim, parts=args.parts, on_part=lambda o: print(format_outcome(o), flush=True)
+        )
+        stoppers.append(daemon.request_stop)
+        if flag.is_set():
+            log.info("stop requested during start-up (signal %s): not starting", flag.signum)
+            return 0
         stats = daemon.run()
     finally:
         flag.restore()

@@ -23,10 +23,12 @@ import os
 import stat
 import struct
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from edge.errors import ImageError
+
+if TYPE_CHECKING:  # numpy and OpenCV load in read_image: the CLI imports this module for its default
+    import numpy as np
 
 #: Largest image read by default, in megapixels (see the module docstring).
 DEFAULT_MAX_MEGAPIXELS = 16.0
@@ -205,7 +207,8 @@ def read_image(
     The size is checked from the header before decoding (see the module docstring); ``setting``
     names the setting that raises ``max_megapixels`` in the message (e.g. ``camera.max_megapixels``).
     """
-    import cv2  # core dependency; imported here so the header parser stays light
+    import cv2  # core dependencies, imported here so the header parser stays light
+    import numpy as np
 
     path = Path(path)
     name = repr(str(path))
