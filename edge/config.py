@@ -122,8 +122,9 @@ def read_text_file(
     *,
     missing: type[EdgeError] = ConfigError,
     fix: str = "pass an existing file",
+    limit: int = MAX_CONFIG_BYTES,
 ) -> str:
-    """The UTF-8 text of a config-like file of at most :data:`MAX_CONFIG_BYTES`.
+    """The UTF-8 text of a config-like file of at most ``limit`` bytes (:data:`MAX_CONFIG_BYTES`).
 
     Anything else is a :class:`ConfigError` naming the file (``missing`` for a file that does not
     exist, followed by ``fix``): a folder, an unreadable file, a larger one (``/dev/zero`` too: the
@@ -133,17 +134,15 @@ def read_text_file(
     name = f"{what} {str(path)!r}"
     try:
         with path.open("rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
+            data = fh.read(limit + 1)
     except FileNotFoundError:
         raise missing(f"{name} does not exist; {fix}") from None
     except IsADirectoryError:
         raise ConfigError(f"{name} is a directory; pass the file in it") from None
     except OSError as exc:
         raise ConfigError(f"{name} cannot be read: {exc.strerror or exc}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            f"{name} is larger than {MAX_CONFIG_BYTES >> 20} MB; a config is a few kB: pass the right file"
-        )
+    if len(data) > limit:
+        raise ConfigError(f"{name} is larger than {limit / 2**20:g} MB: pass the right file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

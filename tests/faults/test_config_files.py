@@ -87,3 +87,22 @@ def test_a_manifest_nested_too_deeply_is_a_model_error(tmp_path: Path) -> None:
     (tmp_path / "manifest.json").write_bytes(b"{" + b" " * (MAX_MANIFEST_BYTES + 1) + b"}")
     with pytest.raises(ModelError, match="larger than 32 MB"):
         load_manifest(tmp_path)
+
+
+def test_files_a_config_names_share_the_reader(tmp_path: Path) -> None:
+    from edge.camera.sim import SimConfig, _parts
+    from edge.sorting import read_categories_file
+
+    latin1 = tmp_path / "parts.txt"
+    latin1.write_bytes("3001\n3003 # Stein 2x2, gr\xfcn\n".encode("latin-1"))  # was a UnicodeDecodeError
+    config = SimConfig(ldraw=str(tmp_path), parts_file=str(latin1))
+    with pytest.raises(ConfigError, match=r"parts list .*parts\.txt.* is not UTF-8"):
+        _parts(config)
+    huge = tmp_path / "huge.txt"  # a regular file: a regression reads 17 MB, not /dev/zero forever
+    huge.write_bytes(b"3001\n" * (17 << 18))
+    with pytest.raises(ConfigError, match=r"parts list .*huge\.txt.* is larger than 1 MB"):
+        _parts(SimConfig(ldraw=str(tmp_path), parts_file=str(huge)))
+    with pytest.raises(ConfigError, match=r"categories file .*huge\.txt.* is larger than 16 MB"):
+        read_categories_file(huge)
+    with pytest.raises(DataFileError, match=r"does not exist; fix sorting\.categories_file"):
+        read_categories_file(tmp_path / "none.csv")
