@@ -154,8 +154,9 @@ def read_text_file(
 
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML with :class:`StrictLoader`; every problem is a :class:`ConfigError` naming ``source``."""
-    loader = StrictLoader(text)
+    loader = None
     try:
+        loader = StrictLoader(text)  # its reader already refuses control characters
         return loader.get_single_data()
     except _Refused as exc:
         mark = cast(Any, exc.problem_mark)
@@ -169,10 +170,16 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source}: not valid YAML{where}: {problem}") from None
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. a 5000-digit number, 2024-13-45
         raise ConfigError(f"{source}: a value cannot be read as YAML: {_short(str(exc), 200)}") from None
+    except (AttributeError, KeyError, IndexError) as exc:  # PyYAML's own slips on explicit tags
+        raise ConfigError(
+            f"{source}: a tagged value cannot be read as YAML (e.g. '!!timestamp x', '!!bool maybe'): "
+            f"{type(exc).__name__} {_short(str(exc), 100)}; drop the '!!' tag"
+        ) from None
     except RecursionError:  # MAX_DEPTH keeps the composer shallow; this is the last guard
         raise ConfigError(f"{source}: nested deeper than {MAX_DEPTH} levels; flatten the file") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 class StrictModel(BaseModel):

@@ -62,6 +62,12 @@ def test_unreadable_values(tmp_path: Path) -> None:
     _refused(path, "cannot be read as YAML")
     path.write_text("autostart: 2024-13-45\n", encoding="utf-8")
     _refused(path, "cannot be read as YAML", "month")
+    # Found by the fuzz test: PyYAML itself raises AttributeError, KeyError or IndexError here.
+    for tagged in ("!!timestamp x", "!!bool maybe", "!!float"):
+        path.write_text(f"autostart: {tagged}\n", encoding="utf-8")
+        _refused(path, "cannot be read as YAML", "drop the '!!' tag")
+    path.write_text("autostart: tr\x00ue\n", encoding="utf-8")  # PyYAML's reader refuses it at once
+    _refused(path, "not valid YAML", "special characters are not allowed")
 
 
 def test_calibration_files_share_the_reader(tmp_path: Path) -> None:
