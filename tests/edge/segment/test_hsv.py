@@ -238,7 +238,7 @@ def test_config_union_and_registry() -> None:
     assert isinstance(create_segmenter(rig.segmenter), HsvSegmenter)
     with pytest.raises(ConfigError, match="does not match any of the expected tags"):
         validate_config(Rig, {"segmenter": {"type": "grabcut"}})
-    with pytest.raises(ConfigError, match="unknown; use one of: hsv, mobileseg, none, u2net"):
+    with pytest.raises(ConfigError, match="unknown; use one of: bgdiff, hsv, mobileseg, none, u2net"):
         create_segmenter({"type": "grabcut"})
     with pytest.raises(TypeError, match="Literal"):
         register_segmenter("other")(HsvSegmenter)
