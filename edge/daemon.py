@@ -225,7 +225,9 @@ class Daemon:
         try:
             self.open()
             self.loop()
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, DiskFullError) and self._halted is None:  # full already at start-up
+                self._halt(exc)
             try:
                 self.close()
             except Exception as exc:

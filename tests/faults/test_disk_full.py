@@ -163,3 +163,16 @@ def test_halted_sends_status_and_errno_in_one_message(
         monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "n.sock"))
         assert service.halted("disk is full\nfree space", 28)
         assert sock.recv(4096) == b"STATUS=halted: disk is full free space\nERRNO=28"
+
+
+def test_a_disk_full_at_start_up_is_reported_too(
+    tmp_path: Path, demo_library: Path, monkeypatch: pytest.MonkeyPatch, notified: Any
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library)
+
+    def full(self: DecisionRecord) -> int:
+        raise DiskFullError(f"decision record {str(self.db_path)!r}: database or disk is full")
+
+    monkeypatch.setattr(DecisionRecord, "recover", full)
+    assert cli.main(["run", "--sim", "--config", str(config)]) == service.EXIT_DISK_FULL
+    assert any(m.startswith("STATUS=halted: ") and "ERRNO=28" in m for m in notified())
