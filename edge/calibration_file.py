@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 from pydantic import Field, model_validator
 
-from edge.config import StrictModel, validate_config
+from edge.config import StrictModel, parse_yaml, read_text_file, validate_config
 from edge.errors import ConfigError, DataFileError
 from edge.fileio import write_atomic
 
@@ -244,21 +244,25 @@ def parse_calibration(data: Any, source: str = "calibration") -> CalibrationFile
 def read_calibration(path: str | Path) -> CalibrationFile:
     """Read and validate a calibration file (JSON, or YAML which JSON is a subset of)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataFileError(
-            f"calibration file {str(path)!r} does not exist; run the rig calibration first "
-            "(`edge calibrate background`) or pass the file it wrote"
-        ) from None
-    except OSError as exc:
-        raise DataFileError(f"calibration file {str(path)!r} cannot be read: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(
-            f"calibration file {str(path)!r} is not valid JSON/YAML: {exc}; fix it or calibrate again"
-        ) from None
+    source = f"calibration file {str(path)!r}"
+    # Read like a config file: at most 1 MB of UTF-8, no YAML aliases, no deep nesting.
+    text = read_text_file(
+        path,
+        "calibration file",
+        missing=DataFileError,
+        fix="run the rig calibration first (`edge calibrate background`) or pass the file it wrote",
+    )
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{source} is not valid JSON at line {exc.lineno}: {exc.msg}; fix it or calibrate again"
+            ) from None
+        except RecursionError:
+            raise ConfigError(f"{source} is nested deeper than JSON reading allows; check the file") from None
+    else:
+        data = parse_yaml(text, source)
     if not isinstance(data, Mapping):
         raise ConfigError(
             f"calibration file {str(path)!r} must hold a mapping at the top level; calibrate again"

@@ -2,7 +2,8 @@
 
 Config: ``--config FILE``; else ``--sim`` takes ``config/sim.yaml`` (sim camera, mock pins, HSV
 segmenter, int8 model); else ``$EDGE_CONFIG`` or ``/etc/lego-edge/edge.yaml`` (what the systemd
-unit passes). ``edge bench`` defaults to the sim config. Errors print one readable line and exit 2.
+unit passes). ``edge bench`` defaults to the sim config. Errors print one readable line and exit 2;
+a full disk under the decision record exits :data:`edge.service.EXIT_DISK_FULL` (74).
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from edge import __version__
-from edge.errors import ConfigError, EdgeError
+from edge.errors import ConfigError, DiskFullError, EdgeError
+from edge.imagefile import DEFAULT_MAX_MEGAPIXELS
 from edge.log import setup_logging
+from edge.service import EXIT_DISK_FULL, install_stop_handlers
 
 log = logging.getLogger("edge")
 
@@ -126,17 +130,31 @@ def format_summary(stats: Any) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Run the sorting daemon until stopped (SIGTERM, STOP, --parts reached)."""
-    from edge.daemon import Daemon
-    from edge.service import install_stop_handlers
-    from edge.settings import load_edge_config
+    """Run the sorting daemon until stopped (SIGTERM, STOP, --parts reached).
 
-    cfg = load_edge_config(config_path(args))
-    daemon = Daemon(
-        cfg, sim=args.sim, parts=args.parts, on_part=lambda o: print(format_outcome(o), flush=True)
-    )
-    flag = install_stop_handlers(daemon.request_stop)
+    The stop handlers come first, before the heavy imports and the config: a SIGTERM during
+    start-up (systemd stopping a service that has just started) then ends it cleanly with status 0
+    instead of the default action's 143.
+    """
+    stoppers: list[Callable[[int], None]] = []  # the daemon's request_stop, once it exists
+
+    def forward(signum: int) -> None:
+        for stop in stoppers:
+            stop(signum)
+
+    flag = install_stop_handlers(forward)
     try:
+        from edge.daemon import Daemon
+        from edge.settings import load_edge_config
+
+        cfg = load_edge_config(config_path(args))
+        daemon = Daemon(
+            cfg, sim=args.sim, parts=args.parts, on_part=lambda o: print(format_outcome(o), flush=True)
+        )
+        stoppers.append(daemon.request_stop)
+        if flag.is_set():
+            log.info("stop requested during start-up (signal %s): not starting", flag.signum)
+            return 0
         stats = daemon.run()
     finally:
         flag.restore()
@@ -148,7 +166,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    """Recognise image files with the configured segmenter and model."""
+    """Recognise image files with the configured segmenter and model; exit 1 if any image failed."""
     from edge.pipeline import Pipeline
     from edge.settings import load_edge_config
     from edge.sorting import Sorter, load_categories
@@ -160,12 +178,16 @@ def _classify(args: argparse.Namespace) -> int:
             cfg.sorting, cfg.bin_names, load_categories(pipeline.manifest, cfg.sorting.categories_file)
         )
         rows: list[dict[str, Any]] = []
-        for paths, result in pipeline.classify_images(args.images, fuse=args.fuse):
-            d = result.decision
+        for row in pipeline.classify_images(args.images, fuse=args.fuse, max_megapixels=args.max_megapixels):
+            images = [str(p) for p in row.paths]
+            if row.result is None:
+                rows.append({"images": images, "status": "error", "part_num": None, "error": row.error})
+                continue
+            d = row.result.decision
             route = sorter.route_decision(d)
             rows.append(
                 {
-                    "images": [str(p) for p in paths],
+                    "images": images,
                     "status": d.status,
                     "part_num": d.part_num,
                     "color_id": d.color_id,
@@ -175,21 +197,29 @@ def _classify(args: argparse.Namespace) -> int:
                     "source": d.source,
                     "topk": [[p, round(s, 4)] for p, s in d.part_topk],
                     "bin": route.bin,
-                    "objects": result.objects,
-                    "timings_ms": {k: round(v, 3) for k, v in result.timings.items()},
+                    "objects": row.result.objects,
+                    "timings_ms": {k: round(v, 3) for k, v in row.result.timings.items()},
+                    "error": None,
                 }
             )
     finally:
         pipeline.close()
+    failed = sum(r["error"] is not None for r in rows)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
-    for r in rows:
-        top = ", ".join(f"{p} {s:.2f}" for p, s in r["topk"][:3])
-        print(
-            f"{', '.join(r['images'])}: {r['status']} {r['part_num'] or '?'} {r['color_name'] or '-'} "
-            f"conf {r['confidence']:.2f} -> bin {r['bin']!r}  (top: {top})"
-        )
+    else:
+        for r in rows:
+            if r["error"] is not None:
+                print(f"{', '.join(r['images'])}: error: {r['error']}")
+                continue
+            top = ", ".join(f"{p} {s:.2f}" for p, s in r["topk"][:3])
+            print(
+                f"{', '.join(r['images'])}: {r['status']} {r['part_num'] or '?'} {r['color_name'] or '-'} "
+                f"conf {r['confidence']:.2f} -> bin {r['bin']!r}  (top: {top})"
+            )
+    if failed:
+        log.error("%d of %d image(s) could not be classified (see their rows)", failed, len(args.images))
+        return 1
     return 0
 
 
@@ -214,7 +244,8 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     from edge.engines import create_engine
     from edge.manifest import verify_file
     from edge.memory import check_resident, estimate_memory
-    from edge.pipeline import open_manifest
+    from edge.pipeline import load_index, make_recognizer, open_manifest
+    from edge.record import RecordLock, inspect_record
     from edge.rig import Rig
     from edge.segment import create_segmenter
     from edge.settings import load_edge_config
@@ -254,22 +285,28 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                 out.append(
                     ("OK", "model load", f"{len(manifest.parts)} parts, {len(manifest.colors)} colours")
                 )
-        if manifest.index is not None and _attempt(out, "index", lambda: verify_file(folder, manifest.index)):
-            out.append(
-                (
-                    "OK",
-                    "index",
-                    f"{folder / manifest.index.path} sha256 matches ({manifest.index.count} vectors)",
+        # The index and recognizer exactly as `edge run` loads them (not only the index's hash).
+        index = None
+        if cfg.recognition.mode == "classifier":
+            if manifest.index is not None:
+                where = folder / manifest.index.path
+                out.append(("OK", "index", f"{where} not loaded (recognition.mode 'classifier')"))
+        else:
+            index = _attempt(out, "index", lambda: load_index(cfg, manifest))
+            if index is not None:
+                out.append(
+                    (
+                        "OK",
+                        "index",
+                        f"{folder / manifest.index.path}: {len(index)} vectors of {index.dim} dimensions "
+                        f"loaded ({index.space}), sha256 and build matching the manifest",
+                    )
                 )
-            )
-        elif manifest.index is None and cfg.recognition.mode != "classifier":
-            out.append(
-                (
-                    "FAIL",
-                    "index",
-                    f"recognition.mode {cfg.recognition.mode!r} needs an index; the model set has none",
-                )
-            )
+        if cfg.recognition.mode == "classifier" or index is not None:
+            recognizer = _attempt(out, "recognition", lambda: make_recognizer(cfg, manifest, index))
+            if recognizer is not None:
+                rec = cfg.recognition
+                out.append(("OK", "recognition", f"{rec.mode}, threshold {rec.threshold:g}, k {rec.k}"))
         sorter = _attempt(
             out,
             "sorting",
@@ -327,12 +364,21 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
             thing.close()
     db = Path(cfg.data.db)
     parent = next((p for p in (db.parent, *db.parent.parents) if p.exists()), Path("/"))
-    if os.access(parent, os.W_OK):
-        out.append(("OK", "record", f"{db} ({'exists' if db.exists() else 'will be created'})"))
-    else:
+    if not os.access(parent, os.W_OK):
         out.append(
             ("FAIL", "record", f"{str(parent)!r} is not writable; the record {str(db)!r} cannot be kept")
         )
+        return out
+    state = _attempt(out, "record", lambda: inspect_record(db))  # what the daemon's start-up checks
+    if state is not None:
+        holder = RecordLock(db).holder()
+        if holder is not None:
+            out.append(
+                ("WARN", "record", f"{db} ({state}) is in use by a running daemon ({holder}): another "
+                 "`edge run` on it is refused until that one stops")
+            )  # fmt: skip
+        else:
+            out.append(("OK", "record", f"{db} ({state})"))
     return out
 
 
@@ -371,6 +417,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``edge`` argument parser."""
     parser = argparse.ArgumentParser(prog="edge", description="LEGO part sorting rig runtime")
@@ -395,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p)
     p.add_argument("--fuse", action="store_true", help="treat all images as views of one part")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--max-megapixels",
+        type=_positive_float,
+        default=DEFAULT_MAX_MEGAPIXELS,
+        help=f"refuse larger images, checked before decoding (default {DEFAULT_MAX_MEGAPIXELS:g})",
+    )
     p.set_defaults(func=_classify)
     p = sub.add_parser("check", help="check config, models, camera, pins and memory (exit 1 on failure)")
     config_args(p)
@@ -417,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(-1 if args.quiet else args.verbose)
     try:
         return int(args.func(args) or 0)
+    except DiskFullError as exc:  # the unit does not restart on this status (RestartPreventExitStatus=)
+        log.critical("%s", exc)
+        return EXIT_DISK_FULL
     except EdgeError as exc:
         log.error("%s", exc)
         return 2

@@ -176,7 +176,7 @@ def _enroll(args: argparse.Namespace) -> int:
     """Embed views of one part and add them to the user index."""
     from edge.colors import color_by_name, get_color
     from edge.enroll import UserIndex, embed_views, model_key
-    from edge.pipeline import read_rgb
+    from edge.imagefile import read_image
 
     if bool(args.images) == bool(args.views):
         raise ConfigError("give the part's IMAGE files, or --views N to capture them on the rig (not both)")
@@ -190,7 +190,7 @@ def _enroll(args: argparse.Namespace) -> int:
         if args.views:
             images, names = _rig_views(pipeline, cfg, args.views, args.sim)
         else:
-            images, names = [read_rgb(p) for p in args.images], [str(p) for p in args.images]
+            images, names = [read_image(p) for p in args.images], [str(p) for p in args.images]
         vectors, crops = embed_views(pipeline, images, names)
     finally:
         pipeline.close()

@@ -7,18 +7,27 @@ toggles running and paused, STOP returns to idle (ends a simulation), a long STO
 
 Each part: wait until the frames show a part lying still (:class:`~edge.pipeline.PresenceDetector`,
 not a timer), capture the views while turning the turntable between them, recognise (one engine
-batch), route (``chute.select``), record (:class:`~edge.record.DecisionRecord`), clear (sim: the
-part is lifted off; rig: a sweep turn) and wait until the turntable is empty again. With ``sim`` the
+batch), record the decision (:class:`~edge.record.DecisionRecord`, committed *before* anything
+moves), route (``chute.select``), clear (sim: the part is lifted off; rig: a sweep turn) and wait
+until the turntable is empty again. With ``sim`` the
 sim camera's ``next_part()`` plays the feeder whenever the turntable is empty, ``parts`` times.
 
 Start-up refuses to run (raising the library's errors) on a bad config, missing or mismatched model
-files or index, or a memory estimate over budget; parts left in progress by a power cut are marked
+files or index, a memory estimate over budget, or a record another daemon holds (its
+:class:`~edge.record.RecordLock`, held until ``close()``); parts left in progress by a power cut are marked
 abandoned. SIGTERM (via :meth:`Daemon.request_stop`) abandons a part still being captured, puts the
 rig in its safe state and notifies systemd ``STOPPING=1``.
+
+A full disk (:class:`~edge.errors.DiskFullError` from the record) halts the daemon: the turntable
+stops, the error LED lights, the part in hand stays where it is (its row stays ``in_progress`` for the
+next start-up to mark abandoned), systemd gets ``STATUS=halted: ...`` with ``ERRNO=28``, and the error
+propagates (``edge run`` exits :data:`~edge.service.EXIT_DISK_FULL`). Errors while shutting down are
+logged and never replace the error that stopped the loop.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import subprocess
@@ -33,10 +42,10 @@ import numpy as np
 
 from edge import service
 from edge.camera import CameraSource, EndOfStream, Frame
-from edge.errors import ConfigError, HardwareError, ImageError, ModelError
+from edge.errors import ConfigError, DiskFullError, HardwareError, ImageError, ModelError
 from edge.memory import check_estimate, check_resident, estimate_memory
 from edge.pipeline import STAGES, Pipeline, Presence, PresenceDetector, open_manifest, truth_of
-from edge.record import DecisionRecord
+from edge.record import DecisionRecord, RecordLock
 from edge.rig import Rig, pi_model
 from edge.settings import EdgeConfig
 from edge.sorting import Sorter, load_categories
@@ -159,6 +168,7 @@ class Daemon:
         self.state_history: list[str] = []
         self.watchdog = service.Watchdog()
         self.record: DecisionRecord | None = None
+        self.lock: RecordLock | None = None
         self.rig: Any = None
         self.pipeline: Pipeline | None = None
         self.memory_mb: float | None = None
@@ -171,6 +181,7 @@ class Daemon:
         self._quit = False
         self._shutdown = False
         self._in_hand: int | None = None
+        self._halted: DiskFullError | None = None
         self._fed = 0
         self._fed_truth: dict[str, Any] | None = None
         self._empty_confirmed = False
@@ -206,12 +217,23 @@ class Daemon:
     # --- life cycle --------------------------------------------------------------------------
 
     def run(self) -> RunStats:
-        """Start up, sort until stopped, shut down; return this run's statistics."""
+        """Start up, sort until stopped, shut down; return this run's statistics.
+
+        When start-up or the loop fails, errors while closing are logged, not raised: the first
+        error is the one the caller sees.
+        """
         try:
             self.open()
             self.loop()
-        finally:
-            self.close()
+        except BaseException as exc:
+            if isinstance(exc, DiskFullError) and self._halted is None:  # full already at start-up
+                self._halt(exc)
+            try:
+                self.close()
+            except Exception as exc:
+                log.error("error while shutting down after an earlier error (logged, not raised): %s", exc)
+            raise
+        self.close()
         if self._shutdown:
             self._power_off()
         return self.stats
@@ -220,6 +242,8 @@ class Daemon:
         """Check memory, open the record (recovering a crash), the rig, the models and the camera."""
         cfg = self.cfg
         report = check_estimate(estimate_memory(cfg, open_manifest(cfg.engine.model_set)))
+        self.lock = RecordLock(cfg.data.db)
+        self.lock.acquire()  # before recover(): a second daemon must not touch the first one's part
         self.record = DecisionRecord(cfg.data.db, cfg.data.crops_dir, keep_crops=cfg.data.keep_crops)
         recovered = self.record.recover()
         if recovered:
@@ -260,23 +284,63 @@ class Daemon:
             self._set_state(start)
 
     def close(self) -> None:
-        """Abandon a part still in hand, put the rig in its safe state, tell systemd, release all."""
-        try:
-            if self.record is not None and self._in_hand is not None:
-                self.record.abandon_part(self._in_hand, "the daemon stopped while the part was in hand")
-                self.stats.by_status["abandoned"] += 1
-                self._in_hand = None
-            if self.rig is not None:
-                self.rig.safe_state()
-            service.stopping()
-        finally:
-            for thing in (self.pipeline, self.rig, self.record):
-                if thing is not None:
-                    try:
-                        thing.close()
-                    except Exception as exc:  # closing must go on to the next resource
-                        log.warning("error while closing %s: %s", type(thing).__name__, exc)
-            self.pipeline = self.rig = self.record = None
+        """Abandon a part still in hand, put the rig in its safe state, tell systemd, release all.
+
+        Every step runs even when an earlier one fails; the first failure is raised at the end.
+        After a full disk the part in hand is left as it is (nothing more can be recorded).
+        """
+        first: Exception | None = None
+
+        def step(what: str, action: Callable[[], Any]) -> None:
+            nonlocal first
+            try:
+                action()
+            except Exception as exc:  # shutting down must go on to the next step
+                log.warning("error while %s: %s", what, exc)
+                first = first or exc
+
+        if self.record is not None and self._in_hand is not None:
+            if self._halted is None:
+                step("abandoning the part in hand", self._abandon_in_hand)
+            else:
+                log.warning("part %d stays on the turntable, undecided (the disk is full)", self._in_hand)
+        if self.rig is not None:
+            step("putting the rig in its safe state", self.rig.safe_state)
+        service.stopping()
+        for thing in (self.pipeline, self.rig, self.record):
+            if thing is not None:
+                step(f"closing {type(thing).__name__}", thing.close)
+        self.pipeline = self.rig = self.record = None
+        if self.lock is not None:
+            self.lock.release()  # after the record is closed
+            self.lock = None
+        if first is not None:
+            raise first
+
+    def _abandon_in_hand(self) -> None:
+        assert self.record is not None and self._in_hand is not None
+        self.record.abandon_part(self._in_hand, "the daemon stopped while the part was in hand")
+        self.stats.by_status["abandoned"] += 1
+        self._in_hand = None
+
+    def _halt(self, exc: DiskFullError) -> None:
+        """The record cannot be written: stop the turntable and show the error; the part stays put."""
+        self._halted = exc
+        log.critical("halting: %s", exc)
+        if self.rig is not None:
+            try:
+                self.rig.turntable.stop()
+                self.rig.turntable.release()
+                self.rig.light.off()
+                self.rig.panel.show("error")
+            except Exception as rig_exc:  # the halt must still be reported
+                log.warning("error while stopping the rig: %s", rig_exc)
+        self.state = "error"
+        self.state_history.append("error")
+        service.halted(
+            f"{exc}. The part in hand stays on the turntable; free disk space, then restart the service",
+            errno.ENOSPC,
+        )
 
     def _power_off(self) -> None:
         if self.cfg.poweroff_on_shutdown and not self.sim and pi_model() is not None:
@@ -288,18 +352,25 @@ class Daemon:
     # --- the loop ----------------------------------------------------------------------------
 
     def loop(self) -> None:
-        """Turn until stopped: each turn kicks the watchdog, handles buttons and does one step."""
-        while True:
-            self.watchdog.kick()
-            self._drain_commands()
-            if self._quit or self._stop_requested:
-                break
-            if self.state == "running":
-                self._running_turn()
-            elif self.state == "error":
-                self._error_turn()
-            else:
-                self._wait(0.2)
+        """Turn until stopped: each turn kicks the watchdog, handles buttons and does one step.
+
+        A full disk halts the rig (see the module docstring) and ends the loop with the error.
+        """
+        try:
+            while True:
+                self.watchdog.kick()
+                self._drain_commands()
+                if self._quit or self._stop_requested:
+                    break
+                if self.state == "running":
+                    self._running_turn()
+                elif self.state == "error":
+                    self._error_turn()
+                else:
+                    self._wait(0.2)
+        except DiskFullError as exc:
+            self._halt(exc)
+            raise
         if self.state in ("running", "paused"):
             self._set_state("idle")
 
@@ -529,7 +600,6 @@ class Daemon:
             route = self.sorter.route_decision(decision, status)
         else:
             route = self.sorter.route(None, color_id, status)
-        self.rig.chute.select(route.bin)
         truth = result.truth if result is not None else truth_of(frames[0].meta)
         timings = result.timings if result is not None else {"capture": capture_ms}
         views = [
@@ -555,6 +625,9 @@ class Daemon:
             result.crops if result is not None else None,
         )
         self._in_hand = None
+        # Only now the part moves: a decision that could not be committed (a full disk) never
+        # sends a part into a bin with no record of it.
+        self.rig.chute.select(route.bin)
         truth_bin = None
         if truth and "part_num" in truth:
             truth_bin = self.sorter.route(truth["part_num"], truth.get("color_id"), "sorted").bin

@@ -39,6 +39,14 @@ class DataFileError(EdgeError, FileNotFoundError):
     """A file the project needs is missing or unreadable."""
 
 
+class DiskFullError(EdgeError, OSError):
+    """The disk holding the decision record is full: no decision can be committed.
+
+    The daemon stops the rig with the part in hand where it is and exits with
+    :data:`edge.service.EXIT_DISK_FULL`, which the systemd unit does not restart on.
+    """
+
+
 class UnknownColorError(EdgeError, KeyError):
     """A colour id or LDraw colour code is not in the colour table."""
 

@@ -24,6 +24,8 @@ from edge.fileio import atomic_write
 FORMAT_VERSION = 1
 #: File name of the manifest inside a model folder.
 MANIFEST_NAME = "manifest.json"
+#: Largest manifest read (label lists of tens of thousands of parts take a few MB).
+MAX_MANIFEST_BYTES = 32 << 20
 
 Runtime = Literal["onnxruntime", "litert"]
 Precision = Literal["fp32", "fp16", "int8"]
@@ -269,14 +271,40 @@ class Manifest(StrictModel):
 
 def _manifest_path(folder: str | Path) -> Path:
     folder = Path(folder)
-    return folder if folder.suffix == ".json" else folder / MANIFEST_NAME
+    return folder if folder.suffix == ".json" else inside(folder, MANIFEST_NAME, "model manifest")
+
+
+def inside(folder: str | Path, relative: str, what: str = "model file") -> Path:
+    """``folder / relative``, refused (ModelError) when its target lies outside ``folder``.
+
+    The manifest's paths are already relative and free of '..' (:func:`_relative_path`); this also
+    follows symlinks, so ``model_int8.onnx -> /etc/passwd`` is refused before a byte is read. The
+    folder itself may be reached through a link, and links between files inside it are fine. The
+    path is returned as given (messages keep naming it); the caller opens it right away.
+    """
+    path = Path(folder) / relative
+    root = Path(folder).resolve()
+    target = path.resolve()
+    if not target.is_relative_to(root):
+        raise ModelError(
+            f"{what} {str(path)!r} leads outside the model set folder {str(root)!r} (to {str(target)!r}); "
+            "a model set's files must lie inside its folder: copy the file in instead of linking it"
+        )
+    return path
 
 
 def load_manifest(folder: str | Path) -> Manifest:
     """Read and validate ``folder/manifest.json`` (or a manifest path given directly)."""
     path = _manifest_path(folder)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise ModelError(
+                f"model manifest {str(path)!r} is larger than {MAX_MANIFEST_BYTES >> 20} MB; "
+                "it is not a manifest written by `trainer export`"
+            )
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ModelError(
             f"model manifest {str(path)!r} does not exist; point the model setting at a folder "
@@ -286,6 +314,10 @@ def load_manifest(folder: str | Path) -> Manifest:
         raise ModelError(f"model manifest {str(path)!r} cannot be read: {exc}") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise ModelError(
+            f"model manifest {str(path)!r} is nested too deeply; re-export the model set"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ModelError(
             f"model manifest {str(path)!r} is not valid JSON at line {exc.lineno}, column {exc.colno}: "
@@ -333,8 +365,8 @@ def make_file_entry(
 
 
 def verify_file(folder: str | Path, entry: FileEntry | IndexEntry) -> Path:
-    """Check a listed file exists and matches its recorded SHA-256; return its full path."""
-    full = Path(folder) / entry.path
+    """Check a listed file lies inside ``folder``, exists and matches its SHA-256; return its path."""
+    full = inside(folder, entry.path, "index file" if isinstance(entry, IndexEntry) else "model file")
     if not full.is_file():
         raise ModelError(f"model file {str(full)!r} listed in the manifest is missing; {_FIX_HASH}")
     size = getattr(entry, "bytes", None)

@@ -25,8 +25,9 @@ from edge.camera import CameraSource, Frame, create_camera
 from edge.color_correction import ColorCorrection
 from edge.enroll import merged_index, model_key
 from edge.errors import ConfigError, ImageError, ModelError
+from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 from edge.index import EmbeddingIndex
-from edge.manifest import Manifest, load_manifest
+from edge.manifest import Manifest, inside, load_manifest
 from edge.preprocess import crop_to_mask, prepare_batch
 from edge.recognize import Decision, Recognizer
 from edge.segment import Segmenter, clean_mask, count_objects, create_segmenter
@@ -50,6 +51,48 @@ def open_manifest(folder: str | Path) -> Manifest:
             "model set is shipped separately (install it there), or point engine.model_set at a set you "
             "built with `trainer export`"
         ) from None
+
+
+def load_index(cfg: EdgeConfig, manifest: Manifest) -> EmbeddingIndex | None:
+    """The embedding index ``cfg`` needs (None in classifier mode), loaded and checked as ``edge run`` does.
+
+    ``edge check`` calls this too, so it refuses exactly the indexes the daemon refuses.
+    """
+    rec = cfg.recognition
+    if rec.mode == "classifier":
+        return None
+    folder = Path(cfg.engine.model_set)
+    index = None
+    if manifest.index is not None:
+        index = EmbeddingIndex.load(
+            inside(folder, manifest.index.path, "index file"),
+            expect=manifest.index,
+            memory_budget_mb=cfg.memory_budget_mb,
+        )
+    # Parts enrolled with `edge enroll` are searched too.
+    key = model_key(folder, cfg.engine.runtime, cfg.engine.precision)
+    index = merged_index(index, Path(cfg.data.user_index), manifest, key)
+    if index is None:
+        raise ConfigError(
+            f"recognition.mode {rec.mode!r} needs an embedding index, but the model set {str(folder)!r} "
+            "has none; build one with `trainer index`, enrol parts with `edge enroll`, or set "
+            "recognition.mode: classifier"
+        )
+    return index
+
+
+def make_recognizer(cfg: EdgeConfig, manifest: Manifest, index: EmbeddingIndex | None) -> Recognizer:
+    """The recognizer of ``cfg.recognition`` over ``manifest`` and ``index`` (see :func:`load_index`)."""
+    rec = cfg.recognition
+    return Recognizer(
+        manifest,
+        mode=rec.mode,
+        index=index,
+        threshold=rec.threshold,
+        vector_threshold=rec.vector_threshold,
+        k=rec.k,
+        fusion=rec.fusion,
+    )
 
 
 def _ms(since: float) -> float:
@@ -87,6 +130,15 @@ class PartResult:
     objects: list[int]  # separate regions the segmenter found in each view (2+: two parts?)
     angles: list[float | None]
     truth: dict[str, Any] | None = None  # ground truth from the frames' meta (sim, replay)
+
+
+@dataclass
+class Classified:
+    """One row of :meth:`Pipeline.classify_images`: its image files, and the result or the error."""
+
+    paths: list[Path]
+    result: PartResult | None
+    error: str | None = None
 
 
 class Pipeline:
@@ -134,31 +186,9 @@ class Pipeline:
                     "calibration: PATH (and run `edge calibrate color`) or color_correction: false"
                 )
             correction = ColorCorrection.from_calibration(cfg.calibration)
-        rec = cfg.recognition
-        index = None
-        if manifest.index is not None and rec.mode != "classifier":
-            index = EmbeddingIndex.load(
-                folder / manifest.index.path, expect=manifest.index, memory_budget_mb=cfg.memory_budget_mb
-            )
-        if rec.mode != "classifier":  # parts enrolled with `edge enroll` are searched too
-            key = model_key(folder, cfg.engine.runtime, cfg.engine.precision)
-            index = merged_index(index, Path(cfg.data.user_index), manifest, key)
-        if index is None and rec.mode != "classifier":
-            raise ConfigError(
-                f"recognition.mode {rec.mode!r} needs an embedding index, but the model set {str(folder)!r} "
-                "has none; build one with `trainer index`, enrol parts with `edge enroll`, or set "
-                "recognition.mode: classifier"
-            )
+        index = load_index(cfg, manifest)
         timed = _TimedIndex(index) if index is not None else None
-        recognizer = Recognizer(
-            manifest,
-            mode=rec.mode,
-            index=cast(EmbeddingIndex | None, timed),
-            threshold=rec.threshold,
-            vector_threshold=rec.vector_threshold,
-            k=rec.k,
-            fusion=rec.fusion,
-        )
+        recognizer = make_recognizer(cfg, manifest, cast(EmbeddingIndex | None, timed))
         engine = create_engine(
             cfg.engine.runtime, folder, manifest, precision=cfg.engine.precision, threads=cfg.engine.threads
         )
@@ -252,13 +282,47 @@ class Pipeline:
         return result.decision, result.timings
 
     def classify_images(
-        self, paths: Sequence[str | Path], *, fuse: bool = False
-    ) -> list[tuple[list[Path], PartResult]]:
-        """Recognise image files: each file on its own, or all as views of one part (``fuse``)."""
-        images = [(Path(p), read_rgb(p)) for p in paths]
-        if fuse:
-            return [([p for p, _ in images], self.process([img for _, img in images]))]
-        return [([p], self.process([img])) for p, img in images]
+        self,
+        paths: Sequence[str | Path],
+        *,
+        fuse: bool = False,
+        max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    ) -> list[Classified]:
+        """Recognise image files: each file on its own, or all as views of one part (``fuse``).
+
+        Each file is read (:func:`edge.imagefile.read_image`: larger than ``max_megapixels`` is
+        refused) and classified on its own, so one bad file costs only its own row: a row with
+        ``error`` set instead of a result. With ``fuse`` the readable files make one part (the
+        first row) and each unreadable one gets its own error row.
+        """
+        if not fuse:
+            rows = []
+            for p in paths:
+                image = self._read_for_classify(Path(p), max_megapixels)
+                rows.append(image if isinstance(image, Classified) else self._classify([Path(p)], [image]))
+            return rows
+        read: list[tuple[Path, np.ndarray]] = []
+        failed: list[Classified] = []
+        for p in paths:
+            image = self._read_for_classify(Path(p), max_megapixels)
+            if isinstance(image, Classified):
+                failed.append(image)
+            else:
+                read.append((Path(p), image))
+        fused = [self._classify([p for p, _ in read], [img for _, img in read])] if read else []
+        return fused + failed
+
+    def _read_for_classify(self, path: Path, max_megapixels: float) -> np.ndarray | Classified:
+        try:
+            return read_image(path, max_megapixels=max_megapixels, setting="--max-megapixels")
+        except ImageError as exc:
+            return Classified([path], None, str(exc))
+
+    def _classify(self, paths: list[Path], images: list[np.ndarray]) -> Classified:
+        try:
+            return Classified(paths, self.process(images))
+        except (ImageError, ModelError) as exc:  # this image's problem; the next may be fine
+            return Classified(paths, None, str(exc))
 
     def close(self) -> None:
         """Release the engine, the segmenter and the camera."""
@@ -275,18 +339,6 @@ def truth_of(meta: dict[str, Any]) -> dict[str, Any] | None:
     if "part_num" not in meta:
         return None
     return {k: meta[k] for k in ("part_num", "color_id", "color_name", "part_name") if k in meta}
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as RGB uint8, or :class:`ImageError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"image {str(path)!r} does not exist; pass an existing image file")
-    data = np.fromfile(path, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ImageError(f"image {str(path)!r} is empty or not a readable image (PNG, JPEG, ...)")
-    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
 @dataclass

@@ -21,6 +21,11 @@ from edge.manifest import InputSpec
 log = logging.getLogger(__name__)
 
 OnEmpty = Literal["centre", "error"]
+#: Largest side of a crop in pixels. A square around a part in a long thin image (1 x 16384) would
+#: otherwise be padded at full resolution (16384 x 16384, 800 MB) before being resized to the
+#: network's input; above this side the visible part is shrunk first. Crops of frames up to 2048 px
+#: are not affected (bit-identical).
+MAX_CROP_SIDE = 2048
 
 
 class Crop(NamedTuple):
@@ -85,12 +90,15 @@ def crop_to_mask(
     *,
     fill_rgb: tuple[int, int, int] | None = None,
     on_empty: OnEmpty = "centre",
+    max_side: int | None = MAX_CROP_SIDE,
 ) -> Crop:
     """Cut the square around the mask's bounding box grown by ``margin`` (fraction of its longer side).
 
     Where the square leaves the frame it is padded with ``fill_rgb``, or by replicating the frame's
     edge pixels when ``fill_rgb`` is None. An empty mask gives the frame's centre square with
     ``empty=True`` (``on_empty="centre"``) or raises :class:`ImageError` (``on_empty="error"``).
+    A square wider than ``max_side`` comes out ``max_side`` wide (the visible part shrunk with
+    INTER_AREA before padding, so memory stays bounded); ``box`` is in source pixels either way.
     """
     check_image(image_rgb)
     if not 0.0 <= margin <= 2.0:
@@ -116,6 +124,8 @@ def crop_to_mask(
     pads = (cy0 - sy, sy + side - cy1, cx0 - sx, sx + side - cx1)  # top, bottom, left, right
     img: np.ndarray = image_rgb[cy0:cy1, cx0:cx1]
     sub: np.ndarray = part[cy0:cy1, cx0:cx1].view(np.uint8)
+    if max_side is not None and side > max_side:
+        img, sub, pads = _shrink(img, sub, pads, max_side / side, max_side)
     if any(pads):
         if fill_rgb is None:
             img = cv2.copyMakeBorder(img, *pads, cv2.BORDER_REPLICATE)
@@ -123,6 +133,18 @@ def crop_to_mask(
             img = cv2.copyMakeBorder(img, *pads, cv2.BORDER_CONSTANT, value=tuple(int(c) for c in fill_rgb))
         sub = cv2.copyMakeBorder(sub, *pads, cv2.BORDER_CONSTANT, value=0)
     return Crop(np.ascontiguousarray(img), sub.astype(bool), (sx, sy, sx + side, sy + side), empty)
+
+
+def _shrink(
+    img: np.ndarray, sub: np.ndarray, pads: tuple[int, int, int, int], scale: float, side: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """The visible part and its mask scaled by ``scale``, and pads that make a ``side`` square."""
+    h, w = img.shape[:2]
+    nh, nw = (max(1, min(side, round(n * scale))) for n in (h, w))
+    img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    sub = cv2.resize(sub, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    top, left = min(round(pads[0] * scale), side - nh), min(round(pads[2] * scale), side - nw)
+    return img, sub, (top, side - nh - top, left, side - nw - left)
 
 
 def prepare(

@@ -4,16 +4,20 @@ One row per part in ``parts`` (begun as ``'in_progress'``, then finished or aban
 camera view in ``views`` and rig faults in ``events``. The schema version lives in
 ``PRAGMA user_version``; :data:`MIGRATIONS` upgrades older files on open. Times are ISO 8601 UTC.
 Crop paths are stored relative to ``crops_dir`` so the folder can be moved with the database.
+A daemon holds :class:`RecordLock` (``<db>.lock``) for its whole life, so a second daemon cannot
+take the record and abandon the first one's part in hand.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import math
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -22,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edge.errors import DataFileError, ImageError
+from edge.errors import DataFileError, DiskFullError, ImageError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 _STR_KEYS = ("part_num", "part_name", "mode", "model_set_id", "note")
 DECISION_KEYS = frozenset(("status", "color_id", "confidence", "bin", "timings", "predictions", *_STR_KEYS))
 VIEW_KEYS = frozenset(("angle", "topk"))
+#: While crops cannot be written, one warning (log line and event) at most this often, in seconds.
+CROP_WARNING_INTERVAL_S = 600.0
 
 # MIGRATIONS[i] brings a file from user_version i to i + 1. Append new steps; never edit old ones.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -115,15 +121,16 @@ _FIXES = (  # (SQLite error-name prefixes, what to do), first match wins
 )
 
 
-def _db_error(path: Path, exc: sqlite3.Error) -> DataFileError:
-    """Turn an SQLite error into a DataFileError that names the file and the fix."""
+def _db_error(path: Path, exc: sqlite3.Error) -> DataFileError | DiskFullError:
+    """Turn an SQLite error into a DataFileError (DiskFullError when full) naming the file and the fix."""
     name = getattr(exc, "sqlite_errorname", "") or ""
     fix = next(
         (f for prefixes, f in _FIXES if name.startswith(prefixes)),
         "check the file, or move it aside to begin a new record",
     )
     p = str(path)
-    return DataFileError(f"decision record {p!r}: {exc} ({name or type(exc).__name__}); {fix.format(p=p)}")
+    text = f"decision record {p!r}: {exc} ({name or type(exc).__name__}); {fix.format(p=p)}"
+    return DiskFullError(text) if name.startswith("SQLITE_FULL") else DataFileError(text)
 
 
 def _check_count(n: int) -> None:
@@ -232,6 +239,137 @@ def _check_views(views: list[dict[str, Any]], crops: list[np.ndarray] | None) ->
             raise ImageError(f"crop for view {i} must be an RGB uint8 array of shape (H, W, 3), got {desc}")
 
 
+class RecordLock:
+    """An exclusive lock on a decision record for one daemon's life: ``flock`` on ``<db>.lock``.
+
+    SQLite's own locks last one transaction; this one lasts as long as the daemon, so a second
+    ``edge run`` on the same record is refused before its start-up recovery can mark the first
+    daemon's part in hand abandoned. The kernel drops the lock when the process dies (a crash or
+    power cut leaves no stale lock); the file itself stays and holds the holder's pid for messages.
+    Use as a context manager, or :meth:`acquire` and :meth:`release`.
+    """
+
+    def __init__(self, db_path: str | Path) -> None:
+        self.db_path = Path(db_path)
+        self.path = self.db_path.with_name(self.db_path.name + ".lock")
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise :class:`DataFileError` naming the holder's pid and the fix."""
+        if self._fd is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise DataFileError(
+                f"cannot create the lock file {str(self.path)!r} of decision record {str(self.db_path)!r}: "
+                f"{exc.strerror or exc}; make its folder writable by this user or choose another data.db"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise DataFileError(
+                    f"cannot lock {str(self.path)!r}: {exc.strerror or exc}; keep the record on a local disk"
+                ) from None
+            raise DataFileError(
+                f"decision record {str(self.db_path)!r} is in use by another 'edge run' ({holder}, lock "
+                f"file {str(self.path)!r}); stop that daemon first (sudo systemctl stop lego-edge, or kill "
+                "the pid above), or point data.db at another file. Only one daemon may use a record"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            _write_all(fd, f"{os.getpid()} {_now()}\n".encode())
+        except OSError as exc:  # a full disk must not stop the daemon: the pid is only for messages
+            log.warning("could not write the pid into %s: %s", self.path, exc)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (idempotent). The file stays: removing it would race a waiting daemon."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)  # closing the only descriptor releases the flock
+
+    def __enter__(self) -> RecordLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def holder(self) -> str | None:
+        """Who holds the lock now ('pid 1234, since ...'), or None when nobody does (read-only probe)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None  # no lock file: no daemon has run here
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _lock_holder(fd)
+        finally:
+            os.close(fd)  # also drops the shared lock just taken
+        return None
+
+
+def inspect_record(db_path: str | Path) -> str:
+    """Check a record file read-only as :class:`DecisionRecord` would on open; a summary, or DataFileError.
+
+    For ``edge check``: the same integrity check, schema version and "is it a record" test as the
+    daemon's start-up, without creating, migrating or locking anything.
+    """
+    path = Path(db_path)
+    if not path.exists():
+        return "will be created"
+    if path.is_dir():
+        raise DataFileError(
+            f"decision record {str(path)!r} is a folder; give the path of a file (e.g. .../record.db)"
+        )
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+        try:
+            result = con.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise sqlite3.DatabaseError(f"integrity check: {result}")
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            parts = con.execute("SELECT count(*) FROM parts").fetchone()[0] if version else 0
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise _db_error(path, exc) from None
+    if version > SCHEMA_VERSION:
+        raise DataFileError(
+            f"decision record {str(path)!r} has schema version {version}, newer than this program's "
+            f"{SCHEMA_VERSION}: upgrade lego-edge"
+        )
+    if version == 0 and tables:
+        raise DataFileError(
+            f"{str(path)!r} is an SQLite database but not a decision record; move it aside or choose "
+            "another path"
+        )
+    return f"exists, schema {version}, {parts} part(s)"
+
+
+def _lock_holder(fd: int) -> str:
+    """'pid 1234, since <time>' from a lock file's text, or 'pid unknown'."""
+    try:
+        text = os.pread(fd, 200, 0).decode("ascii", "replace").split()
+    except OSError:
+        text = []
+    if text and text[0].isdigit():
+        return f"pid {text[0]}" + (f", since {text[1]}" if len(text) > 1 else "")
+    return "pid unknown"
+
+
 class DecisionRecord:
     """Durable log of sorting decisions in a SQLite file (WAL), with PNG crops of doubtful parts.
 
@@ -265,6 +403,9 @@ class DecisionRecord:
                 f"{exc.strerror}; create it or choose a writable path"
             ) from None
         self._con: sqlite3.Connection | None = None
+        self._crops_failing = 0  # parts in a row whose crops could not be written
+        self._crops_unreported = 0  # of those, parts not yet in a warning
+        self._crops_warned_at: float | None = None
         with self._translate():
             con = sqlite3.connect(self.db_path, timeout=busy_timeout_s, isolation_level=None)
         self._con = con
@@ -410,7 +551,7 @@ class DecisionRecord:
     def _save_crops(
         self, part_id: int, day: str, crops: list[np.ndarray], events: list[tuple[str, str, str, str]]
     ) -> list[str | None]:
-        """Write crops as PNGs; on an OS error (disk full) stop, log, and note an event."""
+        """Write crops as PNGs; on an OS error (disk full) stop there and warn (rate-limited)."""
         import cv2  # core dependency, loaded only when a crop is actually kept
 
         paths: list[str | None] = [None] * len(crops)
@@ -427,14 +568,35 @@ class DecisionRecord:
             _fsync_dir(folder)
             _fsync_dir(self.crops_dir)  # the day folder may be new
         except OSError as exc:
-            why = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            msg = (
-                f"part {part_id}: crops not saved under {str(folder)!r} ({why}); "
-                "the decision is recorded without them. Free disk space or set keep_crops='none'"
-            )
-            log.warning(msg)
-            events.append((_now(), "warning", "crop_write_failed", msg))
+            self._crop_failed(part_id, folder, exc, events)
+            return paths  # the crops written before the failure are kept
+        if self._crops_failing:
+            log.info("crops are saved again, after %d part(s) without", self._crops_failing)
+            self._crops_failing, self._crops_unreported, self._crops_warned_at = 0, 0, None
         return paths
+
+    def _crop_failed(
+        self, part_id: int, folder: Path, exc: OSError, events: list[tuple[str, str, str, str]]
+    ) -> None:
+        """Warn (log and event) about the first failure, then at most every CROP_WARNING_INTERVAL_S."""
+        self._crops_failing += 1
+        now = time.monotonic()
+        if self._crops_warned_at is not None and now - self._crops_warned_at < CROP_WARNING_INTERVAL_S:
+            self._crops_unreported += 1
+            log.debug("part %d: crops not saved under %s: %s", part_id, folder, exc)
+            return
+        why = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        since = ""
+        if self._crops_unreported:
+            since = f"; {self._crops_unreported} more part(s) without crops since the last warning"
+        msg = (
+            f"part {part_id}: crops not saved under {str(folder)!r} ({why}); the decision is recorded "
+            f"without them. Free disk space or set keep_crops='none'{since}. While this lasts further "
+            f"failures are counted and reported every {CROP_WARNING_INTERVAL_S / 60:g} min"
+        )
+        log.warning(msg)
+        events.append((_now(), "warning", "crop_write_failed", msg))
+        self._crops_warned_at, self._crops_unreported = now, 0
 
     def abandon_part(self, part_id: int, reason: str) -> None:
         """Close a part that was never decided (jam, fell off the belt, shutdown); ``reason`` is kept."""

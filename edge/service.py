@@ -20,6 +20,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
 
+#: ``edge run``'s exit status when the disk holding the record is full (sysexits' EX_IOERR). The unit
+#: lists it in ``RestartPreventExitStatus=``: restarting cannot help until someone frees space, and
+#: each restart would take the next part's decision to the same full disk.
+EXIT_DISK_FULL = 74
+
 
 def _warn_once(key: str, message: str) -> None:
     if key not in _warned:
@@ -32,7 +37,9 @@ def notify(state: str) -> bool:
 
     A no-op returning False when the variable is unset. A name starting with ``@`` is a Linux
     abstract socket. Send failures are logged (once per kind) rather than raised: losing a status
-    message must not stop the rig, and a lost watchdog ping is systemd's to act on.
+    message must not stop the rig, and a lost watchdog ping is systemd's to act on. The send never
+    blocks: a receiver that stops reading (its queue holds only ``net.unix.max_dgram_qlen``, 10,
+    messages) loses messages instead of freezing the main loop.
     """
     address = os.environ.get("NOTIFY_SOCKET", "")
     if not address:
@@ -45,7 +52,8 @@ def notify(state: str) -> bool:
         _warn_once("address", f"NOTIFY_SOCKET {address!r} is neither a path nor '@abstract'; not notifying")
         return False
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+        with socket.socket(socket.AF_UNIX, kind) as sock:
             sock.sendto(state.encode("utf-8"), target)
     except OSError as exc:
         _warn_once(f"send:{exc.errno}", f"cannot notify systemd via {address!r}: {exc}")
@@ -66,6 +74,12 @@ def stopping() -> bool:
 def status(text: str) -> bool:
     """Set the one-line status shown by ``systemctl status`` (newlines become spaces)."""
     return notify("STATUS=" + " ".join(str(text).splitlines()))
+
+
+def halted(text: str, errno: int | None = None) -> bool:
+    """Report a fault that stops the service: ``STATUS=halted: ...`` and ``ERRNO=`` in one message."""
+    state = "STATUS=halted: " + " ".join(str(text).splitlines())
+    return notify(state if errno is None else f"{state}\nERRNO={int(errno)}")
 
 
 def watchdog_ping() -> bool:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from edge.camera import camera_config_type
-from edge.config import StrictModel, load_config
+from edge.config import MAX_ERRORS_SHOWN, StrictModel, load_config, preview, short_name
 from edge.errors import ConfigError
 from edge.rig import RigConfig
 from edge.segment import segmenter_config_type
@@ -318,14 +318,17 @@ class EdgeConfig(StrictModel):
         if s.unknown_bin is not None:
             wanted.append(("sorting.unknown_bin", s.unknown_bin))
         wanted += [(f"sorting.rules[{i}].bin", r.bin) for i, r in enumerate(s.rules)]
-        return [f"{where} {name!r}" for where, name in wanted if name not in names]
+        return [f"{where} {preview(name)}" for where, name in wanted if name not in names]
 
     def check_bins(self, source: str = "<config>") -> None:
         """Raise :class:`ConfigError` naming every sorting bin the chute lacks."""
         bad = self.bin_problems()
         if bad:
+            more = len(bad) - MAX_ERRORS_SHOWN
+            listed = ", ".join(bad[:MAX_ERRORS_SHOWN]) + (f" and {more} more" if more > 0 else "")
+            names = ", ".join(short_name(n) for n in self.bin_names[:MAX_ERRORS_SHOWN])
             raise ConfigError(
-                f"{source}: {', '.join(bad)} not among the chute's bins ({', '.join(self.bin_names)}); "
+                f"{source}: {listed} not among the chute's bins ({names}); "
                 "use one of those or add it to rig.chute.bins"
             )
 

@@ -15,6 +15,7 @@ category rules match nothing and :meth:`Sorter.warnings` (shown by ``edge check`
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.config import read_text_file
 from edge.errors import ConfigError, DataFileError
 from edge.settings import SortingSettings
 
@@ -56,18 +58,24 @@ def categories_from_manifest(manifest: Any) -> dict[str, str]:
     return dict(table)
 
 
+#: Largest categories CSV read (every Rebrickable part is about 2 MB).
+MAX_CATEGORIES_BYTES = 16 << 20
+
+
 def read_categories_file(path: str | Path) -> dict[str, str]:
     """Read a ``part_num,category`` CSV (header row required) into a dict."""
     path = Path(path)
+    text = read_text_file(
+        path,
+        "categories file",
+        missing=DataFileError,
+        fix="fix sorting.categories_file or remove it",
+        limit=MAX_CATEGORIES_BYTES,
+    )
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-            header = rows[0].keys() if rows else set()
-    except FileNotFoundError:
-        raise DataFileError(
-            f"categories file {str(path)!r} does not exist; fix sorting.categories_file or remove it"
-        ) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        header = rows[0].keys() if rows else set()
+    except csv.Error as exc:
         raise DataFileError(f"categories file {str(path)!r} cannot be read: {exc}") from None
     if rows and not {"part_num", "category"} <= set(header):
         raise DataFileError(

@@ -39,9 +39,9 @@ from edge.colors import get_color
 from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError
 from edge.fileio import write_atomic
+from edge.imagefile import read_image
 from edge.index import EmbeddingIndex
 from edge.manifest import FileEntry, Manifest, load_manifest
-from edge.pipeline import read_rgb
 from edge.preprocess import prepare
 from edge.recognize import Recognizer
 from edge.segment import Segmenter, create_segmenter
@@ -122,7 +122,7 @@ def prepare_inputs(
     """Network inputs of every photo (segmented, cropped as on the Pi) and segmentation figures."""
     inputs, areas, empty = [], [], 0
     for photo in tqdm(photos, desc="segment", unit="photo", leave=False):
-        image = read_rgb(photo.path)
+        image = read_image(photo.path)
         mask = segmenter.mask(image)
         share = float(np.count_nonzero(mask)) / mask.size
         empty += share == 0

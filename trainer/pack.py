@@ -23,9 +23,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.camera.folder import MANIFEST_COLUMNS, MANIFEST_NAME, WINDOW_COLUMNS, read_image, read_manifest
+from edge.camera.folder import MANIFEST_COLUMNS, MANIFEST_NAME, WINDOW_COLUMNS, read_manifest
 from edge.camera.sim import EMPTY_NAME, group_captures, mean_background
 from edge.errors import DataFileError, ImageError
+from edge.imagefile import read_image
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,9 @@ With a ``manifest.csv`` in the rig's capture layout (columns :data:`MANIFEST_COL
 relative to the folder) each frame's ``meta`` carries its ground truth: ``part_num``,
 ``color_id``, ``color_name``, ``part_name``, ``angle`` and ``recorded_at`` (the manifest's
 timestamp). ``*_mask.png`` files are masks, not frames; a frame's mask path is in ``meta`` when
-present. Corrupt files raise :class:`ImageError` naming the file, or are skipped and logged.
+present. Corrupt files, and images over ``max_megapixels`` (refused from their header before
+decoding: :func:`edge.imagefile.read_image`), raise :class:`ImageError` naming the file, or are
+skipped and logged (``skip_corrupt``).
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 from pydantic import Field
 
 from edge.camera.base import CameraSource, EndOfStream, register_camera
 from edge.config import StrictModel
 from edge.errors import DataFileError, HardwareError, ImageError
+from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 
 log = logging.getLogger(__name__)
 
@@ -33,37 +35,6 @@ MANIFEST_COLUMNS = ("image_path", "part_num", "color_id", "color_name", "part_na
 #: Optional columns of a packed replay set: the image is the part's window of a full frame, with
 #: its top-left corner at (window_x, window_y); the rest of the frame is the folder's empty.png.
 WINDOW_COLUMNS = ("window_x", "window_y")
-_PNG_END = b"IEND\xaeB`\x82"
-
-
-def read_image(path: Path) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, or :class:`ImageError` naming the file.
-
-    OpenCV decodes a truncated JPEG with a grey bottom and only a warning, so files are checked
-    for their end marker first (JPEG's EOI, PNG's IEND chunk).
-    """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ImageError(f"image {str(path)!r} cannot be read: {exc.strerror or exc}") from None
-    if not data:
-        raise ImageError(f"image {str(path)!r} is empty (0 bytes); re-capture or delete it")
-    problem = _truncation(data)
-    if problem:
-        raise ImageError(f"image {str(path)!r} is truncated ({problem}); re-capture or delete it")
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None or bgr.size == 0:
-        raise ImageError(f"image {str(path)!r} cannot be decoded (corrupt or not an image); delete it")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def _truncation(data: bytes) -> str:
-    """Why ``data`` looks cut short, or '' (formats without an end marker always pass)."""
-    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
-        return "no JPEG end-of-image marker"
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and not data.rstrip(b"\x00").endswith(_PNG_END):
-        return "no PNG IEND chunk"
-    return ""
 
 
 def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
@@ -139,6 +110,13 @@ class FolderConfig(StrictModel):
     loop: bool = Field(False, description="true: start again after the last image; false: stop there")
     skip_corrupt: bool = Field(False, description="true: log and skip unreadable images instead of failing")
     manifest: bool = Field(True, description="true: attach ground truth from manifest.csv when present")
+    max_megapixels: float = Field(
+        DEFAULT_MAX_MEGAPIXELS,
+        gt=0.0,
+        le=1000.0,
+        description="largest image read, in megapixels (checked from the file's header before decoding; "
+        "about 12 bytes of memory a pixel)",
+    )
 
 
 @register_camera("folder")
@@ -196,7 +174,9 @@ class FolderSource(CameraSource):
             path = self.files[self._next]
             self._next += 1
             try:
-                image = read_image(path)
+                image = read_image(
+                    path, max_megapixels=self.config.max_megapixels, setting="camera.max_megapixels"
+                )
             except ImageError as exc:
                 failures += 1
                 if not self.config.skip_corrupt:

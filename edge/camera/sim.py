@@ -36,9 +36,10 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from edge.camera.base import CameraSource, EndOfStream, register_camera
-from edge.camera.folder import MANIFEST_NAME, read_image, read_manifest
-from edge.config import StrictModel, validate_config
+from edge.camera.folder import MANIFEST_NAME, read_manifest
+from edge.config import StrictModel, read_text_file, validate_config
 from edge.errors import ConfigError, DataFileError, HardwareError, ImageError, MissingDependencyError
+from edge.imagefile import read_image
 
 log = logging.getLogger(__name__)
 
@@ -478,10 +479,9 @@ def _parts(config: SimConfig) -> list[str]:
     parts = list(config.parts)
     if config.parts_file:
         path = Path(config.parts_file).expanduser()
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise DataFileError(f"parts list {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+        lines = read_text_file(
+            path, "parts list", missing=DataFileError, fix="fix camera.parts_file"
+        ).splitlines()
         parts += [line.split("#", 1)[0].strip() for line in lines]
     parts = list(dict.fromkeys(p for p in parts if p))  # drop blanks and repeats, keep the order
     if not parts:

@@ -19,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 
 from edge.errors import ConfigError, ImageError, ModelError
-from edge.manifest import FileEntry, Manifest, OutputRole, QuantParams, load_manifest, verify_file
+from edge.manifest import FileEntry, Manifest, OutputRole, QuantParams, inside, load_manifest, verify_file
 
 #: Runtime key -> module that registers it; modules are imported only when their key is selected.
 BACKEND_MODULES: dict[str, str] = {"onnxruntime": "edge.engines.onnx", "litert": "edge.engines.litert"}
@@ -285,7 +285,7 @@ def create_engine(
     folder = Path(folder)
     manifest = manifest if manifest is not None else load_manifest(folder)
     entry = manifest.select(runtime, precision)
-    path = verify_file(folder, entry) if verify else folder / entry.path
+    path = verify_file(folder, entry) if verify else inside(folder, entry.path)
     if not path.is_file():
         raise ModelError(
             f"model file {str(path)!r} listed in the manifest is missing; re-export the model set"

@@ -312,11 +312,11 @@ class BgDiffSegmenter(Segmenter):
 
 def fit_background_files(paths: Sequence[str | Path]) -> BackgroundModel:
     """Fit a :class:`BackgroundModel` from image files of the empty stage."""
-    from edge.pipeline import read_rgb
+    from edge.imagefile import read_image
 
     if not paths:
         raise DataFileError("no frames of the empty stage were given; pass image files of the empty stage")
-    return BackgroundModel.fit([read_rgb(p) for p in paths])
+    return BackgroundModel.fit([read_image(p) for p in paths])
 
 
 def describe(model: BackgroundModel) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def test_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
         read_calibration(tmp_path / "nope.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ConfigError, match=r"bad\.json.*not valid JSON/YAML.*calibrate again"):
+    with pytest.raises(ConfigError, match=r"bad\.json.*not valid JSON.*calibrate again"):
         read_calibration(bad)
     bad.write_text(json.dumps({"format_version": 7}))
     with pytest.raises(ConfigError, match=r"bad\.json.*format_version 7 is not 1; calibrate again"):

@@ -113,13 +113,15 @@ def test_classify_text_and_json(
     assert set(row["timings_ms"]) >= {"segment", "preprocess", "infer", "fuse", "total"}
 
 
-def test_classify_a_missing_image_exits_2(
-    tmp_path: Path, demo_library: Path, caplog: pytest.LogCaptureFixture
+def test_classify_a_missing_image_exits_1(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     config = write_sim_setup(tmp_path, demo_library)
     with caplog.at_level(logging.ERROR, "edge"):
-        assert cli.main(["classify", str(tmp_path / "nope.png"), "--config", str(config)]) == 2
-    assert "nope.png" in caplog.text and "does not exist" in caplog.text
+        code, out = _run(capsys, "classify", str(tmp_path / "nope.png"), "--config", str(config))
+    assert code == 1  # per-image failures (tests/faults/test_classify_errors.py); 2 is for bad configs
+    assert "nope.png: error: " in out and "does not exist" in out
+    assert "1 of 1 image(s) could not be classified" in caplog.text
 
 
 # --- edge check ---------------------------------------------------------------------------------

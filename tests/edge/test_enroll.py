@@ -64,10 +64,11 @@ def test_enroll_list_recognise_reindex_remove(
     pipe = Pipeline.from_config(cfg, with_camera=False)
     try:
         assert len(pipe.recognizer.index) == 12 + 3  # type: ignore[arg-type]
-        [(_, result)] = pipe.classify_images(photos[:1])
+        [row] = pipe.classify_images(photos[:1])
     finally:
         pipe.close()
-    assert result.decision.source == "vector" and result.decision.part_num == "new-1"
+    result = row.result
+    assert result is not None and result.decision.source == "vector" and result.decision.part_num == "new-1"
 
     # A new model set: the user index is refused until `edge reindex` embeds the kept crops again.
     write_model_set(config.parent / "models", parts=SIM_PARTS, colors=[4, 1, 14], size=(16, 16), seed=5)
@@ -78,10 +79,10 @@ def test_enroll_list_recognise_reindex_remove(
     assert code == 0 and "re-embedded 3 view(s)" in out
     pipe = Pipeline.from_config(cfg, with_camera=False)
     try:
-        [(_, result)] = pipe.classify_images(photos[1:2])
+        [row] = pipe.classify_images(photos[1:2])
     finally:
         pipe.close()
-    assert result.decision.part_num == "new-1"
+    assert row.result is not None and row.result.decision.part_num == "new-1"
 
     code, out = _run(capsys, "enrolled", "--config", str(config), "--remove", "new-1")
     assert code == 0 and "removed 3 view(s)" in out

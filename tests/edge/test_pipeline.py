@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -124,22 +125,21 @@ def test_classify_images_one_by_one_or_fused(pipeline: Pipeline, tmp_path: Path)
         paths.append(tmp_path / f"view{i}.png")
         cv2.imwrite(str(paths[-1]), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
     single = pipeline.classify_images(paths)
-    assert [p for p, _ in single] == [[paths[0]], [paths[1]]]
+    assert [row.paths for row in single] == [[paths[0]], [paths[1]]]
     fused = pipeline.classify_images(paths, fuse=True)
-    assert len(fused) == 1 and fused[0][0] == paths
+    assert len(fused) == 1 and fused[0].paths == paths and fused[0].result is not None
     # Reading the PNG back gives the same pixels, so the decision equals that of the frames.
     direct = pipeline.process(frames)
-    assert fused[0][1].decision.part_topk[0] == pytest.approx(direct.decision.part_topk[0])
+    assert fused[0].result.decision.part_topk[0] == pytest.approx(direct.decision.part_topk[0])
     assert pipeline.engine.batches == [1, 1, 2, 2]  # each file alone, then both files as one part
 
 
 def test_classify_names_a_bad_image(pipeline: Pipeline, tmp_path: Path) -> None:
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    with pytest.raises(ImageError, match=r"broken\.jpg.*not a readable image"):
-        pipeline.classify_images([broken])
-    with pytest.raises(ImageError, match=r"missing\.png.*does not exist"):
-        pipeline.classify_images([tmp_path / "missing.png"])
+    bad, missing = pipeline.classify_images([broken, tmp_path / "missing.png"])
+    assert bad.result is None and re.search(r"broken\.jpg.*JPEG header", bad.error or "")
+    assert missing.result is None and re.search(r"missing\.png.*does not exist", missing.error or "")
 
 
 # --- presence -----------------------------------------------------------------------------------
