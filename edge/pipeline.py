@@ -124,8 +124,8 @@ class Pipeline:
         rec = cfg.recognition
         index = None
         if manifest.index is not None and rec.mode != "classifier":
-            index = EmbeddingIndex.load(
-                folder / manifest.index.path, expect=manifest.index, memory_budget_mb=cfg.memory_budget_mb
+            index = EmbeddingIndex.from_manifest(
+                folder, manifest.index, memory_budget_mb=cfg.memory_budget_mb
             )
         elif rec.mode != "classifier":
             raise ConfigError(
