@@ -285,7 +285,8 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                     f"{folder / manifest.index.path} sha256 matches ({manifest.index.count} vectors)",
                 )
             )
-            _check_index_graph(out, folder, manifest.index)
+            if manifest.index.graph is not None or cfg.recognition.mode != "classifier":
+                _check_index_graph(out, folder, manifest.index)  # classifier mode never loads the index
         elif manifest.index is None and cfg.recognition.mode != "classifier":
             out.append(
                 (
