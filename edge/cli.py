@@ -238,6 +238,29 @@ def _attempt(out: list[Check], what: str, fn: Any) -> Any:
         return None
 
 
+def _check_index_graph(out: list[Check], folder: Path, entry: Any) -> None:
+    """The index's saved graph matches its checksum; WARN when none is listed (loading rebuilds it)."""
+    from edge.manifest import sha256_file
+
+    if entry.graph is None:
+        out.append(
+            (
+                "WARN",
+                "index graph",
+                "none listed: the daemon rebuilds the graph from the vectors at start (seconds for a "
+                f"large index); write it with `trainer index --graph-only --model-set {folder}`",
+            )
+        )
+        return
+    graph = folder / entry.graph
+    if not graph.is_file():
+        out.append(("FAIL", "index graph", f"{graph} is listed in the manifest but missing"))
+    elif sha256_file(graph) != entry.graph_sha256:
+        out.append(("FAIL", "index graph", f"{graph} does not match its sha256 in the manifest"))
+    else:
+        out.append(("OK", "index graph", f"{graph} sha256 matches"))
+
+
 def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     """Every check of ``edge check`` as (level, what, detail) lines; stops early only on a bad config."""
     from edge.camera import create_camera
@@ -302,6 +325,8 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                         f"loaded ({index.space}), sha256 and build matching the manifest",
                     )
                 )
+        if manifest.index is not None and cfg.recognition.mode != "classifier":
+            _check_index_graph(out, folder, manifest.index)  # classifier mode never loads the index
         if cfg.recognition.mode == "classifier" or index is not None:
             recognizer = _attempt(out, "recognition", lambda: make_recognizer(cfg, manifest, index))
             if recognizer is not None:

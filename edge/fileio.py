@@ -38,6 +38,28 @@ def atomic_write(
         raise
 
 
+@contextmanager
+def atomic_path(path: str | Path, *, perms: int = 0o644) -> Iterator[Path]:
+    """Like :func:`atomic_write` for writers that take a file name, not a file object.
+
+    Yields the name of a temp file beside ``path``; on a clean exit the file (written and closed by
+    the caller's writer, e.g. hnswlib's ``save_index``) is fsynced and renamed over ``path``.
+    """
+    path = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, perms)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_atomic(path: str | Path, data: bytes | str, *, perms: int = 0o644, fsync: bool = True) -> None:
     """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically, creating its folder."""
     path = Path(path)

@@ -181,11 +181,35 @@ class IndexEntry(StrictModel):
     count: int = Field(ge=0, description="number of vectors in the index")
     labels: str = Field(description="JSON file mapping index ids to labels, relative to the model folder")
     labels_sha256: str | None = Field(default=None, pattern=_SHA256, description="SHA-256 of the labels file")
+    graph: str | None = Field(
+        default=None,
+        description="hnswlib graph (its save_index file) built from the vectors, relative to the model "
+        "folder; loads without rebuilding. null: the runtime rebuilds the graph from the vectors",
+    )
+    graph_sha256: str | None = Field(
+        default=None, pattern=_SHA256, description="lower-case hex SHA-256 of the graph file"
+    )
 
     @field_validator("path", "labels")
     @classmethod
     def _inside_folder(cls, v: str) -> str:
         return _relative_path(v)
+
+    @field_validator("graph")
+    @classmethod
+    def _graph_inside_folder(cls, v: str | None) -> str | None:
+        return None if v is None else _relative_path(v)
+
+    @model_validator(mode="after")
+    def _graph_has_checksum(self) -> IndexEntry:
+        if (self.graph is None) != (self.graph_sha256 is None):
+            raise ValueError(
+                "graph and graph_sha256 go together: give both or neither; "
+                "run `trainer index --graph-only` to write them"
+            )
+        if self.graph is not None and self.graph in (self.path, self.labels):
+            raise ValueError(f"graph {self.graph!r} must be its own file, not the vectors or labels file")
+        return self
 
 
 class Manifest(StrictModel):

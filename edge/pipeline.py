@@ -64,11 +64,10 @@ def load_index(cfg: EdgeConfig, manifest: Manifest) -> EmbeddingIndex | None:
     folder = Path(cfg.engine.model_set)
     index = None
     if manifest.index is not None:
-        index = EmbeddingIndex.load(
-            inside(folder, manifest.index.path, "index file"),
-            expect=manifest.index,
-            memory_budget_mb=cfg.memory_budget_mb,
-        )
+        inside(folder, manifest.index.path, "index file")
+        if manifest.index.graph is not None:
+            inside(folder, manifest.index.graph, "index graph")
+        index = EmbeddingIndex.from_manifest(folder, manifest.index, memory_budget_mb=cfg.memory_budget_mb)
     # Parts enrolled with `edge enroll` are searched too.
     key = model_key(folder, cfg.engine.runtime, cfg.engine.precision)
     index = merged_index(index, Path(cfg.data.user_index), manifest, key)

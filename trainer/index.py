@@ -3,12 +3,17 @@
 The gallery images are read and prepared as on the Pi and run through edge's engine
 (``--runtime``/``--precision``, by default the ONNX int8 file the Pi runs), and their embeddings go
 into an :class:`edge.index.EmbeddingIndex` (hnswlib, cosine), saved as its fp16 ``index.npz`` with
-``index_labels.json`` (the part of each vector, by id) and listed in the manifest's ``index`` entry.
+``index_labels.json`` (the part of each vector, by id) and ``index.hnsw`` (hnswlib's graph, built
+from the fp16 vectors, so the Pi loads it instead of rebuilding it), all listed with their checksums
+in the manifest's ``index`` entry.
+
+``--graph-only`` writes just ``index.hnsw`` for a model set whose index has none (made before graphs
+were saved), from its existing ``index.npz`` (unchanged), and adds it to the manifest entry.
 
 Gallery: ``--split train`` (default) takes the training and validation captures of the data (as
 training split them), so the test captures can serve as queries that the index has never seen;
 ``--split all`` enrols every image. The index written is loaded back the way the Pi loads it
-(rebuilt from the fp16 vectors), and its recall@1 and recall@10 against exact brute-force search
+(from the fp16 vectors and the saved graph), and its recall@1 and recall@10 against exact brute-force search
 over the same vectors, with the test captures as queries, go into ``evaluation.index``.
 """
 
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.npz"
 LABELS_NAME = "index_labels.json"
+GRAPH_NAME = "index.hnsw"
 GallerySplit = Literal["train", "all"]
 
 
@@ -104,7 +110,7 @@ def build_index(
         query_vectors = run_engine(engine, queries)["embedding"]
     labels = [s.part_num for s in gallery]
     index.add(vectors, labels)
-    index.save(folder / INDEX_NAME)
+    index.save(folder / INDEX_NAME, graph=folder / GRAPH_NAME)  # the graph: rebuilt from fp16 vectors
     _write_labels(folder / LABELS_NAME, labels)
     entry = IndexEntry(
         path=INDEX_NAME,
@@ -117,9 +123,11 @@ def build_index(
         count=len(index),
         labels=LABELS_NAME,
         labels_sha256=sha256_file(folder / LABELS_NAME),
+        graph=GRAPH_NAME,
+        graph_sha256=sha256_file(folder / GRAPH_NAME),
     )
-    # Measure the index as the Pi gets it: loaded from the file, rebuilt from fp16 vectors.
-    loaded = EmbeddingIndex.load(folder / INDEX_NAME, expect=entry, threads=1)
+    # Measure the index as the Pi gets it: loaded from the files, fp16 vectors and saved graph.
+    loaded = EmbeddingIndex.from_manifest(folder, entry, threads=1)
     stored = loaded.vectors()
     figures: dict[str, Any] = {
         "model": key,
@@ -153,6 +161,38 @@ def build_index(
     return manifest
 
 
+def write_graph(model_set: str | Path, *, force: bool = False) -> Manifest:
+    """Write the saved graph for the model set's existing index; returns the updated manifest.
+
+    The graph is rebuilt from ``index.npz`` (checked against the manifest, left unchanged) as the Pi
+    would rebuild it, saved atomically as ``index.hnsw`` beside it and added with its checksum to the
+    manifest's index entry. An entry that already lists a graph is left alone unless ``force``.
+
+    Raises:
+        ConfigError: the model set has no index, or already has a graph (without ``force``).
+        ModelError: the index file does not match the manifest.
+    """
+    folder = Path(model_set)
+    manifest = load_manifest(folder)
+    entry = manifest.index
+    if entry is None:
+        raise ConfigError(f"model set {str(folder)!r} has no index; build one with `trainer index`")
+    if entry.graph is not None and not force:
+        raise ConfigError(
+            f"model set {str(folder)!r} already lists the index graph {entry.graph!r}; pass --force to "
+            "write it again"
+        )
+    plain = entry.model_copy(update={"graph": None, "graph_sha256": None})
+    name = entry.graph or GRAPH_NAME
+    EmbeddingIndex.load(folder / entry.path, expect=plain, threads=1).save_graph(folder / name)
+    entry = entry.model_copy(update={"graph": name, "graph_sha256": sha256_file(folder / name)})
+    EmbeddingIndex.from_manifest(folder, entry, threads=1)  # the graph loads and agrees with the vectors
+    manifest = manifest.model_copy(update={"index": entry})
+    write_manifest(folder, manifest)
+    log.info("wrote %s (%d vectors) and its checksum into the manifest", folder / name, entry.count)
+    return manifest
+
+
 # ---- command line --------------------------------------------------------------------------------
 
 
@@ -165,7 +205,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model-set", required=True, type=Path, help="model set folder")
-    p.add_argument("--data", required=True, nargs="+", type=Path, help="gallery data folders")
+    p.add_argument("--data", nargs="+", type=Path, help="gallery data folders (needed unless --graph-only)")
+    p.add_argument(
+        "--graph-only",
+        action="store_true",
+        help="only write the saved graph (index.hnsw) for the model set's existing index.npz",
+    )
+    p.add_argument("--force", action="store_true", help="with --graph-only: replace a listed graph")
     p.add_argument("--runtime", default="onnxruntime", choices=("onnxruntime", "litert"))
     p.add_argument("--precision", default="int8", choices=("fp32", "fp16", "int8"))
     p.add_argument("--split", default="train", choices=("train", "all"), help="gallery captures (train)")
@@ -178,6 +224,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``trainer index``."""
+    if args.graph_only:
+        entry = write_graph(args.model_set, force=args.force).index
+        count = entry.count if entry is not None else 0
+        graph = args.model_set / (entry.graph if entry is not None and entry.graph else GRAPH_NAME)
+        print(f"{graph}: graph of {count} vectors, {graph.stat().st_size / 1e6:.1f} MB")
+        return 0
+    if not args.data:
+        raise ConfigError("trainer index needs --data (the gallery), or --graph-only")
     manifest = build_index(
         args.model_set,
         args.data,

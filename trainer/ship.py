@@ -8,8 +8,10 @@
 - ``trainer ship model-set`` copies a model set into the folder that ships (``models/default``).
   Every listed file's SHA-256 is verified first. Files of at most ``--max-mb`` MB are shipped; the
   others leave ``files`` and are recorded under ``evaluation.not_shipped`` (path, key, bytes,
-  sha256, why). The index and its labels are copied; the training run's history and the build's
-  step times (a ``NAME<TAB>SECONDS`` file, the last line of a name counting) are recorded as
+  sha256, why). The index and its labels are copied, and its saved graph when it fits ``--max-mb``
+  (else the entry drops it, recorded the same way: the daemon then rebuilds it); the training run's
+  history and the build's step times (a ``NAME<TAB>SECONDS`` file, the last line of a name
+  counting) are recorded as
   ``evaluation.training_history`` and ``evaluation.build_timings_s``; the evaluation report
   becomes ``REPORT.md`` with its plots and a Build section; ``--add`` copies more files (the
   training config). The new set is built in ``DEST.tmp`` and verified there, then swapped in: a
@@ -191,10 +193,26 @@ def _build(
         raise ModelError(f"no file of {str(src)!r} is at most {max_mb:g} MB: {sizes}; raise --max-mb")
     for entry in shipped:
         _copy(src / entry.path, tmp / entry.path)
-    if manifest.index is not None:
-        _verify_index(src, manifest.index)
-        for name in (manifest.index.path, manifest.index.labels):
+    index, graph_left = manifest.index, []
+    if index is not None:
+        _verify_index(src, index)
+        for name in (index.path, index.labels):
             _copy(src / name, tmp / name)
+        if index.graph is not None:
+            size = (src / index.graph).stat().st_size
+            if size <= max_mb * 1_000_000:
+                _copy(src / index.graph, tmp / index.graph)
+            else:  # the graph is a cache of the vectors: without it the daemon rebuilds it at start
+                graph_left.append(
+                    {
+                        "path": index.graph,
+                        "key": "index/graph",
+                        "bytes": size,
+                        "sha256": index.graph_sha256,
+                        "why": f"larger than {max_mb:g} MB; the daemon rebuilds the graph from the vectors",
+                    }
+                )
+                index = index.model_copy(update={"graph": None, "graph_sha256": None})
 
     evaluation = dict(manifest.evaluation)
     evaluation["not_shipped"] = [
@@ -206,7 +224,7 @@ def _build(
             "why": f"larger than {max_mb:g} MB; kept in the build folder, figures above",
         }
         for f in left
-    ]
+    ] + graph_left
     steps = read_timings(timings) if timings is not None else None
     if steps is not None:
         evaluation["build_timings_s"] = {name: int(seconds) for name, seconds in steps.items()}
@@ -216,7 +234,7 @@ def _build(
             evaluation["training_history"] = json.loads(history.read_text(encoding="utf-8"))
         else:
             log.warning("%s does not exist: no training history in the manifest", history)
-    new = manifest.model_copy(update={"files": shipped, "evaluation": evaluation})
+    new = manifest.model_copy(update={"files": shipped, "index": index, "evaluation": evaluation})
     write_manifest(tmp, Manifest.model_validate(new.model_dump(mode="json")))
     written = load_manifest(tmp)
     for entry in written.files:
@@ -275,6 +293,13 @@ def _verify_index(folder: Path, index: IndexEntry) -> None:
             f"index labels {str(labels)!r} are corrupt or were replaced: sha256 expected "
             f"{index.labels_sha256}, actual {sha256_file(labels)}; run `trainer index` again"
         )
+    if index.graph is not None:
+        graph = folder / index.graph
+        if not graph.is_file() or sha256_file(graph) != index.graph_sha256:
+            raise ModelError(
+                f"index graph {str(graph)!r} listed in the manifest is missing, corrupt or was replaced; "
+                f"run `trainer index --graph-only --model-set {folder}`"
+            )
 
 
 def _copy(src: Path, dest: Path) -> None:

@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pytest
 
 from edge import cli
 from edge.camera import create_camera
 from edge.errors import ConfigError
+from edge.index import EmbeddingIndex
+from edge.manifest import IndexEntry, sha256_file
 from edge.settings import load_edge_config
 from tests.edge.test_settings import SIM_PARTS, write_sim_setup
 
@@ -189,3 +192,28 @@ def test_check_warns_about_category_rules_without_categories(
 def test_check_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, levels = _check(capsys, "--config", str(tmp_path / "missing.yaml"))
     assert code == 1 and levels["FAIL"][0].startswith("config:") and "does not exist" in levels["FAIL"][0]
+
+
+def test_check_lines_for_the_index_graph(tmp_path: Path) -> None:
+    index = EmbeddingIndex(4, threads=1)
+    index.add(np.eye(4, dtype=np.float32), ["a", "b", "c", "d"])
+    index.save(tmp_path / "index.npz", graph=tmp_path / "index.hnsw")
+    plain = IndexEntry(
+        path="index.npz", sha256=sha256_file(tmp_path / "index.npz"), dim=4, count=4, labels="index.npz"
+    )
+    listed = plain.model_copy(
+        update={"graph": "index.hnsw", "graph_sha256": sha256_file(tmp_path / "index.hnsw")}
+    )
+
+    def lines(entry: IndexEntry) -> list[tuple[str, str, str]]:
+        out: list[tuple[str, str, str]] = []
+        cli._check_index_graph(out, tmp_path, entry)
+        return out
+
+    [(level, what, detail)] = lines(plain)
+    assert (level, what) == ("WARN", "index graph") and "trainer index --graph-only" in detail
+    assert lines(listed)[0][0] == "OK"
+    (tmp_path / "index.hnsw").write_bytes(b"tampered")
+    assert lines(listed)[0][0] == "FAIL" and "sha256" in lines(listed)[0][2]
+    (tmp_path / "index.hnsw").unlink()
+    assert lines(listed)[0][0] == "FAIL" and "missing" in lines(listed)[0][2]

@@ -338,3 +338,183 @@ def test_memory_estimate_is_within_2x_of_measured_rss_growth() -> None:
     measured = float(out.stdout.strip())
     estimate = EmbeddingIndex.estimate_memory_mb(20_000, 128, 16)
     assert measured / 2 <= estimate <= measured * 2, (estimate, measured)
+
+
+# -- the saved hnswlib graph beside the vectors ---------------------------------------------------
+
+
+def _saved(
+    tmp_path: Path, n: int = 2000, dim: int = 32, seed: int = 0, **kw: object
+) -> tuple[IndexEntry, np.ndarray]:
+    """An index saved with its graph in ``tmp_path``; its manifest entry (graph listed) and vectors."""
+    index, x = _built(n=n, dim=dim, seed=seed, **kw)
+    index.save(tmp_path / "index.npz", graph=tmp_path / "index.hnsw")
+    entry = _entry(
+        tmp_path / "index.npz", index, graph="index.hnsw", graph_sha256=sha256_file(tmp_path / "index.hnsw")
+    )
+    return entry, x
+
+
+def test_saved_graph_loads_the_index_rebuilding_gives(tmp_path: Path) -> None:
+    entry, x = _saved(tmp_path, ef_construction=100, ef_search=50)
+    rebuilt = EmbeddingIndex.load(tmp_path / "index.npz", expect=entry, threads=1)  # no graph: rebuilds
+    loaded = EmbeddingIndex.from_manifest(tmp_path, entry, threads=1)
+    assert (loaded.dim, loaded.space, loaded.M, loaded.ef_search, len(loaded)) == (32, "cosine", 16, 50, 2000)
+    assert loaded._hnsw.ef == 50  # load_index resets ef; the manifest's value is set again
+    assert loaded.labels.tolist() == rebuilt.labels.tolist()
+    rng = np.random.default_rng(7)
+    queries = np.concatenate([x[:100] + rng.normal(0, 0.2, (100, 32)), _unit(200, 32, seed=8)]).astype(
+        np.float32
+    )
+    ids_graph, scores_graph = loaded.search_ids(queries, 5)
+    ids_rebuilt, scores_rebuilt = rebuilt.search_ids(queries, 5)
+    # The graph is the one rebuilding gives: the same neighbours, the same scores.
+    np.testing.assert_array_equal(ids_graph, ids_rebuilt)
+    np.testing.assert_array_equal(scores_graph, scores_rebuilt)
+    stored = loaded.vectors()
+    np.testing.assert_array_equal(stored, rebuilt.vectors())
+    assert recall_at_k(loaded, queries, stored, loaded.labels.tolist(), k=5) >= 0.9
+    # Writing the graph again gives the same bytes (one thread, same seed, same order).
+    EmbeddingIndex.load(tmp_path / "index.npz", threads=1).save_graph(tmp_path / "again.hnsw")
+    assert sha256_file(tmp_path / "again.hnsw") == entry.graph_sha256
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: the temporary file was renamed away
+
+
+def test_tampered_or_missing_graph_is_refused(tmp_path: Path) -> None:
+    entry, _ = _saved(tmp_path, n=300, dim=8)
+    graph = tmp_path / "index.hnsw"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    graph.write_bytes(bytes(data))
+    with pytest.raises(ModelError) as info:
+        EmbeddingIndex.from_manifest(tmp_path, entry)
+    message = str(info.value)
+    for word in (str(graph), f"sha256 expected {entry.graph_sha256}", "trainer index --graph-only"):
+        assert word in message, (word, message)
+    graph.unlink()
+    with pytest.raises(ModelError, match=r"index\.hnsw' does not exist; write the graph again"):
+        EmbeddingIndex.from_manifest(tmp_path, entry)
+    with pytest.raises(ModelError, match="manifest lists no graph"):  # nothing to check it against
+        EmbeddingIndex.load(
+            tmp_path / "index.npz",
+            expect=_entry(tmp_path / "index.npz", EmbeddingIndex.load(tmp_path / "index.npz")),
+            graph=graph,
+        )
+
+
+def test_entry_without_graph_loads_by_rebuilding_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    index, x = _built(n=200, dim=8)
+    index.save(tmp_path / "index.npz")
+    entry = _entry(tmp_path / "index.npz", index)
+    assert entry.graph is None and entry.graph_sha256 is None  # an entry written before graphs
+    with caplog.at_level("INFO", logger="edge.index"):
+        loaded = EmbeddingIndex.from_manifest(tmp_path, entry)
+    assert loaded.search(x[:1], 1)[0].tolist() == [["p0"]]
+    assert (
+        "no saved graph" in caplog.text
+        and f"trainer index --graph-only --model-set {tmp_path}" in caplog.text
+    )
+
+
+def test_graph_that_does_not_belong_to_the_vectors_is_refused(tmp_path: Path) -> None:
+    entry, _ = _saved(tmp_path, n=300, dim=32)
+    npz = tmp_path / "index.npz"
+    for name, make, words in (
+        ("dim16.hnsw", lambda: _built(n=300, dim=16)[0], ["dim 16 in the graph, 32 in the vectors"]),
+        ("count.hnsw", lambda: _built(n=299, dim=32)[0], ["count 299 in the graph, 300 in the vectors"]),
+        ("m8.hnsw", lambda: _built(n=300, dim=32, M=8)[0], ["M 8 in the graph, 16 in the vectors"]),
+        ("other.hnsw", lambda: _built(n=300, dim=32, seed=9)[0], ["holds other vectors", "first at id 0"]),
+    ):
+        make().save_graph(tmp_path / name)
+        bad = entry.model_copy(update={"graph": name, "graph_sha256": sha256_file(tmp_path / name)})
+        with pytest.raises(ModelError) as info:
+            EmbeddingIndex.from_manifest(tmp_path, bad)
+        message = str(info.value)
+        for word in [str(tmp_path / name), "trainer index --graph-only", *words]:
+            assert word in message, (word, message)
+    # A graph built in another space from the same (not unit-length) vectors: cosine normalises them.
+    raw = np.random.default_rng(3).normal(0, 3, (300, 32)).astype(np.float32)
+    for space in ("l2", "cosine"):
+        index = EmbeddingIndex(32, space=space, threads=1)  # type: ignore[arg-type]
+        index.add(raw, [f"p{i}" for i in range(300)])
+        index.save(tmp_path / f"{space}.npz", graph=tmp_path / f"{space}.hnsw")
+    with pytest.raises(ModelError, match="in a space other than 'l2'"):
+        EmbeddingIndex.load(tmp_path / "l2.npz", graph=tmp_path / "cosine.hnsw")
+    assert len(EmbeddingIndex.load(tmp_path / "l2.npz", graph=tmp_path / "l2.hnsw")) == 300
+    # Not an hnswlib file at all, and one cut short.
+    (tmp_path / "junk.hnsw").write_bytes(b"not a graph" * 3)
+    with pytest.raises(ModelError, match="too short for an hnswlib index header"):
+        EmbeddingIndex.load(npz, graph=tmp_path / "junk.hnsw")
+    (tmp_path / "cut.hnsw").write_bytes((tmp_path / "index.hnsw").read_bytes()[:5000])
+    with pytest.raises(ModelError, match="truncated"):
+        EmbeddingIndex.load(npz, graph=tmp_path / "cut.hnsw")
+
+
+def test_add_after_a_graph_load_grows_the_index(tmp_path: Path) -> None:
+    entry, x = _saved(tmp_path, n=500, dim=16)
+    loaded = EmbeddingIndex.from_manifest(tmp_path, entry, threads=1)
+    assert loaded._hnsw.get_max_elements() == 500  # exact capacity, as when rebuilding
+    new = _unit(30, 16, seed=11)
+    for i in range(0, 30, 3):  # enrolment: a few vectors at a time, past the loaded capacity
+        loaded.add(new[i : i + 3], [f"new{i // 3}"] * 3)
+    assert len(loaded) == 530 and loaded._hnsw.get_max_elements() >= 530
+    labels, scores = loaded.search(new, 1)
+    assert labels[:, 0].tolist() == [f"new{i // 3}" for i in range(30)]
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)
+    assert loaded.search(x[:50], 1)[0][:, 0].tolist() == [f"p{i}" for i in range(50)]
+
+
+def test_empty_index_round_trips_with_a_graph(tmp_path: Path) -> None:
+    EmbeddingIndex(4, space="ip").save(tmp_path / "empty.npz", graph=tmp_path / "empty.hnsw")
+    loaded = EmbeddingIndex.load(tmp_path / "empty.npz", graph=tmp_path / "empty.hnsw")
+    assert len(loaded) == 0 and loaded.space == "ip"
+    loaded.add(np.ones((1, 4), np.float32), ["a"])
+    assert loaded.search(np.ones((1, 4), np.float32), 1)[0].tolist() == [["a"]]
+
+
+def test_manifest_entry_needs_graph_and_checksum_together(tmp_path: Path) -> None:
+    index, _ = _built(n=5, dim=4)
+    index.save(tmp_path / "index.npz")
+    with pytest.raises(ValueError, match="graph and graph_sha256 go together"):
+        _entry(tmp_path / "index.npz", index, graph="index.hnsw")
+    with pytest.raises(ValueError, match="relative path"):
+        _entry(tmp_path / "index.npz", index, graph="../index.hnsw", graph_sha256="0" * 64)
+
+
+_MEASURE_GRAPH = textwrap.dedent(
+    """
+    import sys
+    import hnswlib  # noqa: F401  (imported before the baseline: its code is not the index's memory)
+    from edge.index import EmbeddingIndex
+
+    def rss():
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:"))
+
+    before = rss()
+    index = EmbeddingIndex.load(sys.argv[1], graph=sys.argv[2])
+    print((rss() - before) / 2**20)
+    """
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc (Linux)")
+def test_memory_estimate_holds_for_a_loaded_graph(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).standard_normal((20000, 128), dtype=np.float32)
+    index = EmbeddingIndex(128, M=16, ef_construction=20, threads=1)  # ef_c: speed only, not memory
+    index.add(x, [f"p{i % 700}" for i in range(20000)])
+    index.save_graph(tmp_path / "index.hnsw")  # this index's own graph: the vectors differ by rounding only
+    index.save(tmp_path / "index.npz")
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE_GRAPH, str(tmp_path / "index.npz"), str(tmp_path / "index.hnsw")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    measured = float(out.stdout.strip())
+    estimate = EmbeddingIndex.estimate_memory_mb(20_000, 128, 16)
+    assert measured / 2 <= estimate <= measured * 2, (estimate, measured)

@@ -20,7 +20,15 @@ from edge.manifest import Manifest, OutputNames, load_manifest, make_file_entry,
 from studio.demo_library import DEMO_PARTS
 from tests.helpers.onnx_models import ClassifierWeights, build_classifier, write_model_set
 from trainer.export import DataProtocol, load_samples, run_engine
-from trainer.index import INDEX_NAME, LABELS_NAME, add_parser, build_index, gallery_and_queries
+from trainer.index import (
+    GRAPH_NAME,
+    INDEX_NAME,
+    LABELS_NAME,
+    add_parser,
+    build_index,
+    gallery_and_queries,
+    write_graph,
+)
 from trainer.render import RenderJob, run_render
 
 COLORS = (4, 1, 14)
@@ -52,6 +60,11 @@ def test_index_holds_the_engine_embeddings_of_the_train_captures(data: Path, tmp
     assert (entry.M, entry.ef_construction, entry.ef_search) == (8, 50, 20)
     assert entry.sha256 == sha256_file(folder / INDEX_NAME)
     assert entry.labels_sha256 == sha256_file(folder / LABELS_NAME)
+    # The graph beside the vectors: the one rebuilding from them gives, so the Pi loads it instead.
+    assert (entry.graph, entry.graph_sha256) == (GRAPH_NAME, sha256_file(folder / GRAPH_NAME))
+    rebuilt = EmbeddingIndex.load(folder / INDEX_NAME, threads=1)
+    rebuilt.save_graph(folder / "rebuilt.hnsw")
+    assert sha256_file(folder / "rebuilt.hnsw") == entry.graph_sha256
 
     # The gallery is the train+val captures; its vectors are exactly what the engine computes.
     protocol = DataProtocol.from_manifest(manifest)
@@ -112,3 +125,43 @@ def test_model_set_without_embedding_is_refused(data: Path, tmp_path: Path) -> N
     write_manifest(tmp_path, manifest)
     with pytest.raises(ConfigError, match="no embedding"):
         build_index(tmp_path, [data], precision="fp32")
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(["index", *argv])
+
+
+def test_graph_only_adds_the_graph_to_an_index_made_without_one(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "set"
+    _model_set(folder, data)
+    manifest = build_index(folder, [data], precision="fp32", M=8, ef_construction=50)
+    assert manifest.index is not None
+    # A model set indexed before graphs were saved: no graph file, no graph in the manifest.
+    (folder / GRAPH_NAME).unlink()
+    old = manifest.index.model_copy(update={"graph": None, "graph_sha256": None})
+    write_manifest(folder, manifest.model_copy(update={"index": old}))
+    npz_before = sha256_file(folder / INDEX_NAME)
+
+    args = _parse("--model-set", str(folder), "--graph-only")
+    assert args.func(args) == 0
+    assert f"{folder / GRAPH_NAME}: graph of {old.count} vectors" in capsys.readouterr().out
+    entry = load_manifest(folder).index
+    assert entry is not None
+    assert sha256_file(folder / INDEX_NAME) == npz_before == entry.sha256  # the vectors are untouched
+    assert (entry.graph, entry.graph_sha256) == (
+        GRAPH_NAME,
+        manifest.index.graph_sha256,
+    )  # as `trainer index`
+    assert entry.model_copy(update={"graph": None, "graph_sha256": None}) == old
+    loaded = EmbeddingIndex.from_manifest(folder, entry)
+    assert len(loaded) == old.count
+
+    with pytest.raises(ConfigError, match="already lists the index graph"):
+        write_graph(folder)
+    assert write_graph(folder, force=True).index == entry  # the same bytes again
+    with pytest.raises(ConfigError, match="needs --data"):
+        _parse("--model-set", str(folder)).func(_parse("--model-set", str(folder)))

@@ -275,3 +275,37 @@ def test_a_bad_setting_is_refused_naming_it_and_nothing_is_written(
     with pytest.raises(ConfigError, match=error):
         write_stage_config(REPO / "config" / "stage1_synthetic.yaml", out, settings=setting)
     assert not out.exists()
+
+
+def test_the_index_graph_ships_when_it_fits_and_is_dropped_from_the_entry_when_not(
+    model_set: Path, tmp_path: Path
+) -> None:
+    manifest = load_manifest(model_set)
+    assert manifest.index is not None
+    (model_set / "index.hnsw").write_bytes(b"g" * 5_000)
+    graph = {"graph": "index.hnsw", "graph_sha256": sha256_file(model_set / "index.hnsw")}
+    write_manifest(model_set, manifest.model_copy(update={"index": manifest.index.model_copy(update=graph)}))
+
+    ship_model_set(model_set, tmp_path / "fits", max_mb=LIMIT_MB)
+    index = load_manifest(tmp_path / "fits").index
+    assert index is not None and (index.graph, index.graph_sha256) == (graph["graph"], graph["graph_sha256"])
+    assert (tmp_path / "fits" / "index.hnsw").read_bytes() == b"g" * 5_000
+
+    (model_set / "index.hnsw").write_bytes(b"g" * 20_000)
+    graph["graph_sha256"] = sha256_file(model_set / "index.hnsw")
+    write_manifest(model_set, manifest.model_copy(update={"index": manifest.index.model_copy(update=graph)}))
+    ship_model_set(model_set, tmp_path / "over", max_mb=LIMIT_MB)
+    shipped = load_manifest(tmp_path / "over")
+    assert shipped.index is not None and shipped.index.graph is None and shipped.index.graph_sha256 is None
+    assert not (tmp_path / "over" / "index.hnsw").exists()
+    assert shipped.evaluation["not_shipped"][-1] == {
+        "path": "index.hnsw",
+        "key": "index/graph",
+        "bytes": 20_000,
+        "sha256": graph["graph_sha256"],
+        "why": "larger than 0.01 MB; the daemon rebuilds the graph from the vectors",
+    }
+
+    (model_set / "index.hnsw").write_bytes(b"tampered")
+    with pytest.raises(ModelError, match=r"index\.hnsw.*corrupt"):
+        ship_model_set(model_set, tmp_path / "bad", max_mb=LIMIT_MB)
