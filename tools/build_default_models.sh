@@ -10,7 +10,11 @@
 # list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
 # PER_PART (training captures per part in each training render, 28), TRAIN_RENDERS (training
 # renders, each with its own seed, 2), UNSEEN (parts after the first TOP rendered for the
-# unseen-parts test, 10).
+# unseen-parts test, 10), BACKGROUND_SWAP (share of training images put on another background by
+# trainer.backgrounds, 0 = off, the default) and BACKGROUNDS (a folder of photos of real empty
+# stages for it, e.g. ../shared/real/backgrounds), REAL (a folder laid out as ../shared/real:
+# belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real photos by
+# trainer evaluate-real and the figures go into the report).
 #
 # Chain: render train data as the rig sees it (full 640x480 frames of the sim rig, `real` layout;
 # 'train' randomisation; TRAIN_RENDERS renders with seeds 1, 3, 4, ...: one render of twice the
@@ -45,6 +49,9 @@ TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
 MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
+BACKGROUND_SWAP="${BACKGROUND_SWAP:-0}"
+BACKGROUNDS="${BACKGROUNDS:-}"
+REAL="${REAL:-}"
 DEST="$REPO/models/default"
 SET="$WORK/model-set"
 TIMES="$WORK/timings.tsv"
@@ -99,7 +106,8 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
 "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
     --source "${train_dirs[@]}" --kind real --weight 1 \
     --set epochs="$EPOCHS" out=runs/stage1 input_size=128 model=efficientnet_lite0 pretrained=true \
-    freeze_blocks=5 holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache
+    freeze_blocks=5 holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
+    background_swap="$BACKGROUND_SWAP" ${BACKGROUNDS:+background_photos="$(cd "$BACKGROUNDS" && pwd)"}
 RUN="$WORK/runs/stage1"
 resume=()
 [[ -d "$RUN/checkpoints" ]] && resume=(--resume)
@@ -112,6 +120,13 @@ step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" -
 step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" \
     "$WORK/render-unseen" --split all \
     --gallery "$WORK/render-train" --out "$WORK/report"
+if [[ -n "$REAL" ]]; then
+    # Real photos, evaluation only: read in place, never copied or trained on.
+    step evaluate-real "$BIN/trainer" evaluate-real --model-set "$SET" --out "$WORK/real" \
+        --set "belt=$REAL/belt:$REPO/config/real/belt.yaml:$REAL/belt/_empty" \
+        --set "cutouts=$REAL/cutouts:$REPO/config/real/cutouts.yaml" \
+        --report "$WORK/report/report.md" --record
+fi
 step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$REPO/edge/data/sim" \
     --captures 60 --margin 0.35
 
