@@ -265,9 +265,9 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     """Every check of ``edge check`` as (level, what, detail) lines; stops early only on a bad config."""
     from edge.camera import create_camera
     from edge.engines import create_engine
-    from edge.manifest import verify_file
+    from edge.manifest import open_manifest, verify_file
     from edge.memory import check_resident, estimate_memory
-    from edge.pipeline import load_index, make_recognizer, open_manifest
+    from edge.pipeline import load_index, make_recognizer
     from edge.record import RecordLock, inspect_record
     from edge.rig import Rig
     from edge.segment import create_segmenter

@@ -5,7 +5,7 @@ States (shown on the panel LEDs): ``idle`` (waiting for START), ``running``, ``p
 toggles running and paused, STOP returns to idle (ends a simulation), a long STOP press shuts down
 (``systemctl poweroff`` only on a real Pi with ``poweroff_on_shutdown``).
 
-Each part: wait until the frames show a part lying still (:class:`~edge.pipeline.PresenceDetector`,
+Each part: wait until the frames show a part lying still (:class:`~edge.presence.PresenceDetector`,
 not a timer), capture the views while turning the turntable between them, recognise (one engine
 batch), record the decision (:class:`~edge.record.DecisionRecord`, committed *before* anything
 moves), route (``chute.select``), clear (sim: the part is lifted off; rig: a sweep turn) and wait
@@ -43,8 +43,10 @@ import numpy as np
 from edge import service
 from edge.camera import CameraSource, EndOfStream, Frame
 from edge.errors import ConfigError, DiskFullError, HardwareError, ImageError, ModelError
+from edge.manifest import open_manifest
 from edge.memory import check_estimate, check_resident, estimate_memory
-from edge.pipeline import STAGES, Pipeline, Presence, PresenceDetector, open_manifest, truth_of
+from edge.pipeline import STAGES, Pipeline, truth_of
+from edge.presence import Presence, PresenceDetector
 from edge.record import DecisionRecord, RecordLock
 from edge.rig import Rig, pi_model
 from edge.settings import EdgeConfig

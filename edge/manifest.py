@@ -355,6 +355,21 @@ def load_manifest(folder: str | Path) -> Manifest:
         raise ModelError(format_validation_error(err, Manifest, f"model manifest {str(path)!r}")) from None
 
 
+def open_manifest(folder: str | Path) -> Manifest:
+    """The model set's manifest; a missing folder gets a message saying where it comes from."""
+    folder = Path(folder)
+    try:
+        return load_manifest(folder)
+    except ModelError as exc:
+        if folder.exists():
+            raise
+        raise ModelError(
+            f"{exc}. The model set folder {str(folder)!r} (engine.model_set) does not exist: the default "
+            "model set is shipped separately (install it there), or point engine.model_set at a set you "
+            "built with `trainer export`"
+        ) from None
+
+
 def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
     """Write ``folder/manifest.json`` atomically: a reader sees the old file or the new, never half."""
     path = _manifest_path(folder)

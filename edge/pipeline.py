@@ -1,8 +1,7 @@
 """One part's views -> one decision: segment, crop, infer as one batch, search, fuse; timed per stage.
 
 :class:`Pipeline` composes the library stages (camera, segmenter, engine, recognizer) without
-re-implementing any of them. :class:`PresenceDetector` tells, from the frames alone, whether a part
-lies still on the turntable (the daemon waits on it instead of a timer).
+re-implementing any of them. Whether a part lies on the turntable is :mod:`edge.presence`'s job.
 
 Stage timings are milliseconds: ``capture`` (measured by whoever captured the frames), ``segment``,
 ``preprocess`` (crops and the input batch), ``infer`` (one engine run for all views), ``search``
@@ -14,11 +13,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import cv2
 import numpy as np
 
 from edge.camera import CameraSource, Frame, create_camera
@@ -27,30 +25,15 @@ from edge.enroll import merged_index, model_key
 from edge.errors import ConfigError, ImageError, ModelError
 from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 from edge.index import EmbeddingIndex
-from edge.manifest import Manifest, inside, load_manifest
+from edge.manifest import Manifest, inside, open_manifest
 from edge.preprocess import crop_to_mask, prepare_batch
 from edge.recognize import Decision, Recognizer
-from edge.segment import Segmenter, clean_mask, count_objects, create_segmenter
-from edge.settings import EdgeConfig, PresenceSettings
+from edge.segment import Segmenter, create_segmenter
+from edge.settings import EdgeConfig
 
 log = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = ("capture", "segment", "preprocess", "infer", "search", "fuse")
-
-
-def open_manifest(folder: str | Path) -> Manifest:
-    """The model set's manifest; a missing folder gets a message saying where it comes from."""
-    folder = Path(folder)
-    try:
-        return load_manifest(folder)
-    except ModelError as exc:
-        if folder.exists():
-            raise
-        raise ModelError(
-            f"{exc}. The model set folder {str(folder)!r} (engine.model_set) does not exist: the default "
-            "model set is shipped separately (install it there), or point engine.model_set at a set you "
-            "built with `trainer export`"
-        ) from None
 
 
 def load_index(cfg: EdgeConfig, manifest: Manifest) -> EmbeddingIndex | None:
@@ -338,104 +321,3 @@ def truth_of(meta: dict[str, Any]) -> dict[str, Any] | None:
     if "part_num" not in meta:
         return None
     return {k: meta[k] for k in ("part_num", "color_id", "color_name", "part_name") if k in meta}
-
-
-@dataclass
-class Presence:
-    """One frame's verdict: is a part there, has the verdict held for long enough, how big, how many."""
-
-    present: bool
-    stable: bool
-    area: int
-    objects: int
-    mask: np.ndarray = field(repr=False)
-
-
-class PresenceDetector:
-    """Tells a part on the turntable from the empty turntable, frame by frame.
-
-    ``mask`` method: the segmenter's mask minus (a dilation of) the empty turntable's mask, so marks
-    on the disc or surroundings the segmenter keeps do not count. ``difference`` method: pixels that
-    differ from the empty frame by more than ``diff_level``. A verdict is ``stable`` once
-    ``stable_frames`` consecutive frames agree (and, for a part, its masks overlap by at least
-    ``stable_iou``: the part has stopped moving).
-    """
-
-    def __init__(self, segmenter: Segmenter, settings: PresenceSettings) -> None:
-        self.segmenter = segmenter
-        self.settings = settings
-        method = settings.method
-        if method == "auto":
-            method = "difference" if getattr(segmenter, "key", "") == "none" else "mask"
-        self.method = method
-        self._empty_image: np.ndarray | None = None
-        self._empty_mask: np.ndarray | None = None
-        self._empty_objects = 0
-        self._last: Presence | None = None
-        self._run = 0
-
-    @property
-    def calibrated(self) -> bool:
-        """Whether :meth:`set_empty` has been given the empty turntable."""
-        return self._empty_image is not None
-
-    def set_empty(self, image: np.ndarray) -> None:
-        """Remember ``image`` as the empty turntable (call at start-up, with nothing on it)."""
-        self._empty_image = np.array(image, copy=True)
-        if self.method == "mask":
-            mask, self._empty_objects = self.segmenter.mask_and_count(image)
-            self._empty_mask = cv2.dilate(mask, np.ones((7, 7), np.uint8)) > 0
-            share = float(np.count_nonzero(mask)) / mask.size
-            if share > 0.05:
-                log.warning(
-                    "the segmenter marks %.0f%% of the empty turntable as part; adjust its background "
-                    "range (or calibrate) so that parts are found reliably",
-                    100 * share,
-                )
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the running verdict (after the turntable moved or a part was removed)."""
-        self._last, self._run = None, 0
-
-    def _part_mask(self, image: np.ndarray) -> tuple[np.ndarray, int | None]:
-        """The part mask, and the segmenter's region count less the empty turntable's (None: count it)."""
-        assert self._empty_image is not None
-        if self._empty_image.shape != image.shape:
-            raise ImageError(
-                f"frame is {image.shape!r} but the empty turntable was {self._empty_image.shape!r}; "
-                "the camera changed resolution: restart to take a new empty frame"
-            )
-        if self.method == "difference":
-            diff = np.abs(image.astype(np.int16) - self._empty_image.astype(np.int16)).max(axis=2)
-            raw = (diff > self.settings.diff_level).astype(np.uint8) * 255
-            return clean_mask(raw, 3, 5, "all", self.settings.min_area_px), None
-        # The segmenter counts regions before its clean-up keeps the largest, so two parts show in
-        # the count even when the mask holds one; regions of the empty turntable do not count.
-        mask, count = self.segmenter.mask_and_count(image)
-        assert self._empty_mask is not None
-        part = ((mask > 0) & ~self._empty_mask).astype(np.uint8) * 255
-        return part, count - self._empty_objects
-
-    def update(self, image: np.ndarray) -> Presence:
-        """Judge one frame; see the class docstring."""
-        if not self.calibrated:
-            raise RuntimeError("PresenceDetector.set_empty() must be given the empty turntable first")
-        mask, counted = self._part_mask(image)
-        on = mask > 0
-        area = int(np.count_nonzero(on))
-        s = self.settings
-        present = area >= s.min_area_px
-        if not present:
-            objects = 0
-        else:
-            objects = max(counted if counted is not None else count_objects(mask, s.min_area_px), 1)
-        last = self._last
-        same = last is not None and last.present == present
-        if same and present and last is not None:
-            union = np.count_nonzero(on | (last.mask > 0))
-            same = bool(union > 0 and np.count_nonzero(on & (last.mask > 0)) / union >= s.stable_iou)
-        self._run = self._run + 1 if same else 1
-        reading = Presence(present, self._run >= s.stable_frames, area, objects, mask)
-        self._last = reading
-        return reading
