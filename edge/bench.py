@@ -20,6 +20,7 @@ import numpy as np
 from edge.camera import EndOfStream, Frame
 from edge.config import StrictModel
 from edge.errors import ConfigError
+from edge.feeder import SimulatedRig
 from edge.memory import resident_mb
 from edge.pipeline import STAGES, Pipeline
 from edge.segment import create_segmenter, parse_segmenter_config
@@ -75,26 +76,37 @@ def segmenter_options(cfg: EdgeConfig, names: list[str] | None = None) -> list[t
 
 
 def capture_parts(
-    pipeline: Pipeline, parts: int, views: int, step_deg: float
+    pipeline: Pipeline, parts: int, views: int, step_deg: float, rig: SimulatedRig | None = None
 ) -> list[tuple[list[Frame], float]]:
-    """Capture ``parts`` groups of ``views`` frames (sim: a new part per group, turned between views)."""
+    """Capture ``parts`` groups of ``views`` frames.
+
+    With the simulated ``rig`` (default: the pipeline's camera when it is the sim camera) a new part
+    is fed per group and the turntable turned ``step_deg`` between views; any other camera's frames
+    are taken as they come.
+    """
     camera = pipeline.camera
     if camera is None:
         raise ConfigError("edge bench needs a camera in the config")
-    sim = hasattr(camera, "next_part")
+    if rig is None and isinstance(camera, SimulatedRig):
+        rig = camera
+    sim = rig
+
+    def turn(i: int) -> None:
+        if sim is not None:
+            sim.set_angle(i * step_deg)
+
     groups = []
     with camera:
         for _ in range(parts):
             try:
-                if sim:
-                    camera.next_part()  # type: ignore[attr-defined]
-                    camera.set_angle(0.0)  # type: ignore[attr-defined]
-                turn = (lambda i: camera.set_angle(i * step_deg)) if sim else None  # type: ignore[attr-defined]
-                groups.append(pipeline.capture_views(views, turn))
+                if rig is not None:
+                    rig.next_part()
+                    rig.set_angle(0.0)
+                groups.append(pipeline.capture_views(views, turn if rig is not None else None))
             except EndOfStream:
                 break
-            if sim:
-                camera.remove_part()  # type: ignore[attr-defined]
+            if rig is not None:
+                rig.remove_part()
     if not groups:
         raise ConfigError(f"{camera.name} gave no frames to bench")
     return groups

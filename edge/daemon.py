@@ -8,9 +8,10 @@ toggles running and paused, STOP returns to idle (ends a simulation), a long STO
 Each part: wait until the frames show a part lying still (:class:`~edge.presence.PresenceDetector`,
 not a timer), capture the views while turning the turntable between them, recognise (one engine
 batch), record the decision (:class:`~edge.record.DecisionRecord`, committed *before* anything
-moves), route (``chute.select``), clear (sim: the part is lifted off; rig: a sweep turn) and wait
-until the turntable is empty again. With ``sim`` the
-sim camera's ``next_part()`` plays the feeder whenever the turntable is empty, ``parts`` times.
+moves), route (``chute.select``), clear (the :class:`~edge.feeder.Feeder`'s ``remove_part()``: sim,
+the part is lifted off; rig, a sweep turn) and wait until the turntable is empty again. Whenever the
+turntable is empty the feeder's ``next_part()`` may place the next part (the sim camera does, the
+real rig's :class:`~edge.feeder.HandFeeder` leaves that to a person); ``parts`` stops the run.
 
 Start-up refuses to run (raising the library's errors) on a bad config, missing or mismatched model
 files or index, a memory estimate over budget, or a record another daemon holds (its
@@ -43,6 +44,7 @@ import numpy as np
 from edge import service
 from edge.camera import CameraSource, EndOfStream, Frame
 from edge.errors import ConfigError, DiskFullError, HardwareError, ImageError, ModelError
+from edge.feeder import Feeder, HandFeeder, simulated_rig
 from edge.manifest import open_manifest
 from edge.memory import check_estimate, check_resident, estimate_memory
 from edge.pipeline import STAGES, Pipeline, truth_of
@@ -139,8 +141,10 @@ class _Abandon(Exception):
 class Daemon:
     """The main loop (see the module docstring). ``run()`` = ``open()``, ``loop()``, ``close()``.
 
-    ``camera`` and ``pin_factory`` replace the configured ones (tests); ``on_part`` is called with
-    each :class:`PartOutcome`; ``parts`` stops after that many parts (the sim feeder's count).
+    ``camera`` and ``pin_factory`` replace the configured ones (tests); ``feeder`` replaces the
+    default one (``sim``: the sim camera, following the turntable; else a :class:`HandFeeder` with
+    ``clearing.sweep_deg``); ``on_part`` is called with each :class:`PartOutcome`; ``parts`` stops
+    after that many parts.
     """
 
     def __init__(
@@ -150,6 +154,7 @@ class Daemon:
         sim: bool = False,
         parts: int | None = None,
         camera: CameraSource | None = None,
+        feeder: Feeder | None = None,
         pin_factory: Any = None,
         on_part: Callable[[PartOutcome], None] | None = None,
     ) -> None:
@@ -164,7 +169,7 @@ class Daemon:
             cfg = cfg.model_copy(update={"rig": cfg.rig.model_copy(update={"pins": "mock"})})
         cfg.check_bins()
         self.cfg, self.sim, self.parts_limit, self.on_part = cfg, sim, parts, on_part
-        self._camera_override, self._pin_factory = camera, pin_factory
+        self._camera_override, self._feeder_override, self._pin_factory = camera, feeder, pin_factory
         self.stats = RunStats()
         self.state = "idle"
         self.state_history: list[str] = []
@@ -176,6 +181,7 @@ class Daemon:
         self.memory_mb: float | None = None
         self.sorter: Sorter  # set by open()
         self.presence: PresenceDetector  # set by open()
+        self.feeder: Feeder  # set by open()
         self.model_id: str | None = None
         self._commands: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._wake = threading.Event()
@@ -262,8 +268,7 @@ class Daemon:
         entry = getattr(self.pipeline.engine, "entry", None)
         self.model_id = f"{cfg.engine.model_set.name}:{entry.sha256[:12]}" if entry is not None else None
         self.presence = PresenceDetector(self.pipeline.segmenter, cfg.presence)
-        if self.sim and hasattr(self.camera, "follow"):
-            self.camera.follow(self.rig.turntable)  # the sim camera sees the turntable's angle
+        self.feeder = self._feeder_override or self._default_feeder()
         panel = self.rig.panel
         panel.on_start_pause = lambda: self.command("toggle")
         panel.on_stop = lambda: self.command("stop")
@@ -284,6 +289,13 @@ class Daemon:
         )
         if self.state == "idle":
             self._set_state(start)
+
+    def _default_feeder(self) -> Feeder:
+        if self.sim:
+            rig = simulated_rig(self.camera)
+            rig.follow(self.rig.turntable)  # the sim camera sees the turntable's angle
+            return rig
+        return HandFeeder(self.rig.turntable, self.cfg.clearing.sweep_deg)
 
     def close(self) -> None:
         """Abandon a part still in hand, put the rig in its safe state, tell systemd, release all.
@@ -500,18 +512,19 @@ class Daemon:
             log.info("%d part(s) done; stopping", self.stats.parts)
             self._quit = True
             return
-        if self.sim and self._empty_confirmed:
+        if self._empty_confirmed:
             try:
-                truth = self.camera.next_part()  # type: ignore[attr-defined]
+                truth = self.feeder.next_part()
             except EndOfStream as exc:
                 self._log_event("info", "end_of_stream", str(exc))
                 self._quit = True
                 return
-            self._fed += 1
-            self._fed_truth = truth
-            self._empty_confirmed = False
-            self.presence.reset()
-            log.debug("sim feeder: part %d arrives (%s)", self._fed, truth)
+            if truth is not None:  # the feeder placed a part (None: a person will)
+                self._fed += 1
+                self._fed_truth = truth
+                self._empty_confirmed = False
+                self.presence.reset()
+                log.debug("feeder: part %d arrives (%s)", self._fed, truth)
         frame = self._grab()
         if frame is None:
             return
@@ -654,10 +667,7 @@ class Daemon:
 
     def _clear_part(self) -> None:
         """Send the part off the turntable and wait until the frames show it empty."""
-        if self.sim:
-            self.camera.remove_part()  # type: ignore[attr-defined]
-        elif self.cfg.clearing.sweep_deg:
-            self.rig.turntable.rotate_by(self.cfg.clearing.sweep_deg)
+        self.feeder.remove_part()
         self.presence.reset()
         deadline = time.monotonic() + self.cfg.timeouts.clear_s
         while not (self._stop_requested or self._quit):
