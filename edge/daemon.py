@@ -447,12 +447,16 @@ class Daemon:
             self._camera_lost(exc)
             return None
         except ImageError as exc:
-            self._bad_frame(exc)
+            self._frame_seen(exc)
             return None
-        self._bad_streak = 0
+        self._frame_seen(None)
         return frame
 
-    def _bad_frame(self, exc: Exception) -> None:
+    def _frame_seen(self, exc: ImageError | None) -> None:
+        """Count a corrupt frame (None: a good one, which ends a streak of corrupt ones)."""
+        if exc is None:
+            self._bad_streak = 0
+            return
         self.stats.bad_frames += 1
         self._bad_streak += 1
         if self._bad_streak == 1:  # one event per streak: a broken camera must not flood the record
@@ -546,37 +550,36 @@ class Daemon:
         self._handle_part(reading)
 
     def _capture_views(self) -> tuple[list[Frame], float]:
-        cap, retries = self.cfg.capture, self.cfg.timeouts.bad_frame_retries
-        frames: list[Frame] = []
-        spent = 0.0
-        for i in range(cap.views):
+        """The part's views (:meth:`Pipeline.capture_views`); a fault that ends the part is _Abandon."""
+        assert self.pipeline is not None
+        cap = self.cfg.capture
+
+        def before(i: int) -> None:
             if self._stop_requested:
                 raise _Abandon(f"stopped while capturing ({i} of {cap.views} views taken)")
             self.watchdog.kick()
-            if i:
-                self.rig.turntable.rotate_by(cap.step_deg)
-                if cap.settle_s:
-                    time.sleep(cap.settle_s)
-            for _ in range(retries + 1):
-                start = time.perf_counter()
-                try:
-                    frame = self.camera.capture()
-                except EndOfStream as exc:
-                    self._quit = True
-                    raise _Abandon(f"camera stream ended: {exc}") from None
-                except HardwareError as exc:
-                    self._camera_lost(exc)
-                    raise _Abandon(f"camera lost: {exc}") from None
-                except ImageError as exc:
-                    self._bad_frame(exc)
-                    continue
-                self._bad_streak = 0
-                spent += (time.perf_counter() - start) * 1000.0
-                frames.append(frame)
-                break
-            else:
-                raise _Abandon(f"{retries + 1} corrupt frames in a row at view {i + 1} of {cap.views}")
-        return frames, spent
+
+        def turn(i: int) -> None:
+            self.rig.turntable.rotate_by(cap.step_deg)
+            if cap.settle_s:
+                time.sleep(cap.settle_s)
+
+        try:
+            return self.pipeline.capture_views(
+                cap.views,
+                turn,
+                before=before,
+                retries=self.cfg.timeouts.bad_frame_retries,
+                on_frame=self._frame_seen,
+            )
+        except EndOfStream as exc:
+            self._quit = True
+            raise _Abandon(f"camera stream ended: {exc}") from None
+        except HardwareError as exc:
+            self._camera_lost(exc)
+            raise _Abandon(f"camera lost: {exc}") from None
+        except ImageError as exc:  # too many corrupt frames in a row
+            raise _Abandon(str(exc)) from None
 
     def _handle_part(self, reading: Presence) -> None:
         assert self.record is not None and self.pipeline is not None

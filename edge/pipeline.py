@@ -187,21 +187,50 @@ class Pipeline:
         return cls(camera, segmenter, engine, recognizer, model_folder=folder, color_correction=correction)
 
     def capture_views(
-        self, count: int, between: Callable[[int], None] | None = None
+        self,
+        count: int,
+        between: Callable[[int], None] | None = None,
+        *,
+        before: Callable[[int], None] | None = None,
+        retries: int = 0,
+        on_frame: Callable[[ImageError | None], None] | None = None,
     ) -> tuple[list[Frame], float]:
         """Capture ``count`` frames, calling ``between(i)`` before view i > 0 (e.g. turn the turntable).
 
-        Returns the frames and the milliseconds spent in ``capture()`` (turning not included).
+        ``before(i)`` is called before every view, ahead of ``between`` (the daemon kicks its
+        watchdog there, and stops by raising). A corrupt frame (:class:`ImageError`) is taken again,
+        up to ``retries`` times per view; ``on_frame`` hears of every attempt (its error, or None
+        for a good frame). After ``retries + 1`` corrupt frames in a row an ImageError says so;
+        camera errors (HardwareError, EndOfStream) propagate at once.
+
+        Returns the frames and the milliseconds spent in good ``capture()`` calls (turning not
+        included).
         """
-        if self.camera is None:
+        camera = self.camera
+        if camera is None:
             raise ConfigError("this pipeline has no camera; build it with a camera to capture views")
-        frames, spent = [], 0.0
+        frames: list[Frame] = []
+        spent = 0.0
         for i in range(count):
+            if before is not None:
+                before(i)
             if i and between is not None:
                 between(i)
-            start = time.perf_counter()
-            frames.append(self.camera.capture())
-            spent += _ms(start)
+            for _ in range(retries + 1):
+                start = time.perf_counter()
+                try:
+                    frame = camera.capture()
+                except ImageError as exc:
+                    if on_frame is not None:
+                        on_frame(exc)
+                    continue
+                spent += _ms(start)
+                if on_frame is not None:
+                    on_frame(None)
+                frames.append(frame)
+                break
+            else:
+                raise ImageError(f"{retries + 1} corrupt frames in a row at view {i + 1} of {count}")
         return frames, spent
 
     def process(self, frames: Sequence[Frame | np.ndarray], capture_ms: float = 0.0) -> PartResult:

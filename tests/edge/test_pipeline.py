@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge.camera import Frame
+from edge.errors import ImageError
 from edge.pipeline import STAGES, Pipeline
 from edge.preprocess import prepare_batch
 from edge.segment import create_segmenter
@@ -94,6 +95,40 @@ def test_capture_views_turns_between_views(pipeline: Pipeline) -> None:
     frames, spent = pipeline.capture_views(3, lambda i: (turned.append(i), camera.set_angle(i * 90)))
     assert turned == [1, 2] and spent > 0
     assert [f.meta["turntable_angle"] for f in frames] == [0.0, 90.0, 180.0]
+
+
+def test_capture_views_takes_a_corrupt_frame_again(pipeline: Pipeline) -> None:
+    camera: Any = pipeline.camera
+    camera.next_part()
+    real, calls, seen = camera.capture, [], []
+
+    def flaky() -> Frame:
+        calls.append(1)
+        if len(calls) in (2, 4, 5):
+            raise ImageError("truncated frame")
+        return real()
+
+    camera.capture = flaky
+    frames, _ = pipeline.capture_views(3, before=seen.append, retries=2, on_frame=seen.append)
+    assert len(frames) == 3 and len(calls) == 6
+    assert [s if isinstance(s, int) else type(s).__name__ for s in seen] == [
+        0,
+        "NoneType",
+        1,
+        "ImageError",
+        "NoneType",
+        2,
+        "ImageError",
+        "ImageError",
+        "NoneType",
+    ]
+
+    def broken() -> Frame:
+        raise ImageError("truncated frame")
+
+    camera.capture = broken
+    with pytest.raises(ImageError, match="2 corrupt frames in a row at view 1 of 3"):
+        pipeline.capture_views(3, retries=1)
 
 
 def test_vector_mode_times_the_index_search(tmp_path: Path, demo_library: Path) -> None:
