@@ -184,6 +184,7 @@ def _classify(args: argparse.Namespace) -> int:
                 rows.append({"images": images, "status": "error", "part_num": None, "error": row.error})
                 continue
             d = row.result.decision
+            assert d is not None  # process() always decides; failures are rows with an error
             route = sorter.route_decision(d)
             rows.append(
                 {

@@ -47,6 +47,7 @@ from edge.errors import ConfigError, DiskFullError, HardwareError, ImageError, M
 from edge.feeder import Feeder, HandFeeder, simulated_rig
 from edge.manifest import open_manifest
 from edge.memory import check_estimate, check_resident, estimate_memory
+from edge.part import PartRecord, ViewRecord
 from edge.pipeline import STAGES, Pipeline, truth_of
 from edge.presence import Presence, PresenceDetector
 from edge.record import DecisionRecord, RecordLock
@@ -55,35 +56,6 @@ from edge.settings import EdgeConfig
 from edge.sorting import Sorter, load_categories
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PartOutcome:
-    """What happened to one part (the daemon's callback and the CLI's line)."""
-
-    number: int
-    part_id: int
-    status: str
-    part_num: str | None
-    color_id: int | None
-    confidence: float | None
-    bin: str | None
-    reason: str
-    truth: dict[str, Any] | None = None
-    truth_bin: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def right_bin(self) -> bool | None:
-        """Whether it went where its true identity belongs (None without ground truth)."""
-        return None if self.truth_bin is None else self.bin == self.truth_bin
-
-    @property
-    def correct(self) -> bool | None:
-        """Whether part and colour match the ground truth (None without it)."""
-        if not self.truth:
-            return None
-        return self.part_num == self.truth.get("part_num") and self.color_id == self.truth.get("color_id")
 
 
 @dataclass
@@ -103,7 +75,7 @@ class RunStats:
         default_factory=lambda: {s: deque(maxlen=10_000) for s in (*STAGES, "total")}
     )
 
-    def add(self, outcome: PartOutcome) -> None:
+    def add(self, outcome: PartRecord) -> None:
         """Count one part."""
         self.parts += 1
         self.by_status[outcome.status] += 1
@@ -143,7 +115,7 @@ class Daemon:
 
     ``camera`` and ``pin_factory`` replace the configured ones (tests); ``feeder`` replaces the
     default one (``sim``: the sim camera, following the turntable; else a :class:`HandFeeder` with
-    ``clearing.sweep_deg``); ``on_part`` is called with each :class:`PartOutcome`; ``parts`` stops
+    ``clearing.sweep_deg``); ``on_part`` is called with each :class:`PartRecord`; ``parts`` stops
     after that many parts.
     """
 
@@ -156,7 +128,7 @@ class Daemon:
         camera: CameraSource | None = None,
         feeder: Feeder | None = None,
         pin_factory: Any = None,
-        on_part: Callable[[PartOutcome], None] | None = None,
+        on_part: Callable[[PartRecord], None] | None = None,
     ) -> None:
         if parts is not None and parts < 1:
             raise ConfigError(f"--parts {parts!r} must be at least 1")
@@ -596,76 +568,46 @@ class Daemon:
             self.stats.by_status["abandoned"] += 1
             self.presence.reset()
             return
-        result, decision, status, note = None, None, "error", ""
         try:
-            result = self.pipeline.process(frames, capture_ms)
-            decision = result.decision
-            status = decision.status
+            part = self.pipeline.process(frames, capture_ms)
         except (ImageError, ModelError) as exc:
-            note = f"recognition failed: {exc}"
+            part = PartRecord(
+                None,
+                [ViewRecord(f.meta.get("turntable_angle", f.meta.get("angle"))) for f in frames],
+                {"capture": capture_ms},
+                truth=truth_of(frames[0].meta),
+            )
+            part.reject(f"recognition failed: {exc}")
             self._log_event("error", "recognition_failed", f"part {part_id}: {exc}")
+        part.number, part.part_id = number, part_id
         # Two parts when most looks (the presence frame and every view) see more than one object.
-        looks = [reading.objects, *(result.objects if result is not None else [])]
-        if result is not None and sum(n > 1 for n in looks) * 2 > len(looks):
-            status, note = "error", "two parts at once"
+        looks = [reading.objects, *part.objects]
+        if part.decision is not None and sum(n > 1 for n in looks) * 2 > len(looks):
+            part.reject("two parts at once")
             self.stats.two_parts += 1
             self._log_event(
                 "warning", "two_parts", f"part {part_id}: two parts at once; sent to the reject bin"
             )
-        part_num = decision.part_num if decision is not None and status != "error" else None
-        color_id = decision.color_id if decision is not None else None
-        if decision is not None:
-            route = self.sorter.route_decision(decision, status)
+        if part.decision is not None:
+            route = self.sorter.route_decision(part.decision, part.status)
         else:
-            route = self.sorter.route(None, color_id, status)
-        truth = result.truth if result is not None else truth_of(frames[0].meta)
-        timings = result.timings if result is not None else {"capture": capture_ms}
-        views = [
-            {"angle": f.meta.get("turntable_angle"), "topk": [list(t) for t in v.part_topk]}
-            for f, v in zip(frames, decision.per_view if decision is not None else [], strict=False)
-        ]
-        if len(views) < len(frames):
-            views = [{"angle": f.meta.get("turntable_angle"), "topk": []} for f in frames]
-        self.record.finish_part(
-            part_id,
-            {
-                "status": status,
-                "part_num": part_num,
-                "color_id": color_id,
-                "confidence": decision.confidence if decision is not None else None,
-                "bin": self.sorter.bin_index(route.bin),
-                "mode": self.cfg.recognition.mode,
-                "timings": {f"{k}_ms": round(v, 3) for k, v in timings.items()},
-                "model_set_id": self.model_id,
-                "note": "; ".join(x for x in (f"bin {route.bin!r} ({route.reason})", note) if x),
-            },
-            views,
-            result.crops if result is not None else None,
-        )
+            route = self.sorter.route(None, None, part.status)
+        part.bin, part.bin_index = route.bin, self.sorter.bin_index(route.bin)
+        part.reason = part.note or route.reason
+        part.note = "; ".join(x for x in (f"bin {route.bin!r} ({route.reason})", part.note) if x)
+        part.mode, part.model_set_id = self.cfg.recognition.mode, self.model_id
+        if part.truth and "part_num" in part.truth:
+            truth = part.truth
+            part.truth_bin = self.sorter.route(truth["part_num"], truth.get("color_id"), "sorted").bin
+        self.record.finish_part(part)
         self._in_hand = None
         # Only now the part moves: a decision that could not be committed (a full disk) never
         # sends a part into a bin with no record of it.
         self.rig.chute.select(route.bin)
-        truth_bin = None
-        if truth and "part_num" in truth:
-            truth_bin = self.sorter.route(truth["part_num"], truth.get("color_id"), "sorted").bin
-        outcome = PartOutcome(
-            number,
-            part_id,
-            status,
-            part_num,
-            color_id,
-            decision.confidence if decision is not None else None,
-            route.bin,
-            note or route.reason,
-            truth,
-            truth_bin,
-            timings,
-        )
-        self.stats.add(outcome)
+        self.stats.add(part)
         service.status(self.stats.status_line(self.state))
         if self.on_part is not None:
-            self.on_part(outcome)
+            self.on_part(part)
         self._clear_part()
 
     def _clear_part(self) -> None:

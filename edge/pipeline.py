@@ -26,6 +26,7 @@ from edge.errors import ConfigError, ImageError, ModelError
 from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 from edge.index import EmbeddingIndex
 from edge.manifest import Manifest, inside, open_manifest
+from edge.part import PartRecord, ViewRecord
 from edge.preprocess import crop_to_mask, prepare_batch
 from edge.recognize import Decision, Recognizer
 from edge.segment import Segmenter, create_segmenter
@@ -103,23 +104,11 @@ class _TimedIndex:
 
 
 @dataclass
-class PartResult:
-    """Everything the daemon needs about one processed part."""
-
-    decision: Decision
-    timings: dict[str, float]
-    crops: list[np.ndarray]
-    objects: list[int]  # separate regions the segmenter found in each view (2+: two parts?)
-    angles: list[float | None]
-    truth: dict[str, Any] | None = None  # ground truth from the frames' meta (sim, replay)
-
-
-@dataclass
 class Classified:
     """One row of :meth:`Pipeline.classify_images`: its image files, and the result or the error."""
 
     paths: list[Path]
-    result: PartResult | None
+    result: PartRecord | None
     error: str | None = None
 
 
@@ -233,8 +222,12 @@ class Pipeline:
                 raise ImageError(f"{retries + 1} corrupt frames in a row at view {i + 1} of {count}")
         return frames, spent
 
-    def process(self, frames: Sequence[Frame | np.ndarray], capture_ms: float = 0.0) -> PartResult:
-        """Segment each view, crop, run all views as ONE engine batch, recognise and fuse."""
+    def process(self, frames: Sequence[Frame | np.ndarray], capture_ms: float = 0.0) -> PartRecord:
+        """Segment each view, crop, run all views as ONE engine batch, recognise and fuse.
+
+        The part's :class:`~edge.part.PartRecord` holds the decision, each view (angle, top parts,
+        crop), the objects seen per view, the stage timings and the ground truth of the frames.
+        """
         if not frames:
             raise ImageError("process() got no frames; pass the views of one part")
         images = [f.image if isinstance(f, Frame) else f for f in frames]
@@ -283,13 +276,18 @@ class Pipeline:
         angles: list[float | None] = [m.get("turntable_angle", m.get("angle")) for m in metas]
         if not metas:
             angles = [None] * len(images)
-        return PartResult(decision, timings, crops, objects, angles, truth)
+        topks = [list(v.part_topk) for v in decision.per_view]
+        if len(topks) != len(images):
+            topks = [[] for _ in images]
+        views = [ViewRecord(a, t, c) for a, t, c in zip(angles, topks, crops, strict=True)]
+        return PartRecord.decided(decision, views, timings, objects, truth)
 
     def process_views(
         self, frames: Sequence[Frame | np.ndarray], capture_ms: float = 0.0
     ) -> tuple[Decision, dict[str, float]]:
         """The decision for one part's views and the per-stage timings in ms (see :meth:`process`)."""
         result = self.process(frames, capture_ms)
+        assert result.decision is not None  # process() raises rather than leave it undecided
         return result.decision, result.timings
 
     def classify_images(

@@ -19,7 +19,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,9 @@ from typing import Any, Literal
 import numpy as np
 
 from edge.errors import DataFileError, DiskFullError, ImageError
+from edge.fileio import write_atomic
+from edge.part import STATUSES as DECIDED
+from edge.part import PartRecord
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +37,6 @@ KeepCrops = Literal["uncertain", "all", "none"]
 STATUSES = ("sorted", "unknown", "low_confidence", "error", "abandoned")
 UNCERTAIN = frozenset({"unknown", "low_confidence"})
 LEVELS = ("debug", "info", "warning", "error", "critical")
-_STR_KEYS = ("part_num", "part_name", "mode", "model_set_id", "note")
-DECISION_KEYS = frozenset(("status", "color_id", "confidence", "bin", "timings", "predictions", *_STR_KEYS))
-VIEW_KEYS = frozenset(("angle", "topk"))
 #: While crops cannot be written, one warning (log line and event) at most this often, in seconds.
 CROP_WARNING_INTERVAL_S = 600.0
 
@@ -144,23 +144,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file, fsync it, then rename over ``path``: never a half file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)  # else a power cut after the rename can leave an empty file
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -169,74 +152,42 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _check_decision(decision: dict[str, Any]) -> dict[str, Any]:
-    """Validate a decision dict and return the column values (JSON columns encoded)."""
-    if not isinstance(decision, dict):
-        raise TypeError(f"decision must be a dict, got {type(decision).__name__}")
-    unknown = sorted(set(decision) - DECISION_KEYS)
-    if unknown:
-        raise ValueError(f"decision has unknown key(s) {unknown!r}; allowed: {sorted(DECISION_KEYS)}")
-    status = decision.get("status")
-    if status not in STATUSES or status == "abandoned":
+def _row_of(part: PartRecord) -> dict[str, Any]:
+    """The ``parts`` columns of a decided part; values the schema would refuse are a ValueError."""
+    if part.status not in DECIDED:
         raise ValueError(
-            f"decision status {status!r} is not one of {list(STATUSES[:-1])!r} "
+            f"part status {part.status!r} is not one of {list(DECIDED)!r} "
             "(use abandon_part() for parts that were never decided)"
         )
-    conf = decision.get("confidence")
-    if conf is not None and (
-        isinstance(conf, bool)
-        or not isinstance(conf, int | float | np.floating)
-        or not (math.isfinite(conf) and 0.0 <= conf <= 1.0)
-    ):
-        raise ValueError(f"decision confidence {conf!r} must be a number from 0 to 1, or None")
-    for key in ("bin", "color_id"):
-        val = decision.get(key)
-        if val is not None and (
-            isinstance(val, bool) or not isinstance(val, int | np.integer) or (key == "bin" and val < 0)
-        ):
-            raise ValueError(f"decision {key} {val!r} must be a whole number (bin >= 0), or None")
-    for key in _STR_KEYS:
-        val = decision.get(key)
-        if val is not None and not isinstance(val, str):
-            raise ValueError(f"decision {key} {val!r} must be a string, or None")
-    timings = decision.get("timings")
-    if timings is not None and not isinstance(timings, dict):
-        raise ValueError(f"decision timings {timings!r} must be a dict of stage name to seconds")
-    out = {k: decision.get(k) for k in ("status", *_STR_KEYS)}
-    out["confidence"] = None if conf is None else float(conf)
-    out["bin"] = None if decision.get("bin") is None else int(decision["bin"])
-    out["color_id"] = None if decision.get("color_id") is None else int(decision["color_id"])
-    out["timings"] = None if timings is None else _json(timings, "decision timings")
-    return out
+    conf = part.confidence
+    if conf is not None and not (math.isfinite(conf) and 0.0 <= conf <= 1.0):
+        raise ValueError(f"part confidence {conf!r} must be a number from 0 to 1, or None")
+    if part.bin_index is not None and part.bin_index < 0:
+        raise ValueError(f"part bin index {part.bin_index!r} must be >= 0, or None")
+    return {
+        "status": part.status,
+        "part_num": part.part_num,
+        "part_name": part.part_name,
+        "color_id": None if part.color_id is None else int(part.color_id),
+        "confidence": None if conf is None else float(conf),
+        "bin": part.bin_index,
+        "mode": part.mode,
+        "timings": _json({f"{k}_ms": round(v, 3) for k, v in part.timings.items()}, "part timings"),
+        "predictions": _json([v.topk[0] if v.topk else None for v in part.views], "part predictions"),
+        "model_set_id": part.model_set_id,
+        "note": part.note or None,
+    }
 
 
-def _check_views(views: list[dict[str, Any]], crops: list[np.ndarray] | None) -> None:
-    for i, view in enumerate(views):
-        if not isinstance(view, dict) or set(view) - VIEW_KEYS:
-            raise ValueError(f"view {i} {view!r} must be a dict with keys from {sorted(VIEW_KEYS)}")
-        angle, topk = view.get("angle"), view.get("topk", [])
-        if angle is not None and (isinstance(angle, bool) or not isinstance(angle, int | float | np.number)):
-            raise ValueError(f"view {i} angle {angle!r} must be a number of degrees, or None")
-        if not isinstance(topk, list | tuple):
-            raise ValueError(f"view {i} topk {topk!r} must be a list of predictions, best first")
-    if crops is None:
-        return
-    if len(crops) != len(views):
-        raise ValueError(f"got {len(crops)} crops for {len(views)} views; pass one crop per view or None")
+def _check_crops(crops: list[np.ndarray | None]) -> None:
     for i, crop in enumerate(crops):
-        if not (
-            isinstance(crop, np.ndarray)
-            and crop.dtype == np.uint8
-            and crop.ndim == 3
-            and crop.shape[2] == 3
-            and crop.size > 0
+        if crop is not None and not (
+            crop.dtype == np.uint8 and crop.ndim == 3 and crop.shape[2] == 3 and crop.size > 0
         ):
-            desc = (
-                f"dtype {crop.dtype}, shape {crop.shape}"
-                if isinstance(crop, np.ndarray)
-                else type(crop).__name__
+            raise ImageError(
+                f"crop for view {i} must be an RGB uint8 array of shape (H, W, 3), "
+                f"got dtype {crop.dtype}, shape {crop.shape}"
             )
-            raise ImageError(f"crop for view {i} must be an RGB uint8 array of shape (H, W, 3), got {desc}")
 
 
 class RecordLock:
@@ -495,34 +446,30 @@ class DecisionRecord:
             cur = con.execute("INSERT INTO parts (started_at, status) VALUES (?, 'in_progress')", (_now(),))
             return int(cur.lastrowid or 0)
 
-    def finish_part(
-        self,
-        part_id: int,
-        decision: dict[str, Any],
-        views: list[dict[str, Any]],
-        crops: list[np.ndarray] | None = None,
-    ) -> None:
-        """Record the decision for a part begun with :meth:`begin_part`, in one transaction.
+    def finish_part(self, part: PartRecord) -> None:
+        """Record the decision for ``part`` (its ``part_id`` from :meth:`begin_part`) in one transaction.
 
-        ``decision`` keys: status (required; one of sorted/unknown/low_confidence/error), part_num,
-        part_name, color_id, confidence (0..1), bin, mode, timings (dict), predictions (per-view
-        summary; default: each view's top-1), model_set_id, note. ``views[i]`` has ``angle`` and
-        ``topk`` (list of predictions); ``crops[i]`` is view i's RGB uint8 crop. Crops that
-        ``keep_crops`` selects are written first, so a committed row never names a missing file;
-        if writing them fails (disk full) the failure is logged and the decision still recorded.
+        Stored: its status, part number, colour, confidence, bin index, recognition mode, stage
+        timings, model set id and note, each view's angle and top parts, and the predictions (each
+        view's top part). Crops that ``keep_crops`` selects are written first, so a committed row
+        never names a missing file; if writing them fails (disk full) the failure is logged and the
+        decision still recorded.
         """
-        row = _check_decision(decision)
-        _check_views(views, crops)
-        topks = [_json(v.get("topk", []), f"view {i} topk") for i, v in enumerate(views)]
-        default_preds = [v["topk"][0] if v.get("topk") else None for v in views]
-        row["predictions"] = _json(decision.get("predictions", default_preds), "decision predictions")
+        part_id = part.part_id
+        if part_id is None:
+            raise ValueError("part.part_id is None; set it to the id begin_part() returned")
+        row = _row_of(part)
+        _check_crops(part.crops)
+        views = part.views
+        topks = [_json(v.topk, f"view {i} topk") for i, v in enumerate(views)]
         with self._translate():
             self._require_in_progress(self._connection(), part_id)
         finished = _now()
-        keep = self.keep_crops == "all" or (self.keep_crops == "uncertain" and row["status"] in UNCERTAIN)
+        keep = self.keep_crops == "all" or (self.keep_crops == "uncertain" and part.status in UNCERTAIN)
         crop_paths: list[str | None] = [None] * len(views)
         events: list[tuple[str, str, str, str]] = []
-        if crops is not None and len(crops) > 0 and keep:
+        crops = part.crops
+        if keep and any(c is not None for c in crops):
             crop_paths = self._save_crops(part_id, finished[:10], crops, events)
         with self._transaction() as con:
             self._require_in_progress(con, part_id)
@@ -536,20 +483,14 @@ class DecisionRecord:
             con.executemany(
                 "INSERT INTO views (part_id, view_index, angle, topk, crop_path) VALUES (?, ?, ?, ?, ?)",
                 [
-                    (
-                        part_id,
-                        i,
-                        None if v.get("angle") is None else float(v["angle"]),
-                        topks[i],
-                        crop_paths[i],
-                    )
+                    (part_id, i, None if v.angle is None else float(v.angle), topks[i], crop_paths[i])
                     for i, v in enumerate(views)
                 ],
             )
             con.executemany("INSERT INTO events (time, level, kind, message) VALUES (?, ?, ?, ?)", events)
 
     def _save_crops(
-        self, part_id: int, day: str, crops: list[np.ndarray], events: list[tuple[str, str, str, str]]
+        self, part_id: int, day: str, crops: list[np.ndarray | None], events: list[tuple[str, str, str, str]]
     ) -> list[str | None]:
         """Write crops as PNGs; on an OS error (disk full) stop there and warn (rate-limited)."""
         import cv2  # core dependency, loaded only when a crop is actually kept
@@ -559,11 +500,13 @@ class DecisionRecord:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for i, crop in enumerate(crops):
+                if crop is None:
+                    continue
                 ok, png = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2BGR))
                 if not ok:
                     raise ImageError(f"OpenCV could not encode the crop of view {i} as PNG")
                 rel = f"{day}/{part_id}_{i}.png"
-                _atomic_write(self.crops_dir / rel, png.tobytes())
+                write_atomic(self.crops_dir / rel, png.tobytes())
                 paths[i] = rel
             _fsync_dir(folder)
             _fsync_dir(self.crops_dir)  # the day folder may be new

@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from edge.daemon import Daemon, PartOutcome
+from edge.daemon import Daemon
+from edge.part import PartRecord
 from edge.record import DecisionRecord
 from edge.rig import HALF_STEP_SEQUENCE
 from edge.settings import load_edge_config
@@ -70,7 +71,7 @@ def _duty_of_bin(angle: float) -> float:
 
 def test_sim_run_sorts_five_parts(tmp_path: Path, demo_library: Path, factory: MockFactory) -> None:
     cfg = load_edge_config(write_sim_setup(tmp_path, demo_library))
-    outcomes: list[PartOutcome] = []
+    outcomes: list[PartRecord] = []
     daemon = Daemon(cfg, sim=True, parts=5, pin_factory=factory, on_part=outcomes.append)
     stats = daemon.run()
 

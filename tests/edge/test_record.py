@@ -11,13 +11,15 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
-import edge.record
+import edge.fileio
 from edge.errors import DataFileError, ImageError
+from edge.part import PartRecord, ViewRecord
 from edge.record import SCHEMA_VERSION, DecisionRecord
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,8 +29,19 @@ def _crop(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(12, 9, 3), dtype=np.uint8)
 
 
-def _views(n: int = 2) -> list[dict]:
-    return [{"angle": 90.0 * i, "topk": [["3001", 0.5 - 0.1 * i], ["3003", 0.2]]} for i in range(n)]
+def _views(n: int = 2, crops: list[np.ndarray] | None = None) -> list[ViewRecord]:
+    return [
+        ViewRecord(90.0 * i, [("3001", 0.5 - 0.1 * i), ("3003", 0.2)], crops[i] if crops else None)
+        for i in range(n)
+    ]
+
+
+def _part(
+    part_id: int, status: str = "sorted", views: list[ViewRecord] | None = None, **fields: Any
+) -> PartRecord:
+    """A decided part as the daemon hands it to the record (no recognizer decision needed here)."""
+    timings = fields.pop("timings", {})
+    return PartRecord(None, views or [], timings, status=status, part_id=part_id, **fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -43,7 +56,7 @@ def _png_files(folder: Path) -> list[str]:
 
 
 def test_wal_full_sync_and_schema_version(rec: DecisionRecord, tmp_path: Path) -> None:
-    rec.finish_part(rec.begin_part(), {"status": "sorted"}, [])
+    rec.finish_part(_part(rec.begin_part()))
     other = sqlite3.connect(tmp_path / "rec.db")
     try:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -59,20 +72,19 @@ def test_wal_full_sync_and_schema_version(rec: DecisionRecord, tmp_path: Path) -
 
 def test_decision_round_trips_across_reopen(tmp_path: Path) -> None:
     decision = {
-        "status": "sorted",
         "part_num": "3001",
         "part_name": "Brick 2 x 4",
         "color_id": 4,
         "confidence": np.float32(0.875),
-        "bin": 3,
+        "bin_index": 3,
         "mode": "classifier",
-        "timings": {"capture": 0.02, "infer": np.float64(0.041)},
+        "timings": {"capture": 20.0004, "infer": np.float64(41.0)},
         "model_set_id": "set-2024-05",
     }
     with DecisionRecord(tmp_path / "rec.db", tmp_path / "crops") as rec:
         part_id = rec.begin_part()
         assert rec.recent(1)[0]["status"] == "in_progress"
-        rec.finish_part(part_id, decision, _views(2))
+        rec.finish_part(_part(part_id, "sorted", _views(2), **decision))
     with DecisionRecord(tmp_path / "rec.db", tmp_path / "crops") as rec:
         [row] = rec.recent(5)
     assert row["id"] == part_id
@@ -80,7 +92,7 @@ def test_decision_round_trips_across_reopen(tmp_path: Path) -> None:
     assert (row["part_num"], row["part_name"], row["color_id"], row["bin"]) == ("3001", "Brick 2 x 4", 4, 3)
     assert row["confidence"] == pytest.approx(0.875)
     assert row["mode"] == "classifier" and row["model_set_id"] == "set-2024-05"
-    assert row["timings"] == {"capture": 0.02, "infer": 0.041}
+    assert row["timings"] == {"capture_ms": 20.0, "infer_ms": 41.0}  # stage ms, rounded to 1 us
     assert row["predictions"] == [["3001", 0.5], ["3001", 0.4]]  # default: each view's top-1
     assert [v["view_index"] for v in row["views"]] == [0, 1]
     assert row["views"][1]["angle"] == 90.0
@@ -103,7 +115,7 @@ def test_crops_kept_per_policy(tmp_path: Path, keep: str, kept_statuses: set[str
     with DecisionRecord(tmp_path / "rec.db", crops_dir, keep_crops=keep) as rec:  # type: ignore[arg-type]
         for n, status in enumerate(("sorted", "unknown", "low_confidence")):
             ids[status] = rec.begin_part()
-            rec.finish_part(ids[status], {"status": status}, _views(2), [_crop(2 * n), _crop(2 * n + 1)])
+            rec.finish_part(_part(ids[status], status, _views(2, [_crop(2 * n), _crop(2 * n + 1)])))
         rows = {r["status"]: r for r in rec.recent(10)}
     expected = []
     for n, status in enumerate(("sorted", "unknown", "low_confidence")):
@@ -121,13 +133,13 @@ def test_crops_kept_per_policy(tmp_path: Path, keep: str, kept_statuses: set[str
 
 
 def test_disk_full_on_crop_write_still_records(rec: DecisionRecord, monkeypatch, caplog) -> None:
-    def full(fd: int, data: bytes) -> None:
+    def full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(edge.record, "_write_all", full)
+    monkeypatch.setattr(edge.fileio.os, "fsync", full)
     part_id = rec.begin_part()
     with caplog.at_level(logging.WARNING, logger="edge.record"):
-        rec.finish_part(part_id, {"status": "unknown", "confidence": 0.1}, _views(2), [_crop(0), _crop(1)])
+        rec.finish_part(_part(part_id, "unknown", _views(2, [_crop(0), _crop(1)]), confidence=0.1))
     [row] = rec.recent(1)
     assert row["status"] == "unknown" and row["confidence"] == pytest.approx(0.1)
     assert [v["crop_path"] for v in row["views"]] == [None, None]
@@ -140,11 +152,13 @@ def test_disk_full_on_crop_write_still_records(rec: DecisionRecord, monkeypatch,
 CRASH_CHILD = """
 import sys, time
 from pathlib import Path
+from typing import Any
+from edge.part import PartRecord, ViewRecord
 from edge.record import DecisionRecord
 rec = DecisionRecord(Path(sys.argv[1]), Path(sys.argv[2]))
 done = rec.begin_part()
-rec.finish_part(done, {"status": "sorted", "part_num": "3001", "confidence": 0.9, "bin": 2},
-                [{"angle": 0.0, "topk": [["3001", 0.9]]}])
+rec.finish_part(PartRecord(None, [ViewRecord(0.0, [("3001", 0.9)])], {}, status="sorted", part_id=done,
+                           part_num="3001", confidence=0.9, bin_index=2))
 rec.begin_part()
 print("mid-part", flush=True)
 time.sleep(60)
@@ -254,36 +268,32 @@ def test_folder_as_db_path_is_refused(tmp_path: Path) -> None:
 
 def test_bad_decisions_are_refused_and_leave_the_part_open(rec: DecisionRecord) -> None:
     part_id = rec.begin_part()
-    with pytest.raises(ValueError, match="unknown key"):
-        rec.finish_part(part_id, {"status": "sorted", "colour": 4}, [])
     with pytest.raises(ValueError, match="abandon_part"):
-        rec.finish_part(part_id, {"status": "abandoned"}, [])
+        rec.finish_part(_part(part_id, "abandoned"))
     with pytest.raises(ValueError, match="from 0 to 1"):
-        rec.finish_part(part_id, {"status": "sorted", "confidence": 1.5}, [])
+        rec.finish_part(_part(part_id, confidence=1.5))
     with pytest.raises(ValueError, match="bin"):
-        rec.finish_part(part_id, {"status": "sorted", "bin": -1}, [])
-    with pytest.raises(ValueError, match="one crop per view"):
-        rec.finish_part(part_id, {"status": "unknown"}, _views(2), [_crop(0)])
+        rec.finish_part(_part(part_id, bin_index=-1))
     with pytest.raises(ImageError, match="view 1"):
-        rec.finish_part(part_id, {"status": "unknown"}, _views(2), [_crop(0), np.zeros((4, 4), np.uint8)])
-    with pytest.raises(ValueError, match="angle"):
-        rec.finish_part(part_id, {"status": "sorted"}, [{"angle": "left", "topk": []}])
+        rec.finish_part(_part(part_id, "unknown", _views(2, [_crop(0), np.zeros((4, 4), np.uint8)])))
     with pytest.raises(ValueError, match="JSON"):
-        rec.finish_part(part_id, {"status": "sorted", "timings": {"infer": float("nan")}}, [])
+        rec.finish_part(_part(part_id, timings={"infer": float("nan")}))
+    with pytest.raises(ValueError, match="part_id is None"):
+        rec.finish_part(PartRecord(None, [], {}, status="sorted"))
     assert rec.recent(1)[0]["status"] == "in_progress"
     assert not rec.crops_dir.exists() or _png_files(rec.crops_dir) == []
     with pytest.raises(ValueError, match="no part with id 999"):
-        rec.finish_part(999, {"status": "sorted"}, [])
-    rec.finish_part(part_id, {"status": "error", "note": "camera timeout"}, [])
+        rec.finish_part(_part(999))
+    rec.finish_part(_part(part_id, "error", note="camera timeout"))
     with pytest.raises(ValueError, match="already 'error'"):
-        rec.finish_part(part_id, {"status": "sorted"}, [])
+        rec.finish_part(_part(part_id))
     with pytest.raises(ValueError, match="already 'error'"):
         rec.abandon_part(part_id, "jam")
 
 
 def test_abandon_summary_and_events(rec: DecisionRecord) -> None:
     for status, conf, bin_ in (("sorted", 0.9, 1), ("sorted", 0.7, 1), ("low_confidence", 0.2, 0)):
-        rec.finish_part(rec.begin_part(), {"status": status, "confidence": conf, "bin": bin_}, [])
+        rec.finish_part(_part(rec.begin_part(), status, confidence=conf, bin_index=bin_))
     jammed = rec.begin_part()
     rec.abandon_part(jammed, "jam at the chute")
     rec.begin_part()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from edge.daemon import Daemon
+from edge.part import PartRecord, ViewRecord
 from edge.record import CROP_WARNING_INTERVAL_S, DecisionRecord
 from edge.settings import load_edge_config
 from tests.edge.test_settings import write_sim_setup
@@ -54,7 +55,9 @@ def test_the_warning_repeats_with_a_count_and_recovery_is_logged(
 
         def part() -> list[dict]:
             pid = record.begin_part()
-            record.finish_part(pid, {"status": "sorted"}, [{"topk": []}], [crop])
+            record.finish_part(
+                PartRecord(None, [ViewRecord(None, [], crop)], {}, status="sorted", part_id=pid)
+            )
             return record.recent(1)[0]["views"]
 
         for _ in range(3):

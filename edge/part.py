@@ -1,0 +1,109 @@
+"""One part's record, from the pipeline to the decision record: :class:`PartRecord`.
+
+The pipeline fills in what the views show (:meth:`edge.pipeline.Pipeline.process`: the decision,
+each view's angle, top predictions and crop, the objects seen, the stage timings, the ground truth
+the frames carry); the daemon adds what happened to the part (its status after the fault checks,
+the bin, the note) and hands the same object to :meth:`edge.record.DecisionRecord.finish_part`, to
+the run's statistics and to the ``on_part`` callback (the ``edge run`` line).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+import numpy as np
+
+from edge.recognize import Decision
+
+#: A decided part's status (``abandoned`` parts were never decided: they have no record of this kind).
+Status = Literal["sorted", "unknown", "low_confidence", "error"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+
+
+@dataclass
+class ViewRecord:
+    """One camera view of a part: the turntable angle, the model's top parts (best first), the crop."""
+
+    angle: float | None
+    topk: list[tuple[str, float]] = field(default_factory=list)
+    crop: np.ndarray | None = field(default=None, repr=False)  # RGB uint8, (H, W, 3)
+
+
+@dataclass
+class PartRecord:
+    """Everything known about one part (see the module docstring).
+
+    ``decision`` is the recognizer's (None when recognition failed); ``status``, ``part_num``,
+    ``color_id`` and ``confidence`` start as its verdict, and :meth:`reject` overrules them (two
+    parts at once, recognition failed). ``timings`` are ms per stage.
+    """
+
+    decision: Decision | None
+    views: list[ViewRecord]
+    timings: dict[str, float]
+    objects: list[int] = field(default_factory=list)  # regions found in each view (2+: two parts?)
+    truth: dict[str, Any] | None = None  # ground truth from the frames' meta (sim, replay)
+    status: Status = "error"
+    part_num: str | None = None
+    color_id: int | None = None
+    confidence: float | None = None
+    part_name: str | None = None
+    # Filled in by the daemon:
+    number: int = 0  # the part's number in this run
+    part_id: int | None = None  # its row in the decision record
+    bin: str | None = None
+    bin_index: int | None = None  # the bin's position among the configured bins (stored)
+    truth_bin: str | None = None  # where its true identity belongs
+    reason: str = ""  # why it went where it did (the line's text)
+    note: str = ""  # the record's note
+    mode: str | None = None  # recognition mode
+    model_set_id: str | None = None
+
+    @classmethod
+    def decided(
+        cls,
+        decision: Decision,
+        views: list[ViewRecord],
+        timings: dict[str, float],
+        objects: list[int],
+        truth: dict[str, Any] | None,
+    ) -> PartRecord:
+        """The record of a part the recognizer decided: status, part, colour and confidence are its."""
+        return cls(
+            decision,
+            views,
+            timings,
+            objects,
+            truth,
+            status=decision.status,
+            part_num=decision.part_num,
+            color_id=decision.color_id,
+            confidence=decision.confidence,
+        )
+
+    def reject(self, note: str) -> None:
+        """Make it an ``error`` (it goes to the reject bin): no part number, ``note`` says why."""
+        self.status, self.part_num, self.note = "error", None, note
+
+    @property
+    def crops(self) -> list[np.ndarray | None]:
+        """Each view's crop."""
+        return [v.crop for v in self.views]
+
+    @property
+    def angles(self) -> list[float | None]:
+        """Each view's turntable angle."""
+        return [v.angle for v in self.views]
+
+    @property
+    def right_bin(self) -> bool | None:
+        """Whether it went where its true identity belongs (None without ground truth)."""
+        return None if self.truth_bin is None else self.bin == self.truth_bin
+
+    @property
+    def correct(self) -> bool | None:
+        """Whether part and colour match the ground truth (None without it)."""
+        if not self.truth:
+            return None
+        return self.part_num == self.truth.get("part_num") and self.color_id == self.truth.get("color_id")

@@ -1,0 +1,28 @@
+"""The part record: the recognizer's verdict, overruled by the daemon's fault checks."""
+
+from __future__ import annotations
+
+from edge.part import PartRecord, ViewRecord
+from edge.recognize import Decision
+
+
+def _decision() -> Decision:
+    return Decision("3001", 4, 0.9, 0.8, "sorted", "classifier", [], [("3001", 0.9)])
+
+
+def test_a_decided_part_carries_the_verdict_until_rejected() -> None:
+    part = PartRecord.decided(_decision(), [ViewRecord(0.0), ViewRecord(90.0)], {"infer": 1.0}, [1, 1], None)
+    assert (part.status, part.part_num, part.color_id, part.confidence) == ("sorted", "3001", 4, 0.9)
+    assert part.angles == [0.0, 90.0] and part.crops == [None, None]
+    assert part.correct is None and part.right_bin is None  # no ground truth
+    part.reject("two parts at once")
+    assert (part.status, part.part_num, part.color_id, part.note) == ("error", None, 4, "two parts at once")
+
+
+def test_truth_gives_correct_and_right_bin() -> None:
+    truth = {"part_num": "3001", "color_id": 4}
+    part = PartRecord.decided(_decision(), [], {}, [], truth)
+    part.bin, part.truth_bin = "red", "red"
+    assert part.correct is True and part.right_bin is True
+    part.bin = "reject"
+    assert part.right_bin is False
