@@ -107,6 +107,7 @@ def _calibrate_turntable(args: argparse.Namespace) -> int:
     from calibration.turntable import measure_steps_per_turn
     from edge.calibration_file import read_calibration, update_calibration
     from edge.camera import create_camera
+    from edge.feeder import SimulatedRig
     from edge.rig import Rig
     from edge.segment import create_segmenter
 
@@ -120,11 +121,12 @@ def _calibrate_turntable(args: argparse.Namespace) -> int:
             create_camera(cfg.camera, calibration=calibration) as camera,
             create_segmenter(cfg.segmenter, calibration=calibration) as segmenter,
         ):
-            if hasattr(camera, "follow"):  # the simulated platter turns by its own steps per turn
+            sim_rig = camera if isinstance(camera, SimulatedRig) else None
+            if sim_rig is not None:  # the simulated platter turns by its own steps per turn
                 true_steps = args.sim_steps_per_turn or turntable.steps_per_turn
-                camera.follow(lambda: turntable.position * 360.0 / true_steps)
-            if args.sim and hasattr(camera, "next_part"):
-                camera.next_part()  # the simulated feeder drops a part
+                sim_rig.follow(lambda: turntable.position * 360.0 / true_steps)
+            if args.sim and sim_rig is not None:
+                sim_rig.next_part()  # the simulated feeder drops a part
             else:
                 input("place an asymmetric part off-centre on the turntable, then press Enter ")
             fit = measure_steps_per_turn(turntable, lambda: camera.capture().image, segmenter)
@@ -156,16 +158,18 @@ def _enroll_pipeline(cfg: Any, *, with_camera: bool) -> Any:
 
 def _rig_views(pipeline: Any, cfg: Any, count: int, sim: bool) -> tuple[list[Any], list[str]]:
     """``count`` views of the part on the turntable, turning 360/count degrees between them."""
+    from edge.feeder import SimulatedRig
     from edge.rig import Rig
 
     rig = Rig.from_config(cfg.rig.model_copy(update={"pins": "mock"}) if sim else cfg.rig)
     camera = pipeline.camera
     try:
         with camera:
-            if hasattr(camera, "follow"):
-                camera.follow(rig.turntable)  # the sim camera sees the turntable's angle
-            if sim and hasattr(camera, "next_part"):
-                camera.next_part()  # the simulated feeder drops a part
+            sim_rig = camera if isinstance(camera, SimulatedRig) else None
+            if sim_rig is not None:
+                sim_rig.follow(rig.turntable)  # the sim camera sees the turntable's angle
+            if sim and sim_rig is not None:
+                sim_rig.next_part()  # the simulated feeder drops a part
             frames, _ = pipeline.capture_views(count, lambda i: rig.turntable.rotate_by(360.0 / count))
     finally:
         rig.close()
