@@ -117,6 +117,7 @@ touch "$RUN/.complete"
 step export "$BIN/trainer" export --checkpoint "$RUN/best" --out "$SET" --force
 step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "${train_dirs[@]/#/$WORK/}"
 step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" --split all
+step categories "$BIN/trainer" categories --model-set "$SET" --ldraw "$LDRAW"
 step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" \
     "$WORK/render-unseen" --split all \
     --gallery "$WORK/render-train" --out "$WORK/report"
