@@ -129,7 +129,7 @@ if [[ -n "$REAL" ]]; then
         --report "$WORK/report/report.md" --record
 fi
 step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$REPO/edge/data/sim" \
-    --captures 60 --margin 0.35
+    --captures 240 --margin 0.35
 
 # Ship (trainer ship model-set): every artifact of at most MAX_SHIP_MB, checksums verified; larger
 # files stay in WORK and leave the manifest (recorded under evaluation.not_shipped); the training
