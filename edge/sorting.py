@@ -108,7 +108,7 @@ class Sorter:
     """Applies :class:`~edge.settings.SortingSettings` to decisions.
 
     ``bin_names`` are the chute's bins; every bin the settings name must be one of them.
-    ``categories`` maps part numbers to Rebrickable category names (see the module docstring).
+    ``categories`` maps part numbers to category names (Brick, Plate, ...) (see the module docstring).
     """
 
     def __init__(
@@ -138,7 +138,7 @@ class Sorter:
         return self.settings.unknown_bin or self.settings.reject_bin
 
     def category_of(self, part_num: str) -> str | None:
-        """The part's Rebrickable category name, or None when the table lacks it."""
+        """The part's category name, or None when the table lacks it."""
         return self.categories.get(part_num)
 
     def route(self, part_num: str | None, color_id: int | None, status: str = "sorted") -> Route:
