@@ -22,7 +22,7 @@ $(VENV)/.all: $(VENV)/.core
 	touch $@
 
 run: setup
-	$(BIN)/edge run --sim --parts 50
+	$(BIN)/edge run --sim --parts 240
 
 test: setup-all
 	@command -v systemd-analyze >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq systemd >/dev/null; } || echo "systemd-analyze is missing: install the systemd package"

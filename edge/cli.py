@@ -13,7 +13,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,17 +107,37 @@ def format_outcome(o: Any) -> str:
     return line
 
 
-def format_summary(stats: Any) -> str:
-    """The end-of-run summary: counts, share routed to the right bin, latency p50/p95 per stage."""
+def majority_bin(truth_bins: Sequence[str]) -> tuple[str, int] | None:
+    """The bin most true identities belong to and how many: the share a chute fixed on that bin
+    would route right (the baseline the right-bin share must beat); None without truths."""
+    if not truth_bins:
+        return None
+    name, count = Counter(truth_bins).most_common(1)[0]
+    return name, count
+
+
+def format_summary(stats: Any, truth_bins: Sequence[str] = ()) -> str:
+    """The end-of-run summary: counts, the share recognised exactly, the share routed to the right
+    bin beside the majority-bin baseline (``truth_bins``: each decided part's true bin), faults and
+    latency p50/p95 per stage."""
     s = stats.by_status
     lines = [
         f"summary: {stats.parts} part(s) decided: {s['sorted']} sorted, {s['unknown']} unknown, "
         f"{s['low_confidence']} low confidence, {s['error']} error; {s['abandoned']} abandoned"
     ]
     if stats.with_truth:
-        share = stats.right_bin / stats.with_truth
-        lines.append(f"routed to the right bin: {stats.right_bin}/{stats.with_truth} ({share:.0%})")
-        lines.append(f"recognised correctly (part and colour): {stats.correct}/{stats.with_truth}")
+        n = stats.with_truth
+        lines.append(f"recognised exactly (part and colour): {stats.correct}/{n} ({stats.correct / n:.0%})")
+        line = f"routed to the right bin: {stats.right_bin}/{n} ({stats.right_bin / n:.0%})"
+        majority = majority_bin(truth_bins)
+        if majority is not None:
+            name, count = majority
+            total = len(truth_bins)
+            line += (
+                f"; every part to the most common bin {name!r} would score {count}/{total} "
+                f"({count / total:.0%})"
+            )
+        lines.append(line)
     lines.append(
         f"faults: {stats.bad_frames} bad frame(s), {stats.camera_faults} camera fault(s), "
         f"{stats.two_parts} two-part event(s)"
@@ -148,9 +169,14 @@ def _run(args: argparse.Namespace) -> int:
         from edge.settings import load_edge_config
 
         cfg = load_edge_config(config_path(args))
-        daemon = Daemon(
-            cfg, sim=args.sim, parts=args.parts, on_part=lambda o: print(format_outcome(o), flush=True)
-        )
+        truth_bins: list[str] = []  # each decided part's true bin, for the majority-bin baseline
+
+        def on_part(outcome: Any) -> None:
+            if outcome.truth_bin is not None:
+                truth_bins.append(outcome.truth_bin)
+            print(format_outcome(outcome), flush=True)
+
+        daemon = Daemon(cfg, sim=args.sim, parts=args.parts, on_part=on_part)
         stoppers.append(daemon.request_stop)
         if flag.is_set():
             log.info("stop requested during start-up (signal %s): not starting", flag.signum)
@@ -158,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
         stats = daemon.run()
     finally:
         flag.restore()
-    print(format_summary(stats), flush=True)
+    print(format_summary(stats, truth_bins), flush=True)
     return 0
 
 
@@ -493,9 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=_positive, default=40, help="frames to capture (default 40)")
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     p.set_defaults(func=_bench)
+    from edge.cli_review import add_review_commands  # review, relabel
     from edge.cli_rig import add_rig_commands  # calibrate, enroll, enrolled, reindex
 
     add_rig_commands(sub)
+    add_review_commands(sub)
     return parser
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -163,8 +163,15 @@ class UserIndex:
 
     def remove(self, part: str) -> int:
         """Drop every view of ``part`` (and its crops); returns how many. The index is rebuilt."""
-        keep = [i for i, v in enumerate(self.record.views) if v.part != part]
-        gone = [v for v in self.record.views if v.part == part]
+        return self._remove_where(lambda v: v.part == part)
+
+    def remove_sources(self, prefix: str) -> int:
+        """Drop the views whose ``source`` starts with ``prefix`` (an earlier correction's); how many."""
+        return self._remove_where(lambda v: v.source.startswith(prefix))
+
+    def _remove_where(self, drop: Callable[[EnrolledView], bool]) -> int:
+        keep = [i for i, v in enumerate(self.record.views) if not drop(v)]
+        gone = [v for v in self.record.views if drop(v)]
         if not gone:
             return 0
         old = self.index

@@ -233,6 +233,11 @@ class Manifest(StrictModel):
         description="logits are divided by these before the softmax (temperature scaling, fitted on "
         "the validation split so probabilities match accuracy); missing = 1",
     )
+    categories: dict[str, Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=dict,
+        description="part id -> category name (Brick, Plate, Tile, Slope, Technic...; from the LDraw "
+        "files, written by `trainer categories`), so sorting rules can match by category; optional",
+    )
     evaluation: dict[str, Any] = Field(default_factory=dict, description="free-form evaluation figures")
     build: dict[str, Any] = Field(
         default_factory=dict, description="free-form build record: command, date, git commit, versions"
@@ -269,6 +274,12 @@ class Manifest(StrictModel):
             raise ValueError("outputs.color_logits is set but colors is empty; list the colour ids")
         if self.outputs.embedding is not None and self.embedding_dim is None:
             raise ValueError("outputs.embedding is set but embedding_dim is missing")
+        strangers = sorted(set(self.categories) - set(self.parts))
+        if strangers:
+            shown = ", ".join(strangers[:5]) + (" ..." if len(strangers) > 5 else "")
+            raise ValueError(
+                f"categories names part(s) not in parts: {shown}; run `trainer categories` again"
+            )
         if self.index is not None and self.index.dim != self.embedding_dim:
             raise ValueError(f"index.dim {self.index.dim} differs from embedding_dim {self.embedding_dim}")
         return self

@@ -98,7 +98,7 @@ class SortRule(StrictModel):
     )
     category: list[str] | None = Field(
         default=None,
-        description="Rebrickable part category names, e.g. ['Bricks'] (needs the model set's table)",
+        description="part category names, e.g. ['Plate'] (from the manifest's categories or categories_file)",
     )
     bin: str = Field(min_length=1, description="chute bin the matching parts go to (a rig.chute.bins name)")
 

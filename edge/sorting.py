@@ -6,10 +6,12 @@ matches go to ``default_bin``; unknown and low-confidence parts to ``unknown_bin
 reject bin); errors and two parts at once to ``reject_bin``. With ``route_by: bin`` the decision is
 made per bin instead of per part (:meth:`Sorter.route_decision`).
 
-Categories come from a small table of part number -> Rebrickable category name for the parts of
-the model set: the manifest's ``build["part_categories"]`` when the trainer wrote one, plus an
-optional CSV (``sorting.categories_file``, columns ``part_num,category``). Without a table,
-category rules match nothing and :meth:`Sorter.warnings` (shown by ``edge check``) says so.
+Categories come from a small table of part number -> category name for the parts of the model
+set: the manifest's ``categories`` (written by ``trainer categories`` from the LDraw files: Brick,
+Plate, Tile, Slope, Technic...; older sets: ``build["part_categories"]``), plus an optional CSV
+(``sorting.categories_file``, columns ``part_num,category``) that overrides it entry by entry.
+Without a table, category rules match nothing and :meth:`Sorter.warnings` (shown by ``edge
+check``) says so. Names compare case- and space-insensitively.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ def _norm(name: str) -> str:
 
 
 def categories_from_manifest(manifest: Any) -> dict[str, str]:
-    """The manifest's part -> category table (``build["part_categories"]``), or {} when it has none."""
+    """The manifest's part -> category table (``categories``, else the older
+    ``build["part_categories"]``), or {} when it has none."""
+    own = getattr(manifest, "categories", None)
+    if own:
+        return {str(k): str(v) for k, v in own.items()}
     table = (getattr(manifest, "build", None) or {}).get(MANIFEST_CATEGORIES_KEY)
     if table is None:
         return {}
@@ -102,7 +108,7 @@ class Sorter:
     """Applies :class:`~edge.settings.SortingSettings` to decisions.
 
     ``bin_names`` are the chute's bins; every bin the settings name must be one of them.
-    ``categories`` maps part numbers to Rebrickable category names (see the module docstring).
+    ``categories`` maps part numbers to category names (Brick, Plate, ...) (see the module docstring).
     """
 
     def __init__(
@@ -132,7 +138,7 @@ class Sorter:
         return self.settings.unknown_bin or self.settings.reject_bin
 
     def category_of(self, part_num: str) -> str | None:
-        """The part's Rebrickable category name, or None when the table lacks it."""
+        """The part's category name, or None when the table lacks it."""
         return self.categories.get(part_num)
 
     def route(self, part_num: str | None, color_id: int | None, status: str = "sorted") -> Route:
@@ -218,9 +224,10 @@ class Sorter:
         with_category = [i for i, r in enumerate(self.settings.rules) if r.category]
         if with_category and not self.categories:
             out.append(
-                f"sorting.rules {with_category!r} match by category, but neither the model set (build."
-                f"{MANIFEST_CATEGORIES_KEY}) nor sorting.categories_file gives part categories: they "
-                "match nothing; add a categories_file (part_num,category)"
+                f"sorting.rules {with_category!r} match by category, but neither the model set "
+                "(manifest categories) nor sorting.categories_file gives part categories: they "
+                "match nothing; run `trainer categories --model-set DIR --ldraw LDRAW` or add a "
+                "categories_file (part_num,category)"
             )
         elif with_category:
             lacking = [p for p in parts if p not in self.categories]

@@ -117,6 +117,7 @@ touch "$RUN/.complete"
 step export "$BIN/trainer" export --checkpoint "$RUN/best" --out "$SET" --force
 step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "${train_dirs[@]/#/$WORK/}"
 step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" --split all
+step categories "$BIN/trainer" categories --model-set "$SET" --ldraw "$LDRAW"
 step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" \
     "$WORK/render-unseen" --split all \
     --gallery "$WORK/render-train" --out "$WORK/report"
@@ -128,7 +129,7 @@ if [[ -n "$REAL" ]]; then
         --report "$WORK/report/report.md" --record
 fi
 step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$REPO/edge/data/sim" \
-    --captures 60 --margin 0.35
+    --captures 240 --margin 0.35
 
 # Ship (trainer ship model-set): every artifact of at most MAX_SHIP_MB, checksums verified; larger
 # files stay in WORK and leave the manifest (recorded under evaluation.not_shipped); the training

@@ -19,9 +19,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Each command module keeps its heavy imports (torch, timm, onnx2tf) inside its functions, so
     # `trainer render` works on a machine without the `train` extra.
-    from trainer import demo, evaluate, evaluate_real, export, index, pack, quantize, render, ship, train
+    from trainer import (
+        categories,
+        demo,
+        evaluate,
+        evaluate_real,
+        export,
+        index,
+        pack,
+        quantize,
+        render,
+        ship,
+        train,
+    )
 
-    for module in (render, pack, train, export, quantize, index, evaluate, evaluate_real, ship, demo):
+    for module in (
+        render,
+        pack,
+        train,
+        export,
+        quantize,
+        index,
+        categories,
+        evaluate,
+        evaluate_real,
+        ship,
+        demo,
+    ):
         module.add_parser(sub)
     return parser
 

@@ -40,7 +40,10 @@ def test_run_sim_prints_each_decision_and_a_summary(
         assert "right bin" in line or "wrong bin" in line
     summary = lines[len(decisions) :]
     assert summary[0].startswith("summary: 3 part(s) decided:") and summary[0].endswith("0 abandoned")
-    assert any(line.startswith("routed to the right bin: ") and "/3 (" in line for line in summary)
+    exact = [i for i, line in enumerate(summary) if line.startswith("recognised exactly (part and colour): ")]
+    right = [i for i, line in enumerate(summary) if line.startswith("routed to the right bin: ")]
+    assert exact and right and exact[0] + 1 == right[0]  # the exact share leads, the right bin follows
+    assert "/3 (" in summary[right[0]] and "every part to the most common bin '" in summary[right[0]]
     stages = [line.split()[0] for line in summary[summary.index("latency per part, ms (p50 / p95):") + 1 :]]
     assert stages == ["capture", "segment", "preprocess", "infer", "search", "fuse", "total"]
 
@@ -217,3 +220,20 @@ def test_check_lines_for_the_index_graph(tmp_path: Path) -> None:
     assert lines(listed)[0][0] == "FAIL" and "sha256" in lines(listed)[0][2]
     (tmp_path / "index.hnsw").unlink()
     assert lines(listed)[0][0] == "FAIL" and "missing" in lines(listed)[0][2]
+
+
+def test_majority_bin_is_the_share_of_the_most_common_true_bin() -> None:
+    assert cli.majority_bin([]) is None
+    assert cli.majority_bin(["plates", "red", "plates", "other"]) == ("plates", 2)
+
+
+def test_summary_prints_the_majority_baseline_beside_the_right_bin_share() -> None:
+    from edge.daemon import RunStats
+
+    stats = RunStats(parts=4, with_truth=4, right_bin=3, correct=2)
+    stats.by_status.update(sorted=4)
+    lines = cli.format_summary(stats, ["plates", "plates", "plates", "red"]).splitlines()
+    assert lines[1] == "recognised exactly (part and colour): 2/4 (50%)"
+    assert lines[2] == (
+        "routed to the right bin: 3/4 (75%); every part to the most common bin 'plates' would score 3/4 (75%)"
+    )

@@ -208,3 +208,10 @@ def test_write_model_set_helper_writes_a_verifiable_set(tmp_path: Path) -> None:
     m = write_model_set(tmp_path)
     assert load_manifest(tmp_path) == m
     verify_file(tmp_path, m.select("onnxruntime", "fp32"))
+
+
+def test_categories_are_optional_and_name_only_known_parts() -> None:
+    assert _manifest().categories == {}
+    assert _manifest(categories={"3001": "Brick"}).categories == {"3001": "Brick"}
+    with pytest.raises(ValueError, match="categories names part"):
+        _manifest(categories={"9999": "Plate"})
