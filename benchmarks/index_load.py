@@ -39,6 +39,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.machine import cpu_model  # noqa: E402
 from edge.index import EmbeddingIndex  # noqa: E402
 from edge.manifest import IndexEntry, load_manifest, sha256_file, write_manifest  # noqa: E402
 
@@ -195,16 +196,6 @@ def time_loads(folder: Path, repeats: int) -> dict[str, Any]:
     }
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def _child(code: str, *args: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=600
@@ -296,7 +287,7 @@ def main() -> int:
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()}), "
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), "
         f"Python {platform.python_version()}" + (f"; {args.note}" if args.note else ""),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "git": git.stdout.strip(),

@@ -32,6 +32,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import cpu_model  # noqa: E402
 from studio.mesh import Mesh  # noqa: E402
 from studio.render import (  # noqa: E402
     Camera,
@@ -187,21 +188,6 @@ def _interleaved(fns, cams, seconds: float) -> dict[str, dict[str, np.ndarray]]:
     return {n: {"wall": np.array(wall[n]) * 1e3, "cpu": np.array(cpu[n]) * 1e3} for n in fns}
 
 
-def _cpu_model() -> str:
-    """The CPU's name from /proc/cpuinfo ("model name" on x86, "Model" on a Raspberry Pi)."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    for key in ("model name", "Model", "Hardware"):
-        if fields.get(key):
-            return fields[key]
-    return platform.processor() or "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, measure, print and optionally write JSON / Markdown."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -265,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_cpu_ms_p50": float(np.percentile(bcpu, 50)),
         "ratio_p50": float(np.percentile(ms, 50) / np.percentile(bms, 50)),
         "cpu_ratio_p50": float(np.percentile(cpu, 50) / np.percentile(bcpu, 50)),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,

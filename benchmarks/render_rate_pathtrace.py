@@ -26,18 +26,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.machine import cpu_model
 
 SIZES = {"128x128": ("crop", (128, 128)), "224x224": ("crop", (224, 224)), "640x480": ("full", (640, 480))}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _renderers(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, str]:
@@ -116,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "spp": args.spp,
         "variant": traced.tracer.variant,
         "rows": rows,
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": len(os.sched_getaffinity(0)),
         "platform": platform.platform(),
         "load_before": [round(v, 2) for v in load_before],
