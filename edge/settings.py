@@ -10,6 +10,7 @@ relative paths against the file's folder, so a config works from any working dir
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -42,7 +43,12 @@ class EngineSettings(StrictModel):
         default="int8",
         description="which file of the model set: fp32, fp16 or int8 (smallest, fastest on the Pi)",
     )
-    threads: int = Field(default=4, ge=1, le=4, description="inference threads, 1..4 (the Pi 5 has 4 cores)")
+    threads: int = Field(
+        default_factory=lambda: max(1, min(os.cpu_count() or 1, 4)),
+        ge=1,
+        le=4,
+        description="inference threads, 1..4; unset: the machine's cores, at most 4 (the Pi 5 has 4)",
+    )
     model_set: Path = Field(
         default=Path("models/default"),
         description="model set folder holding manifest.json (relative to the config file's folder)",

@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from edge.config import StrictModel
-from edge.errors import DataFileError, ImageError, MissingDependencyError, ModelError
+from edge.errors import DataFileError, ImageError, ModelError
 from edge.registry import BackendRegistry
 
 _PACKAGE = "edge.segment"
@@ -259,22 +259,13 @@ def count_objects(mask: np.ndarray, min_area_px: int = 0) -> int:
 
 
 def load_onnx_session(path: Path, threads: int, hint: str) -> Any:
-    """An onnxruntime CPU session for ``path``; ``hint`` says where to get a model if it is missing."""
+    """An onnxruntime CPU session for a segmenter model, its memory arena off (see
+    :func:`edge.engines.onnx.ort_session`); ``hint`` says where to get a model if it is missing."""
     if not path.is_file():
         raise DataFileError(f"segmenter model {str(path)!r} does not exist; {hint}")
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "pi", "ONNX segmentation models") from None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # see edge.engines.onnx
-    options.log_severity_level = 3  # errors only: ORT's warnings are noise on the rig
-    try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own pybind exception types, not a common base
-        raise ModelError(f"segmenter model {str(path)!r} cannot be loaded as ONNX: {exc}; {hint}") from None
+    from edge.engines.onnx import ort_session
+
+    return ort_session(path, threads, what="segmenter model", fix=hint, arena=False)
 
 
 def check_input_shape(session: Any, path: Path, expected: tuple[int | None, ...]) -> str:

@@ -16,7 +16,7 @@ import yaml
 
 from edge.config import validate_config
 from edge.errors import ConfigError
-from edge.settings import EdgeConfig, load_edge_config
+from edge.settings import EdgeConfig, EngineSettings, load_edge_config
 from tests.helpers.onnx_models import write_model_set
 
 REPO = Path(__file__).resolve().parents[2]
@@ -219,3 +219,15 @@ def add_index(models: Path, count: int = 12, seed: int = 0) -> None:
         path="index.npz", sha256=sha256_file(models / "index.npz"), dim=dim, count=count, labels="labels.json"
     )
     write_manifest(models, manifest.model_copy(update={"index": entry}))
+
+
+def test_engine_threads_default_to_the_core_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert EngineSettings().threads == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert EngineSettings().threads == 4  # a Pi 5 has 4 cores; more threads never paid off
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert EngineSettings().threads == 1
+    assert EngineSettings(threads=3).threads == 3

@@ -134,7 +134,7 @@ def test_u2net_wrong_input_shape(tmp_path: Path) -> None:
 def test_u2net_rejects_a_file_that_is_not_onnx(tmp_path: Path) -> None:
     path = tmp_path / "broken.onnx"
     path.write_bytes(b"not a model at all")
-    with pytest.raises(ModelError, match=r"broken\.onnx.*cannot be loaded as ONNX"):
+    with pytest.raises(ModelError, match=r"broken\.onnx.*cannot be loaded by ONNX Runtime"):
         create_segmenter({"type": "u2net", "model": str(path)})
 
 
@@ -204,3 +204,17 @@ def test_sigmoid_is_stable_for_extreme_logits() -> None:
     with np.errstate(all="raise"):
         out = sigmoid(np.array([-1e4, 0.0, 1e4], np.float32))
     np.testing.assert_allclose(out, [0.0, 0.5, 1.0], atol=1e-7)
+
+
+def test_segmenter_sessions_run_without_the_memory_arena(u2net_path: Path, tmp_path: Path) -> None:
+    """Segmenters share the engines' session setup, with ONNX Runtime's CPU memory arena off."""
+    from edge.engines import create_engine
+    from tests.helpers.onnx_models import write_model_set
+
+    with create_segmenter({"type": "u2net", "model": str(u2net_path), "threads": 1}) as seg:
+        options = seg._session.get_session_options()
+        assert options.enable_cpu_mem_arena is False
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    write_model_set(tmp_path)
+    with create_engine("onnxruntime", tmp_path, threads=1) as engine:
+        assert engine.backend._session.get_session_options().enable_cpu_mem_arena is True
