@@ -35,8 +35,8 @@ def ort_session(path: Path, threads: int, *, what: str, fix: str, arena: bool = 
 
     ``threads`` intra-op threads (0: onnxruntime decides), one graph at a time, full graph
     optimisation, errors-only logging, idle threads sleeping. ``arena=False`` turns ONNX Runtime's
-    CPU memory arena off: a U2-Net-sized segmenter then holds about 127 MiB instead of 497 MiB (its
-    activations differ per call, so the arena keeps growing), at a small cost per call. A file ORT
+    CPU memory arena off, for the segmenters, whose large activations the arena would keep: a U2-Netp
+    session was measured at 497 MiB with the arena and 127 MiB without. A file ORT
     cannot load is a :class:`ModelError` naming ``what`` and ``fix``.
     """
     try:
