@@ -10,7 +10,8 @@
 # list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
 # PER_PART (training captures per part in each training render, 28), TRAIN_RENDERS (training
 # renders, each with its own seed, 2), UNSEEN (parts after the first TOP rendered for the
-# unseen-parts test, 10), BACKGROUND_SWAP (share of training images put on another background by
+# unseen-parts test, 10), INPUT_SIZE (network input side, 128; 160 did better on real photos,
+# docs/real_transfer.md), BACKGROUND_SWAP (share of training images put on another background by
 # trainer.backgrounds, 0 = off, the default) and BACKGROUNDS (a folder of photos of real empty
 # stages for it, e.g. ../shared/real/backgrounds), REAL (a folder laid out as ../shared/real:
 # belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real photos by
@@ -49,6 +50,7 @@ TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
 MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
+INPUT_SIZE="${INPUT_SIZE:-128}"
 BACKGROUND_SWAP="${BACKGROUND_SWAP:-0}"
 BACKGROUNDS="${BACKGROUNDS:-}"
 REAL="${REAL:-}"
@@ -105,7 +107,7 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
 # runs (keyed by content). No parts held out: the unseen parts are render-unseen's.
 "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
     --source "${train_dirs[@]}" --kind real --weight 1 \
-    --set epochs="$EPOCHS" out=runs/stage1 input_size=128 model=efficientnet_lite0 pretrained=true \
+    --set epochs="$EPOCHS" out=runs/stage1 input_size="$INPUT_SIZE" model=efficientnet_lite0 pretrained=true \
     freeze_blocks=5 holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
     background_swap="$BACKGROUND_SWAP" ${BACKGROUNDS:+background_photos="$(cd "$BACKGROUNDS" && pwd)"}
 RUN="$WORK/runs/stage1"
