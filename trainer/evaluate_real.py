@@ -102,15 +102,18 @@ def load_segmenter_config(path: str | Path) -> dict[str, Any]:
     return section
 
 
-def fit_background(empty: Path, out: Path) -> dict[str, Any]:
-    """Fit a background model from the frames in ``empty``; returns calibration data naming it."""
+def fit_background(empty: Path, out: Path) -> tuple[Path, dict[str, Any]]:
+    """Fit a background model from the frames in ``empty`` and write a calibration file naming it,
+    as the rig's background calibration does; returns the file and the fit's summary."""
+    from edge.calibration_file import update_calibration
     from edge.segment.bgdiff import describe, fit_background_files
 
     frames = sorted(p for p in empty.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     model = fit_background_files(frames)
-    path = out / "background.npz"
-    model.save(path)
-    return {"background_model": str(path.resolve()), "fit": describe(model)}
+    model.save(out / "background.npz")
+    calibration = out / "calibration.json"
+    update_calibration(calibration, background={"model": "background.npz", "frames": len(frames)})
+    return calibration, describe(model)
 
 
 # ---- scoring ---------------------------------------------------------------------------------------
@@ -315,18 +318,18 @@ def evaluate_real(
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"model_set": str(model_set), "sets": {}}
     for name, folder, seg_path, empty in photo_sets:
-        calibration = None
+        calibration, fit = None, None
         seg_cfg = load_segmenter_config(seg_path)
         if empty is not None:
-            calibration = fit_background(empty, out / name)
+            calibration, fit = fit_background(empty, out / name)
         photos = read_photo_set(folder)
         with create_segmenter(seg_cfg, calibration=calibration) as segmenter:
             figures = evaluate_photo_set(
                 name, photos, segmenter, model_set, manifest, entries, enroll, recognition
             )
         figures.update(folder=str(folder), segmenter=seg_cfg, segmenter_file=str(seg_path))
-        if calibration is not None:
-            figures["background_fit"] = calibration["fit"]
+        if fit is not None:
+            figures["background_fit"] = fit
         report["sets"][name] = figures
     write_atomic(out / "real.json", json.dumps(report, indent=2, default=str))
     write_atomic(out / "real.md", render_markdown(report))
