@@ -335,12 +335,7 @@ class EmbeddingIndex:
                 raise ModelError(f"{msg} but the manifest lists it; {_FIX_REBUILD}")
             raise DataFileError(f"{msg}; pass the .npz written by EmbeddingIndex.save / `trainer index`")
         if expect is not None:
-            actual = sha256_file(path)
-            if actual != expect.sha256:
-                raise ModelError(
-                    f"index file {str(path)!r} does not match the manifest: sha256 expected {expect.sha256}, "
-                    f"actual {actual} (corrupt or replaced); {_FIX_REBUILD}"
-                )
+            _check_sha256(path, "index file", expect.sha256, _FIX_REBUILD)
         if graph is not None:
             _verify_graph_file(graph, expect)
         vectors, labels, meta = _read_npz(path)
@@ -503,13 +498,18 @@ def _verify_graph_file(graph: Path, expect: IndexEntry | None) -> None:
         )
     if not graph.is_file():
         raise ModelError(f"index graph {str(graph)!r} does not exist; {_FIX_GRAPH}")
-    if expect is not None:
-        actual = sha256_file(graph)
-        if actual != expect.graph_sha256:
-            raise ModelError(
-                f"index graph {str(graph)!r} does not match the manifest: sha256 expected "
-                f"{expect.graph_sha256}, actual {actual} (corrupt or replaced); {_FIX_GRAPH}"
-            )
+    if expect is not None and expect.graph_sha256 is not None:
+        _check_sha256(graph, "index graph", expect.graph_sha256, _FIX_GRAPH)
+
+
+def _check_sha256(path: Path, what: str, expected: str, fix: str) -> None:
+    """ModelError unless the file's SHA-256 is the manifest's ``expected``."""
+    actual = sha256_file(path)
+    if actual != expected:
+        raise ModelError(
+            f"{what} {str(path)!r} does not match the manifest: sha256 expected {expected}, "
+            f"actual {actual} (corrupt or replaced); {fix}"
+        )
 
 
 def _check_graph_vectors(graph: Path, hnsw: hnswlib.Index, vectors: np.ndarray, space: Space) -> None:
