@@ -177,20 +177,45 @@ def _render_part(part: str) -> PartResult:
     job: RenderJob = _STATE["job"]
     out = Path(job.out)
     progress = out / ".progress" / f"{_safe(part)}.json"
-    if progress.is_file():
-        try:
-            records = json.loads(progress.read_text())["records"]
-            if all(_nonempty(out / r[k]) for r in records for k in ("image_path", "mask_path")):
-                return PartResult(part, records, skipped=True)
-        except (ValueError, KeyError):
-            pass  # a damaged record: render the part again
+    done = _done_records(progress, job, out)
+    kept = [r for r in done if r["capture"] < job.per_part]
+    if len({r["capture"] for r in kept}) == job.per_part:
+        return PartResult(part, kept, skipped=True)
     try:
-        records = _render_part_images(part, job, out)
+        # Captures are rendered from their own seeds: a run with more captures per part (or one
+        # stopped mid-part) renders only the captures its records lack.
+        start = 1 + max((r["capture"] for r in kept), default=-1)
+        records = kept + _render_part_images(part, job, out, start=start)
     except Exception as exc:  # reported per part at the end; one bad part must not stop the run
         log.debug("part %s failed", part, exc_info=True)
         return PartResult(part, error=f"{type(exc).__name__}: {exc}")
-    write_atomic(progress, json.dumps({"part": part, "records": records}))
+    write_atomic(progress, json.dumps({"part": part, "job": _job_key(job), "records": records}))
     return PartResult(part, records)
+
+
+def _job_key(job: RenderJob) -> dict[str, Any]:
+    """What decides a capture's pixels besides its part and number (not the output folder or count)."""
+    key = asdict(job)
+    for name in ("out", "per_part"):
+        key.pop(name)
+    return json.loads(json.dumps(key))  # tuples as lists, as they come back from the file
+
+
+def _done_records(progress: Path, job: RenderJob, out: Path) -> list[dict[str, Any]]:
+    """The records of a part's earlier run that this job can keep: none when the record is damaged,
+    was made by a job with other settings (seed, views, randomisation...), or lost an image."""
+    if not progress.is_file():
+        return []
+    try:
+        data = json.loads(progress.read_text())
+        records = data["records"]
+        if "job" in data and data["job"] != _job_key(job):
+            return []
+        if all(_nonempty(out / r[k]) for r in records for k in ("image_path", "mask_path")):
+            return [r for r in records if isinstance(r.get("capture"), int)]
+    except (ValueError, KeyError, TypeError):
+        pass  # a damaged record: render the part again
+    return []
 
 
 def _nonempty(path: Path) -> bool:
@@ -201,7 +226,7 @@ def _nonempty(path: Path) -> bool:
         return False
 
 
-def _render_part_images(part: str, job: RenderJob, out: Path) -> list[dict[str, Any]]:
+def _render_part_images(part: str, job: RenderJob, out: Path, start: int = 0) -> list[dict[str, Any]]:
     from edge.colors import get_color
 
     library = _STATE["library"]
@@ -210,7 +235,7 @@ def _render_part_images(part: str, job: RenderJob, out: Path) -> list[dict[str, 
     title = library.part_title(part)
     records: list[dict[str, Any]] = []
     part_offset = stable_seed(job.seed, part, "colour")
-    for capture in range(job.per_part):
+    for capture in range(start, job.per_part):
         seed = stable_seed(job.seed, part, capture)
         rng = np.random.default_rng(seed)
         color = get_color(job.color_ids[(part_offset + capture) % len(job.color_ids)])

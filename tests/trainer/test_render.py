@@ -89,6 +89,40 @@ def test_rerun_skips_finished_parts_and_redoes_damaged_ones(demo_library: Path, 
     assert victim.read_bytes() == first[victim]  # same seed, same image
 
 
+def test_more_captures_per_part_extends_a_finished_render(demo_library: Path, tmp_path: Path) -> None:
+    parts = _parts_file(tmp_path, "demo-3001")
+    grown, direct = tmp_path / "grown", tmp_path / "direct"
+    assert _render(demo_library, parts, grown, "b200c") == 0
+    first = {p: p.stat().st_mtime_ns for p in grown.rglob("demo-3001/*.png")}
+    assert len(first) == 4  # 1 capture x 2 views, images and masks
+    assert _render(demo_library, parts, grown, "b200c", "--per-part", "3") == 0
+    assert _render(demo_library, parts, direct, "b200c", "--per-part", "3") == 0
+
+    grown_files = {p.relative_to(grown): p.read_bytes() for p in grown.rglob("demo-3001/*.png")}
+    direct_files = {p.relative_to(direct): p.read_bytes() for p in direct.rglob("demo-3001/*.png")}
+    assert len(grown_files) == 12 and grown_files == direct_files  # same captures, bit for bit
+    assert all(p.stat().st_mtime_ns == t for p, t in first.items())  # the first capture kept, not redone
+    record = json.loads((grown / ".progress" / "demo-3001.json").read_text())
+    assert sorted({r["capture"] for r in record["records"]}) == [0, 1, 2]
+
+    # Back to fewer captures: nothing rendered, the report lists only those asked for.
+    assert _render(demo_library, parts, grown, "b200c", "--per-part", "2") == 0
+    report = json.loads((grown / "render_report.json").read_text())
+    assert report["parts_skipped_as_done"] == 1 and report["images"] == 4
+
+
+def test_a_render_with_other_settings_is_not_mistaken_for_done(demo_library: Path, tmp_path: Path) -> None:
+    parts = _parts_file(tmp_path, "demo-3001")
+    out = tmp_path / "out"
+    assert _render(demo_library, parts, out, "b200c") == 0
+    image = next(p for p in out.rglob("demo-3001/*.png") if not p.name.endswith("_mask.png"))
+    before = image.read_bytes()
+    assert _render(demo_library, parts, out, "b200c", "--seed", "4") == 0
+    report = json.loads((out / "render_report.json").read_text())
+    assert report["parts_skipped_as_done"] == 0 and report["parts_rendered"] == 1
+    assert image.read_bytes() != before  # another seed, other poses
+
+
 def test_bad_parts_are_reported_and_do_not_stop_the_run(demo_library: Path, tmp_path: Path) -> None:
     bad = demo_library.parent / "broken-lib"
     if not bad.exists():
