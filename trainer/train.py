@@ -81,6 +81,13 @@ class TrainConfig(StrictModel):
     background_photos: str | None = Field(
         default=None, description="folder of photos of real empty stages for the background swap"
     )
+    mask_jitter: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of training images whose mask is grown, shrunk or given a stray region, as a"
+        " real segmenter's masks are (trainer.augment.MaskJitter)",
+    )
     epochs: int = Field(default=10, ge=1, le=10000, description="training epochs")
     batch_size: int = Field(default=64, ge=1, le=4096, description="images per optimizer step")
     lr: float = Field(default=3e-3, gt=0.0, le=10.0, description="peak learning rate (AdamW)")
@@ -400,7 +407,7 @@ def build_datasets(
     front's output of ``cache.copies`` augmented copies per image is computed once and stored;
     otherwise every epoch augments and runs full images.
     """
-    from trainer.augment import Augmenter
+    from trainer.augment import Augmenter, MaskJitter
     from trainer.backgrounds import BackgroundSwap
     from trainer.dataset import CachedDataset, FeatureCache, PartDataset
 
@@ -413,7 +420,12 @@ def build_datasets(
         if cfg.background_swap
         else None
     )
-    augmenter = Augmenter(cfg.augment or stage, min_side=cfg.input_size, backgrounds=swap)  # type: ignore[arg-type]
+    augmenter = Augmenter(
+        cfg.augment or stage,  # type: ignore[arg-type]
+        min_side=cfg.input_size,
+        backgrounds=swap,
+        mask_jitter=MaskJitter(cfg.mask_jitter) if cfg.mask_jitter else None,
+    )
     plain = Augmenter("none", min_side=cfg.input_size)
     samples, val, label_map = data["sampler"].samples, data["val"], data["label_map"]
     kw: dict[str, Any] = {"seed": cfg.seed, "low_res_sources": data["low_res"]}

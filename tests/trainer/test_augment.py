@@ -139,3 +139,34 @@ def test_no_stage_mirrors_an_image() -> None:
     for stage in (_stage1(), _stage2()):
         kinds = {type(t) for t in walk(stage)}
         assert not kinds & {A.HorizontalFlip, A.VerticalFlip, A.Transpose, A.D4}
+
+
+def test_mask_jitter_changes_only_the_mask_as_a_segmenter_would() -> None:
+    from trainer.augment import MaskJitter
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    mask = np.zeros((200, 200), bool)
+    mask[70:130, 60:140] = True
+    jitter = MaskJitter(1.0)
+    kinds = set()
+    for seed in range(40):
+        out = jitter(mask, np.random.default_rng(seed))
+        assert out.dtype == bool and out.shape == mask.shape and out.any()
+        grown, lost = int((out & ~mask).sum()), int((mask & ~out).sum())
+        assert grown or lost  # share 1: every draw changes the mask
+        assert not (grown and lost)  # grown, shrunk or joined: never moved elsewhere
+        kinds.add("grown" if grown else "shrunk")
+        assert (out & mask).sum() >= 0.7 * mask.sum()  # still the part
+    assert kinds == {"grown", "shrunk"}
+    assert np.array_equal(MaskJitter(0.0)(mask, np.random.default_rng(1)), mask)
+
+    plain = Augmenter("stage1", min_side=128)
+    jittered = Augmenter("stage1", min_side=128, mask_jitter=MaskJitter(1.0))
+    assert plain.fingerprint != jittered.fingerprint  # cached features never mixed up
+    a_img, a_mask = plain(image, mask, seed=5)
+    b_img, b_mask = jittered(image, mask, seed=5)
+    assert np.array_equal(a_img, b_img) and not np.array_equal(a_mask, b_mask)
+    assert Augmenter("none", mask_jitter=MaskJitter(1.0)).mask_jitter is None  # validation stays exact
+    with pytest.raises(ConfigError, match="mask_jitter"):
+        MaskJitter(1.5)
