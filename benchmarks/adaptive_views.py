@@ -294,13 +294,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     adaptive = AdaptiveViews(min_views=args.min_views, threshold=args.threshold)
     out = Path(args.out)
     report: dict[str, Any] = {"motors": motors, "adaptive": adaptive.model_dump(), "modes": {}}
-    for mode in args.modes.split(","):
+    for n, mode in enumerate(args.modes.split(",")):
         result = run_mode(mode, args.parts, adaptive, out)
         figures = [model_time(result, motor, 4) for motor in motors]
-        report["modes"][mode] = {"figures": figures, "views_histogram": _histogram(result), "raw": result}
+        key = mode if mode not in report["modes"] else f"{mode}#{n}"  # a mode named twice: both kept
+        report["modes"][key] = {"figures": figures, "views_histogram": _histogram(result), "raw": result}
         for motor, fig in zip(motors, figures, strict=True):
-            print(f"{mode} step_delay {motor['step_delay_s']}: {json.dumps(fig)}", flush=True)
-        print(f"{mode} views {report['modes'][mode]['views_histogram']}", flush=True)
+            print(f"{key} step_delay {motor['step_delay_s']}: {json.dumps(fig)}", flush=True)
+        print(f"{key} views {report['modes'][key]['views_histogram']}", flush=True)
     return report
 
 
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--parts", type=int, default=240)
     r.add_argument("--threshold", type=float, required=True)
     r.add_argument("--min-views", type=int, default=1)
-    r.add_argument("--modes", default="fixed,overlap,adaptive")
+    r.add_argument("--modes", default="fixed,overlap,adaptive", help="comma-separated; may repeat")
     r.add_argument("--step-delays", default="0.001,0.002", help="more step delays to model (s per half step)")
     r.add_argument("--out", default=str(REPO / "out" / "adaptive_views"))
     r.add_argument("--json", help="write the figures here")
