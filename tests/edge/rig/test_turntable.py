@@ -277,7 +277,10 @@ def test_background_moves_run_one_after_another(mock_factory) -> None:
 def test_cancel_ends_a_background_move_after_its_step(mock_factory) -> None:
     with ULN2003Turntable(IN_PINS, step_delay=0.001) as t:
         move = t.start_rotate_by(36_000)  # 100 turns
-        time.sleep(0.05)
+        for _ in range(400):  # until it has begun stepping
+            if t.position:
+                break
+            time.sleep(0.005)
         move.cancel()
         done = move.wait()
         assert 0 < done < 4096 and t.position == done
