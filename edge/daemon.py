@@ -7,11 +7,13 @@ toggles running and paused, STOP returns to idle (ends a simulation), a long STO
 
 Each part: wait until the frames show a part lying still (:class:`~edge.presence.PresenceDetector`,
 not a timer), capture the views while turning the turntable between them, recognise (one engine
-batch), record the decision (:class:`~edge.record.DecisionRecord`, committed *before* anything
-moves), route (``chute.select``), clear (the :class:`~edge.feeder.Feeder`'s ``remove_part()``: sim,
-the part is lifted off; rig, a sweep turn) and wait until the turntable is empty again. Whenever the
-turntable is empty the feeder's ``next_part()`` may place the next part (the sim camera does, the
-real rig's :class:`~edge.feeder.HandFeeder` leaves that to a person); ``parts`` stops the run.
+batch; or view by view while the turntable turns, stopping once sure: ``capture.overlap`` and
+``capture.adaptive``, :mod:`edge.views`), record the decision
+(:class:`~edge.record.DecisionRecord`, committed *before* anything moves), route
+(``chute.select``), clear (the :class:`~edge.feeder.Feeder`'s ``remove_part()``: sim, the part is
+lifted off; rig, a sweep turn) and wait until the turntable is empty again. Whenever the turntable
+is empty the feeder's ``next_part()`` may place the next part (the sim camera does, the real rig's
+:class:`~edge.feeder.HandFeeder` leaves that to a person); ``parts`` stops the run.
 
 Start-up refuses to run (raising the library's errors) on a bad config, missing or mismatched model
 files or index, a memory estimate over budget, or a record another daemon holds (its
@@ -54,6 +56,7 @@ from edge.record import DecisionRecord, RecordLock
 from edge.rig import Rig, pi_model
 from edge.settings import EdgeConfig
 from edge.sorting import Sorter, load_categories
+from edge.views import TakenViews, take_views
 
 log = logging.getLogger(__name__)
 
@@ -521,10 +524,16 @@ class Daemon:
             return
         self._handle_part(reading)
 
-    def _capture_views(self) -> tuple[list[Frame], float]:
-        """The part's views (:meth:`Pipeline.capture_views`); a fault that ends the part is _Abandon."""
+    def _take_views(self) -> TakenViews:
+        """The part's views and their recognition; a fault that ends the part is _Abandon.
+
+        With neither ``capture.overlap`` nor ``capture.adaptive``: every view
+        (:meth:`Pipeline.capture_views`), then one engine batch; else :func:`edge.views.take_views`.
+        A recognition error comes back in :attr:`TakenViews.error`.
+        """
         assert self.pipeline is not None
         cap = self.cfg.capture
+        pipeline = self.pipeline
 
         def before(i: int) -> None:
             if self._stop_requested:
@@ -536,13 +545,19 @@ class Daemon:
             if cap.settle_s:
                 time.sleep(cap.settle_s)
 
+        retries = self.cfg.timeouts.bad_frame_retries
         try:
-            return self.pipeline.capture_views(
-                cap.views,
-                turn,
-                before=before,
-                retries=self.cfg.timeouts.bad_frame_retries,
-                on_frame=self._frame_seen,
+            if cap.overlap or cap.adaptive is not None:
+                return take_views(
+                    pipeline,
+                    cap,
+                    lambda i: self.rig.turntable.start_rotate_by(cap.step_deg),
+                    before=before,
+                    retries=retries,
+                    on_frame=self._frame_seen,
+                )
+            frames, capture_ms = pipeline.capture_views(
+                cap.views, turn, before=before, retries=retries, on_frame=self._frame_seen
             )
         except EndOfStream as exc:
             self._quit = True
@@ -552,6 +567,10 @@ class Daemon:
             raise _Abandon(f"camera lost: {exc}") from None
         except ImageError as exc:  # too many corrupt frames in a row
             raise _Abandon(str(exc)) from None
+        try:
+            return TakenViews(frames, capture_ms, pipeline.process(frames, capture_ms))
+        except (ImageError, ModelError) as exc:
+            return TakenViews(frames, capture_ms, None, exc)
 
     def _handle_part(self, reading: Presence) -> None:
         assert self.record is not None and self.pipeline is not None
@@ -560,7 +579,7 @@ class Daemon:
         part_id = self.record.begin_part()
         self._in_hand = part_id
         try:
-            frames, capture_ms = self._capture_views()
+            taken = self._take_views()
         except _Abandon as exc:
             self.record.abandon_part(part_id, str(exc))
             self._in_hand = None
@@ -568,17 +587,17 @@ class Daemon:
             self.stats.by_status["abandoned"] += 1
             self.presence.reset()
             return
-        try:
-            part = self.pipeline.process(frames, capture_ms)
-        except (ImageError, ModelError) as exc:
+        part = taken.part
+        if part is None:
+            frames = taken.frames
             part = PartRecord(
                 None,
                 [ViewRecord(f.meta.get("turntable_angle", f.meta.get("angle"))) for f in frames],
-                {"capture": capture_ms},
+                {"capture": taken.capture_ms},
                 truth=truth_of(frames[0].meta),
             )
-            part.reject(f"recognition failed: {exc}")
-            self._log_event("error", "recognition_failed", f"part {part_id}: {exc}")
+            part.reject(f"recognition failed: {taken.error}")
+            self._log_event("error", "recognition_failed", f"part {part_id}: {taken.error}")
         part.number, part.part_id = number, part_id
         # Two parts when most looks (the presence frame and every view) see more than one object.
         looks = [reading.objects, *part.objects]

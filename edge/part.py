@@ -28,6 +28,7 @@ class ViewRecord:
     angle: float | None
     topk: list[tuple[str, float]] = field(default_factory=list)
     crop: np.ndarray | None = field(default=None, repr=False)  # RGB uint8, (H, W, 3)
+    compute_ms: float | None = None  # its own recognition time, when recognised on its own (not stored)
 
 
 @dataclass

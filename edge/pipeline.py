@@ -104,6 +104,26 @@ class _TimedIndex:
 
 
 @dataclass
+class ViewResult:
+    """One view recognised on its own (:meth:`Pipeline.process_view`), waiting to be fused."""
+
+    frame: Frame | np.ndarray
+    outputs: dict[str, np.ndarray]  # the engine's outputs for this view, each (1, K)
+    crop: np.ndarray
+    objects: int  # regions the segmenter found
+    timings: dict[str, float]  # ms: segment, preprocess, infer
+
+    @property
+    def compute_ms(self) -> float:
+        """Milliseconds this view's recognition took."""
+        return sum(self.timings.values())
+
+
+def _image(frame: Frame | np.ndarray) -> np.ndarray:
+    return frame.image if isinstance(frame, Frame) else frame
+
+
+@dataclass
 class Classified:
     """One row of :meth:`Pipeline.classify_images`: its image files, and the result or the error."""
 
@@ -230,55 +250,114 @@ class Pipeline:
         """
         if not frames:
             raise ImageError("process() got no frames; pass the views of one part")
-        images = [f.image if isinstance(f, Frame) else f for f in frames]
+        images = [_image(f) for f in frames]
         timings = dict.fromkeys(STAGES, 0.0)
         timings["capture"] = float(capture_ms)
-
         start = time.perf_counter()
+        masks, objects = self._segment(images)
+        timings["segment"] = _ms(start)
+        start = time.perf_counter()
+        batch, crops = self._prepare(images, masks)
+        timings["preprocess"] = _ms(start)
+        start = time.perf_counter()
+        outputs = self.engine.run(batch)
+        timings["infer"] = _ms(start)
+        return self._decided(frames, outputs, crops, objects, timings)
+
+    def process_view(self, frame: Frame | np.ndarray) -> ViewResult:
+        """Segment, crop and infer ONE view (an engine run of its own), to be fused by :meth:`decide_views`.
+
+        The daemon runs this for a view while the turntable turns to the next one.
+        """
+        image = _image(frame)
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        masks, objects = self._segment([image])
+        timings["segment"] = _ms(start)
+        start = time.perf_counter()
+        batch, crops = self._prepare([image], masks)
+        timings["preprocess"] = _ms(start)
+        start = time.perf_counter()
+        outputs = self.engine.run(batch)
+        timings["infer"] = _ms(start)
+        return ViewResult(frame, outputs, crops[0], objects[0], timings)
+
+    def decide_views(self, views: Sequence[ViewResult], capture_ms: float = 0.0) -> PartRecord:
+        """The part's record from views recognised one at a time: the same decision as
+        :meth:`process` of their frames (the engine outputs are stacked in view order and fused).
+
+        The stage timings add up the views' own; each view's ``compute_ms`` is its share.
+        """
+        if not views:
+            raise ImageError("decide_views() got no views; pass the views of one part")
+        timings = dict.fromkeys(STAGES, 0.0)
+        timings["capture"] = float(capture_ms)
+        for view in views:
+            for stage, ms in view.timings.items():
+                timings[stage] += ms
+        outputs = {
+            role: np.concatenate([np.asarray(v.outputs[role]) for v in views]) for role in views[0].outputs
+        }
+        part = self._decided(
+            [v.frame for v in views], outputs, [v.crop for v in views], [v.objects for v in views], timings
+        )
+        for record, view in zip(part.views, views, strict=True):
+            record.compute_ms = view.compute_ms
+        return part
+
+    def _segment(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
         masks, objects = [], []
         for image in images:
             mask, count = self.segmenter.mask_and_count(image)
             masks.append(mask)
             objects.append(count)
-        timings["segment"] = _ms(start)
+        return masks, objects
 
-        start = time.perf_counter()
+    def _prepare(
+        self, images: list[np.ndarray], masks: list[np.ndarray]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The engine's input batch and the crops (colour-corrected when configured)."""
         spec = self.manifest.input
         if self.color_correction is None:
             batch = prepare_batch(list(zip(images, masks, strict=True)), spec)
             crops = [
                 crop_to_mask(img, m, spec.crop_margin).image for img, m in zip(images, masks, strict=True)
             ]
-        else:
-            # Only the crops are corrected (the whole frame would cost 10x more); re-cropping a crop
-            # around its own mask gives the same square. The segmenter saw the uncorrected frame,
-            # as it was calibrated on uncorrected frames.
-            cut = [crop_to_mask(img, m, spec.crop_margin) for img, m in zip(images, masks, strict=True)]
-            crops = [self.color_correction.apply(c.image) for c in cut]
-            batch = prepare_batch([(img, c.mask) for img, c in zip(crops, cut, strict=True)], spec)
-        timings["preprocess"] = _ms(start)
+            return batch, crops
+        # Only the crops are corrected (the whole frame would cost 10x more); re-cropping a crop
+        # around its own mask gives the same square. The segmenter saw the uncorrected frame,
+        # as it was calibrated on uncorrected frames.
+        cut = [crop_to_mask(img, m, spec.crop_margin) for img, m in zip(images, masks, strict=True)]
+        crops = [self.color_correction.apply(c.image) for c in cut]
+        batch = prepare_batch([(img, c.mask) for img, c in zip(crops, cut, strict=True)], spec)
+        return batch, crops
 
-        start = time.perf_counter()
-        outputs = self.engine.run(batch)
-        timings["infer"] = _ms(start)
-
+    def _decided(
+        self,
+        frames: Sequence[Frame | np.ndarray],
+        outputs: dict[str, np.ndarray],
+        crops: list[np.ndarray],
+        objects: list[int],
+        timings: dict[str, float],
+    ) -> PartRecord:
+        """Recognise and fuse the engine outputs of one part's views; the record (timings completed)."""
         if self._timed is not None:
             self._timed.elapsed_ms = 0.0
         start = time.perf_counter()
         decision = self.recognizer.decide(outputs)
         decide_ms = _ms(start)
-        timings["search"] = self._timed.elapsed_ms if self._timed is not None else 0.0
-        timings["fuse"] = max(decide_ms - timings["search"], 0.0)
+        timings["search"] += self._timed.elapsed_ms if self._timed is not None else 0.0
+        timings["fuse"] += max(decide_ms - (self._timed.elapsed_ms if self._timed is not None else 0.0), 0.0)
         timings["total"] = sum(timings[s] for s in STAGES)
 
         metas = [f.meta for f in frames if isinstance(f, Frame)]
         truth = truth_of(metas[0]) if metas else None
         angles: list[float | None] = [m.get("turntable_angle", m.get("angle")) for m in metas]
         if not metas:
-            angles = [None] * len(images)
+            angles = [None] * len(frames)
         topks = [list(v.part_topk) for v in decision.per_view]
-        if len(topks) != len(images):
-            topks = [[] for _ in images]
+        if len(topks) != len(frames):
+            topks = [[] for _ in frames]
         views = [ViewRecord(a, t, c) for a, t, c in zip(angles, topks, crops, strict=True)]
         return PartRecord.decided(decision, views, timings, objects, truth)
 

@@ -75,10 +75,27 @@ class RecognitionSettings(StrictModel):
     )
 
 
+class AdaptiveViews(StrictModel):
+    """Stop taking views of a part once the views so far agree confidently (see :mod:`edge.views`)."""
+
+    min_views: int = Field(
+        default=1, ge=1, le=16, description="views always taken before stopping early, 1..capture.views"
+    )
+    threshold: float = Field(
+        gt=0.0,
+        le=1.0,
+        description="stop once the fused part probability times the fused colour probability reaches "
+        "this and the part would be sorted, (0, 1]; chosen per model set "
+        "(benchmarks/adaptive_views.py --choose)",
+    )
+
+
 class CaptureSettings(StrictModel):
     """The views taken of each part while the turntable turns."""
 
-    views: int = Field(default=4, ge=1, le=16, description="camera views per part, 1..16")
+    views: int = Field(
+        default=4, ge=1, le=16, description="camera views per part (with adaptive: at most), 1..16"
+    )
     angle_deg: float | None = Field(
         default=None,
         gt=0.0,
@@ -88,6 +105,25 @@ class CaptureSettings(StrictModel):
     settle_s: float = Field(
         default=0.0, ge=0.0, le=5.0, description="seconds to wait after each turn before capturing, 0..5"
     )
+    adaptive: AdaptiveViews | None = Field(
+        default=None,
+        description="{min_views, threshold}: stop turning once the fused decision is confident; "
+        "unset = always take all views",
+    )
+    overlap: bool = Field(
+        default=False,
+        description="recognise each view while the turntable turns to the next (one engine run per "
+        "view); false: one engine run for all views after the last one (or per view with adaptive)",
+    )
+
+    @model_validator(mode="after")
+    def _check_min_views(self) -> CaptureSettings:
+        if self.adaptive is not None and self.adaptive.min_views > self.views:
+            raise ValueError(
+                f"adaptive.min_views {self.adaptive.min_views!r} is more than views {self.views!r}; "
+                "lower min_views or raise views"
+            )
+        return self
 
     @property
     def step_deg(self) -> float:

@@ -17,7 +17,13 @@ from edge.rig.rig import (
     TurntableConfig,
     ULN2003Config,
 )
-from edge.rig.turntable import HALF_STEP_SEQUENCE, StepDirTurntable, Turntable, ULN2003Turntable
+from edge.rig.turntable import (
+    HALF_STEP_SEQUENCE,
+    StepDirTurntable,
+    Turntable,
+    TurntableMove,
+    ULN2003Turntable,
+)
 
 __all__ = [
     "HALF_STEP_SEQUENCE",
@@ -35,6 +41,7 @@ __all__ = [
     "StepDirTurntable",
     "Turntable",
     "TurntableConfig",
+    "TurntableMove",
     "ULN2003Config",
     "ULN2003Turntable",
     "UnknownBinError",

@@ -10,6 +10,9 @@ Two drivers share one API (:class:`Turntable`):
 Position is tracked as an integer step count and commanded angles as exact fractions, so any number
 of moves lands on the same steps as one big move (no float drift). A move blocks the calling thread;
 :meth:`Turntable.stop` from another thread ends it after the current step.
+:meth:`Turntable.start_rotate_by` runs a move in a background thread instead (the daemon recognises
+a view while the turntable turns to the next one) and returns a :class:`TurntableMove` to wait for
+or cancel.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import math
 import operator
 import threading
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -131,12 +135,26 @@ class Turntable(CompositeDevice):  # type: ignore[misc]
 
         The target is kept as an exact angle, so 1000 moves of 0.36 degrees end one turn on.
         """
+        return self._rotate_by(_degrees(angle_deg, "rotate_by angle"), None)
+
+    def start_rotate_by(self, angle_deg: float | Fraction) -> TurntableMove:
+        """Start :meth:`rotate_by` in a background thread and return the move at once.
+
+        The calling thread goes on (e.g. recognising the view just taken) while the platter turns;
+        :meth:`TurntableMove.wait` joins the move (re-raising its error) and
+        :meth:`TurntableMove.cancel` ends it after the current step. Moves never run at the same
+        time: a second one waits for the first (the motor's lock).
+        """
         delta = _degrees(angle_deg, "rotate_by angle")
+        self._check_open()
+        return TurntableMove(lambda cancel: self._rotate_by(delta, cancel))
+
+    def _rotate_by(self, delta: Fraction, cancel: threading.Event | None) -> int:
         with self._lock:
             self._target += delta
             goal = math.floor(self._target * self._steps_per_turn / 360 + _HALF)
             wanted = goal - self.position
-            done = self._move(wanted)
+            done = self._move(wanted, cancel)
             if done != wanted:  # stopped early: aim at where the platter actually is
                 self._target = Fraction(self.position * 360, self._steps_per_turn)
             return done
@@ -180,7 +198,8 @@ class Turntable(CompositeDevice):  # type: ignore[misc]
                 super().close()
 
     # -- driver interface ----------------------------------------------------------------------
-    def _move(self, n: int) -> int:
+    def _move(self, n: int, cancel: threading.Event | None = None) -> int:
+        """``n`` steps; ends early on :meth:`stop` or when ``cancel`` (this move's own event) is set."""
         if n == 0:
             return 0
         self._check_open()
@@ -194,7 +213,7 @@ class Turntable(CompositeDevice):  # type: ignore[misc]
                     self._energized = True
                 self._begin(sign)
                 for _ in range(abs(n)):
-                    if self._stop.is_set():
+                    if self._stop.is_set() or (cancel is not None and cancel.is_set()):
                         break
                     self._one_step(sign)
                     self._steps += sign
@@ -217,6 +236,45 @@ class Turntable(CompositeDevice):  # type: ignore[misc]
 
     def _release(self) -> None:
         raise NotImplementedError
+
+
+class TurntableMove:
+    """A turntable move running in a background thread (:meth:`Turntable.start_rotate_by`).
+
+    It has its own cancel event, so a :meth:`cancel` that comes before the thread has even started
+    stepping still ends the move (:meth:`Turntable.stop` is cleared by each new move).
+    """
+
+    def __init__(self, move: Callable[[threading.Event], int]) -> None:
+        self._cancel = threading.Event()
+        self._steps: int | None = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._steps = move(self._cancel)
+            except BaseException as exc:  # handed to the thread that waits for the move
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="turntable-move", daemon=True)
+        self._thread.start()
+
+    @property
+    def done(self) -> bool:
+        """Whether the move has ended (finished, cancelled or failed)."""
+        return not self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Ask the move to end after its current step (or not to start stepping at all)."""
+        self._cancel.set()
+
+    def wait(self) -> int:
+        """Block until the move has ended; return the steps it did, or raise the error it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._steps is not None
+        return self._steps
 
 
 class ULN2003Turntable(Turntable):

@@ -170,3 +170,22 @@ def test_classify_names_a_bad_image(pipeline: Pipeline, tmp_path: Path) -> None:
 
 
 # --- presence -----------------------------------------------------------------------------------
+
+
+def test_views_recognised_one_by_one_fuse_to_the_batch_decision(pipeline: Pipeline) -> None:
+    frames, capture_ms = _views(pipeline)
+    batch = pipeline.process(frames, capture_ms)
+    views = [pipeline.process_view(f) for f in frames]
+    one_by_one = pipeline.decide_views(views, capture_ms)
+    assert pipeline.engine.batches == [4, 1, 1, 1, 1]  # one engine run per view
+    a, b = batch.decision, one_by_one.decision
+    assert a is not None and b is not None
+    assert (b.part_topk[0][0], b.color_id, b.status) == (a.part_topk[0][0], a.color_id, a.status)
+    assert b.confidence == pytest.approx(a.confidence, abs=1e-4)
+    assert one_by_one.angles == batch.angles and one_by_one.objects == batch.objects
+    assert [v.topk[0][0] for v in one_by_one.views] == [v.topk[0][0] for v in batch.views]
+    assert all(v.compute_ms is not None and v.compute_ms > 0 for v in one_by_one.views)
+    timings = one_by_one.timings
+    assert timings["capture"] == capture_ms
+    assert timings["infer"] == pytest.approx(sum(v.timings["infer"] for v in views))
+    assert timings["total"] == pytest.approx(sum(timings[s] for s in STAGES))

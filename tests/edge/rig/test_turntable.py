@@ -251,3 +251,62 @@ def test_stepdir_enable_pin_wraps_each_move(mock_factory, timeline, clear) -> No
     with StepDirTurntable(20, 21, step_delay=0, hold=True) as t:
         t.step(1)
         assert not t.can_release  # no EN pin: release() cannot cut the current
+
+
+# -- background moves --------------------------------------------------------------------------
+
+
+def test_background_move_lands_where_a_blocking_move_does(mock_factory) -> None:
+    with ULN2003Turntable(IN_PINS, step_delay=0) as t:
+        move = t.start_rotate_by(90)
+        assert move.wait() == 1024 and move.done
+        assert t.position == 1024 and t.angle == 90.0
+        t.rotate_by(90)  # a blocking move after it goes on from there
+        assert t.position == 2048
+
+
+def test_background_moves_run_one_after_another(mock_factory) -> None:
+    pins = [mock_factory.pin(p) for p in IN_PINS]
+    with ULN2003Turntable(IN_PINS, step_delay=0) as t:
+        first, second = t.start_rotate_by(45), t.start_rotate_by(45)
+        assert first.wait() + second.wait() == 1024 and t.position == 1024
+    # every half step changed exactly one coil: the two moves never interleaved their steps
+    assert sum(_changes(p) for p in pins) == 2 * (1 + 512 + sum(CYCLE[512 % 8]))
+
+
+def test_cancel_ends_a_background_move_after_its_step(mock_factory) -> None:
+    with ULN2003Turntable(IN_PINS, step_delay=0.001) as t:
+        move = t.start_rotate_by(36_000)  # 100 turns
+        for _ in range(400):  # until it has begun stepping
+            if t.position:
+                break
+            time.sleep(0.005)
+        move.cancel()
+        done = move.wait()
+        assert 0 < done < 4096 and t.position == done
+        assert t.step_to(0) == -done  # the commanded angle follows the cancelled move
+
+
+def test_cancel_before_the_move_steps_is_not_lost(mock_factory) -> None:
+    with ULN2003Turntable(IN_PINS, step_delay=0.001) as t:
+        for _ in range(5):  # whether or not the thread has begun stepping, the move ends
+            move = t.start_rotate_by(36_000)
+            move.cancel()
+            assert move.wait() < 4096
+
+
+def test_background_move_error_is_raised_by_wait(mock_factory, monkeypatch) -> None:
+    with ULN2003Turntable(IN_PINS, step_delay=0) as t:
+
+        def broken(sign: int) -> None:
+            raise OSError("GPIO write failed")
+
+        monkeypatch.setattr(t, "_one_step", broken)
+        move = t.start_rotate_by(90)
+        with pytest.raises(OSError, match="GPIO write failed"):
+            move.wait()
+        assert not t.energized  # released after the failed step
+    closed = ULN2003Turntable(IN_PINS, step_delay=0)
+    closed.close()
+    with pytest.raises(DeviceClosed):
+        closed.start_rotate_by(90)
