@@ -1,6 +1,6 @@
 """Adaptive views: choosing the threshold, and parts per minute against a fixed 4 views.
 
-    python benchmarks/adaptive_views.py choose --data ../build160/render-test [--json F]
+    python benchmarks/adaptive_views.py choose --data WORK/render-test [--json F]
     python benchmarks/adaptive_views.py run --parts 240 --threshold T --min-views M [--json F]
 
 ``choose``: every view of every capture in ``--data`` (a ``trainer render --layout real`` folder,
