@@ -39,7 +39,7 @@ CALIBRATION_FORMAT_VERSION = 1
 FIX_RUN = {
     "background": "run `edge calibrate background`",
     "color": "run `edge calibrate color`",
-    "camera": "run the camera calibration or set the camera's exposure/gain in the config",
+    "camera": "run `edge calibrate camera` or set the camera's exposure/gain in the config",
     "turntable": "run `edge calibrate turntable`",
 }
 
