@@ -50,6 +50,7 @@ Val = Annotated[int, Field(ge=0, le=255, description="value (brightness), 0..255
 HsvTriplet = tuple[Hue, Sat, Val]
 Gain = Annotated[float, Field(ge=0.0, le=32.0, description="white-balance gain (libcamera allows 0..32)")]
 Positive = Annotated[float, Field(gt=0.0, le=100.0, description="a gain, (0, 100]")]
+Channel = Annotated[float, Field(ge=0.0, le=255.0, description="an sRGB channel, 0..255")]
 Coefficient = Annotated[float, Field(ge=-100.0, le=100.0, description="matrix entry, -100..100")]
 
 
@@ -144,6 +145,11 @@ class ColorSection(Section):
         tuple[Coefficient, Coefficient, Coefficient],
     ] = Field(description="3x3 colour-correction matrix (rows: output r, g, b), linear")
     patches: list[PatchError] = Field(default_factory=list, description="per reference brick: Delta E 2000")
+    background_rgb: tuple[Channel, Channel, Channel] | None = Field(
+        None,
+        description="median sRGB 0..255 of the stage around the reference bricks, uncorrected: the "
+        "drift correction's reference",
+    )
 
     @property
     def mean_delta_e(self) -> float | None:
