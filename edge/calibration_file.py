@@ -337,7 +337,7 @@ def check_calibration(
     path: str | Path, *, stale_days: float = 90.0, steps_per_turn: int | None = None
 ) -> list[tuple[str, str, str]]:
     """``edge check`` lines for a calibration file: validity, each section's age, and (given the
-    config's ``steps_per_turn``) whether the config agrees with the measured turntable."""
+    config's ``steps_per_turn``) which steps per turn the rig turns by when they differ."""
     path = Path(path)
     try:
         cal = read_calibration(path)
@@ -361,10 +361,10 @@ def check_calibration(
     if steps_per_turn is not None and measured is not None and measured != steps_per_turn:
         out.append(
             (
-                "WARN",
+                "OK",
                 "calibration turntable",
-                f"rig.turntable.steps_per_turn is {steps_per_turn} but {measured} were measured; "
-                f"set rig.turntable.steps_per_turn: {measured} in the config",
+                f"the rig turns by the {measured} steps per turn measured; the config's "
+                f"rig.turntable.steps_per_turn ({steps_per_turn}) is the fallback without this file",
             )
         )
     for name, age in ages.items():

@@ -409,10 +409,14 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
         out.append(("OK", "camera", text))
 
     def pins_check() -> str:
-        rig = Rig.from_config(cfg.rig)
+        rig = Rig.from_config(cfg.rig, calibration=cfg.calibration)
         try:
             factory = type(rig.pin_factory).__name__
-            return f"rig.pins {cfg.rig.pins!r}: {factory}, {len(cfg.rig.pin_uses())} pins claimed"
+            steps = rig.turntable.steps_per_turn
+            return (
+                f"rig.pins {cfg.rig.pins!r}: {factory}, {len(cfg.rig.pin_uses())} pins claimed; "
+                f"turntable {steps} steps per turn"
+            )
         finally:
             rig.close()
 

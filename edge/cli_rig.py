@@ -129,6 +129,7 @@ def _calibrate_turntable(args: argparse.Namespace) -> int:
     cfg = _config(args)
     path = calibration_path(args, cfg)
     calibration = path if path.exists() else None
+    # The config's steps per turn, not an earlier measurement's: each measurement starts afresh.
     rig = Rig.from_config(cfg.rig.model_copy(update={"pins": "mock"}) if args.sim else cfg.rig)
     try:
         turntable = rig.turntable
@@ -154,7 +155,10 @@ def _calibrate_turntable(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote the turntable section of {path}")
     if fit.steps_per_turn != fit.nominal:
-        print(f"set rig.turntable.steps_per_turn: {fit.steps_per_turn} in the config")
+        print(
+            f"the rig now turns by the measured {fit.steps_per_turn} steps per turn; the config's "
+            f"rig.turntable.steps_per_turn ({fit.nominal}) is the fallback without this file"
+        )
     return 0
 
 
@@ -176,7 +180,9 @@ def _rig_views(pipeline: Any, cfg: Any, count: int, sim: bool) -> tuple[list[Any
     from edge.feeder import SimulatedRig
     from edge.rig import Rig
 
-    rig = Rig.from_config(cfg.rig.model_copy(update={"pins": "mock"}) if sim else cfg.rig)
+    rig = Rig.from_config(
+        cfg.rig.model_copy(update={"pins": "mock"}) if sim else cfg.rig, calibration=cfg.calibration
+    )
     camera = pipeline.camera
     try:
         with camera:
