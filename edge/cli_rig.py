@@ -113,7 +113,10 @@ def _calibrate_color(args: argparse.Namespace) -> int:
         fit = calibrate_color(images, segmenter, path, reference)
     for line in fit.lines():
         print(line)
-    print(f"wrote the color section of {path}; set color_correction: true in the config to apply it")
+    print(
+        f"wrote the color section of {path}; set color_correction: true in the config to apply it "
+        "(and drift_correction: true to hold colours steady against the stage around each part)"
+    )
     return 0
 
 
