@@ -14,7 +14,7 @@ and after correction is measured with colour-science and stored with the matrix.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +62,18 @@ def patch_color(image: np.ndarray, mask: np.ndarray, where: str = "patch") -> np
     return np.median(image[inner].astype(np.float64), axis=0)
 
 
+#: Margin of the crop whose background ring gives the stage's colour: the default model set's
+#: crop_margin, so the reference is measured around a brick as the pipeline measures around a part.
+RING_MARGIN = 0.1
+
+
 @dataclass(frozen=True)
 class ColorFit:
-    """A fitted correction and each patch's error."""
+    """A fitted correction, each patch's error and the stage's colour around the bricks."""
 
     correction: ColorCorrection
     patches: list[PatchError]
+    background_rgb: tuple[float, float, float] | None = None
 
     @property
     def mean_delta_e(self) -> tuple[float, float]:
@@ -83,6 +89,7 @@ class ColorFit:
             "white_balance": [round(float(g), 6) for g in self.correction.white_balance],
             "matrix": [[round(float(v), 6) for v in row] for row in self.correction.matrix],
             "patches": [p.model_dump(mode="json") for p in self.patches],
+            **({"background_rgb": [round(v, 2) for v in self.background_rgb]} if self.background_rgb else {}),
             "timestamp": now_utc().isoformat(),
         }
 
@@ -96,6 +103,9 @@ class ColorFit:
             )
         before, after = self.mean_delta_e
         out.append(f"mean ΔE2000: {before:.1f} before, {after:.1f} after correction")
+        if self.background_rgb is not None:
+            rgb = ",".join(f"{v:.0f}" for v in self.background_rgb)
+            out.append(f"stage around the bricks: {rgb} (drift correction's reference)")
         return out
 
 
@@ -150,11 +160,32 @@ def fit_color_correction(
 
 def measure_bricks(images: Mapping[int, Sequence[np.ndarray]], segmenter: Any) -> dict[int, np.ndarray]:
     """Median colour per reference brick: the segmenter cuts each image out, medians are pooled."""
-    out = {}
+    return measure_bricks_and_stage(images, segmenter)[0]
+
+
+def measure_bricks_and_stage(
+    images: Mapping[int, Sequence[np.ndarray]], segmenter: Any
+) -> tuple[dict[int, np.ndarray], tuple[float, float, float] | None]:
+    """:func:`measure_bricks`, and the stage's median colour in the background ring around the
+    bricks (:func:`edge.color_correction.ring_median` of each brick's crop; None if no ring)."""
+    from edge.color_correction import ring_median
+    from edge.preprocess import crop_to_mask
+
+    out, stage = {}, []
     for color_id, frames in images.items():
-        pixels = [patch_color(f, segmenter.mask(f), f"colour {color_id}") for f in frames]
+        pixels = []
+        for f in frames:
+            mask = segmenter.mask(f)
+            pixels.append(patch_color(f, mask, f"colour {color_id}"))
+            crop = crop_to_mask(f, mask, RING_MARGIN)
+            around = ring_median(crop.image, crop.mask, MIN_PATCH_PX)
+            if around is not None:
+                stage.append(around)
         out[color_id] = np.median(np.stack(pixels), axis=0)
-    return out
+    if not stage:
+        return out, None
+    r, g, b = (float(v) for v in np.median(np.stack(stage), axis=0))
+    return out, (r, g, b)
 
 
 def bricks_from_dir(folder: Path) -> dict[int, list[np.ndarray]]:
@@ -183,13 +214,13 @@ def calibrate_color(
     reference: Mapping[int, Any] | None = None,
 ) -> ColorFit:
     """Measure the bricks, fit, and write the ``color`` section of ``calibration``."""
-    measured = measure_bricks(images, segmenter)
+    measured, stage = measure_bricks_and_stage(images, segmenter)
     if reference is not None:
         missing = sorted(set(measured) - set(reference))
         if missing:
             raise ImageError(
                 f"the reference patches lack colour(s) {missing}; measure them on the reference rig"
             )
-    fit = fit_color_correction(measured, reference=reference)
+    fit = replace(fit_color_correction(measured, reference=reference), background_rgb=stage)
     update_calibration(calibration, color=fit.section())
     return fit

@@ -39,7 +39,7 @@ CALIBRATION_FORMAT_VERSION = 1
 FIX_RUN = {
     "background": "run `edge calibrate background`",
     "color": "run `edge calibrate color`",
-    "camera": "run the camera calibration or set the camera's exposure/gain in the config",
+    "camera": "run `edge calibrate camera` or set the camera's exposure/gain in the config",
     "turntable": "run `edge calibrate turntable`",
 }
 
@@ -50,6 +50,7 @@ Val = Annotated[int, Field(ge=0, le=255, description="value (brightness), 0..255
 HsvTriplet = tuple[Hue, Sat, Val]
 Gain = Annotated[float, Field(ge=0.0, le=32.0, description="white-balance gain (libcamera allows 0..32)")]
 Positive = Annotated[float, Field(gt=0.0, le=100.0, description="a gain, (0, 100]")]
+Channel = Annotated[float, Field(ge=0.0, le=255.0, description="an sRGB channel, 0..255")]
 Coefficient = Annotated[float, Field(ge=-100.0, le=100.0, description="matrix entry, -100..100")]
 
 
@@ -144,6 +145,11 @@ class ColorSection(Section):
         tuple[Coefficient, Coefficient, Coefficient],
     ] = Field(description="3x3 colour-correction matrix (rows: output r, g, b), linear")
     patches: list[PatchError] = Field(default_factory=list, description="per reference brick: Delta E 2000")
+    background_rgb: tuple[Channel, Channel, Channel] | None = Field(
+        None,
+        description="median sRGB 0..255 of the stage around the reference bricks, uncorrected: the "
+        "drift correction's reference",
+    )
 
     @property
     def mean_delta_e(self) -> float | None:
@@ -331,7 +337,7 @@ def check_calibration(
     path: str | Path, *, stale_days: float = 90.0, steps_per_turn: int | None = None
 ) -> list[tuple[str, str, str]]:
     """``edge check`` lines for a calibration file: validity, each section's age, and (given the
-    config's ``steps_per_turn``) whether the config agrees with the measured turntable."""
+    config's ``steps_per_turn``) which steps per turn the rig turns by when they differ."""
     path = Path(path)
     try:
         cal = read_calibration(path)
@@ -355,10 +361,10 @@ def check_calibration(
     if steps_per_turn is not None and measured is not None and measured != steps_per_turn:
         out.append(
             (
-                "WARN",
+                "OK",
                 "calibration turntable",
-                f"rig.turntable.steps_per_turn is {steps_per_turn} but {measured} were measured; "
-                f"set rig.turntable.steps_per_turn: {measured} in the config",
+                f"the rig turns by the {measured} steps per turn measured; the config's "
+                f"rig.turntable.steps_per_turn ({steps_per_turn}) is the fallback without this file",
             )
         )
     for name, age in ages.items():

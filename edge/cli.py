@@ -265,6 +265,21 @@ def _attempt(out: list[Check], what: str, fn: Any) -> Any:
         return None
 
 
+def _check_corrections(cfg: Any, out: list[Check]) -> None:
+    """The colour and drift corrections the config turns on load from its calibration file."""
+    from edge.color_correction import ColorCorrection, DriftCorrection
+
+    for setting, kind in (("color_correction", ColorCorrection), ("drift_correction", DriftCorrection)):
+        if not getattr(cfg, setting):
+            continue
+        if cfg.calibration is None:
+            out.append(("FAIL", setting, f"{setting} is true but the config names no calibration file"))
+            continue
+        loaded = _attempt(out, setting, lambda kind=kind: kind.from_calibration(cfg.calibration))
+        if loaded is not None:
+            out.append(("OK", setting, f"from {cfg.calibration}"))
+
+
 def _check_index_graph(out: list[Check], folder: Path, entry: Any) -> None:
     """The index's saved graph matches its checksum; WARN when none is listed (loading rebuilds it)."""
     from edge.manifest import sha256_file
@@ -377,6 +392,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
         from edge.calibration_file import check_calibration
 
         out += check_calibration(cfg.calibration, steps_per_turn=cfg.rig.turntable.steps_per_turn)
+    _check_corrections(cfg, out)
     segmenter = _attempt(
         out, "segmenter", lambda: create_segmenter(cfg.segmenter, calibration=cfg.calibration)
     )
@@ -393,10 +409,14 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
         out.append(("OK", "camera", text))
 
     def pins_check() -> str:
-        rig = Rig.from_config(cfg.rig)
+        rig = Rig.from_config(cfg.rig, calibration=cfg.calibration)
         try:
             factory = type(rig.pin_factory).__name__
-            return f"rig.pins {cfg.rig.pins!r}: {factory}, {len(cfg.rig.pin_uses())} pins claimed"
+            steps = rig.turntable.steps_per_turn
+            return (
+                f"rig.pins {cfg.rig.pins!r}: {factory}, {len(cfg.rig.pin_uses())} pins claimed; "
+                f"turntable {steps} steps per turn"
+            )
         finally:
             rig.close()
 

@@ -1,4 +1,5 @@
-"""The rig workflow's commands: ``edge calibrate ...``, ``edge enroll``, ``edge enrolled``, ``edge reindex``.
+"""The rig workflow's commands: ``edge calibrate camera|background|color|turntable``, ``edge enroll``,
+``edge enrolled``, ``edge reindex``.
 
 Registered on ``edge``'s parser by :func:`add_rig_commands`. The ``calibration`` package is imported
 only inside the ``calibrate`` handlers, so the daemon never loads it.
@@ -39,6 +40,20 @@ def _frames(args: argparse.Namespace, cfg: Any, count: int) -> list[Any]:
     if args.source is not None:
         return frames_from_dir(args.source)
     return frames_from_camera(cfg.camera, count, cfg.calibration)
+
+
+def _calibrate_camera(args: argparse.Namespace) -> int:
+    """Lock the Pi camera's exposure, gain and colour gains (measured by AE/AWB) in the calibration file."""
+    from calibration.camera import calibrate_camera
+
+    cfg = _config(args)
+    path = calibration_path(args, cfg)
+    fit = calibrate_camera(cfg.camera, path)
+    for line in fit.lines():
+        print(line)
+    print(f"wrote the camera section of {path}", end="")
+    print("" if getattr(cfg.camera, "calibration", False) else "; set camera.calibration: true to apply it")
+    return 0
 
 
 def _calibrate_background(args: argparse.Namespace) -> int:
@@ -98,7 +113,10 @@ def _calibrate_color(args: argparse.Namespace) -> int:
         fit = calibrate_color(images, segmenter, path, reference)
     for line in fit.lines():
         print(line)
-    print(f"wrote the color section of {path}; set color_correction: true in the config to apply it")
+    print(
+        f"wrote the color section of {path}; set color_correction: true in the config to apply it "
+        "(and drift_correction: true to hold colours steady against the stage around each part)"
+    )
     return 0
 
 
@@ -114,6 +132,7 @@ def _calibrate_turntable(args: argparse.Namespace) -> int:
     cfg = _config(args)
     path = calibration_path(args, cfg)
     calibration = path if path.exists() else None
+    # The config's steps per turn, not an earlier measurement's: each measurement starts afresh.
     rig = Rig.from_config(cfg.rig.model_copy(update={"pins": "mock"}) if args.sim else cfg.rig)
     try:
         turntable = rig.turntable
@@ -139,7 +158,10 @@ def _calibrate_turntable(args: argparse.Namespace) -> int:
         print(line)
     print(f"wrote the turntable section of {path}")
     if fit.steps_per_turn != fit.nominal:
-        print(f"set rig.turntable.steps_per_turn: {fit.steps_per_turn} in the config")
+        print(
+            f"the rig now turns by the measured {fit.steps_per_turn} steps per turn; the config's "
+            f"rig.turntable.steps_per_turn ({fit.nominal}) is the fallback without this file"
+        )
     return 0
 
 
@@ -161,7 +183,9 @@ def _rig_views(pipeline: Any, cfg: Any, count: int, sim: bool) -> tuple[list[Any
     from edge.feeder import SimulatedRig
     from edge.rig import Rig
 
-    rig = Rig.from_config(cfg.rig.model_copy(update={"pins": "mock"}) if sim else cfg.rig)
+    rig = Rig.from_config(
+        cfg.rig.model_copy(update={"pins": "mock"}) if sim else cfg.rig, calibration=cfg.calibration
+    )
     camera = pipeline.camera
     try:
         with camera:
@@ -268,13 +292,17 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 def add_rig_commands(sub: Any) -> None:
     """Add ``calibrate`` (with its steps), ``enroll``, ``enrolled`` and ``reindex`` to ``edge``'s parser."""
-    cal = sub.add_parser("calibrate", help="calibrate the rig: background, color, turntable")
+    cal = sub.add_parser("calibrate", help="calibrate the rig: camera, background, color, turntable")
     steps = cal.add_subparsers(dest="step", required=True, metavar="STEP")
 
     def common(p: argparse.ArgumentParser) -> None:
         _config_args(p)
         p.add_argument("--calibration", type=Path, help="calibration file (default: the config's)")
         p.add_argument("--report", type=Path, help="report folder (default: calibration-report/ beside it)")
+
+    p = steps.add_parser("camera", help="lock the Pi camera's exposure, gain and white balance (run first)")
+    common(p)
+    p.set_defaults(func=_calibrate_camera)
 
     p = steps.add_parser("background", help="fit the empty stage's HSV range and background model")
     common(p)

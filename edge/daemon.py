@@ -233,7 +233,7 @@ class Daemon:
             log.warning(
                 "%d part(s) left in progress by the last run (power cut?) marked abandoned", recovered
             )
-        self.rig = Rig.from_config(cfg.rig, self._pin_factory)
+        self.rig = Rig.from_config(cfg.rig, self._pin_factory, calibration=cfg.calibration)
         self.pipeline = Pipeline.from_config(cfg, camera=self._camera_override)
         self.memory_mb = check_resident(cfg.memory_budget_mb, report)
         manifest = self.pipeline.manifest

@@ -235,10 +235,9 @@ def embed_views(pipeline: Any, images: Sequence[np.ndarray], names: Sequence[str
             raise ImageError(
                 f"{name}: the segmenter found no part; place the part on the stage (or check the background)"
             )
-        if pipeline.color_correction is not None:
-            image = pipeline.color_correction.apply(image)
         crop = crop_to_mask(image, mask, spec.crop_margin)
-        crops.append((crop.image, crop.mask.astype(np.uint8) * 255))
+        pipeline.last_drift = []
+        crops.append((pipeline.correct_crop(crop), crop.mask.astype(np.uint8) * 255))
     return embed_crops(pipeline, crops), crops
 
 

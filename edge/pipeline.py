@@ -20,14 +20,14 @@ from typing import Any, cast
 import numpy as np
 
 from edge.camera import CameraSource, Frame, create_camera
-from edge.color_correction import ColorCorrection
+from edge.color_correction import IDENTITY, ColorCorrection, DriftCorrection
 from edge.enroll import merged_index, model_key
 from edge.errors import ConfigError, ImageError, ModelError
 from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 from edge.index import EmbeddingIndex
 from edge.manifest import Manifest, inside, open_manifest
 from edge.part import PartRecord, ViewRecord
-from edge.preprocess import crop_to_mask, prepare_batch
+from edge.preprocess import Crop, crop_to_mask, prepare_batch
 from edge.recognize import Decision, Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import EdgeConfig
@@ -144,10 +144,15 @@ class Pipeline:
         *,
         model_folder: Path | None = None,
         color_correction: ColorCorrection | None = None,
+        drift_correction: DriftCorrection | None = None,
     ) -> None:
-        """``color_correction``: applied to the frames after segmentation, before cropping."""
+        """``color_correction``: applied to each view's crop after segmentation, before the network;
+        ``drift_correction``: per-view gains from the stage around the part, applied before it."""
         self.camera = camera
         self.color_correction = color_correction
+        self.drift_correction = drift_correction
+        #: The drift gains of the last part's views (None: not measured or not enabled).
+        self.last_drift: list[np.ndarray | None] = []
         self.segmenter = segmenter
         self.engine = engine
         self.recognizer = recognizer
@@ -169,14 +174,17 @@ class Pipeline:
 
         folder = Path(cfg.engine.model_set)
         manifest = open_manifest(folder)
-        correction = None
-        if cfg.color_correction:
-            if cfg.calibration is None:
+        correction, drift = None, None
+        for setting in ("color_correction", "drift_correction"):
+            if getattr(cfg, setting) and cfg.calibration is None:
                 raise ConfigError(
-                    "color_correction is true but the config names no calibration file; set "
-                    "calibration: PATH (and run `edge calibrate color`) or color_correction: false"
+                    f"{setting} is true but the config names no calibration file; set "
+                    f"calibration: PATH (and run `edge calibrate color`) or {setting}: false"
                 )
+        if cfg.color_correction:
             correction = ColorCorrection.from_calibration(cfg.calibration)
+        if cfg.drift_correction:
+            drift = DriftCorrection.from_calibration(cfg.calibration)
         index = load_index(cfg, manifest)
         timed = _TimedIndex(index) if index is not None else None
         recognizer = make_recognizer(cfg, manifest, cast(EmbeddingIndex | None, timed))
@@ -193,7 +201,24 @@ class Pipeline:
                 segmenter.close()
             engine.close()
             raise
-        return cls(camera, segmenter, engine, recognizer, model_folder=folder, color_correction=correction)
+        return cls(
+            camera,
+            segmenter,
+            engine,
+            recognizer,
+            model_folder=folder,
+            color_correction=correction,
+            drift_correction=drift,
+        )
+
+    def correct_crop(self, crop: Crop) -> np.ndarray:
+        """A view's crop as the network sees it: drift gains (from the stage around the part), then
+        the colour correction; the crop itself when neither is enabled."""
+        gains = self.drift_correction.gains(crop.image, crop.mask) if self.drift_correction else None
+        self.last_drift.append(gains)
+        if self.color_correction is None and gains is None:
+            return crop.image
+        return (self.color_correction or IDENTITY).apply(crop.image, gains)
 
     def capture_views(
         self,
@@ -318,7 +343,8 @@ class Pipeline:
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """The engine's input batch and the crops (colour-corrected when configured)."""
         spec = self.manifest.input
-        if self.color_correction is None:
+        self.last_drift = []
+        if self.color_correction is None and self.drift_correction is None:
             batch = prepare_batch(list(zip(images, masks, strict=True)), spec)
             crops = [
                 crop_to_mask(img, m, spec.crop_margin).image for img, m in zip(images, masks, strict=True)
@@ -326,9 +352,10 @@ class Pipeline:
             return batch, crops
         # Only the crops are corrected (the whole frame would cost 10x more); re-cropping a crop
         # around its own mask gives the same square. The segmenter saw the uncorrected frame,
-        # as it was calibrated on uncorrected frames.
+        # as it was calibrated on uncorrected frames. The drift is measured on the crop's stage
+        # pixels around the part (the part's own colour must not move its gains).
         cut = [crop_to_mask(img, m, spec.crop_margin) for img, m in zip(images, masks, strict=True)]
-        crops = [self.color_correction.apply(c.image) for c in cut]
+        crops = [self.correct_crop(c) for c in cut]
         batch = prepare_batch([(img, c.mask) for img, c in zip(crops, cut, strict=True)], spec)
         return batch, crops
 

@@ -340,6 +340,11 @@ class EdgeConfig(StrictModel):
         description="true: correct each frame's colours with the calibration file's color section "
         "(white balance + 3x3 matrix, `edge calibrate color`) before recognition",
     )
+    drift_correction: bool = Field(
+        default=False,
+        description="true: per view, scale the colours so the stage around the part looks as it did at "
+        "colour calibration (undoes exposure/white-balance drift; needs the calibration's color section)",
+    )
     autostart: bool = Field(
         default=False, description="start sorting at once; false: wait for the START button"
     )

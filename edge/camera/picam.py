@@ -62,7 +62,7 @@ class CameraCalibration(CameraSection):
         cal, source, _ = load_calibration(data, source)
         if cal.camera is None:
             raise ConfigError(
-                f"{source}: no 'camera' section; run the rig's camera calibration, or set "
+                f"{source}: no 'camera' section; run `edge calibrate camera`, or set "
                 "camera.exposure_us/analogue_gain/colour_gains and calibration: false"
             )
         return cls.model_validate(cal.camera.model_dump())
@@ -296,8 +296,8 @@ class PicameraSource(CameraSource):
         cam.set_controls(camera_controls(self.settings, cam.camera_controls))
         s = self.settings
         log.info(
-            "%s: locked exposure_us=%s analogue_gain=%.3f colour_gains=[%.3f, %.3f]; put these in the "
-            "config or run the camera calibration to keep them",
+            "%s: locked exposure_us=%s analogue_gain=%.3f colour_gains=[%.3f, %.3f]; run `edge calibrate "
+            "camera` (or put these in the config) to keep them",
             self.name,
             s.exposure_us,
             s.analogue_gain,

@@ -7,6 +7,9 @@ rejects a pin used twice, naming both uses.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from gpiozero import CompositeDevice
@@ -17,6 +20,8 @@ from edge.rig.chute import Chute, LightRing
 from edge.rig.panel import Panel
 from edge.rig.pins import pin_factory_for
 from edge.rig.turntable import StepDirTurntable, Turntable, ULN2003Turntable
+
+log = logging.getLogger(__name__)
 
 BcmPin = Annotated[int, Field(ge=0, le=27, description="a BCM GPIO number, 0..27")]
 
@@ -187,21 +192,66 @@ class RigConfig(StrictModel):
         return self
 
 
-def _build_turntable(cfg: ULN2003Config | StepDirConfig, pin_factory: Any) -> Turntable:
+@dataclass(frozen=True)
+class TurntableGeometry:
+    """The turntable's steps per turn and zero offset, and where they came from (for the log)."""
+
+    steps_per_turn: int
+    zero_offset_steps: int
+    source: str
+
+
+def turntable_geometry(cfg: ULN2003Config | StepDirConfig, calibration: Any = None) -> TurntableGeometry:
+    """Steps per turn and zero offset: the calibration's measured ``turntable`` section when it has
+    one (``edge calibrate turntable``), else the config's ``steps_per_turn`` and a zero offset of 0.
+
+    ``calibration``: a calibration file's path (a missing file counts as none yet), parsed data or a
+    :class:`~edge.calibration_file.CalibrationFile`; a file that is there but invalid is an error.
+    """
+    fallback = f"the config (rig.turntable.steps_per_turn: {cfg.steps_per_turn})"
+    if calibration is None:
+        return TurntableGeometry(cfg.steps_per_turn, 0, f"{fallback}; no calibration file configured")
+    if isinstance(calibration, str | Path) and not Path(calibration).exists():
+        return TurntableGeometry(
+            cfg.steps_per_turn, 0, f"{fallback}; calibration file {str(calibration)!r} not written yet"
+        )
+    from edge.calibration_file import load_calibration
+
+    cal, source, _ = load_calibration(calibration)
+    measured = cal.turntable
+    if measured is None:
+        return TurntableGeometry(
+            cfg.steps_per_turn,
+            0,
+            f"{fallback}; {source} has no turntable section (run `edge calibrate turntable`)",
+        )
+    when = f"measured {measured.timestamp:%Y-%m-%d %H:%M}" if measured.timestamp else "measured"
+    return TurntableGeometry(
+        measured.steps_per_turn,
+        measured.zero_offset_steps,
+        f"{source} ({when}; the config's {cfg.steps_per_turn} is the fallback)",
+    )
+
+
+def _build_turntable(
+    cfg: ULN2003Config | StepDirConfig, pin_factory: Any, geometry: TurntableGeometry
+) -> Turntable:
     if isinstance(cfg, ULN2003Config):
         return ULN2003Turntable(
             cfg.pins,
-            steps_per_turn=cfg.steps_per_turn,
+            steps_per_turn=geometry.steps_per_turn,
             step_delay=cfg.step_delay,
             hold=cfg.hold,
             forward_only=cfg.forward_only,
+            zero_offset_steps=geometry.zero_offset_steps,
             pin_factory=pin_factory,
         )
     return StepDirTurntable(
         cfg.step_pin,
         cfg.dir_pin,
         cfg.enable_pin,
-        steps_per_turn=cfg.steps_per_turn,
+        steps_per_turn=geometry.steps_per_turn,
+        zero_offset_steps=geometry.zero_offset_steps,
         step_delay=cfg.step_delay,
         dir_setup_s=cfg.dir_setup_s,
         enable_active_high=cfg.enable_active_high,
@@ -232,12 +282,23 @@ class Rig(CompositeDevice):  # type: ignore[misc]
         )
 
     @classmethod
-    def from_config(cls, cfg: RigConfig, pin_factory: Any = None) -> Rig:
-        """Build the rig from ``cfg``; ``pin_factory`` defaults to ``pin_factory_for(cfg.pins)``."""
+    def from_config(cls, cfg: RigConfig, pin_factory: Any = None, *, calibration: Any = None) -> Rig:
+        """Build the rig from ``cfg``; ``pin_factory`` defaults to ``pin_factory_for(cfg.pins)``.
+
+        ``calibration`` (the config's calibration file): the turntable takes its measured steps per
+        turn and zero offset from it when it has them (:func:`turntable_geometry`; logged either way).
+        """
         factory = pin_factory_for(cfg.pins) if pin_factory is None else pin_factory
+        geometry = turntable_geometry(cfg.turntable, calibration)
+        log.info(
+            "turntable: %d steps per turn, zero offset %d steps, from %s",
+            geometry.steps_per_turn,
+            geometry.zero_offset_steps,
+            geometry.source,
+        )
         built: list[Any] = []
         try:
-            built.append(_build_turntable(cfg.turntable, factory))
+            built.append(_build_turntable(cfg.turntable, factory, geometry))
             c = cfg.chute
             built.append(
                 Chute(

@@ -67,6 +67,8 @@ class Turntable(CompositeDevice):  # type: ignore[misc]
     ``position`` counts steps from home (signed, unbounded); ``angle`` is that position in degrees
     modulo 360. ``hold=False`` releases the motor after every move so it doesn't heat up.
     ``forward_only=True`` makes :meth:`step_to` always turn forward (positive steps).
+    ``zero_offset_steps``: where home (angle 0) lies, in steps forward from where the motor stands at
+    construction (the calibration file's ``turntable.zero_offset_steps``); 0 = home is here.
     """
 
     def __init__(
@@ -76,17 +78,19 @@ class Turntable(CompositeDevice):  # type: ignore[misc]
         step_delay: float,
         hold: bool = False,
         forward_only: bool = False,
+        zero_offset_steps: int = 0,
         pin_factory: Any = None,
         **kwargs: Any,
     ) -> None:
         _check_motion(steps_per_turn, step_delay)
+        zero = operator.index(zero_offset_steps)
         self._steps_per_turn = steps_per_turn
         self._step_delay = float(step_delay)
         self._hold = bool(hold)
         self._forward_only = bool(forward_only)
         self._steps = 0  # steps done since construction (the driver's phase follows it)
-        self._zero = 0  # value of _steps at home
-        self._target = Fraction(0)  # commanded angle from home, degrees, exact
+        self._zero = zero  # value of _steps at home
+        self._target = Fraction(-zero * 360, steps_per_turn)  # commanded angle from home, degrees, exact
         self._energized = False
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -291,6 +295,7 @@ class ULN2003Turntable(Turntable):
         step_delay: float = 0.0012,
         hold: bool = False,
         forward_only: bool = False,
+        zero_offset_steps: int = 0,
         pin_factory: Any = None,
     ) -> None:
         pin_list = list(pins)
@@ -311,6 +316,7 @@ class ULN2003Turntable(Turntable):
             step_delay=step_delay,
             hold=hold,
             forward_only=forward_only,
+            zero_offset_steps=zero_offset_steps,
             pin_factory=pin_factory,
         )
 
@@ -360,6 +366,7 @@ class StepDirTurntable(Turntable):
         invert_dir: bool = False,
         hold: bool = False,
         forward_only: bool = False,
+        zero_offset_steps: int = 0,
         pin_factory: Any = None,
     ) -> None:
         if not (math.isfinite(dir_setup_s) and dir_setup_s >= 0):
@@ -385,6 +392,7 @@ class StepDirTurntable(Turntable):
             step_delay=step_delay,
             hold=hold,
             forward_only=forward_only,
+            zero_offset_steps=zero_offset_steps,
             pin_factory=pin_factory,
             _order=list(devices),
             **devices,

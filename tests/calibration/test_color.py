@@ -64,6 +64,8 @@ def test_command_from_a_folder_writes_the_color_section(tmp_path: Path, demo_lib
     assert main(args) == 0
     color = read_calibration(cal).color
     assert color is not None and sorted(p.color_id for p in color.patches) == sorted(DEFAULT_BRICKS)
+    # The stage around the bricks, as the camera saw it: drift correction's reference.
+    assert color.background_rgb == pytest.approx((200, 40, 190), abs=0.5)
     assert color.mean_delta_e is not None and color.mean_delta_e < np.mean(
         [p.delta_e_before for p in color.patches]
     )

@@ -28,4 +28,4 @@ def test_recovers_the_true_steps_per_turn(
     turntable = read_calibration(cal).turntable
     assert turntable is not None and abs(turntable.steps_per_turn - true) <= max(1, true // 100)
     assert turntable.zero_offset_steps == 5  # kept: the zero is not measured here
-    assert f"set rig.turntable.steps_per_turn: {turntable.steps_per_turn}" in out
+    assert f"the rig now turns by the measured {turntable.steps_per_turn} steps per turn" in out

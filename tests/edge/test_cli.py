@@ -192,6 +192,28 @@ def test_check_warns_about_category_rules_without_categories(
     assert code == 0 and any("match by category" in w for w in levels["WARN"])
 
 
+def test_check_loads_the_corrections_and_names_the_turntable_steps(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.calibration_file import update_calibration
+
+    cal = tmp_path / "cal.json"
+    identity = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    update_calibration(
+        cal, color={"white_balance": [1, 1, 1], "matrix": identity}, turntable={"steps_per_turn": 80}
+    )
+    on = {"calibration": "cal.json", "color_correction": True, "drift_correction": True}
+    code, levels = _check(capsys, "--config", str(write_sim_setup(tmp_path, demo_library, **on)))
+    assert code == 1 and any(line.startswith("color_correction: from") for line in levels["OK"])
+    assert any("drift_correction:" in f and "no background_rgb" in f for f in levels["FAIL"])
+    assert any(line.startswith("pins:") and "turntable 80 steps per turn" in line for line in levels["OK"])
+    update_calibration(
+        cal, color={"white_balance": [1, 1, 1], "matrix": identity, "background_rgb": [200, 40, 190]}
+    )
+    code, levels = _check(capsys, "--config", str(write_sim_setup(tmp_path, demo_library, **on)))
+    assert code == 0 and any(line.startswith("drift_correction: from") for line in levels["OK"])
+
+
 def test_check_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, levels = _check(capsys, "--config", str(tmp_path / "missing.yaml"))
     assert code == 1 and levels["FAIL"][0].startswith("config:") and "does not exist" in levels["FAIL"][0]

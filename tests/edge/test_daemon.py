@@ -119,6 +119,26 @@ def test_sim_run_sorts_five_parts(tmp_path: Path, demo_library: Path, factory: M
     assert factory.pin(13).state == 0  # and is off again
 
 
+def test_the_turntable_turns_by_the_calibrated_steps(
+    tmp_path: Path, demo_library: Path, factory: MockFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`edge calibrate turntable` measured 80 steps a turn where the config says 64: the rig uses 80."""
+    from edge.calibration_file import update_calibration
+
+    update_calibration(tmp_path / "cal.json", turntable={"steps_per_turn": 80, "zero_offset_steps": 10})
+    cfg = load_edge_config(write_sim_setup(tmp_path, demo_library, calibration="cal.json"))
+    assert cfg.rig.turntable.steps_per_turn == 64
+    outcomes: list[PartRecord] = []
+    with caplog.at_level("INFO", logger="edge.rig.rig"):
+        Daemon(cfg, sim=True, parts=2, pin_factory=factory, on_part=outcomes.append).run()
+    assert "turntable: 80 steps per turn, zero offset 10 steps, from " in caplog.text
+    assert "cal.json" in caplog.text and "the config's 64 is the fallback" in caplog.text
+    moves = _coil_moves(RecordingPin.log)
+    assert len(moves) == 2 * 3 and all(len(m) == 1 + 80 // 4 for m in moves)  # 20 half steps a view
+    # Home lies 10 steps (45 degrees) ahead of where the motor started: the first view sees 315.
+    assert [v.angle for v in outcomes[0].views] == [315.0, 45.0, 135.0, 225.0]
+
+
 def test_a_second_run_appends_to_the_record(tmp_path: Path, demo_library: Path) -> None:
     cfg = load_edge_config(write_sim_setup(tmp_path, demo_library))
     Daemon(cfg, sim=True, parts=1).run()

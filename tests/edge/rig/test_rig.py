@@ -215,3 +215,41 @@ def test_explicit_backend_missing_names_the_extra() -> None:
 def test_unknown_mode_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"'gpio'.*auto, mock, lgpio, rpigpio"):
         pin_factory_for("gpio")  # type: ignore[arg-type]
+
+
+# -- the measured turntable ---------------------------------------------------------------------
+
+
+def test_turntable_geometry_from_the_calibration_else_the_config(tmp_path: Path) -> None:
+    from edge.calibration_file import update_calibration
+    from edge.rig.rig import turntable_geometry
+
+    cfg = RigConfig().turntable
+    assert turntable_geometry(cfg).steps_per_turn == 4096
+    assert "no calibration file configured" in turntable_geometry(cfg).source
+    path = tmp_path / "calibration.json"
+    missing = turntable_geometry(cfg, path)
+    assert (missing.steps_per_turn, missing.zero_offset_steps) == (4096, 0)
+    assert "not written yet" in missing.source
+    update_calibration(path, color={"white_balance": [1, 1, 1], "matrix": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]})
+    assert "run `edge calibrate turntable`" in turntable_geometry(cfg, path).source
+    update_calibration(path, turntable={"steps_per_turn": 4000, "zero_offset_steps": -7})
+    measured = turntable_geometry(cfg, path)
+    assert (measured.steps_per_turn, measured.zero_offset_steps) == (4000, -7)
+    assert str(path) in measured.source and "the config's 4096 is the fallback" in measured.source
+
+
+def test_rig_turntable_uses_the_measured_steps(mock_factory: MockFactory, tmp_path: Path) -> None:
+    from edge.calibration_file import update_calibration
+
+    path = tmp_path / "calibration.json"
+    update_calibration(path, turntable={"steps_per_turn": 3000, "zero_offset_steps": 750})
+    data = {"turntable": {"driver": "stepdir", "step_pin": 24, "dir_pin": 25, "step_delay": 0.0}}
+    with Rig.from_config(validate_config(RigConfig, data, "rig"), mock_factory, calibration=path) as rig:
+        turntable = rig.turntable
+        assert isinstance(turntable, StepDirTurntable) and turntable.steps_per_turn == 3000
+        assert turntable.angle == 270.0  # home lies a quarter turn ahead
+        step = mock_factory.pin(24)
+        step.clear_states()
+        assert turntable.step_to(0.0) == 750  # the shortest way home: forward 750 pulses
+        assert sum(1 for s in step.states if s.state) == 750 and turntable.angle == 0.0
