@@ -8,8 +8,11 @@
 # set, fp32 file included. Every step resumes or is skipped when its output is already there, so
 # a stopped build is re-run with the same command. Environment: EPOCHS (default 10), PARTS (a parts
 # list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
-# PER_PART (training captures per part in each training render, 28), TRAIN_RENDERS (training
-# renders, each with its own seed, 2), UNSEEN (parts after the first TOP rendered for the
+# PER_PART (training captures per part in each training render, 28, or one count per render, e.g.
+# "6 12 16"), TRAIN_RENDERS (training renders in the rig layout, each with its own seed, 2),
+# CROP_PER_PART (captures per part of one more training render in the crop layout: 224x224 crops,
+# the part several times larger than in a rig frame, so nearer the pixels a close camera or a
+# phone gives; 0 = none, the default), UNSEEN (parts after the first TOP rendered for the
 # unseen-parts test, 10), INPUT_SIZE (network input side, 128; 160 did better on real photos,
 # docs/real_transfer.md), BACKGROUND_SWAP (share of training images put on another background by
 # trainer.backgrounds, 0 = off, the default) and BACKGROUNDS (a folder of photos of real empty
@@ -50,6 +53,7 @@ TOP="${TOP:-200}"
 EPOCHS="${EPOCHS:-10}"
 PER_PART="${PER_PART:-28}"
 TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
+CROP_PER_PART="${CROP_PER_PART:-0}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
 MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
@@ -89,14 +93,24 @@ once() {
 cd "$REPO"
 render=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --colors 30
         --layout real --supersample 1 --workers "$WORKERS" --sheet 0)
-once render-train "$WORK/render-train/render_report.json" "${render[@]}" --per-part "$PER_PART" --views 3 --seed 1 --randomization train \
+read -r -a per_part <<< "$PER_PART"
+# captures K: the K-th training render's captures per part (the last count given repeats).
+captures() { local k="$1"; (( k <= ${#per_part[@]} )) && echo "${per_part[k - 1]}" || echo "${per_part[-1]}"; }
+once render-train "$WORK/render-train/render_report.json" "${render[@]}" --per-part "$(captures 1)" --views 3 --seed 1 --randomization train \
     --out "$WORK/render-train"
 train_dirs=(render-train)
 for ((k = 2; k <= TRAIN_RENDERS; k++)); do
-    once "render-train$k" "$WORK/render-train$k/render_report.json" "${render[@]}" --per-part "$PER_PART" \
+    once "render-train$k" "$WORK/render-train$k/render_report.json" "${render[@]}" --per-part "$(captures "$k")" \
         --views 3 --seed "$((k + 1))" --randomization train --out "$WORK/render-train$k"
     train_dirs+=("render-train$k")
 done
+if (( CROP_PER_PART > 0 )); then
+    once render-crop "$WORK/render-crop/render_report.json" "$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" \
+        --top "$TOP" --colors 30 --layout legacy --supersample 1 --workers "$WORKERS" --sheet 0 \
+        --per-part "$CROP_PER_PART" --views 3 --seed "$((TRAIN_RENDERS + 2))" --randomization train \
+        --out "$WORK/render-crop"
+    train_dirs+=(render-crop)
+fi
 once render-test "$WORK/render-test/render_report.json" "${render[@]}" --per-part 2 --views 4 --seed 2 --randomization test \
     --out "$WORK/render-test"
 # Unseen parts: the next UNSEEN parts of the list (after the first TOP), never trained on: the
@@ -111,7 +125,7 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
 # and cached (2 augmented copies): the CPU trains stages 6-7 and the heads; the cache is shared by
 # runs (keyed by content). No parts held out: the unseen parts are render-unseen's.
 "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
-    --source "${train_dirs[@]}" --kind real --weight 1 \
+    --source "${train_dirs[@]}" --kind auto --weight 1 \
     --set epochs="$EPOCHS" out=runs/stage1 input_size="$INPUT_SIZE" model=efficientnet_lite0 pretrained=true \
     freeze_blocks=5 holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
     background="$BACKGROUND" mask_jitter="$MASK_JITTER" \
