@@ -27,7 +27,7 @@ from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 from edge.index import EmbeddingIndex
 from edge.manifest import Manifest, inside, open_manifest
 from edge.part import PartRecord, ViewRecord
-from edge.preprocess import crop_to_mask, prepare_batch
+from edge.preprocess import crop_for, crop_to_mask, prepare_batch, prepare_crop
 from edge.recognize import Decision, Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import EdgeConfig
@@ -244,7 +244,12 @@ class Pipeline:
 
         start = time.perf_counter()
         spec = self.manifest.input
-        if self.color_correction is None:
+        if self.color_correction is None and spec.background == "keep":
+            # The crop prepare() starts from is the view's crop: cut each frame once.
+            cut = [crop_for(img, m, spec) for img, m in zip(images, masks, strict=True)]
+            batch = np.stack([prepare_crop(c, spec) for c in cut])
+            crops = [c.image for c in cut]
+        elif self.color_correction is None:
             batch = prepare_batch(list(zip(images, masks, strict=True)), spec)
             crops = [
                 crop_to_mask(img, m, spec.crop_margin).image for img, m in zip(images, masks, strict=True)
