@@ -1,0 +1,120 @@
+"""Coarse-to-fine masks for pixel-local backends: find the regions on a shrunk frame, mask them at full size.
+
+A colour key decides each pixel from a small neighbourhood, so most of a frame's cost is spent on
+background far from any part. :func:`coarse_to_fine` keys a copy of the frame shrunk ``scale``
+times, labels its regions, then runs the backend's full-resolution key and the
+shared clean-up (:func:`~edge.segment.base.clean_mask`) only on the box around them, grown by the
+clean-up's reach so the pixels of every region found there come out as they would on the whole
+frame. When a region found at full size reaches the edge of that box (it continues outside), or
+the box is most of the frame, it returns None and the caller masks the whole frame instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from edge.segment.base import MaskCleanup, keep_regions, open_close
+
+#: Frames whose shrunk copy would be smaller than this (either side) are masked whole.
+MIN_COARSE_SIDE = 16
+#: More outer contours than this on the shrunk frame are labelled in one call instead.
+MAX_CONTOURS = 32
+#: A box covering more than this share of the frame is not worth cutting out.
+MAX_BOX_SHARE = 0.5
+
+
+def reach_px(cleanup: MaskCleanup, context_px: int) -> int:
+    """How far (pixels) a frame pixel can sway the cleaned mask: the backend's own neighbourhood
+    (``context_px``, e.g. a blur's radius) plus opening's and closing's erosion and dilation."""
+    radius = (cleanup.open_px // 2 if cleanup.open_px > 1 else 0) + (
+        cleanup.close_px // 2 if cleanup.close_px > 1 else 0
+    )
+    return context_px + 2 * radius
+
+
+def coarse_to_fine(
+    frame: np.ndarray,
+    key: Callable[[np.ndarray], np.ndarray],
+    raw_mask: Callable[[np.ndarray], np.ndarray],
+    cleanup: MaskCleanup,
+    scale: int,
+    context_px: int,
+) -> tuple[np.ndarray, int] | None:
+    """The cleaned mask and region count of ``frame`` (as the whole-frame path gives), or None.
+
+    Args:
+        frame: validated (H, W, 3) uint8 RGB frame.
+        key: the backend's per-pixel 0/255 decision, used on the shrunk frame (no blur: the
+            shrinking averages already).
+        raw_mask: the backend's full-resolution 0/255 mask, used on the box around the regions.
+        cleanup: the backend's clean-up settings.
+        scale: how many times the frame is shrunk to find the regions (2..8).
+        context_px: how far the backend's ``raw_mask`` looks around a pixel (a blur's radius).
+
+    Regions too thin to survive the shrinking (under about ``scale`` pixels across) are not
+    looked for; the count is then that of the regions near the ones found.
+    """
+    height, width = frame.shape[:2]
+    sh, sw = height // scale, width // scale
+    if sh < MIN_COARSE_SIDE or sw < MIN_COARSE_SIDE:
+        return None
+    # Bilinear shrinking averages the 2x2 pixels at each block's centre: a fifth of INTER_AREA's
+    # cost for a quarter (OpenCV's area path is fast only for halving), and smooth enough to key.
+    small = cv2.resize(frame[: sh * scale, : sw * scale], (sw, sh), interpolation=cv2.INTER_LINEAR)
+    found = _coarse_boxes(key(small), cleanup.min_area_px / (2 * scale * scale))
+    if found.shape[0] == 0:
+        return np.zeros((height, width), np.uint8), 0
+    reach = reach_px(cleanup, context_px)
+    grow = 2 * reach + scale  # one shrunk pixel of doubt, plus room for the clean-up to be exact
+    x0 = max(int(found[:, 0].min()) * scale - grow, 0)
+    y0 = max(int(found[:, 1].min()) * scale - grow, 0)
+    x1 = min(int((found[:, 0] + found[:, 2]).max()) * scale + grow, width)
+    y1 = min(int((found[:, 1] + found[:, 3]).max()) * scale + grow, height)
+    if (x1 - x0) * (y1 - y0) > MAX_BOX_SHARE * height * width:
+        return None
+    raw = raw_mask(frame[y0:y1, x0:x1])
+    binary = open_close((raw > 0).view(np.uint8), cleanup.open_px, cleanup.close_px)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8, ltype=_label_type(binary))
+    stats = stats[:n]
+    # Pixels within `reach` of a cut edge (not the frame's) may differ from the whole-frame mask:
+    # a region there may continue outside the box, so the whole frame decides.
+    left, top = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
+    right, bottom = left + stats[1:, cv2.CC_STAT_WIDTH], top + stats[1:, cv2.CC_STAT_HEIGHT]
+    bw, bh = x1 - x0, y1 - y0
+    near_cut = (
+        ((left < reach) & (x0 > 0))
+        | ((top < reach) & (y0 > 0))
+        | ((right > bw - reach) & (x1 < width))
+        | ((bottom > bh - reach) & (y1 < height))
+    )
+    if near_cut.any():
+        return None
+    part, count = keep_regions(labels, stats, cleanup.keep, cleanup.min_area_px, cleanup.fill_holes_px)
+    out = np.zeros((height, width), np.uint8)
+    out[y0:y1, x0:x1] = part
+    return out, count
+
+
+def _label_type(binary: np.ndarray) -> int:
+    """16-bit labels where they cannot overflow (OpenCV labels them twice as fast as 32-bit)."""
+    return cv2.CV_16U if binary.size < 2**16 else cv2.CV_32S
+
+
+def _coarse_boxes(small_mask: np.ndarray, min_area: float) -> np.ndarray:
+    """(x, y, w, h) rows of the 8-connected regions of a shrunk 0/255 mask with at least
+    ``min_area`` pixels (counted in each region's box, which is generous)."""
+    # Outer contours are a fraction of labelling's cost with statistics; many of them (a noisy
+    # frame) are labelled instead of looped over in Python.
+    contours, _ = cv2.findContours(small_mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if len(contours) > MAX_CONTOURS:
+        n, _, stats, _ = cv2.connectedComponentsWithStats(small_mask, connectivity=8, ltype=cv2.CV_32S)
+        stats = stats[1:n]
+        return stats[stats[:, cv2.CC_STAT_AREA] >= min_area, :4]
+    boxes = [cv2.boundingRect(c) for c in contours]
+    kept = [
+        b for b in boxes if cv2.countNonZero(small_mask[b[1] : b[1] + b[3], b[0] : b[0] + b[2]]) >= min_area
+    ]
+    return np.array(kept, np.int64).reshape(-1, 4)
