@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from edge.config import StrictModel
-from edge.segment.base import Segmenter, register_segmenter
+from edge.segment.base import Segmenter, check_frame, register_segmenter
 
 
 class NoneConfig(StrictModel):
@@ -25,3 +25,7 @@ class NoneSegmenter(Segmenter):
 
     def _raw_mask(self, frame_rgb: np.ndarray) -> np.ndarray:
         return np.full(frame_rgb.shape[:2], 255, np.uint8)
+
+    def mask_and_count(self, frame_rgb: np.ndarray) -> tuple[np.ndarray, int]:
+        """The all-255 mask and its one region (no labelling needed to count it)."""
+        return self._raw_mask(check_frame(frame_rgb)), 1
