@@ -68,7 +68,8 @@ def coarse_to_fine(
     if found.shape[0] == 0:
         return np.zeros((height, width), np.uint8), 0
     reach = reach_px(cleanup, context_px)
-    grow = 2 * reach + scale  # one shrunk pixel of doubt, plus room for the clean-up to be exact
+    # A region reaches up to a shrunk pixel past its shrunk box; `reach` more pixels keep it exact.
+    grow = reach + 2 * scale
     x0 = max(int(found[:, 0].min()) * scale - grow, 0)
     y0 = max(int(found[:, 1].min()) * scale - grow, 0)
     x1 = min(int((found[:, 0] + found[:, 2]).max()) * scale + grow, width)
@@ -79,16 +80,16 @@ def coarse_to_fine(
     binary = open_close((raw > 0).view(np.uint8), cleanup.open_px, cleanup.close_px)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8, ltype=_label_type(binary))
     stats = stats[:n]
-    # Pixels within `reach` of a cut edge (not the frame's) may differ from the whole-frame mask:
-    # a region there may continue outside the box, so the whole frame decides.
+    # Pixels within `reach` of a cut edge (not the frame's) may differ from the whole-frame mask: a
+    # region there, or next to them, may continue outside the box, so the whole frame decides.
     left, top = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
     right, bottom = left + stats[1:, cv2.CC_STAT_WIDTH], top + stats[1:, cv2.CC_STAT_HEIGHT]
     bw, bh = x1 - x0, y1 - y0
     near_cut = (
-        ((left < reach) & (x0 > 0))
-        | ((top < reach) & (y0 > 0))
-        | ((right > bw - reach) & (x1 < width))
-        | ((bottom > bh - reach) & (y1 < height))
+        ((left <= reach) & (x0 > 0))
+        | ((top <= reach) & (y0 > 0))
+        | ((right >= bw - reach) & (x1 < width))
+        | ((bottom >= bh - reach) & (y1 < height))
     )
     if near_cut.any():
         return None
