@@ -10,6 +10,7 @@ light libraries at module level; heavy ones (onnxruntime) are imported in their 
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -161,6 +162,7 @@ def _check_mask(mask: Any) -> np.ndarray:
     return mask
 
 
+@functools.lru_cache(maxsize=16)
 def _disc(diameter: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
 
