@@ -187,24 +187,29 @@ def prepare_crop(crop: Crop, spec: InputSpec) -> np.ndarray:
         shrinking = side * side >= out_h * out_w
         img = cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     # Every uint8 value's normalised float per channel, looked up: the same float32 operations as
-    # (x * scale - mean) / std on the image, so the same bits, at a quarter of the cost.
-    table = _normalise_table(float(spec.scale), tuple(spec.mean), tuple(spec.std))
-    if spec.layout == "NCHW":
-        x = np.empty((3, out_h, out_w), np.float32)
-        for c in range(3):
-            np.take(table[c], img[..., c], out=x[c])
-        return x
-    return np.ascontiguousarray(table.T[img, np.arange(3)], dtype=np.float32)
+    # (x * scale - mean) / std on the image, so the same bits, for a fifth of the cost.
+    planes, pixels = _normalise_tables(float(spec.scale), tuple(spec.mean), tuple(spec.std))
+    if spec.layout == "NHWC":
+        return np.ascontiguousarray(cv2.LUT(img, pixels), dtype=np.float32)
+    x = np.empty((3, out_h, out_w), np.float32)
+    for c, channel in enumerate(cv2.split(img)):
+        plane = x[c]
+        if cv2.LUT(channel, planes[c], dst=plane) is not plane:  # OpenCV wrote elsewhere
+            plane[...] = cv2.LUT(channel, planes[c])
+    return x
 
 
 @functools.lru_cache(maxsize=8)
-def _normalise_table(scale: float, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    """(3, 256) float32: ``(v * scale - mean[c]) / std[c]`` for each uint8 value v, in float32."""
+def _normalise_tables(
+    scale: float, mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """``(v * scale - mean[c]) / std[c]`` in float32 for each uint8 value v and channel c, as
+    OpenCV look-up tables: one (1, 256) per channel, and one (1, 256, 3) for whole pixels."""
     values = np.arange(256, dtype=np.float32)[:, None]
     table = (values * np.float32(scale) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    out = np.ascontiguousarray(table.T, dtype=np.float32)
-    out.setflags(write=False)
-    return out
+    table = table.astype(np.float32, copy=False)
+    planes = [np.ascontiguousarray(table[:, c].reshape(1, 256)) for c in range(3)]
+    return planes, np.ascontiguousarray(table.reshape(1, 256, 3))
 
 
 def prepare_batch(
