@@ -249,12 +249,12 @@ def keep_regions(
         # Everything kept lies in this box: select and fill there, not over the whole frame.
         box = keep_label.astype(np.uint8)[labels[y0:y1, x0:x1]]
         if fill_holes_px > 0:
-            box = _fill_small_holes(box, fill_holes_px)
+            box = fill_small_holes(box, fill_holes_px)
         out[y0:y1, x0:x1] = box * np.uint8(255)
     return out, count
 
 
-def _fill_small_holes(binary: np.ndarray, max_area: int) -> np.ndarray:
+def fill_small_holes(binary: np.ndarray, max_area: int) -> np.ndarray:
     """Set enclosed background regions smaller than ``max_area`` to foreground.
 
     A one-pixel border of background around ``binary`` joins everything that reaches its edge,

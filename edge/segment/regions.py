@@ -11,12 +11,12 @@ the box is most of the frame, it returns None and the caller masks the whole fra
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
-from edge.segment.base import MaskCleanup, keep_regions, open_close
+from edge.segment.base import MaskCleanup, fill_small_holes, keep_regions, open_close
 
 #: Frames whose shrunk copy would be smaller than this (either side) are masked whole.
 MIN_COARSE_SIDE = 16
@@ -79,33 +79,48 @@ def coarse_to_fine(
         return None
     raw = raw_mask(frame[y0:y1, x0:x1])
     binary = open_close((raw > 0).view(np.uint8), cleanup.open_px, cleanup.close_px)
-    n, labels = cv2.connectedComponents(binary, connectivity=8, ltype=_label_type(binary))
-    if n <= 2:
-        # No region or one (the usual frame): its box and area without labelling statistics, which
-        # cost OpenCV three times the labelling.
-        stats = np.array([[0, 0, 0, 0, 0], [*cv2.boundingRect(binary), cv2.countNonZero(binary)]])[:n]
-    else:
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(
-            binary, connectivity=8, ltype=_label_type(binary)
-        )
-        stats = stats[:n]
     # Pixels within `reach` of a cut edge (not the frame's) may differ from the whole-frame mask: a
     # region there, or next to them, may continue outside the box, so the whole frame decides.
-    left, top = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_TOP]
-    right, bottom = left + stats[1:, cv2.CC_STAT_WIDTH], top + stats[1:, cv2.CC_STAT_HEIGHT]
+    # Boxes (x, y, w, h) inside these open bounds are clear of that margin.
     bw, bh = x1 - x0, y1 - y0
-    near_cut = (
-        ((left <= reach) & (x0 > 0))
-        | ((top <= reach) & (y0 > 0))
-        | ((right >= bw - reach) & (x1 < width))
-        | ((bottom >= bh - reach) & (y1 < height))
+    bounds = (
+        reach if x0 > 0 else -1,
+        reach if y0 > 0 else -1,
+        bw - reach if x1 < width else bw + 1,
+        bh - reach if y1 < height else bh + 1,
     )
-    if near_cut.any():
-        return None
-    part, count = keep_regions(labels, stats, cleanup.keep, cleanup.min_area_px, cleanup.fill_holes_px)
     out = np.zeros((height, width), np.uint8)
-    out[y0:y1, x0:x1] = part
+    n, labels = cv2.connectedComponents(binary, connectivity=8, ltype=_label_type(binary))
+    if n <= 2:
+        # No region or one (the usual frame): measured without OpenCV's labelling statistics,
+        # which cost three times the labelling, and kept as it is.
+        if n == 1:
+            return out, 0
+        bx, by, bw1, bh1 = box = cv2.boundingRect(binary)
+        if not _clear(box, bounds):
+            return None
+        if cv2.countNonZero(binary) < max(cleanup.min_area_px, 1):
+            return out, 0
+        part = binary[by : by + bh1, bx : bx + bw1]
+        if cleanup.fill_holes_px > 0:
+            part = fill_small_holes(part, cleanup.fill_holes_px)
+        out[y0 + by : y0 + by + bh1, x0 + bx : x0 + bx + bw1] = part * np.uint8(255)
+        return out, 1
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8, ltype=_label_type(binary))
+    stats = stats[:n]
+    if not all(_clear(box, bounds) for box in stats[1:, :4].tolist()):
+        return None
+    out[y0:y1, x0:x1], count = keep_regions(
+        labels, stats, cleanup.keep, cleanup.min_area_px, cleanup.fill_holes_px
+    )
     return out, count
+
+
+def _clear(box: Sequence[int], bounds: tuple[int, int, int, int]) -> bool:
+    """Whether the box (x, y, w, h) lies strictly inside ``bounds`` (left, top, right, bottom)."""
+    x, y, w, h = box
+    left, top, right, bottom = bounds
+    return x > left and y > top and x + w < right and y + h < bottom
 
 
 def _label_type(binary: np.ndarray) -> int:
