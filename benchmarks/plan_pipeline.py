@@ -71,6 +71,7 @@ class PlanPipeline:
 
     sizes: Sizes
     work: Path
+    threads: int = os.cpu_count() or 1
     timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,6 +86,9 @@ class PlanPipeline:
         self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.torch = torch
+        # Every core, as the plan's PC-style code would run (OMP_NUM_THREADS=1 would otherwise
+        # leave PyTorch one thread while the project's engine gets its configured threads).
+        torch.set_num_threads(self.threads)
         self.net = torchvision.models.efficientnet_b0(weights=None).eval()
         rng = np.random.default_rng(0)
         vectors = rng.standard_normal((self.sizes.count, EMBEDDING_DIM), dtype=np.float32)
@@ -140,8 +144,9 @@ class PlanPipeline:
             self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - start) * 1000
 
 
-def capture(config: Path, views: int) -> tuple[Any, list[list[Any]]]:
-    """The project's pipeline from ``config`` and ``views`` frames in parts of ``capture.views``."""
+def capture(config: Path, views: int) -> tuple[Any, list[list[Any]], int]:
+    """The project's pipeline from ``config``, ``views`` frames in parts of ``capture.views``, and
+    its engine's threads."""
     from edge.bench import capture_parts
     from edge.pipeline import Pipeline
     from edge.settings import load_edge_config
@@ -150,7 +155,7 @@ def capture(config: Path, views: int) -> tuple[Any, list[list[Any]]]:
     pipeline = Pipeline.from_config(cfg)
     per_part = cfg.capture.views
     groups = capture_parts(pipeline, max(1, views // per_part), per_part, cfg.capture.step_deg)
-    return pipeline, [frames for frames, _ in groups]
+    return pipeline, [frames for frames, _ in groups], cfg.engine.threads
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,10 +164,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     views = args.views
     if args.quick:
         sizes, views = Sizes(u2net="u2netp", seg_size=64, cls_size=64, count=2_000), 1
-    pipeline, parts = capture(args.config, views)
+    pipeline, parts, threads = capture(args.config, views)
     frames = [f.image for part in parts for f in part]
     with tempfile.TemporaryDirectory() as work:
-        plan = PlanPipeline(sizes, Path(work))
+        plan = PlanPipeline(sizes, Path(work), threads=args.threads)
         plan.run_view(frames[0])  # warm-up, untimed
         pipeline.process(parts[0])
         plan_ms: list[float] = []
@@ -199,6 +204,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cls_size": sizes.cls_size,
             "count": sizes.count,
         },
+        "plan_threads": {"torch": plan.threads, "onnxruntime": "default (every core)"},
+        "project_threads": threads,
         "views": len(frames),
         "rounds": args.rounds,
         "plan_ms_per_view": plan_ms,
@@ -273,6 +280,22 @@ def markdown(result: dict[str, Any], command: str) -> str:
         + ", ".join(f"{v:,.2f}" for v in result["project_ms_per_view"])
         + ".",
     ]
+    lines += [
+        "",
+        "Caveats:",
+        "",
+        "- Random weights on both of the plan's networks: a forward pass costs the same whatever the",
+        "  weights, so the times stand, but the plan's masks and answers mean nothing.",
+        "- The plan runs each view on its own (as it was written); the project runs a part's views as",
+        "  one engine batch. Both start from the same decoded frames; capture is not timed.",
+        f"- Threads: the plan's PyTorch {result['plan_threads']['torch']}, its ONNX Runtime session "
+        "rembg's default (every core), numpy's BLAS whatever the environment gives; the project's "
+        f"engine {result['project_threads']} (its config).",
+        "- rembg resizes with PIL's Lanczos filter; this uses OpenCV's INTER_LANCZOS4. U-2-Net is "
+        "exported here by PyTorch's TorchScript exporter (opset 17), not taken from rembg's file: "
+        "same layers, possibly a different graph layout.",
+        "- Not a Raspberry Pi 5: the ratio is the portable figure, the milliseconds are this machine's.",
+    ]
     if result["quick"]:
         lines += ["", "**`--quick` run: toy sizes, the figures mean nothing.**"]
     return "\n".join(lines) + "\n"
@@ -289,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median is reported")
     parser.add_argument("--u2net", choices=["u2net", "u2netp"], default="u2net", help="rembg's model")
     parser.add_argument("--count", type=int, default=94_000, help="vectors searched by brute force")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="PyTorch threads of the plan (default: cores)",
+    )
     parser.add_argument("--quick", action="store_true", help="toy sizes: check that the script runs")
     parser.add_argument("--markdown", type=Path, help="write the results page here")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
