@@ -16,11 +16,11 @@ def test_quick_run_writes_the_table_and_the_figures(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     page, figures = tmp_path / "plan.md", tmp_path / "plan.json"
-    assert (
-        plan_pipeline.main(["--quick", "--rounds", "2", "--markdown", str(page), "--json", str(figures)]) == 0
-    )
+    argv = ["--quick", "--rounds", "2", "--threads", "1", "--engine-threads", "1"]
+    assert plan_pipeline.main([*argv, "--markdown", str(page), "--json", str(figures)]) == 0
     result = json.loads(figures.read_text(encoding="utf-8"))
     assert result["quick"] and result["rounds"] == 2
+    assert result["plan_threads"] == result["project_threads"] == 1
     assert result["plan"] == {"u2net": "u2netp", "seg_size": 64, "cls_size": 64, "count": 2000}
     # One part of the sim config's 4 views, timed by both sides in every round.
     assert result["views"] == 4
@@ -29,6 +29,8 @@ def test_quick_run_writes_the_table_and_the_figures(
     assert set(result["plan_stages"]) == {"segment", "preprocess", "infer", "search"}
     assert set(result["project_stages"]) == {"segment", "preprocess", "infer", "search", "fuse"}
     assert result["ratio"] == pytest.approx(result["plan_median"] / result["project_median"])
+    assert len(result["plan_cpu_ms_per_view"]) == len(result["project_cpu_ms_per_view"]) == 2
+    assert result["cpu_ratio"] > 0
 
     text = page.read_text(encoding="utf-8")
     assert text.strip() in capsys.readouterr().out  # the page is printed too
@@ -40,8 +42,10 @@ def test_quick_run_writes_the_table_and_the_figures(
         "model",
         "search / decide",
         "**total** (wall clock)",
+        "**total** (process CPU time)",
     ]
-    assert f"**{result['ratio']:,.0f}x**" in table[-1]
+    assert f"**{result['ratio']:,.0f}x**" in table[-2]
+    assert f"**{result['cpu_ratio']:,.0f}x**" in table[-1]
     assert "python benchmarks/plan_pipeline.py --quick" in text
     assert "figures mean nothing" in text
 
