@@ -235,18 +235,19 @@ class Pipeline:
         timings["capture"] = float(capture_ms)
 
         start = time.perf_counter()
-        masks, objects = [], []
+        masks, objects, boxes = [], [], []
         for image in images:
-            mask, count = self.segmenter.mask_and_count(image)
+            mask, count, box = self.segmenter.mask_count_box(image)
             masks.append(mask)
             objects.append(count)
+            boxes.append(box)
         timings["segment"] = _ms(start)
 
         start = time.perf_counter()
         spec = self.manifest.input
         if self.color_correction is None and spec.background == "keep":
             # The crop prepare() starts from is the view's crop: cut each frame once.
-            cut = [crop_for(img, m, spec) for img, m in zip(images, masks, strict=True)]
+            cut = [crop_for(img, m, spec, box=b) for img, m, b in zip(images, masks, boxes, strict=True)]
             batch = np.stack([prepare_crop(c, spec) for c in cut])
             crops = [c.image for c in cut]
         elif self.color_correction is None:

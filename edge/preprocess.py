@@ -93,6 +93,7 @@ def crop_to_mask(
     fill_rgb: tuple[int, int, int] | None = None,
     on_empty: OnEmpty = "centre",
     max_side: int | None = MAX_CROP_SIDE,
+    box: tuple[int, int, int, int] | None = None,
 ) -> Crop:
     """Cut the square around the mask's bounding box grown by ``margin`` (fraction of its longer side).
 
@@ -101,6 +102,10 @@ def crop_to_mask(
     ``empty=True`` (``on_empty="centre"``) or raises :class:`ImageError` (``on_empty="error"``).
     A square wider than ``max_side`` comes out ``max_side`` wide (the visible part shrunk with
     INTER_AREA before padding, so memory stays bounded); ``box`` is in source pixels either way.
+
+    ``box``: the (x0, y0, x1, y1) box around the mask's non-zero pixels when the caller already has
+    it (a segmenter finds it on the way, :meth:`~edge.segment.Segmenter.mask_count_box`), so the
+    whole mask is not searched again; it is trusted, not checked.
     """
     check_image(image_rgb)
     if not 0.0 <= margin <= 2.0:
@@ -108,7 +113,12 @@ def crop_to_mask(
     height, width = image_rgb.shape[:2]
     part = _as_mask(mask, (height, width))
     # The bounding box of the non-zero pixels, found by OpenCV without a bool copy of the frame.
-    bx, by, bw, bh = (0, 0, width, height) if part is None else cv2.boundingRect(np.ascontiguousarray(part))
+    if box is not None:
+        bx, by, bw, bh = box[0], box[1], box[2] - box[0], box[3] - box[1]
+    elif part is None:
+        bx, by, bw, bh = 0, 0, width, height
+    else:
+        bx, by, bw, bh = cv2.boundingRect(np.ascontiguousarray(part))
     if bw == 0:
         if on_empty == "error":
             raise ImageError("mask is empty: no part pixels to crop around; check the segmenter's output")
@@ -165,12 +175,23 @@ def prepare(
 
 
 def crop_for(
-    image_rgb: np.ndarray, mask: np.ndarray | None, spec: InputSpec, *, on_empty: OnEmpty = "centre"
+    image_rgb: np.ndarray,
+    mask: np.ndarray | None,
+    spec: InputSpec,
+    *,
+    on_empty: OnEmpty = "centre",
+    box: tuple[int, int, int, int] | None = None,
 ) -> Crop:
-    """The crop :func:`prepare` starts from (padded with ``spec.fill_rgb`` in ``fill`` mode)."""
+    """The crop :func:`prepare` starts from (padded with ``spec.fill_rgb`` in ``fill`` mode);
+    ``box`` as for :func:`crop_to_mask`."""
     fill = spec.background == "fill"
     return crop_to_mask(
-        image_rgb, mask, spec.crop_margin, fill_rgb=spec.fill_rgb if fill else None, on_empty=on_empty
+        image_rgb,
+        mask,
+        spec.crop_margin,
+        fill_rgb=spec.fill_rgb if fill else None,
+        on_empty=on_empty,
+        box=box,
     )
 
 

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from edge.calibration_file import HsvThresholds, HsvTriplet
 from edge.config import StrictModel
 from edge.errors import ConfigError
-from edge.segment.base import Calibration, MaskCleanup, Segmenter, check_frame, register_segmenter
+from edge.segment.base import Box, Calibration, MaskCleanup, Segmenter, check_frame, register_segmenter
 from edge.segment.regions import coarse_to_fine
 
 #: Kept importable from here: the range's model lives with the calibration file's schema.
@@ -117,8 +117,8 @@ class HsvSegmenter(Segmenter):
             background = HsvThresholds.from_calibration(calibration)
         return cls(config, background)
 
-    def mask_and_count(self, frame_rgb: np.ndarray) -> tuple[np.ndarray, int]:
-        """See :meth:`Segmenter.mask_and_count`; found on a shrunk frame first (``search_scale``)."""
+    def mask_count_box(self, frame_rgb: np.ndarray) -> tuple[np.ndarray, int, Box | None]:
+        """See :meth:`Segmenter.mask_count_box`; found on a shrunk frame first (``search_scale``)."""
         cfg = self.hsv_config
         if cfg.search_scale > 1:
             frame = check_frame(frame_rgb)
@@ -126,7 +126,7 @@ class HsvSegmenter(Segmenter):
             if found is not None:
                 return found
             frame_rgb = frame
-        return super().mask_and_count(frame_rgb)
+        return super().mask_count_box(frame_rgb)
 
     def _raw_mask(self, frame_rgb: np.ndarray) -> np.ndarray:
         if self._blur > 1:

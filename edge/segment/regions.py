@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from edge.segment.base import MaskCleanup, fill_small_holes, keep_regions, open_close
+from edge.segment.base import Box, MaskCleanup, fill_small_holes, keep_regions, open_close
 
 #: Frames whose shrunk copy would be smaller than this (either side) are masked whole.
 MIN_COARSE_SIDE = 16
@@ -42,8 +42,9 @@ def coarse_to_fine(
     cleanup: MaskCleanup,
     scale: int,
     context_px: int,
-) -> tuple[np.ndarray, int] | None:
-    """The cleaned mask and region count of ``frame`` (as the whole-frame path gives), or None.
+) -> tuple[np.ndarray, int, Box | None] | None:
+    """The cleaned mask, region count and box of ``frame`` (as :func:`clean_count_box` gives them
+    for the whole frame), or None.
 
     Args:
         frame: validated (H, W, 3) uint8 RGB frame.
@@ -67,7 +68,7 @@ def coarse_to_fine(
     small = cv2.resize(frame[: sh * scale, : sw * scale], (sw, sh), interpolation=cv2.INTER_NEAREST)
     found = _coarse_boxes(key(small), cleanup.min_area_px / (2 * scale * scale))
     if found.shape[0] == 0:
-        return np.zeros((height, width), np.uint8), 0
+        return np.zeros((height, width), np.uint8), 0, None
     reach = reach_px(cleanup, context_px)
     # A region reaches up to a shrunk pixel past its shrunk box; `reach` more pixels keep it exact.
     grow = reach + 2 * scale
@@ -95,25 +96,27 @@ def coarse_to_fine(
         # No region or one (the usual frame): measured without OpenCV's labelling statistics,
         # which cost three times the labelling, and kept as it is.
         if n == 1:
-            return out, 0
+            return out, 0, None
         bx, by, bw1, bh1 = box = cv2.boundingRect(binary)
         if not _clear(box, bounds):
             return None
         if cv2.countNonZero(binary) < max(cleanup.min_area_px, 1):
-            return out, 0
+            return out, 0, None
         part = binary[by : by + bh1, bx : bx + bw1]
         if cleanup.fill_holes_px > 0:
             part = fill_small_holes(part, cleanup.fill_holes_px)
         out[y0 + by : y0 + by + bh1, x0 + bx : x0 + bx + bw1] = part * np.uint8(255)
-        return out, 1
+        return out, 1, (x0 + bx, y0 + by, x0 + bx + bw1, y0 + by + bh1)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8, ltype=_label_type(binary))
     stats = stats[:n]
     if not all(_clear(box, bounds) for box in stats[1:, :4].tolist()):
         return None
-    out[y0:y1, x0:x1], count = keep_regions(
+    out[y0:y1, x0:x1], count, kept = keep_regions(
         labels, stats, cleanup.keep, cleanup.min_area_px, cleanup.fill_holes_px
     )
-    return out, count
+    if kept is None:
+        return out, count, None
+    return out, count, (x0 + kept[0], y0 + kept[1], x0 + kept[2], y0 + kept[3])
 
 
 def _clear(box: Sequence[int], bounds: tuple[int, int, int, int]) -> bool:

@@ -280,3 +280,19 @@ def test_prepare_is_bit_identical_to_the_reference_on_a_huge_crop() -> None:
     for background in ("keep", "fill"):
         spec = InputSpec(size=(64, 64), background=background, fill_rgb=(9, 8, 7))
         assert prepare(image, mask, spec).tobytes() == _reference_prepare(image, mask, spec).tobytes()
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_known_box_gives_the_same_crop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        image, mask, spec = _random_case(rng)
+        if mask is None or not mask.any():
+            continue
+        x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+        for fill in (None, (1, 2, 3)):
+            searched = crop_to_mask(image, mask, spec.crop_margin, fill_rgb=fill)
+            told = crop_to_mask(image, mask, spec.crop_margin, fill_rgb=fill, box=(x, y, x + w, y + h))
+            assert told.box == searched.box and told.empty == searched.empty
+            np.testing.assert_array_equal(told.image, searched.image)
+            np.testing.assert_array_equal(told.mask, searched.mask)

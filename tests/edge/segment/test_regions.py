@@ -51,10 +51,17 @@ def test_same_masks_and_counts_as_the_whole_frame(keep: str, scale: int) -> None
     coarse = hsv(search_scale=scale, keep=keep, min_area_px=60, fill_holes_px=300)
     for seed in range(40):
         frame = scene(seed)
-        want_mask, want_count = whole.mask_and_count(frame)
-        got_mask, got_count = coarse.mask_and_count(frame)
+        want_mask, want_count, want_box = whole.mask_count_box(frame)
+        got_mask, got_count, got_box = coarse.mask_count_box(frame)
         assert got_count == want_count, seed
         np.testing.assert_array_equal(got_mask, want_mask, err_msg=f"scene {seed}")
+        # Both paths hand over the box around the mask's pixels, as crop_to_mask would find it.
+        assert got_box == want_box == bounding_box(want_mask), seed
+
+
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    x, y, w, h = cv2.boundingRect(mask)
+    return (x, y, x + w, y + h) if w else None
 
 
 def _args(seg: HsvSegmenter, scale: int = 4) -> tuple:
@@ -76,7 +83,7 @@ def test_only_the_box_around_the_part_is_masked_at_full_size() -> None:
     found = coarse_to_fine(frame, seg._key, raw_mask, seg.hsv_config, 4, 1)
     assert found is not None
     np.testing.assert_array_equal(found[0], hsv(search_scale=1).mask(frame))
-    assert found[1] == 1
+    assert found[1] == 1 and found[2] == bounding_box(found[0])
     # The full-resolution key saw the part's box grown by the clean-up's reach, not the frame.
     ((h, w, _),) = keyed
     assert 40 < h < 80 and 50 < w < 90
@@ -86,8 +93,8 @@ def test_an_empty_turntable_is_settled_on_the_shrunk_frame() -> None:
     seg = hsv()
     found = coarse_to_fine(frame_with(BLUE), *_args(seg))
     assert found is not None
-    mask, count = found
-    assert count == 0 and mask.shape == (H, W) and not mask.any()
+    mask, count, box = found
+    assert count == 0 and box is None and mask.shape == (H, W) and not mask.any()
 
 
 def test_a_region_leaving_the_box_sends_the_frame_to_the_whole_frame_path() -> None:
