@@ -56,7 +56,7 @@ class HsvConfig(MaskCleanup):
     )
 
     search_scale: int = Field(
-        4,
+        6,
         ge=1,
         le=8,
         description="find the parts on a frame shrunk this many times, then mask only around them "

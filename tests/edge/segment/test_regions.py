@@ -45,7 +45,7 @@ def scene(seed: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("keep", ["largest", "all"])
-@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("scale", [2, 4, 6])
 def test_same_masks_and_counts_as_the_whole_frame(keep: str, scale: int) -> None:
     whole = hsv(search_scale=1, keep=keep, min_area_px=60, fill_holes_px=300)
     coarse = hsv(search_scale=scale, keep=keep, min_area_px=60, fill_holes_px=300)
