@@ -2,7 +2,7 @@
 
 A colour key decides each pixel from a small neighbourhood, so most of a frame's cost is spent on
 background far from any part. :func:`coarse_to_fine` keys a copy of the frame shrunk ``scale``
-times, labels its regions, then runs the backend's full-resolution key and the
+times (one sample per block), finds its regions, then runs the backend's full-resolution key and the
 shared clean-up (:func:`~edge.segment.base.clean_mask`) only on the box around them, grown by the
 clean-up's reach so the pixels of every region found there come out as they would on the whole
 frame. When a region found at full size reaches the edge of that box (it continues outside), or
@@ -48,15 +48,15 @@ def coarse_to_fine(
 
     Args:
         frame: validated (H, W, 3) uint8 RGB frame.
-        key: the backend's per-pixel 0/255 decision, used on the shrunk frame (no blur: the
-            shrinking averages already).
+        key: the backend's per-pixel 0/255 decision, used on the shrunk frame (without the
+            backend's blur: it only has to find the regions).
         raw_mask: the backend's full-resolution 0/255 mask, used on the box around the regions.
         cleanup: the backend's clean-up settings.
         scale: how many times the frame is shrunk to find the regions (2..8).
         context_px: how far the backend's ``raw_mask`` looks around a pixel (a blur's radius).
 
-    Regions too thin to survive the shrinking (under about ``scale`` pixels across) are not
-    looked for; the count is then that of the regions near the ones found.
+    A region that the shrunk frame's samples miss (thinner than about ``scale`` pixels) and that
+    lies apart from the regions found is not seen: neither masked nor counted.
     """
     height, width = frame.shape[:2]
     sh, sw = height // scale, width // scale
