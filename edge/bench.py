@@ -6,6 +6,11 @@ is present (the configured one, or ``<model sets>/segment/u2net*.onnx`` / ``mobi
 Each stage (capture, segment, preprocess, infer, search, fuse) and the total are reported as p50
 and p95 in ms, with the resident memory after the option ran and each option's total p50 relative
 to ``none`` measured in the same run. One untimed warm-up part per option absorbs first-run costs.
+
+The pipeline's ``overhead`` is its work beyond the model's inference and the camera: segment,
+preprocess, search and fuse, summed per part. ``overhead_pct_of_infer`` is its p50 as a percentage
+of the infer p50 of the same run (a ratio of two figures from one run, so it carries across machines
+better than either figure).
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from edge.segment import create_segmenter, parse_segmenter_config
 from edge.settings import EdgeConfig
 
 log = logging.getLogger(__name__)
+
+#: The stages summed into the pipeline's overhead: all but the camera and the model's inference.
+OVERHEAD_STAGES: tuple[str, ...] = tuple(s for s in STAGES if s not in ("capture", "infer"))
 
 #: The HSV option when the config's segmenter is not HSV: keys out the grey disc and dark surround.
 DEFAULT_HSV: dict[str, Any] = {
@@ -139,14 +147,21 @@ def run_bench(
             try:
                 pipeline.process(groups[0][0])  # warm-up, untimed
                 samples: dict[str, list[float]] = {s: [] for s in (*STAGES, "total")}
+                overhead: list[float] = []
                 for group, capture_ms in groups:
                     timings = pipeline.process(group, capture_ms).timings
                     for stage in samples:
                         samples[stage].append(timings[stage])
+                    overhead.append(sum(timings[s] for s in OVERHEAD_STAGES))
+                stages = {s: _pct(v) for s, v in samples.items()}
                 results.append(
                     {
                         "segmenter": label,
-                        "stages": {s: _pct(v) for s, v in samples.items()},
+                        "stages": stages,
+                        "overhead": _pct(overhead),
+                        "overhead_pct_of_infer": 100.0
+                        * _pct(overhead)["p50"]
+                        / max(stages["infer"]["p50"], 1e-9),
                         "rss_mb": resident_mb(),
                     }
                 )
@@ -165,6 +180,7 @@ def run_bench(
             "parts": len(groups),
             "frames": sum(len(g) for g, _ in groups),
             "stages": [*STAGES, "total"],
+            "overhead_stages": list(OVERHEAD_STAGES),
             "options": results,
         }
     finally:
@@ -173,16 +189,28 @@ def run_bench(
 
 
 def format_table(result: Mapping[str, Any]) -> str:
-    """A fixed-width table: one row per option, p50/p95 per stage, the ratio to ``none``, memory."""
+    """A fixed-width table: one row per option, p50/p95 per stage and of the overhead, the overhead's
+    p50 as a percentage of infer's, the ratio to ``none``, memory."""
     stages = list(result["stages"])
-    head = f"{'segmenter':<10}" + "".join(f"{s:>16}" for s in stages) + f"{'x none':>8}{'RSS MB':>8}"
+    head = (
+        f"{'segmenter':<10}"
+        + "".join(f"{s:>16}" for s in [*stages, "overhead"])
+        + f"{'%infer':>8}{'x none':>8}{'RSS MB':>8}"
+    )
+    summed = "+".join(result.get("overhead_stages", OVERHEAD_STAGES))
     lines = [
         f"{result['parts']} parts x {result['views']} views from {result['camera']}; "
-        f"model {result['model']}, {result['threads']} threads; ms p50/p95",
+        f"model {result['model']}, {result['threads']} threads; ms p50/p95; overhead = {summed} "
+        "per part, %infer = its p50 over infer's p50",
         head,
         "-" * len(head),
     ]
     for r in result["options"]:
-        cells = "".join(f"{r['stages'][s]['p50']:>8.1f}/{r['stages'][s]['p95']:<7.1f}" for s in stages)
-        lines.append(f"{r['segmenter']:<10}{cells}{r['ratio_to_none']:>8.2f}{r['rss_mb']:>8.0f}")
+        cells = "".join(
+            f"{t['p50']:>8.1f}/{t['p95']:<7.1f}" for t in [*(r["stages"][s] for s in stages), r["overhead"]]
+        )
+        lines.append(
+            f"{r['segmenter']:<10}{cells}{r['overhead_pct_of_infer']:>7.0f}%"
+            f"{r['ratio_to_none']:>8.2f}{r['rss_mb']:>8.0f}"
+        )
     return "\n".join(lines)

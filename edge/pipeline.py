@@ -27,7 +27,7 @@ from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 from edge.index import EmbeddingIndex
 from edge.manifest import Manifest, inside, open_manifest
 from edge.part import PartRecord, ViewRecord
-from edge.preprocess import Crop, crop_to_mask, prepare_batch
+from edge.preprocess import Crop, crop_for, crop_to_mask, prepare_batch, prepare_crop
 from edge.recognize import Decision, Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import EdgeConfig
@@ -279,10 +279,10 @@ class Pipeline:
         timings = dict.fromkeys(STAGES, 0.0)
         timings["capture"] = float(capture_ms)
         start = time.perf_counter()
-        masks, objects = self._segment(images)
+        masks, objects, boxes = self._segment(images)
         timings["segment"] = _ms(start)
         start = time.perf_counter()
-        batch, crops = self._prepare(images, masks)
+        batch, crops = self._prepare(images, masks, boxes)
         timings["preprocess"] = _ms(start)
         start = time.perf_counter()
         outputs = self.engine.run(batch)
@@ -297,10 +297,10 @@ class Pipeline:
         image = _image(frame)
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        masks, objects = self._segment([image])
+        masks, objects, boxes = self._segment([image])
         timings["segment"] = _ms(start)
         start = time.perf_counter()
-        batch, crops = self._prepare([image], masks)
+        batch, crops = self._prepare([image], masks, boxes)
         timings["preprocess"] = _ms(start)
         start = time.perf_counter()
         outputs = self.engine.run(batch)
@@ -330,21 +330,32 @@ class Pipeline:
             record.compute_ms = view.compute_ms
         return part
 
-    def _segment(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
-        masks, objects = [], []
+    def _segment(
+        self, images: list[np.ndarray]
+    ) -> tuple[list[np.ndarray], list[int], list[tuple[int, int, int, int] | None]]:
+        """Each view's mask, regions counted and the part's box where the segmenter found it."""
+        masks: list[np.ndarray] = []
+        objects: list[int] = []
+        boxes: list[tuple[int, int, int, int] | None] = []
         for image in images:
-            mask, count = self.segmenter.mask_and_count(image)
+            mask, count, box = self.segmenter.mask_count_box(image)
             masks.append(mask)
             objects.append(count)
-        return masks, objects
+            boxes.append(box)
+        return masks, objects, boxes
 
     def _prepare(
-        self, images: list[np.ndarray], masks: list[np.ndarray]
+        self, images: list[np.ndarray], masks: list[np.ndarray], boxes: Sequence[Any]
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """The engine's input batch and the crops (colour-corrected when configured)."""
         spec = self.manifest.input
         self.last_drift = []
-        if self.color_correction is None and self.drift_correction is None:
+        corrected = self.color_correction is not None or self.drift_correction is not None
+        if not corrected and spec.background == "keep":
+            # The crop prepare() starts from is the view's crop: cut each frame once.
+            cut = [crop_for(img, m, spec, box=b) for img, m, b in zip(images, masks, boxes, strict=True)]
+            return np.stack([prepare_crop(c, spec) for c in cut]), [c.image for c in cut]
+        if not corrected:
             batch = prepare_batch(list(zip(images, masks, strict=True)), spec)
             crops = [
                 crop_to_mask(img, m, spec.crop_margin).image for img, m in zip(images, masks, strict=True)

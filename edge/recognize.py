@@ -102,8 +102,17 @@ def fuse(log_probs: np.ndarray, fusion: Fusion) -> np.ndarray:
 
 
 def _topk(scores: np.ndarray, names: list, k: int) -> list:
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [(names[i], float(scores[i])) for i in order]
+    return _topk_rows(scores[None], names, k)[0]
+
+
+def _topk_rows(scores: np.ndarray, names: list, k: int) -> list[list]:
+    """Each row's ``k`` best (name, score) pairs, best first, ties in index order; one sort for all rows."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    values = np.take_along_axis(scores, order, axis=1).tolist()
+    return [
+        [(names[i], v) for i, v in zip(row, row_values, strict=True)]
+        for row, row_values in zip(order.tolist(), values, strict=True)
+    ]
 
 
 class Recognizer:
@@ -204,17 +213,21 @@ class Recognizer:
         part_lp = log_softmax(outputs["part_logits"])
         color_lp = log_softmax(outputs["color_logits"]) if "color_logits" in outputs else None
         emb = outputs.get("embedding")
-        views = []
-        for i in range(len(part_lp)):
-            colors = _topk(np.exp(color_lp[i]), self._colors, self.k) if color_lp is not None else []
-            views.append(
-                ViewPrediction(
-                    part_topk=_topk(np.exp(part_lp[i]), self._parts, self.k),
-                    color_topk=colors,
-                    source="classifier",
-                    embedding=None if emb is None else np.asarray(emb[i], np.float32),
-                )
+        part_tops = _topk_rows(np.exp(part_lp), self._parts, self.k)
+        color_tops = (
+            _topk_rows(np.exp(color_lp), self._colors, self.k)
+            if color_lp is not None
+            else [[] for _ in part_lp]
+        )
+        views = [
+            ViewPrediction(
+                part_topk=part_tops[i],
+                color_topk=color_tops[i],
+                source="classifier",
+                embedding=None if emb is None else np.asarray(emb[i], np.float32),
             )
+            for i in range(len(part_lp))
+        ]
         fused = fuse(part_lp, self.fusion)
         return _topk(fused, self._parts, self.k), views, fused
 

@@ -82,3 +82,17 @@ def test_bench_command_rejects_an_unknown_option(
     with caplog.at_level(logging.ERROR, "edge"):
         assert cli.main(["bench", "--config", str(config), "--segmenters", "none,magic"]) == 2
     assert "'magic' is unknown" in caplog.text
+
+
+def test_overhead_is_the_work_beyond_inference(tmp_path: Path, demo_library: Path) -> None:
+    cfg = load_edge_config(write_sim_setup(tmp_path, demo_library, capture={"views": 2}))
+    result = run_bench(cfg, frames=6, segmenters=["hsv"])
+    assert result["overhead_stages"] == ["segment", "preprocess", "search", "fuse"]
+    (row,) = result["options"]
+    p50, p95 = row["overhead"]["p50"], row["overhead"]["p95"]
+    assert 0 < p50 <= p95
+    assert row["overhead_pct_of_infer"] == pytest.approx(100 * p50 / row["stages"]["infer"]["p50"])
+    table = format_table(result).splitlines()
+    assert "overhead = segment+preprocess+search+fuse" in table[0]
+    assert table[1].split()[-5:] == ["%infer", "x", "none", "RSS", "MB"]
+    assert table[3].split()[-3] == f"{row['overhead_pct_of_infer']:.0f}%"

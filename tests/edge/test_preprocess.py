@@ -176,3 +176,123 @@ def test_bad_batches_name_the_item() -> None:
         prepare_batch([good, (good[0].astype(np.float32), good[1])], InputSpec(size=(8, 8)))
     with pytest.raises(ImageError, match=r"crop margin 3\.0"):
         crop_to_mask(good[0], good[1], 3.0)
+
+
+# --- pinned: the trainer's preprocessing must not move by a bit ---
+
+
+def _reference_prepare(image: np.ndarray, mask: np.ndarray | None, spec: InputSpec) -> np.ndarray:
+    """:func:`prepare` as first written (commit ac8ffec), kept plain as the bit-exact reference."""
+    height, width = image.shape[:2]
+    part = np.ones((height, width), bool) if mask is None else mask.astype(bool)
+    rows, cols = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
+    if rows.size == 0:
+        side = min(height, width)
+        sx, sy, empty = (width - side) // 2, (height - side) // 2, True
+    else:
+        x0, y0, x1, y1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+        w, h = x1 - x0, y1 - y0
+        side = int(np.ceil(max(w, h) * (1.0 + 2.0 * spec.crop_margin)))
+        sx, sy, empty = x0 - (side - w + 1) // 2, y0 - (side - h + 1) // 2, False
+    cx0, cy0, cx1, cy1 = max(sx, 0), max(sy, 0), min(sx + side, width), min(sy + side, height)
+    pads = (cy0 - sy, sy + side - cy1, cx0 - sx, sx + side - cx1)
+    img, sub = image[cy0:cy1, cx0:cx1], part[cy0:cy1, cx0:cx1].view(np.uint8)
+    if side > 2048:  # MAX_CROP_SIDE
+        scale, top_side = 2048 / side, 2048
+        nh, nw = (max(1, min(top_side, round(n * scale))) for n in img.shape[:2])
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+        sub = cv2.resize(sub, (nw, nh), interpolation=cv2.INTER_NEAREST)
+        top, left = min(round(pads[0] * scale), top_side - nh), min(round(pads[2] * scale), top_side - nw)
+        pads = (top, top_side - nh - top, left, top_side - nw - left)
+    fill = spec.background == "fill"
+    if any(pads):
+        if fill:
+            img = cv2.copyMakeBorder(
+                img, *pads, cv2.BORDER_CONSTANT, value=tuple(int(c) for c in spec.fill_rgb)
+            )
+        else:
+            img = cv2.copyMakeBorder(img, *pads, cv2.BORDER_REPLICATE)
+        sub = cv2.copyMakeBorder(sub, *pads, cv2.BORDER_CONSTANT, value=0)
+    img = np.ascontiguousarray(img)
+    if fill and not empty:
+        img = np.where(sub.astype(bool)[..., None], img, np.asarray(spec.fill_rgb, np.uint8))
+    out_h, out_w = spec.size
+    if img.shape[:2] != (out_h, out_w):
+        shrinking = img.shape[0] * img.shape[0] >= out_h * out_w
+        img = cv2.resize(img, (out_w, out_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    x = (img.astype(np.float32) * np.float32(spec.scale) - np.asarray(spec.mean, np.float32)) / np.asarray(
+        spec.std, np.float32
+    )
+    if spec.layout == "NCHW":
+        x = x.transpose(2, 0, 1)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _random_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None, InputSpec]:
+    h, w = (int(v) for v in rng.integers(1, 260, 2))
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    kind = rng.integers(0, 6)
+    mask: np.ndarray | None
+    if kind == 0:
+        mask = None
+    elif kind == 1:
+        mask = np.zeros((h, w), rng.choice([np.uint8, np.bool_]))  # empty: the centre square
+    else:
+        x0, y0 = rng.integers(0, w), rng.integers(0, h)
+        x1, y1 = rng.integers(x0, w) + 1, rng.integers(y0, h) + 1
+        mask = np.zeros((h, w), np.uint8)
+        mask[y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) > 0.4
+        mask[y0, x0] = 1
+        mask *= np.uint8(rng.choice([1, 7, 255]))
+        if kind == 5:
+            mask = mask.astype(bool)
+    spec = InputSpec(
+        size=(int(rng.integers(8, 200)), int(rng.integers(8, 200))),
+        layout=rng.choice(["NCHW", "NHWC"]),
+        mean=tuple(float(v) for v in rng.random(3)),
+        std=tuple(float(v) for v in rng.random(3) + 0.05),
+        scale=float(rng.choice([1 / 255, 1.0, rng.random() + 1e-3])),
+        background=rng.choice(["keep", "fill"]),
+        fill_rgb=tuple(int(v) for v in rng.integers(0, 256, 3)),
+        crop_margin=float(rng.choice([0.0, 0.1, rng.random() * 2])),
+    )
+    return image, mask, spec
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_prepare_is_bit_identical_to_the_reference(seed: int) -> None:
+    # The trainer's features and the shipped models were made with this preprocessing: a speed-up
+    # may change how it is computed, never a bit of what it computes.
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        image, mask, spec = _random_case(rng)
+        got = prepare(image, mask, spec)
+        want = _reference_prepare(image, mask, spec)
+        assert got.shape == want.shape and got.dtype == want.dtype and got.flags.c_contiguous
+        assert got.tobytes() == want.tobytes(), (image.shape, spec)
+
+
+def test_prepare_is_bit_identical_to_the_reference_on_a_huge_crop() -> None:
+    rng = np.random.default_rng(9)
+    image = rng.integers(0, 256, (12, 2300, 3), dtype=np.uint8)  # its square is over MAX_CROP_SIDE
+    mask = np.zeros((12, 2300), np.uint8)
+    mask[3:9, 5:2290] = 255
+    for background in ("keep", "fill"):
+        spec = InputSpec(size=(64, 64), background=background, fill_rgb=(9, 8, 7))
+        assert prepare(image, mask, spec).tobytes() == _reference_prepare(image, mask, spec).tobytes()
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_known_box_gives_the_same_crop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        image, mask, spec = _random_case(rng)
+        if mask is None or not mask.any():
+            continue
+        x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+        for fill in (None, (1, 2, 3)):
+            searched = crop_to_mask(image, mask, spec.crop_margin, fill_rgb=fill)
+            told = crop_to_mask(image, mask, spec.crop_margin, fill_rgb=fill, box=(x, y, x + w, y + h))
+            assert told.box == searched.box and told.empty == searched.empty
+            np.testing.assert_array_equal(told.image, searched.image)
+            np.testing.assert_array_equal(told.mask, searched.mask)

@@ -205,6 +205,7 @@ def test_none_backend_masks_the_whole_frame() -> None:
     with create_segmenter({"type": "none"}) as seg:
         assert isinstance(seg, NoneSegmenter)
         mask, count = seg.mask_and_count(frame_with(BLUE)[:50, :70])
+        assert seg.mask_count_box(frame_with(BLUE)[:50, :70])[2] == (0, 0, 70, 50)
     assert mask.shape == (50, 70) and (mask == 255).all() and count == 1
 
 
