@@ -351,16 +351,11 @@ class Pipeline:
         spec = self.manifest.input
         self.last_drift = []
         corrected = self.color_correction is not None or self.drift_correction is not None
-        if not corrected and spec.background == "keep":
-            # The crop prepare() starts from is the view's crop: cut each frame once.
+        if not corrected:
+            # The crop prepare() starts from is the view's crop: cut each frame once (in fill
+            # mode its padding is the fill colour; the recorded crop keeps the part's surroundings).
             cut = [crop_for(img, m, spec, box=b) for img, m, b in zip(images, masks, boxes, strict=True)]
             return np.stack([prepare_crop(c, spec) for c in cut]), [c.image for c in cut]
-        if not corrected:
-            batch = prepare_batch(list(zip(images, masks, strict=True)), spec)
-            crops = [
-                crop_to_mask(img, m, spec.crop_margin).image for img, m in zip(images, masks, strict=True)
-            ]
-            return batch, crops
         # Only the crops are corrected (the whole frame would cost 10x more); re-cropping a crop
         # around its own mask gives the same square. The segmenter saw the uncorrected frame,
         # as it was calibrated on uncorrected frames. The drift is measured on the crop's stage

@@ -38,6 +38,7 @@ class CountingEngine:
 
     def run(self, batch: np.ndarray) -> Any:
         self.batches.append(len(batch))
+        self.last = batch
         return self.engine.run(batch)
 
 
@@ -75,6 +76,24 @@ def test_views_run_as_one_batch_and_match_the_stages_done_by_hand(pipeline: Pipe
     assert timings["segment"] > 0 and timings["infer"] > 0
     assert timings["search"] == 0.0  # classifier mode searches no index
     assert timings["total"] == pytest.approx(sum(timings[s] for s in STAGES))
+
+
+@pytest.mark.parametrize("background", ["keep", "fill"])
+def test_the_engine_gets_exactly_what_prepare_gives(pipeline: Pipeline, background: str) -> None:
+    # The pipeline crops each frame once around the box its segmenter found; training runs
+    # prepare() on the whole frame. Both input modes must give the network the same bits.
+    pipeline.manifest.input = pipeline.manifest.input.model_copy(update={"background": background})
+    frames, capture_ms = _views(pipeline)
+    pipeline.process(frames, capture_ms)
+    segmenter = create_segmenter(HSV)
+    batch = prepare_batch([(f.image, segmenter.mask(f.image)) for f in frames], pipeline.manifest.input)
+    assert np.array_equal(pipeline.engine.last, batch)
+    other = pipeline.manifest.input.model_copy(
+        update={"background": {"keep": "fill", "fill": "keep"}[background]}
+    )
+    assert not np.array_equal(
+        prepare_batch([(f.image, segmenter.mask(f.image)) for f in frames], other), batch
+    )
 
 
 def test_part_result_has_truth_crops_and_object_counts(pipeline: Pipeline) -> None:
