@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         pack,
         quantize,
         render,
+        segmenter,
         ship,
         train,
     )
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         categories,
         evaluate,
         evaluate_real,
+        segmenter,
         ship,
         demo,
     ):

@@ -1,0 +1,111 @@
+"""``trainer segmenter``: learns masks from image/mask pairs, exports what edge's mobileseg loads, resumes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from edge.errors import ConfigError, DataFileError
+from edge.segment import create_segmenter
+from trainer.cli import main
+from trainer.segmenter import (
+    SegConfig,
+    find_pairs,
+    parse_size,
+    reference_iou,
+    split_pairs,
+    train_segmenter,
+)
+
+
+def write_renders(
+    folder: Path, count: int, seed: int = 0, *, ground: tuple[float, ...] | None = None, part: bool = True
+) -> None:
+    """Frames of a bright ellipse ("part") on a dim, noisy, unevenly lit ground, masks beside."""
+    rng = np.random.default_rng(seed)
+    sub = folder / "raw" / "3001" / "4"
+    sub.mkdir(parents=True)
+    for i in range(count):
+        ground = np.asarray(ground) if ground is not None else rng.uniform(20, 90, size=3)
+        image = np.empty((96, 128, 3), np.float32)
+        image[:] = ground
+        image *= np.linspace(0.7, 1.2, 128, dtype=np.float32)[None, :, None]
+        image += rng.normal(0, 6, size=image.shape)
+        mask = np.zeros((96, 128), np.uint8)
+        centre = (int(rng.integers(30, 98)), int(rng.integers(25, 71)))
+        axes = (int(rng.integers(10, 24)), int(rng.integers(8, 18)))
+        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 255, -1)
+        if not part:
+            mask[:] = 0
+        image[mask > 0] = rng.uniform(150, 250, size=3)
+        cv2.imwrite(str(sub / f"3001_4_{i}.jpg"), np.clip(image, 0, 255).astype(np.uint8))
+        cv2.imwrite(str(sub / f"3001_4_{i}_mask.png"), mask)
+
+
+def test_learns_exports_and_edge_loads(tmp_path: Path) -> None:
+    write_renders(tmp_path / "data", 120)
+    cfg = SegConfig(height=64, width=96, epochs=4, batch_size=8, swap=0.3, val_share=0.15, lr=1e-2)
+    report = train_segmenter([tmp_path / "data"], tmp_path / "seg", cfg, progress=False)
+    iou = report["iou"]["validation"]
+    # Calling every pixel "part" scores the part's share of the frame: about 0.07 here.
+    assert iou["images"] == report["images"]["validation"] > 5
+    assert iou["mean"] > 0.6
+    assert report["export_parity_max_abs"] < 1e-3
+    sidecar = json.loads((tmp_path / "seg" / "seg.json").read_text())
+    assert sidecar["input_size"] == [64, 96] and sidecar["output"] == "mask_logits"
+    segmenter = create_segmenter({"type": "mobileseg", "model": str(tmp_path / "seg" / "seg.onnx")})
+    frame = cv2.cvtColor(cv2.imread(str(tmp_path / "data/raw/3001/4/3001_4_0.jpg")), cv2.COLOR_BGR2RGB)
+    mask = segmenter.mask(frame)
+    assert mask.shape == frame.shape[:2] and mask.dtype == np.uint8
+    segmenter.close()
+
+    # Photos of a "rig" and frames of its empty stage: scored against the background-difference masks.
+    write_renders(tmp_path / "rig", 12, seed=5, ground=(50.0, 60.0, 55.0))
+    write_renders(tmp_path / "empty", 3, seed=6, ground=(50.0, 60.0, 55.0), part=False)
+    photos = tmp_path / "rig" / "raw"
+    for m in photos.rglob("*_mask.png"):
+        m.unlink()  # real photos come without masks
+    real = reference_iou(
+        tmp_path / "seg" / "seg.onnx", photos, tmp_path / "empty/raw/3001/4", tmp_path / "ref"
+    )
+    assert real["images"] == 12
+    assert real["mean"] > 0.5
+    assert 0.01 < real["reference_median_mask_share"] < 0.2  # the reference found the part, not the frame
+
+
+def test_resumes_after_the_last_finished_epoch(tmp_path: Path) -> None:
+    write_renders(tmp_path / "data", 40)
+    one = SegConfig(height=32, width=32, epochs=1, batch_size=8, swap=0.0, val_share=0.2)
+    first = train_segmenter([tmp_path / "data"], tmp_path / "seg", one, progress=False)
+    assert [h["epoch"] for h in first["history"]] == [1]
+    two = SegConfig(height=32, width=32, epochs=2, batch_size=8, swap=0.0, val_share=0.2)
+    second = train_segmenter([tmp_path / "data"], tmp_path / "seg", two, progress=False)
+    assert [h["epoch"] for h in second["history"]] == [1, 2]
+    assert second["history"][0] == first["history"][0]  # epoch 1 was not trained again
+    other = SegConfig(height=64, width=64, epochs=3, batch_size=8, swap=0.0, val_share=0.2)
+    with pytest.raises(ConfigError, match="other settings"):
+        train_segmenter([tmp_path / "data"], tmp_path / "seg", other, progress=False)
+
+
+def test_bad_input_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataFileError, match=r"_mask\.png"):
+        find_pairs([tmp_path / "empty"])
+    with pytest.raises(DataFileError, match="does not exist"):
+        find_pairs([tmp_path / "missing"])
+    with pytest.raises(ConfigError, match="WIDTHxHEIGHT"):
+        parse_size("320")
+    with pytest.raises(ConfigError, match="multiples of 16"):
+        parse_size("300x200")
+    assert parse_size("320x240") == (240, 320)
+    write_renders(tmp_path / "few", 2)
+    with pytest.raises(ConfigError, match="validation"):
+        split_pairs(find_pairs([tmp_path / "few"]), 0.01)
+    assert main(["segmenter", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "_mask.png" in caplog.text

@@ -1,0 +1,607 @@
+"""``trainer segmenter``: the small segmentation network edge's ``mobileseg`` option runs.
+
+Learned from the studio's exact masks: every render holds ``name.jpg`` (or ``.png``) beside
+``name_mask.png``. The part's pixels are kept and, with probability ``--swap``, the background is
+replaced by :class:`trainer.backgrounds.BackgroundSwap` (flat and textured surfaces, unevenly lit,
+with a soft shadow, and the photos of empty rigs given with ``--backgrounds``), so that the network
+learns the part, not the render's ground; camera jitter (gain per channel, contrast, noise, blur)
+and mirroring come on top. Images are split into training and validation by a hash of their path.
+
+The network (:class:`TinyUNet`) is a small encoder-decoder of depthwise-separable convolutions:
+five stride-2 stages (16..96 channels), a decoder with skip connections back to half resolution,
+and mask logits bilinearly upsampled to the input. It is trained with binary cross-entropy plus a
+soft Dice loss, AdamW and a cosine schedule, one checkpoint per epoch (``checkpoint/``:
+safetensors weights and a JSON state), so an interrupted run resumes from its last finished epoch.
+
+The export is what edge loads: ``seg.onnx`` ((N, 3, H, W) float32 in, ``mask_logits`` (N, 1, H, W)
+out, batch dynamic) and its sidecar ``seg.json`` (input size, mean and std; see
+:mod:`edge.segment.mobileseg`), checked against torch before it is written. ``report.json`` holds
+the mask IoU of the validation images (and of ``--test`` folders) measured through edge's own
+``mobileseg`` segmenter with its default clean-up, at the frames' full size, as the Pi runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import warnings
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.errors import ConfigError, DataFileError, ModelError
+from edge.fileio import atomic_path, write_atomic
+from trainer.backgrounds import BackgroundSwap
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "seg.onnx"
+SIDECAR_NAME = "seg.json"
+REPORT_NAME = "report.json"
+CHECKPOINT_DIR = "checkpoint"
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True)
+class SegConfig:
+    """What a run is: a resumed run must have the same (``epochs`` may grow)."""
+
+    height: int = 240
+    width: int = 320
+    width_mult: float = 1.0
+    epochs: int = 6
+    batch_size: int = 16
+    epoch_images: int = 0  # training images drawn afresh each epoch; 0: all of them
+    lr: float = 3e-3
+    swap: float = 0.7
+    val_share: float = 0.05
+    seed: int = 0
+
+    def same_run(self, other: SegConfig) -> bool:
+        """Equal but for ``epochs``."""
+        return asdict(self) | {"epochs": 0} == asdict(other) | {"epochs": 0}
+
+
+# ---- data ------------------------------------------------------------------------------------------
+
+
+def find_pairs(folders: Iterable[str | Path]) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs under ``folders``: every ``*_mask.png`` with its image beside it."""
+    pairs: list[tuple[Path, Path]] = []
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            raise DataFileError(f"segmenter data folder {str(root)!r} does not exist; pass a render folder")
+        found = 0
+        for mask in sorted(root.rglob("*_mask.png")):
+            stem = mask.name[: -len("_mask.png")]
+            image = next(
+                (mask.with_name(stem + s) for s in IMAGE_SUFFIXES if mask.with_name(stem + s).is_file()), None
+            )
+            if image is not None:
+                pairs.append((image, mask))
+                found += 1
+        if not found:
+            raise DataFileError(
+                f"no image with a '*_mask.png' beside it under {str(root)!r}; the segmenter learns from "
+                "renders with their exact masks (`trainer render` writes them)"
+            )
+    return pairs
+
+
+def split_pairs(pairs: Sequence[tuple[Path, Path]], val_share: float) -> tuple[list, list]:
+    """(train, validation) by a hash of each image's path: stable when folders grow."""
+    train, val = [], []
+    for pair in pairs:
+        bucket = zlib.crc32(pair[0].as_posix().encode()) % 10_000
+        (val if bucket < val_share * 10_000 else train).append(pair)
+    if not train or not val:
+        raise ConfigError(
+            f"{len(pairs)} images give {len(train)} for training and {len(val)} for validation at "
+            f"--val-share {val_share}; give more images or another share"
+        )
+    return train, val
+
+
+def read_pair(image: Path, mask: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 RGB and (H, W) bool; a clear error for an unreadable or mismatched file."""
+    bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    m = cv2.imread(str(mask), cv2.IMREAD_GRAYSCALE)
+    if bgr is None or m is None:
+        raise DataFileError(f"cannot read {str(image if bgr is None else mask)!r}; re-render that part")
+    if m.shape != bgr.shape[:2]:
+        raise DataFileError(f"mask {str(mask)!r} is {m.shape} but its image is {bgr.shape[:2]}; re-render it")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), m > 127
+
+
+def normalise(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(3, H, W) float32 input, exactly as :class:`edge.segment.mobileseg.MobileSegSegmenter` makes it."""
+    shrink = height * width < rgb.shape[0] * rgb.shape[1]
+    resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    x = (resized.astype(np.float32) / 255.0 - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def camera_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gain per channel (white balance), contrast, sensor noise and sometimes a slight blur."""
+    x = rgb.astype(np.float32)
+    x *= rng.uniform(0.75, 1.25) * rng.uniform(0.9, 1.1, size=3).astype(np.float32)
+    mean = x.mean()
+    x = (x - mean) * rng.uniform(0.7, 1.3) + mean
+    x += rng.normal(0.0, rng.uniform(0.0, 6.0), size=x.shape).astype(np.float32)
+    if rng.random() < 0.3:
+        x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 1.5))
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+class SegDataset:
+    """A torch-style dataset of (input, target) float32 arrays; augmentation only when ``train``."""
+
+    def __init__(
+        self,
+        pairs: Sequence[tuple[Path, Path]],
+        cfg: SegConfig,
+        swap: BackgroundSwap | None,
+        *,
+        train: bool,
+    ) -> None:
+        self.pairs, self.cfg, self.swap, self.train = list(pairs), cfg, swap, train
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        rgb, mask = read_pair(*self.pairs[i])
+        if self.train:
+            rng = np.random.default_rng((self.cfg.seed, self.epoch, i))
+            if self.swap is not None:
+                rgb = self.swap(rgb, mask, rng)
+            rgb = camera_jitter(rgb, rng)
+            if rng.random() < 0.5:
+                rgb, mask = rgb[:, ::-1], mask[:, ::-1]
+        h, w = self.cfg.height, self.cfg.width
+        target = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        return normalise(np.ascontiguousarray(rgb), h, w), target[None]
+
+
+# ---- network ---------------------------------------------------------------------------------------
+
+
+def build_model(width_mult: float = 1.0) -> Any:
+    """A :class:`TinyUNet` (imports torch)."""
+    import torch
+    from torch import nn
+
+    def ch(c: int) -> int:
+        return max(8, round(c * width_mult / 8) * 8)
+
+    class SepConv(nn.Sequential):
+        """Depthwise 3x3 + pointwise 1x1, each with batch norm and ReLU6."""
+
+        def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+            super().__init__(
+                nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False),
+                nn.BatchNorm2d(cin),
+                nn.ReLU6(inplace=True),
+                nn.Conv2d(cin, cout, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU6(inplace=True),
+            )
+
+    class TinyUNet(nn.Module):
+        """Encoder of stride-2 stages, decoder with skips to 1/2 resolution, logits upsampled."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            c = [ch(16), ch(24), ch(32), ch(64), ch(96)]
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, c[0], 3, 2, 1, bias=False), nn.BatchNorm2d(c[0]), nn.ReLU6(inplace=True)
+            )  # 1/2
+            self.down = nn.ModuleList(
+                [nn.Sequential(SepConv(c[i], c[i + 1], 2), SepConv(c[i + 1], c[i + 1])) for i in range(4)]
+            )  # 1/4 .. 1/32
+            self.up = nn.ModuleList([SepConv(c[i + 1] + c[i], c[i]) for i in reversed(range(4))])
+            self.head = nn.Conv2d(c[0], 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            size = x.shape[-2:]
+            skips = [self.stem(x)]
+            for stage in self.down:
+                skips.append(stage(skips[-1]))
+            y = skips.pop()
+            for block in self.up:
+                skip = skips.pop()
+                y = nn.functional.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+                y = block(torch.cat([y, skip], dim=1))
+            logits = self.head(y)
+            return nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+    return TinyUNet()
+
+
+def seg_loss(logits: Any, target: Any) -> Any:
+    """Binary cross-entropy plus soft Dice (per image, averaged)."""
+    import torch
+
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum(dim=(1, 2, 3))
+    dice = 1 - (2 * inter + 1) / (p.sum(dim=(1, 2, 3)) + target.sum(dim=(1, 2, 3)) + 1)
+    return bce + dice.mean()
+
+
+# ---- checkpoints -----------------------------------------------------------------------------------
+
+
+def _save_checkpoint(out: Path, model: Any, cfg: SegConfig, epoch: int, history: list[dict]) -> None:
+    from safetensors.torch import save_file
+
+    folder = out / CHECKPOINT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(folder / "model.safetensors") as tmp:
+        save_file(weights, str(tmp))
+    state = {"config": asdict(cfg), "epoch": epoch, "history": history}
+    write_atomic(folder / "state.json", json.dumps(state, indent=2) + "\n")
+
+
+def _load_checkpoint(out: Path, model: Any, cfg: SegConfig) -> tuple[int, list[dict]]:
+    """(epochs done, history) of a matching checkpoint in ``out`` (0, [] when there is none)."""
+    state_path = out / CHECKPOINT_DIR / "state.json"
+    if not state_path.is_file():
+        return 0, []
+    from safetensors.torch import load_file
+
+    try:
+        state = json.loads(state_path.read_text())
+        saved = SegConfig(**state["config"])
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise DataFileError(
+            f"checkpoint state {str(state_path)!r} is damaged ({exc}); delete {str(out)!r}"
+        ) from None
+    if not saved.same_run(cfg):
+        raise ConfigError(
+            f"{str(out)!r} holds a run with other settings ({asdict(saved)}); "
+            "use another --out or the same settings"
+        )
+    model.load_state_dict(load_file(str(out / CHECKPOINT_DIR / "model.safetensors")), strict=True)
+    return int(state["epoch"]), list(state.get("history", []))
+
+
+# ---- training --------------------------------------------------------------------------------------
+
+
+def train_segmenter(
+    data: Sequence[str | Path],
+    out: str | Path,
+    cfg: SegConfig,
+    *,
+    backgrounds: str | Path | None = None,
+    test: Sequence[str | Path] = (),
+    real: Sequence[tuple[Path, Path]] = (),
+    workers: int = 0,
+    progress: bool = True,
+    max_val: int = 400,
+) -> dict[str, Any]:
+    """Train (resuming), export ``seg.onnx`` + sidecar, measure IoU; returns the report."""
+    import torch
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = find_pairs(data)
+    train_pairs, val_pairs = split_pairs(pairs, cfg.val_share)
+    log.info("segmenter: %d training and %d validation images", len(train_pairs), len(val_pairs))
+    swap = BackgroundSwap.from_folder(cfg.swap, backgrounds) if cfg.swap > 0 else None
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.width_mult)
+    done, history = _load_checkpoint(out, model, cfg)
+    if done:
+        log.info("segmenter: resuming after epoch %d of %d", done, cfg.epochs)
+    dataset = SegDataset(train_pairs, cfg, swap, train=True)
+    per_epoch = min(cfg.epoch_images or len(dataset), len(dataset))
+    steps_per_epoch = per_epoch // cfg.batch_size if per_epoch > cfg.batch_size else 1
+    total = steps_per_epoch * cfg.epochs
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    offset = done * steps_per_epoch  # the schedule goes on where the finished epochs left it
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda step: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min((step + offset) / max(total, 1), 1.0))),
+    )
+    for epoch in range(done, cfg.epochs):
+        dataset.epoch = epoch
+        loader = torch.utils.data.DataLoader(
+            dataset,  # type: ignore[arg-type]
+            batch_size=cfg.batch_size,
+            sampler=torch.utils.data.RandomSampler(
+                dataset,  # type: ignore[arg-type]
+                num_samples=per_epoch,
+                generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch),
+            ),
+            num_workers=workers,
+            drop_last=per_epoch > cfg.batch_size,  # batch norm cannot train on a last batch of one
+        )
+        model.train()
+        losses = []
+        bar = tqdm(
+            loader, desc=f"segmenter epoch {epoch + 1}/{cfg.epochs}", disable=not progress, unit="batch"
+        )
+        for x, y in bar:
+            loss = seg_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+        val_iou = _torch_iou(model, val_pairs[:max_val], cfg)
+        history.append(
+            {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_iou_input_size": val_iou}
+        )
+        log.info(
+            "segmenter epoch %d: loss %.4f, validation IoU at input size %.4f",
+            epoch + 1,
+            np.mean(losses),
+            val_iou,
+        )
+        _save_checkpoint(out, model, cfg, epoch + 1, history)
+    model.eval()
+    parity = export_onnx(model, out, cfg, [p[0] for p in val_pairs[:8]])
+    report: dict[str, Any] = {
+        "config": asdict(cfg),
+        "data": [str(d) for d in data],
+        "backgrounds": str(backgrounds) if backgrounds else None,
+        "images": {"train": len(train_pairs), "validation": len(val_pairs)},
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "history": history,
+        "export_parity_max_abs": parity,
+        "iou": {"validation": mask_iou(out / MODEL_NAME, val_pairs[:max_val], progress=progress)},
+    }
+    for folder in test:
+        report["iou"][str(folder)] = mask_iou(
+            out / MODEL_NAME, find_pairs([folder])[:max_val], progress=progress
+        )
+    for photos, empty in real:
+        report["iou"][f"real:{photos}"] = reference_iou(
+            out / MODEL_NAME,
+            photos,
+            empty,
+            out / "reference" / photos.name,
+            max_images=max_val,
+            progress=progress,
+        )
+    write_atomic(out / REPORT_NAME, json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _torch_iou(model: Any, pairs: Sequence[tuple[Path, Path]], cfg: SegConfig) -> float:
+    """Mean IoU at the input size (threshold 0.5), a quick per-epoch figure."""
+    import torch
+
+    model.eval()
+    ious = []
+    with torch.no_grad():
+        for i in range(0, len(pairs), 32):
+            items = [SegDataset(pairs, cfg, None, train=False)[j] for j in range(i, min(i + 32, len(pairs)))]
+            x = torch.from_numpy(np.stack([a for a, _ in items]))
+            pred = (model(x) > 0).numpy()
+            for p, (_, t) in zip(pred, items, strict=True):
+                ious.append(_iou(p[0], t[0] > 0.5))
+    model.train()
+    return float(np.mean(ious))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def export_onnx(model: Any, out: Path, cfg: SegConfig, images: Sequence[Path]) -> float:
+    """Write ``seg.onnx`` and ``seg.json``; returns the largest |onnx - torch| logit on ``images``."""
+    import onnxruntime as ort
+    import torch
+
+    x = torch.from_numpy(
+        np.stack([normalise(read_pair(p, _mask_of(p))[0], cfg.height, cfg.width) for p in images])
+    )
+    with atomic_path(out / MODEL_NAME) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on fixed sizes and deprecations
+        torch.onnx.export(
+            model,
+            (x[:1],),
+            str(tmp),
+            input_names=["image"],
+            output_names=["mask_logits"],
+            dynamic_axes={"image": {0: "batch"}, "mask_logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        with torch.no_grad():
+            ref = model(x).numpy()
+        got = session.run(["mask_logits"], {"image": x.numpy()})[0]
+        diff = float(np.abs(got - ref).max())
+        if diff > 1e-3 * max(1.0, float(np.abs(ref).max())):
+            raise ModelError(f"the exported segmenter differs from torch by {diff:.3g}; not written")
+    sidecar = {
+        "input_size": [cfg.height, cfg.width],
+        "mean": list(MEAN),
+        "std": list(STD),
+        "output": "mask_logits",
+    }
+    write_atomic(out / SIDECAR_NAME, json.dumps(sidecar, indent=2) + "\n")
+    return diff
+
+
+def _mask_of(image: Path) -> Path:
+    return image.with_name(image.stem + "_mask.png")
+
+
+def mask_iou(model: Path, pairs: Sequence[tuple[Path, Path]], *, progress: bool = False) -> dict[str, float]:
+    """IoU of edge's ``mobileseg`` segmenter (default clean-up, full frame size) against the masks."""
+    from tqdm import tqdm
+
+    from edge.segment import create_segmenter
+
+    segmenter = create_segmenter({"type": "mobileseg", "model": str(model), "threads": 0})
+    try:
+        ious = []
+        for image, mask in tqdm(pairs, desc="segmenter IoU", disable=not progress, unit="image"):
+            rgb, truth = read_pair(image, mask)
+            ious.append(_iou(segmenter.mask(rgb) > 0, truth))
+    finally:
+        segmenter.close()
+    a = np.asarray(ious)
+    return {
+        "images": len(a),
+        "mean": float(a.mean()),
+        "median": float(np.median(a)),
+        "share_at_least_0.9": float((a >= 0.9).mean()),
+    }
+
+
+def reference_iou(
+    model: Path, photos: Path, empty: Path, work: Path, *, max_images: int = 400, progress: bool = False
+) -> dict[str, float]:
+    """IoU of the ``mobileseg`` masks of real photos against the ``bgdiff`` masks of the same photos,
+    whose background model is fitted from the frames of the empty stage in ``empty`` (the reference
+    holds the part's soft shadow where it darkens the ground, so it is a yardstick, not the truth)."""
+    from tqdm import tqdm
+
+    from edge.imagefile import read_image
+    from edge.segment import create_segmenter
+    from trainer.evaluate_real import fit_background, read_photo_set
+
+    work.mkdir(parents=True, exist_ok=True)
+    calibration, _ = fit_background(empty, work)
+    chosen = read_photo_set(photos)
+    step = max(1, len(chosen) // max_images)
+    chosen = chosen[::step][:max_images]
+    ious, shares = [], []
+    with (
+        create_segmenter({"type": "bgdiff", "calibration": True}, calibration=calibration) as reference,
+        create_segmenter({"type": "mobileseg", "model": str(model), "threads": 0}) as learned,
+    ):
+        for photo in tqdm(chosen, desc=f"IoU on {photos.name}", disable=not progress, unit="photo"):
+            image = read_image(photo.path)
+            truth = reference.mask(image) > 0
+            ious.append(_iou(learned.mask(image) > 0, truth))
+            shares.append(float(truth.mean()))
+    a = np.asarray(ious)
+    return {
+        "images": len(a),
+        "mean": float(a.mean()),
+        "median": float(np.median(a)),
+        "share_at_least_0.9": float((a >= 0.9).mean()),
+        "reference_median_mask_share": float(np.median(shares)),
+    }
+
+
+# ---- command line ----------------------------------------------------------------------------------
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "segmenter",
+        help="train the small segmentation model (edge's mobileseg option) on renders and their masks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", nargs="+", required=True, help="render folders (images with *_mask.png beside)")
+    p.add_argument("--out", required=True, help="output folder (re-running resumes)")
+    p.add_argument("--backgrounds", help="photos of empty rigs for the background swap")
+    p.add_argument("--test", nargs="*", default=[], help="further render folders to measure IoU on")
+    p.add_argument(
+        "--real",
+        nargs="*",
+        default=[],
+        metavar="PHOTOS:EMPTY",
+        help="real photos and frames of their empty stage: IoU against bgdiff masks (evaluation only)",
+    )
+    defaults = SegConfig()
+    p.add_argument("--size", default=f"{defaults.width}x{defaults.height}", help="input WIDTHxHEIGHT")
+    p.add_argument("--width-mult", type=float, default=defaults.width_mult, help="channel multiplier")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument(
+        "--epoch-images", type=int, default=0, help="images drawn afresh each epoch (default: all)"
+    )
+    p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--swap", type=float, default=defaults.swap, help="background swap probability 0..1")
+    p.add_argument("--val-share", type=float, default=defaults.val_share)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--workers", type=int, default=0, help="data loader processes")
+    p.add_argument("--max-val", type=int, default=400, help="images IoU is measured on per folder")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_run)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` -> (height, width), each 32..2048 and a multiple of 16."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size {text!r} is not WIDTHxHEIGHT, e.g. 320x240") from None
+    if not (32 <= w <= 2048 and 32 <= h <= 2048) or w % 16 or h % 16:
+        raise ConfigError(
+            f"--size {text!r}: both sides must be multiples of 16 within 32..2048, e.g. 320x240"
+        )
+    return h, w
+
+
+def _photos_and_empty(text: str) -> tuple[Path, Path]:
+    photos, sep, empty = text.rpartition(":")
+    if not sep or not photos or not empty:
+        raise ConfigError(f"--real {text!r} is not PHOTOS:EMPTY, e.g. ../real/belt:../real/belt/_empty")
+    for folder in (Path(photos), Path(empty)):
+        if not folder.is_dir():
+            raise DataFileError(f"--real {text!r}: folder {str(folder)!r} does not exist")
+    return Path(photos), Path(empty)
+
+
+def _run(args: argparse.Namespace) -> int:
+    height, width = parse_size(args.size)
+    if not 0.0 <= args.swap <= 1.0 or not 0.0 < args.val_share < 1.0:
+        raise ConfigError("--swap must be within 0..1 and --val-share within (0, 1)")
+    if args.epochs < 1 or args.batch_size < 1 or args.epoch_images < 0:
+        raise ConfigError("--epochs and --batch-size must be at least 1, --epoch-images at least 0")
+    cfg = SegConfig(
+        height=height,
+        width=width,
+        width_mult=args.width_mult,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        epoch_images=args.epoch_images,
+        lr=args.lr,
+        swap=args.swap,
+        val_share=args.val_share,
+        seed=args.seed,
+    )
+    report = train_segmenter(
+        args.data,
+        args.out,
+        cfg,
+        backgrounds=args.backgrounds,
+        test=args.test,
+        real=[_photos_and_empty(text) for text in args.real],
+        workers=args.workers,
+        progress=not args.no_progress,
+        max_val=args.max_val,
+    )
+    for name, figures in report["iou"].items():
+        print(
+            f"{name}: mean IoU {figures['mean']:.3f}, median {figures['median']:.3f}, "
+            f">= 0.9 in {figures['share_at_least_0.9']:.1%} of {figures['images']} images"
+        )
+    print(f"wrote {Path(args.out) / MODEL_NAME} and its sidecar; report {Path(args.out) / REPORT_NAME}")
+    return 0
