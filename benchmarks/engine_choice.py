@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.index_load import build_model_set  # noqa: E402
-from benchmarks.machine import cpu_model  # noqa: E402
+from benchmarks.machine import machine_line, write_results  # noqa: E402
 from edge.bench import capture_parts  # noqa: E402
 from edge.pipeline import Pipeline  # noqa: E402
 from edge.settings import EdgeConfig, load_edge_config  # noqa: E402
@@ -202,8 +200,7 @@ def main() -> int:
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), "
-        f"Python {platform.python_version()}" + (f"; {args.note}" if args.note else ""),
+        "machine": machine_line(args.note),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "git": git.stdout.strip(),
         "config": (
@@ -216,11 +213,7 @@ def main() -> int:
         "timing": timing,
         "memory": mem,
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    if args.markdown:
-        args.markdown.write_text(markdown(result))
+    write_results(result, args.json, args.markdown, markdown)
     return 0
 
 

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -39,7 +37,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.machine import cpu_model  # noqa: E402
+from benchmarks.machine import machine_line, write_results  # noqa: E402
 from edge.index import EmbeddingIndex  # noqa: E402
 from edge.manifest import IndexEntry, load_manifest, sha256_file, write_manifest  # noqa: E402
 
@@ -287,8 +285,7 @@ def main() -> int:
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), "
-        f"Python {platform.python_version()}" + (f"; {args.note}" if args.note else ""),
+        "machine": machine_line(args.note),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "git": git.stdout.strip(),
         "setup": {
@@ -304,11 +301,7 @@ def main() -> int:
         "pipeline_hybrid": hybrid,
         "pipeline_classifier": classifier,
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-    if args.markdown:
-        args.markdown.write_text(markdown(result))
+    write_results(result, args.json, args.markdown, markdown)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
+from typing import Any
 
 
 def cpu_model() -> str:
@@ -19,3 +20,22 @@ def cpu_model() -> str:
         if fields.get(key):
             return fields[key]
     return platform.processor() or "unknown"
+
+
+def machine_line(note: str = "") -> str:
+    """``x86_64, 2 CPUs (AMD EPYC), Python 3.11.7; NOTE``: the machine line of a results file."""
+    import os
+
+    line = f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}"
+    return line + (f"; {note}" if note else "")
+
+
+def write_results(result: dict, json_path: Path | None, markdown_path: Path | None, markdown: Any) -> None:
+    """Print ``result`` as JSON and write it (and ``markdown(result)``) where asked."""
+    import json
+
+    print(json.dumps(result, indent=2))
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=2) + "\n")
+    if markdown_path:
+        markdown_path.write_text(markdown(result))

@@ -342,7 +342,7 @@ def train_segmenter(
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
         val_iou = _torch_iou(model, val_pairs[:max_val], cfg)
         history.append(
@@ -461,6 +461,10 @@ def mask_iou(model: Path, pairs: Sequence[tuple[Path, Path]], *, progress: bool 
             ious.append(_iou(segmenter.mask(rgb) > 0, truth))
     finally:
         segmenter.close()
+    return _summary(ious)
+
+
+def _summary(ious: Sequence[float]) -> dict[str, float]:
     a = np.asarray(ious)
     return {
         "images": len(a),
@@ -497,14 +501,7 @@ def reference_iou(
             truth = reference.mask(image) > 0
             ious.append(_iou(learned.mask(image) > 0, truth))
             shares.append(float(truth.mean()))
-    a = np.asarray(ious)
-    return {
-        "images": len(a),
-        "mean": float(a.mean()),
-        "median": float(np.median(a)),
-        "share_at_least_0.9": float((a >= 0.9).mean()),
-        "reference_median_mask_share": float(np.median(shares)),
-    }
+    return _summary(ious) | {"reference_median_mask_share": float(np.median(shares))}
 
 
 # ---- command line ----------------------------------------------------------------------------------
