@@ -33,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from typing import Literal
 
 import cv2
@@ -167,6 +168,47 @@ class MaskJitter:
         return out.astype(bool)
 
 
+class PartPhotometric:
+    """Strong camera-like colour changes for the part head only: white balance (gain per channel),
+    exposure, gamma, contrast, saturation and a small hue turn, far beyond what keeps a colour label
+    true. With ``share`` of the draws an image gets them and its colour label is dropped (the colour
+    loss ignores it), so the part head learns shapes under any camera while the colour head still
+    learns colour from untouched pixels (see the module docstring).
+    """
+
+    def __init__(self, share: float) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"part_photometric {share!r} must be within 0..1 (a share of training images)")
+        self.share = share
+        self.pipeline = A.Compose(
+            [
+                A.ColorJitter(
+                    brightness=(0.6, 1.5),
+                    contrast=(0.6, 1.8),
+                    saturation=(0.4, 2.2),
+                    hue=(-0.06, 0.06),
+                    p=1.0,
+                ),
+                A.RandomGamma(gamma_limit=(60, 160), p=0.7),
+                A.MultiplicativeNoise(multiplier=(0.75, 1.3), per_channel=True, elementwise=False, p=0.7),
+            ],
+            seed=0,
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        text = json.dumps([self.share, A.to_dict(self.pipeline)], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def chosen(self, seed: int) -> bool:
+        """Whether the draw ``seed`` gets the jitter (and loses its colour label): a pure function."""
+        return self.share > 0 and (zlib.crc32(f"photometric/{seed}".encode()) % 10_000) < self.share * 10_000
+
+    def __call__(self, image: np.ndarray, seed: int) -> np.ndarray:
+        self.pipeline.set_random_seed(seed & 0x7FFFFFFF)
+        return self.pipeline(image=image)["image"]
+
+
 class Augmenter:
     """Augments an (image, mask) pair for one training stage, reproducibly from a seed.
 
@@ -183,6 +225,7 @@ class Augmenter:
         min_side: int = 128,
         backgrounds: BackgroundSwap | None = None,
         mask_jitter: MaskJitter | None = None,
+        photometric: PartPhotometric | None = None,
     ) -> None:
         if stage not in STAGES:
             raise ConfigError(f"augmentation stage {stage!r} is unknown; use one of {', '.join(STAGES)}")
@@ -192,6 +235,8 @@ class Augmenter:
         self.min_side = min_side
         self.backgrounds = backgrounds if stage != "none" else None
         self.mask_jitter = mask_jitter if stage != "none" and mask_jitter and mask_jitter.share else None
+        # Not part of the fingerprint: only the draws it is applied to (``strong=True``) differ.
+        self.photometric = photometric if stage != "none" and photometric and photometric.share else None
         transforms = {"stage1": _stage1, "stage2": _stage2, "none": list}[stage]()
         self.pipeline = A.Compose(transforms, seed=0) if transforms else None
         self.low_res_blur = A.Compose(
@@ -213,11 +258,18 @@ class Augmenter:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def __call__(
-        self, image: np.ndarray, mask: np.ndarray | None, *, seed: int, low_res: bool = False
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | None,
+        *,
+        seed: int,
+        low_res: bool = False,
+        strong: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(image, mask)`` augmented: uint8 RGB and bool, the mask still marking the part.
 
         ``mask`` None means the whole image is the part. The same ``seed`` gives the same result.
+        ``strong`` adds the :class:`PartPhotometric` jitter (the caller drops the colour label).
         """
         check_image(image)
         if mask is None:  # the whole image is the part: nothing to centre on
@@ -239,6 +291,8 @@ class Augmenter:
             if low_res:
                 self.low_res_blur.set_random_seed((seed + 1) & 0x7FFFFFFF)
                 img = self.low_res_blur(image=img)["image"]
+        if strong and self.photometric is not None:
+            img = self.photometric(img, seed)
         if self.mask_jitter is not None and mask is not None:
             msk = self.mask_jitter(msk, np.random.default_rng([seed & 0x7FFFFFFF, 11]))
         return np.ascontiguousarray(img), msk.astype(bool)

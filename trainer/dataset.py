@@ -52,11 +52,18 @@ def item_seed(seed: int, epoch: int, position: int, copy: int = 0) -> int:
 
 
 def prepare_sample(
-    sample: Sample, spec: InputSpec, augmenter: Augmenter, seed: int, *, low_res: bool = False
+    sample: Sample,
+    spec: InputSpec,
+    augmenter: Augmenter,
+    seed: int,
+    *,
+    low_res: bool = False,
+    strong: bool = False,
 ) -> np.ndarray:
-    """Read, augment and :func:`~edge.preprocess.prepare` one sample: float32 in ``spec``'s layout."""
+    """Read, augment and :func:`~edge.preprocess.prepare` one sample: float32 in ``spec``'s layout.
+    ``strong``: with the augmenter's part-only photometric jitter (the colour label is dropped)."""
     image, mask = read_sample(sample)
-    image, aug_mask = augmenter(image, mask, seed=seed, low_res=low_res)
+    image, aug_mask = augmenter(image, mask, seed=seed, low_res=low_res, strong=strong)
     return prepare(image, aug_mask, spec)
 
 
@@ -110,11 +117,18 @@ class PartDataset(_EpochDataset):
         index = int(self.indices[position])
         sample = self.samples[index]
         seed = item_seed(self.seed, self.epoch, position)
+        photometric = self.augmenter.photometric
+        strong = photometric is not None and photometric.chosen(seed)
         x = prepare_sample(
-            sample, self.spec, self.augmenter, seed, low_res=sample.source in self.low_res_sources
+            sample,
+            self.spec,
+            self.augmenter,
+            seed,
+            low_res=sample.source in self.low_res_sources,
+            strong=strong,
         )
         part, color = self.labels[index]
-        return {"image": torch.from_numpy(x), "part": part, "color": color, "index": index}
+        return {"image": torch.from_numpy(x), "part": part, "color": -1 if strong else color, "index": index}
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -131,6 +145,10 @@ def model_fingerprint(model: torch.nn.Module) -> str:
 
 class FeatureCache:
     """Frozen-front features of K augmented copies per sample, as float16 safetensors files.
+
+    With the augmenter's part-only photometric jitter there is one more copy per sample (number K),
+    drawn with that jitter; its key adds the jitter's settings, so the K plain copies stay shared
+    with runs without it.
 
     Args:
         root: cache folder (shared by runs: entries are keyed by content, never overwritten).
@@ -176,7 +194,14 @@ class FeatureCache:
         low_res = sample.source in self.low_res_sources
         image = f"{sample.image_path}:{stat.st_size}:{stat.st_mtime_ns}"
         text = f"{self._context}|{image}|{mask}|{low_res}|{copy}"
+        if copy >= self.copies and self.augmenter.photometric is not None:
+            text += f"|photometric:{self.augmenter.photometric.fingerprint}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    @property
+    def total_copies(self) -> int:
+        """K, plus the photometric copy when the augmenter has one."""
+        return self.copies + (self.augmenter.photometric is not None)
 
     def path(self, sample: Sample, copy: int) -> Path:
         """Where the entry lives (two-level fan-out keeps folders small)."""
@@ -186,7 +211,10 @@ class FeatureCache:
     def missing(self, samples: Sequence[Sample]) -> list[tuple[int, int]]:
         """``(sample index, copy)`` pairs not yet cached."""
         return [
-            (i, c) for i, s in enumerate(samples) for c in range(self.copies) if not self.path(s, c).is_file()
+            (i, c)
+            for i, s in enumerate(samples)
+            for c in range(self.total_copies)
+            if not self.path(s, c).is_file()
         ]
 
     @torch.no_grad()
@@ -224,6 +252,7 @@ class FeatureCache:
             self.augmenter,
             item_seed(self.seed, -1, 0, copy) ^ zlib.crc32(str(sample.image_path).encode()),
             low_res=sample.source in self.low_res_sources,
+            strong=copy >= self.copies,
         )
 
     @staticmethod
@@ -251,10 +280,19 @@ class CachedDataset(_EpochDataset):
 
     def __getitem__(self, position: int) -> dict[str, Any]:
         index = int(self.indices[position])
-        copy = item_seed(self.cache.seed, self.epoch, position) % self.cache.copies
+        draw = item_seed(self.cache.seed, self.epoch, position)
+        photometric = self.cache.augmenter.photometric
+        strong = photometric is not None and photometric.chosen(draw)
+        copy = self.cache.copies if strong else draw % self.cache.copies
         front, stats = self.cache.load(self.samples[index], copy)
         part, color = self.labels[index]
-        return {"front": front.float(), "stats": stats, "part": part, "color": color, "index": index}
+        return {
+            "front": front.float(),
+            "stats": stats,
+            "part": part,
+            "color": -1 if strong else color,
+            "index": index,
+        }
 
 
 def load_sources(sources: Sequence[Any]) -> tuple[dict[str, list[Sample]], frozenset[str]]:

@@ -88,6 +88,13 @@ class TrainConfig(StrictModel):
         description="share of training images whose mask is grown, shrunk or given a stray region, as a"
         " real segmenter's masks are (trainer.augment.MaskJitter)",
     )
+    part_photometric: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of training images given strong white-balance, exposure, contrast and"
+        " saturation changes for the part head, colour labels dropped (trainer.augment.PartPhotometric)",
+    )
     epochs: int = Field(default=10, ge=1, le=10000, description="training epochs")
     batch_size: int = Field(default=64, ge=1, le=4096, description="images per optimizer step")
     lr: float = Field(default=3e-3, gt=0.0, le=10.0, description="peak learning rate (AdamW)")
@@ -407,7 +414,7 @@ def build_datasets(
     front's output of ``cache.copies`` augmented copies per image is computed once and stored;
     otherwise every epoch augments and runs full images.
     """
-    from trainer.augment import Augmenter, MaskJitter
+    from trainer.augment import Augmenter, MaskJitter, PartPhotometric
     from trainer.backgrounds import BackgroundSwap
     from trainer.dataset import CachedDataset, FeatureCache, PartDataset
 
@@ -425,6 +432,7 @@ def build_datasets(
         min_side=cfg.input_size,
         backgrounds=swap,
         mask_jitter=MaskJitter(cfg.mask_jitter) if cfg.mask_jitter else None,
+        photometric=PartPhotometric(cfg.part_photometric) if cfg.part_photometric else None,
     )
     plain = Augmenter("none", min_side=cfg.input_size)
     samples, val, label_map = data["sampler"].samples, data["val"], data["label_map"]

@@ -170,3 +170,30 @@ def test_mask_jitter_changes_only_the_mask_as_a_segmenter_would() -> None:
     assert Augmenter("none", mask_jitter=MaskJitter(1.0)).mask_jitter is None  # validation stays exact
     with pytest.raises(ConfigError, match="mask_jitter"):
         MaskJitter(1.5)
+
+
+def test_part_photometric_jitter_is_strong_reproducible_and_chosen_by_share() -> None:
+    from trainer.augment import PartPhotometric
+
+    image, mask = _patch((200, 30, 30), size=64, part=32)
+    jitter = PartPhotometric(0.3)
+    chosen = [jitter.chosen(seed) for seed in range(2000)]
+    assert 0.25 < np.mean(chosen) < 0.35
+    assert chosen == [jitter.chosen(seed) for seed in range(2000)]  # a pure function of the seed
+    assert not any(PartPhotometric(0.0).chosen(seed) for seed in range(200))
+    # Far beyond the colour-safe limits: the red part's Lab colour moves by more than the distance
+    # between two of the common colours in most draws.
+    moved = []
+    for seed in range(40):
+        out = jitter(image, seed)
+        assert np.array_equal(out, jitter(image, seed))
+        moved.append(float(np.linalg.norm(_lab(out[32, 32]) - _lab(image[32, 32]))))
+    assert np.median(moved) > 10
+    augmenter = Augmenter("stage1", min_side=64, photometric=jitter)
+    assert augmenter.fingerprint == Augmenter("stage1", min_side=64).fingerprint  # plain draws shared
+    a, _ = augmenter(image, mask, seed=3)
+    b, _ = augmenter(image, mask, seed=3, strong=True)
+    assert np.array_equal(a, Augmenter("stage1", min_side=64)(image, mask, seed=3)[0])
+    assert not np.array_equal(a, b)
+    with pytest.raises(ConfigError, match="part_photometric"):
+        PartPhotometric(-0.1)

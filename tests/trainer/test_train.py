@@ -22,7 +22,7 @@ from trainer import train as train_cmd  # noqa: E402
 from trainer.augment import Augmenter  # noqa: E402
 from trainer.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
 from trainer.data import LabelMap, load_source, split_samples  # noqa: E402
-from trainer.dataset import CachedDataset, FeatureCache, prepare_sample  # noqa: E402
+from trainer.dataset import CachedDataset, FeatureCache, item_seed, prepare_sample  # noqa: E402
 from trainer.models import create_model, default_input_spec  # noqa: E402
 from trainer.render import RenderJob, run_render  # noqa: E402
 from trainer.train import TrainConfig, load_train_config, lr_factor, train  # noqa: E402
@@ -184,6 +184,45 @@ def test_feature_cache_gives_the_uncached_forward(synth: Path, tmp_path: Path) -
     # chance: ask it of 6 samples (copies that were always equal would fail every time).
     distinct = [not torch.equal(augmented.load(s, 0)[0], augmented.load(s, 1)[0]) for s in samples]
     assert any(distinct), distinct
+
+
+def test_part_photometric_copy_drops_the_colour_label_and_shares_the_plain_copies(
+    synth: Path, tmp_path: Path
+) -> None:
+    from trainer.augment import PartPhotometric
+
+    samples = load_source(synth)[:6]
+    label_map = LabelMap(sorted({s.part_num for s in samples}), sorted({s.color_id for s in samples}))
+    torch.manual_seed(0)
+    model = create_model(
+        num_parts=label_map.num_parts, num_colors=2, embedding_dim=16, pretrained=False, freeze_blocks=3
+    ).eval()
+    spec = default_input_spec("efficientnet_lite0", 64)
+    plain = FeatureCache(tmp_path, model, spec, Augmenter("stage1", min_side=64), copies=2)
+    photometric = PartPhotometric(0.5)
+    strong_aug = Augmenter("stage1", min_side=64, photometric=photometric)
+    strong = FeatureCache(tmp_path, model, spec, strong_aug, copies=2)
+    assert strong.total_copies == 3 and plain.total_copies == 2
+    # The plain copies are the same entries with or without the jitter: nothing is recomputed for them.
+    assert [strong.key(samples[0], c) for c in (0, 1)] == [plain.key(samples[0], c) for c in (0, 1)]
+    assert plain.build(samples, progress=False) == 12
+    assert strong.build(samples, progress=False) == 6  # only the photometric copies
+    changed = [not torch.equal(strong.load(s, 2)[0], plain.load(s, 0)[0]) for s in samples]
+    assert all(changed)
+
+    data = CachedDataset(samples, label_map, strong)
+    dropped = 0
+    for epoch in range(10):
+        data.set_epoch(epoch)
+        for position in range(len(samples)):
+            item = data[position]
+            draw = item_seed(strong.seed, epoch, position)
+            chosen = photometric.chosen(draw)
+            assert (item["color"] == -1) == chosen  # colour ignored exactly on the jittered copy
+            assert item["part"] == label_map.part_index(samples[int(data.indices[position])].part_num)
+            dropped += chosen
+    assert 15 < dropped < 45  # about half of 60 draws
+    assert Augmenter("none", photometric=photometric).photometric is None  # validation stays exact
 
 
 def test_stage2_starts_from_stage1_and_appends_new_parts_and_colours(
