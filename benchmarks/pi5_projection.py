@@ -546,7 +546,7 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
             bench_src,
             fast,
             slow,
-            "MACs / Pi 5 ONNX Runtime rates (float MACs at fp32, int8 MACs at int8)",
+            "MACs / Pi 5 ONNX Runtime rates: float MACs at fp32, int8 MACs at int8 (rates table)",
         )
     )
     project_rows.append(
@@ -593,7 +593,7 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
             plan_src,
             u2_fast,
             u2_slow,
-            "MACs / Pi 5 ONNX Runtime fp32 rate",
+            "MACs / Pi 5 ONNX Runtime fp32 rate (rates table)",
         ),
         _row(
             "preprocess (box, resize, normalise)",
@@ -615,7 +615,7 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
             plan_src,
             eff_fast,
             eff_slow,
-            "MACs / Pi 5 PyTorch fp32 rate",
+            "MACs / Pi 5 PyTorch fp32 rate (rates table)",
         ),
         _row(
             f"search (brute force, {count:,} x {dim} fp32)",
@@ -628,7 +628,7 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
             plan_src,
             1000 * views * search_bytes / (bw["scan64_4gb"] * 1e6),
             1000 * views * search_bytes / (bw["copy_8gb"] * 1e6),
-            "bytes / Pi 5 memory bandwidth (tinymembench scan 64 .. copy)",
+            "bytes / Pi 5 memory bandwidth, tinymembench scan 64 .. copy (tinymembench_pi5)",
         ),
     ]
     proj_total, plan_total = _sum_rows(project_rows), _sum_rows(plan_rows)
@@ -699,21 +699,22 @@ def _fmt_ops(ops: dict[str, Any]) -> str:
 
 def _table(rows: list[dict[str, Any]], total: dict[str, float]) -> list[str]:
     lines = [
-        "| stage | operations | x86 ms | factor Pi 5 / x86 | Pi 5 ms low | Pi 5 ms high | Pi 5 ms mid |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| stage | operations | x86 ms | x86 from | factor Pi 5 / x86 | factor from | Pi 5 ms low | "
+        "Pi 5 ms high | Pi 5 ms mid |",
+        "|---|---:|---:|---|---:|---|---:|---:|---:|",
     ]
     for r in rows:
         f = r["factor"]
         factor = f"{f['low']:.2f}-{f['high']:.2f}x" if f["low"] is not None else "-"
+        how = "image-work range (below)" if f["source"].startswith("per-core proxies") else f["source"]
         lines.append(
-            f"| {r['stage']} | {_fmt_ops(r['ops'])} | {r['x86_ms']:,.2f} | {factor} | "
-            f"{r['pi5_ms']['low']:,.2f} | "
-            f"{r['pi5_ms']['high']:,.2f} | {r['pi5_ms']['mid']:,.2f} |"
+            f"| {r['stage']} | {_fmt_ops(r['ops'])} | {r['x86_ms']:,.2f} | {r['x86_source']} | {factor} | "
+            f"{how} | {r['pi5_ms']['low']:,.2f} | {r['pi5_ms']['high']:,.2f} | {r['pi5_ms']['mid']:,.2f} |"
         )
     lines.append(
-        f"| **compute per part** | | **{total['x86']:,.2f}** | {total['low'] / total['x86']:.2f}-"
-        f"{total['high'] / total['x86']:.2f}x | **{total['low']:,.2f}** | **{total['high']:,.2f}** | "
-        f"**{total['mid']:,.2f}** |"
+        f"| **compute per part** | | **{total['x86']:,.2f}** | sum of the rows | "
+        f"{total['low'] / total['x86']:.2f}-{total['high'] / total['x86']:.2f}x | | "
+        f"**{total['low']:,.2f}** | **{total['high']:,.2f}** | **{total['mid']:,.2f}** |"
     )
     return lines
 
