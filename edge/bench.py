@@ -11,11 +11,18 @@ The pipeline's ``overhead`` is its work beyond the model's inference and the cam
 preprocess, search and fuse, summed per part. ``overhead_pct_of_infer`` is its p50 as a percentage
 of the infer p50 of the same run (a ratio of two figures from one run, so it carries across machines
 better than either figure).
+
+The result also says where it ran (``machine``: architecture, the board's name where the system
+gives one, e.g. "Raspberry Pi 5 Model B Rev 1.0", CPU, cores, Python, library versions), so a
+``--json`` file from a Pi can replace the projection in ``benchmarks/pi5_projection.py --measured``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import platform
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -120,6 +127,38 @@ def capture_parts(
     return groups
 
 
+def machine_info() -> dict[str, Any]:
+    """What the bench ran on: architecture, board (a Raspberry Pi names itself), CPU, cores, Python
+    and the versions of the numeric libraries loaded, so a result file says where it came from."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    board = fields.get("Model", "")
+    if not board:
+        try:  # Raspberry Pi OS and other device-tree systems
+            board = Path("/proc/device-tree/model").read_text(errors="replace").strip("\x00 \n")
+        except OSError:
+            board = ""
+    packages = {}
+    for name in ("numpy", "cv2", "onnxruntime", "ai_edge_litert", "tflite_runtime"):
+        module = sys.modules.get(name)
+        version = getattr(module, "__version__", None) if module is not None else None
+        if version:
+            packages[name] = str(version)
+    return {
+        "arch": platform.machine(),
+        "board": board or None,
+        "cpu": fields.get("model name") or fields.get("Hardware") or platform.processor() or None,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "packages": packages,
+    }
+
+
 def _pct(values: list[float]) -> dict[str, float]:
     return {"p50": float(np.percentile(values, 50)), "p95": float(np.percentile(values, 95))}
 
@@ -173,6 +212,7 @@ def run_bench(
             r["ratio_to_none"] = r["stages"]["total"]["p50"] / max(base["stages"]["total"]["p50"], 1e-9)
         engine = pipeline.engine
         return {
+            "machine": machine_info(),
             "camera": pipeline.camera.name if pipeline.camera is not None else None,
             "model": f"{getattr(getattr(engine, 'entry', None), 'key', '?')} {getattr(engine, 'path', '')}",
             "threads": cfg.engine.threads,
@@ -198,10 +238,14 @@ def format_table(result: Mapping[str, Any]) -> str:
         + f"{'%infer':>8}{'x none':>8}{'RSS MB':>8}"
     )
     summed = "+".join(result.get("overhead_stages", OVERHEAD_STAGES))
+    machine = result.get("machine") or {}
+    where = ", ".join(str(v) for v in (machine.get("arch"), machine.get("board") or machine.get("cpu")) if v)
+    if machine.get("cores"):
+        where += f" ({machine['cores']} cores)"
     lines = [
         f"{result['parts']} parts x {result['views']} views from {result['camera']}; "
         f"model {result['model']}, {result['threads']} threads; ms p50/p95; overhead = {summed} "
-        "per part, %infer = its p50 over infer's p50",
+        "per part, %infer = its p50 over infer's p50" + (f"; machine {where}" if where else ""),
         head,
         "-" * len(head),
     ]

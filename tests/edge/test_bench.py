@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import platform
 from pathlib import Path
 
 import pytest
 
 from edge import cli
-from edge.bench import format_table, run_bench, segmenter_options
+from edge.bench import format_table, machine_info, run_bench, segmenter_options
 from edge.errors import ConfigError
 from edge.pipeline import STAGES
 from edge.settings import load_edge_config
@@ -96,3 +98,35 @@ def test_overhead_is_the_work_beyond_inference(tmp_path: Path, demo_library: Pat
     assert "overhead = segment+preprocess+search+fuse" in table[0]
     assert table[1].split()[-5:] == ["%infer", "x", "none", "RSS", "MB"]
     assert table[3].split()[-3] == f"{row['overhead_pct_of_infer']:.0f}%"
+
+
+def test_machine_info_says_where_the_bench_ran() -> None:
+    info = machine_info()
+    assert info["arch"] == platform.machine() and info["cores"] == os.cpu_count()
+    assert info["python"] == platform.python_version()
+    assert "numpy" in info["packages"]  # edge.bench imports it
+    json.dumps(info)  # goes into `edge bench --json`
+    # The table's first line names the machine (a Pi's board, else its CPU).
+    row = {
+        "segmenter": "hsv",
+        "stages": {s: {"p50": 1.0, "p95": 2.0} for s in ALL_STAGES},
+        "overhead": {"p50": 1.0, "p95": 2.0},
+        "overhead_pct_of_infer": 100.0,
+        "ratio_to_none": 1.0,
+        "rss_mb": 100.0,
+    }
+    result = {
+        "machine": {"arch": "aarch64", "board": "Raspberry Pi 5 Model B Rev 1.0", "cores": 4},
+        "parts": 1,
+        "views": 4,
+        "camera": "cam",
+        "model": "m",
+        "threads": 4,
+        "stages": ALL_STAGES,
+        "options": [row],
+    }
+    assert (
+        format_table(result)
+        .splitlines()[0]
+        .endswith("machine aarch64, Raspberry Pi 5 Model B Rev 1.0 (4 cores)")
+    )

@@ -1,0 +1,1018 @@
+"""A Raspberry Pi 5 projection of the daemon's compute per part, until a Pi measures it.
+
+    python benchmarks/pi5_projection.py [--results benchmarks/results] [--config config/sim.yaml] \\
+        [--model-set models/default] [--parts 12] [--work /tmp/pi5_projection] [--sysbench] \\
+        [--json FILE] [--markdown FILE] [--note TEXT]
+
+    python benchmarks/pi5_projection.py --measured PI_BENCH.json \\
+        [--projection benchmarks/results/pi5_projection.json] [--segmenter hsv] \\
+        [--json FILE] [--markdown FILE]
+
+Nothing here ran on a Pi. Per stage of one part (the config's views of 640x480 frames) the script puts
+side by side:
+
+- **operation counts** it computes: multiply-accumulates of the networks from their ONNX graphs
+  (:mod:`benchmarks.onnx_macs`: the default model set's int8 file at a batch of the part's views;
+  the plan's U-2-Net at 320 px exported by :mod:`benchmarks.u2net`; torchvision's EfficientNet-B0
+  features at 224 px), and for the image work the pixels each OpenCV/numpy call of HSV keying and
+  cropping passes over, measured on the sim rig's replay frames (the sizes of the shrunk search
+  frame, the box keyed at full size and the crop square, per view);
+- **x86 milliseconds** read from the recorded results (``edge_bench_sim.json``: ``edge bench`` on the
+  sim rig, the ``hsv`` row, p50 per part; ``plan_pipeline.json``: both pipelines per view, one thread
+  each), never re-measured here;
+- **Pi 5 scale factors** from published figures (:data:`SOURCES`, each with its address and the exact
+  figure). For a network the Pi 5 time is its MACs over a published Pi 5 rate for the same runtime
+  and precision (MACs / latency of a published model), so the x86 time cancels: the factor shown is
+  that time over the x86 one. Image work has no published Pi 5 figure for these calls, so its factor
+  is a range between per-core proxies (see :func:`generic_factors`);
+- the **projected Pi 5 milliseconds**, low and high, and their geometric mean; the parts per minute
+  the compute alone allows (capture, turning and the chute are not compute); and the projected ratio
+  of the plan's pipeline to the project's.
+
+``--measured FILE`` reads an ``edge bench --json`` file from a Pi (``edge bench --json FILE`` on the
+Pi, the default sim config or the rig's own) and the projection's JSON, and writes measured against
+projected per stage: the measurement that replaces the projection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+from benchmarks.machine import cpu_model  # noqa: E402
+from benchmarks.onnx_macs import count_macs  # noqa: E402
+
+#: Stages of one part that are compute (``edge bench`` also times ``capture``, the camera's).
+COMPUTE_STAGES = ("segment", "preprocess", "infer", "search", "fuse")
+
+#: Published figures, each with where it was published and the figure as written there.
+SOURCES: dict[str, dict[str, Any]] = {
+    "ultralytics_rpi5": {
+        "url": "https://docs.ultralytics.com/guides/raspberry-pi/",
+        "what": "Ultralytics' YOLO11 benchmarks on a Raspberry Pi 5 (FP32, 640 px, batch 1, "
+        "benchmark_version 8.3.39; docs/en/guides/raspberry-pi.md in the ultralytics repository)",
+        "figure": "YOLO11n: ONNX 168.082 ms/im, PyTorch 405.238 ms/im; YOLO11s: ONNX 324.17 ms/im, "
+        "PyTorch 1011.60 ms/im",
+        "values_ms": {
+            "yolo11n/onnx": 168.082,
+            "yolo11n/pytorch": 405.238,
+            "yolo11s/onnx": 324.17,
+            "yolo11s/pytorch": 1011.60,
+        },
+    },
+    "ultralytics_yolo11_flops": {
+        "url": "https://docs.ultralytics.com/models/yolo11/",
+        "what": "YOLO11 detection models' size (docs/en/models/yolo11.md)",
+        "figure": "YOLO11n 640 px: FLOPs 6.5 B; YOLO11s 640 px: FLOPs 21.5 B",
+        "values_gflops": {"yolo11n": 6.5, "yolo11s": 21.5},
+    },
+    "ultralytics_get_flops": {
+        "url": "https://github.com/ultralytics/ultralytics/blob/main/ultralytics/utils/torch_utils.py",
+        "what": "how Ultralytics counts FLOPs (get_flops)",
+        "figure": "flops = thop.profile(deepcopy(model), inputs=[im], verbose=False)[0] / 1e9 * 2  "
+        "(thop counts multiply-accumulates, so MACs = FLOPs / 2)",
+    },
+    "arm_inception_v3_int8_ort": {
+        "url": "https://huggingface.co/Arm/inception-v3-int8-mlas-onnx-raspberrypi5",
+        "what": "Arm's INT8 Inception V3 (static PTQ, per-channel weights) in ONNX Runtime on a "
+        "Raspberry Pi 5 (Cortex-A76, Raspberry Pi OS 64-bit, Debian 13)",
+        "figure": "Primary performance result: 113.11 ms p50 latency, 8.84 frames/sec",
+        "value_ms": 113.11,
+    },
+    "torchvision_inception_v3_ops": {
+        "url": "https://github.com/pytorch/vision/blob/main/torchvision/models/inception.py",
+        "what": "torchvision's size of Inception V3 at 299 px (Inception_V3_Weights.IMAGENET1K_V1 meta)",
+        "figure": '"_ops": 5.713 (torchvision\'s GFLOPS, which count one multiply-accumulate as one '
+        "operation; checked here on EfficientNet-B0, see efficientnet_b0_check)",
+        "value_gmacs": 5.713,
+    },
+    "tinymembench_pi5": {
+        "url": "https://github.com/raspberrypi/firmware/issues/1876",
+        "what": "tinymembench on Raspberry Pi 5 boards (comment of 2024-04-02 comparing a 4 GB and an "
+        "8 GB board at the same software versions)",
+        "figure": "C copy: 6155.2 MB/s (4GB) / 5557.4 MB/s (8GB); C scan 64: 9407.4 MB/s / 9122.2 MB/s",
+        "values_mb_s": {"copy_8gb": 5557.4, "copy_4gb": 6155.2, "scan64_8gb": 9122.2, "scan64_4gb": 9407.4},
+    },
+    "sysbench_pi5_leoncode": {
+        "url": "https://leoncode.co.uk/articles/raspberry-pi-benchmarks",
+        "what": "sysbench 1.0.20, `sysbench cpu --threads=1 --time=60 run` (primes up to 10,000)",
+        "figure": "Raspberry Pi 5: 2737.49 events/s single core, 10945.45 events/s 4 cores",
+        "value_eps": 2737.49,
+    },
+    "sysbench_pi5_zbotic": {
+        "url": "https://zbotic.in/raspberry-pi-5-benchmarks-real-performance-numbers-vs-pi-4/",
+        "what": "Sysbench CPU (single thread, 10 s) on a Raspberry Pi 5 8GB, Raspberry Pi OS 64-bit",
+        "figure": "Pi 5 (2.4GHz): 1,847 events/second",
+        "value_eps": 1847.0,
+    },
+}
+
+SYSBENCH_COMMAND = ["sysbench", "cpu", "--threads=1", "--time=10", "run"]
+
+
+def _gmacs_per_s(gmacs: float, ms: float) -> float:
+    return gmacs / (ms / 1000.0)
+
+
+def pi5_rates() -> dict[str, dict[str, Any]]:
+    """Published Pi 5 throughput per runtime and precision, in GMAC/s (all four cores, batch 1)."""
+    u = SOURCES["ultralytics_rpi5"]["values_ms"]
+    g = SOURCES["ultralytics_yolo11_flops"]["values_gflops"]
+    n, s = g["yolo11n"] / 2, g["yolo11s"] / 2  # FLOPs = 2 x MACs (ultralytics_get_flops)
+    inception = SOURCES["torchvision_inception_v3_ops"]["value_gmacs"]
+    inception_ms = SOURCES["arm_inception_v3_int8_ort"]["value_ms"]
+    return {
+        "onnxruntime/fp32": {
+            "low": _gmacs_per_s(n, u["yolo11n/onnx"]),
+            "high": _gmacs_per_s(s, u["yolo11s/onnx"]),
+            "how": f"YOLO11n {n:.2f} GMACs / {u['yolo11n/onnx']} ms; YOLO11s {s:.2f} GMACs / "
+            f"{u['yolo11s/onnx']} ms",
+            "sources": ["ultralytics_rpi5", "ultralytics_yolo11_flops", "ultralytics_get_flops"],
+        },
+        "pytorch/fp32": {
+            "low": _gmacs_per_s(n, u["yolo11n/pytorch"]),
+            "high": _gmacs_per_s(s, u["yolo11s/pytorch"]),
+            "how": f"YOLO11n {n:.2f} GMACs / {u['yolo11n/pytorch']} ms; YOLO11s {s:.2f} GMACs / "
+            f"{u['yolo11s/pytorch']} ms",
+            "sources": ["ultralytics_rpi5", "ultralytics_yolo11_flops", "ultralytics_get_flops"],
+        },
+        "onnxruntime/int8": {
+            # One published ONNX Runtime int8 figure for a Pi 5; the slow end is the fp32 rate of the
+            # same runtime (MLAS's int8 depthwise kernels are not much faster than its fp32 ones, and
+            # small layers are overhead-bound either way).
+            "low": _gmacs_per_s(n, u["yolo11n/onnx"]),
+            "high": _gmacs_per_s(inception, inception_ms),
+            "how": f"fast: Inception V3 {inception} GMACs / {inception_ms} "
+            "ms (ONNX Runtime int8); slow: ONNX Runtime's fp32 rate on YOLO11n",
+            "sources": ["arm_inception_v3_int8_ort", "torchvision_inception_v3_ops", "ultralytics_rpi5"],
+        },
+    }
+
+
+# --- operation counts ------------------------------------------------------------------------------
+
+
+def _manifest_model(model_set: Path) -> tuple[Path, Any]:
+    from edge.manifest import load_manifest
+
+    manifest = load_manifest(model_set)
+    entry = next((f for f in manifest.files if f.runtime == "onnxruntime" and f.precision == "int8"), None)
+    if entry is None:
+        raise SystemExit(f"{model_set}: the model set has no onnxruntime int8 file to count")
+    return model_set / entry.path, manifest
+
+
+def plan_models(work: Path) -> dict[str, Path]:
+    """The plan's networks as ONNX files in ``work`` (exported once, random weights; torch needed)."""
+    work.mkdir(parents=True, exist_ok=True)
+    u2net = work / "u2net_320.onnx"
+    if not u2net.is_file():
+        from benchmarks.u2net import export_onnx
+
+        export_onnx("u2net", u2net, 320)
+    effnet = work / "efficientnet_b0_features_224.onnx"
+    if not effnet.is_file():
+        import torch
+        import torchvision
+
+        net = torchvision.models.efficientnet_b0(weights=None).eval()
+        # What plan_pipeline runs: features, average pool, flatten (the 1280-d embedding).
+        model = torch.nn.Sequential(net.features, net.avgpool, torch.nn.Flatten(1)).eval()
+        with torch.inference_mode():
+            torch.onnx.export(
+                model, (torch.zeros(1, 3, 224, 224),), str(effnet), dynamo=False, opset_version=17
+            )
+    return {"u2net_320": u2net, "efficientnet_b0_224": effnet}
+
+
+def efficientnet_b0_check(features_macs: int) -> dict[str, Any]:
+    """The counter against torchvision's published size of EfficientNet-B0 (its ``_ops``)."""
+    import torchvision
+
+    ops = float(torchvision.models.EfficientNet_B0_Weights.IMAGENET1K_V1.meta["_ops"])
+    classifier = 1280 * 1000  # the Linear layer the plan leaves out
+    counted = (features_macs + classifier) / 1e9
+    return {
+        "torchvision_ops": ops,
+        "counted_gmacs_with_classifier": counted,
+        "ratio": counted / ops,
+        "source": "torchvision EfficientNet_B0_Weights.IMAGENET1K_V1.meta['_ops'] (installed torchvision "
+        f"{torchvision.__version__})",
+    }
+
+
+def measure_views(config: Path, parts: int) -> dict[str, Any]:
+    """Sizes the HSV path and the crop work on, per view, over ``parts`` parts of the config's camera."""
+    import numpy as np
+
+    from edge.camera import create_camera
+    from edge.preprocess import _square_around
+    from edge.segment import create_segmenter
+    from edge.settings import load_edge_config
+
+    cfg = load_edge_config(config)
+    if cfg.segmenter.type != "hsv":
+        raise SystemExit(
+            f"{config}: the projection counts HSV keying; the config's segmenter is {cfg.segmenter.type!r}"
+        )
+    segmenter = create_segmenter(cfg.segmenter, calibration=cfg.calibration)
+    hcfg = segmenter.hsv_config  # type: ignore[attr-defined]
+    boxes: list[int] = []
+    inner = segmenter._raw_mask  # type: ignore[attr-defined]
+
+    def recording(frame: np.ndarray) -> np.ndarray:
+        boxes.append(int(frame.shape[0] * frame.shape[1]))
+        return inner(frame)
+
+    segmenter._raw_mask = recording  # type: ignore[attr-defined]
+    camera = create_camera(cfg.camera, calibration=cfg.calibration)
+    views, step = cfg.capture.views, cfg.capture.step_deg
+    margin = None
+    per_view: list[dict[str, int]] = []
+    try:
+        from edge.manifest import load_manifest
+
+        margin = load_manifest(Path(cfg.engine.model_set)).input.crop_margin
+    except Exception:
+        margin = 0.1
+    with camera:
+        for _ in range(parts):
+            camera.next_part()  # type: ignore[attr-defined]
+            for v in range(views):
+                camera.set_angle(v * step)  # type: ignore[attr-defined]
+                frame = camera.capture().image
+                before = len(boxes)
+                _mask, _count, box = segmenter.mask_count_box(frame)
+                h, w = frame.shape[:2]
+                fine = boxes[-1] if len(boxes) > before else h * w  # whole-frame path: keyed whole
+                side = _square_around(box, margin)[2] if box is not None else min(h, w)
+                part_box = (box[2] - box[0]) * (box[3] - box[1]) if box is not None else 0
+                per_view.append(
+                    {
+                        "frame_px": h * w,
+                        "coarse_px": (h // hcfg.search_scale) * (w // hcfg.search_scale),
+                        "fine_px": fine,
+                        "part_box_px": part_box,
+                        "crop_side": int(side),
+                    }
+                )
+            camera.remove_part()  # type: ignore[attr-defined]
+    segmenter.close()
+    med = {k: int(statistics.median(v[k] for v in per_view)) for k in per_view[0]}
+    return {
+        "parts": parts,
+        "views": views,
+        "views_measured": len(per_view),
+        "search_scale": hcfg.search_scale,
+        "crop_margin": margin,
+        "median_per_view": med,
+        "max_fine_px": max(v["fine_px"] for v in per_view),
+    }
+
+
+def hsv_pixel_steps(v: dict[str, int]) -> int:
+    """Pixels passed through the HSV path's OpenCV/numpy calls for one view (``edge/segment/hsv.py``,
+    ``regions.py``): on the shrunk frame resize, RGB->HSV, inRange, not, findContours (5 passes); on the
+    box keyed at full size blur, RGB->HSV, inRange, not, binarise, opening (erode + dilate), closing
+    (erode + dilate), labelling (9 passes); the zeroed output mask (1 pass of the frame); on the part's
+    box the bounding box, pixel count, hole filling and copy-out (4 passes)."""
+    return 5 * v["coarse_px"] + 9 * v["fine_px"] + v["frame_px"] + 4 * v["part_box_px"]
+
+
+def crop_pixel_steps(v: dict[str, int], size: tuple[int, int]) -> int:
+    """Pixels through ``edge.preprocess`` for one view: the crop square copied and read by the resize
+    (2 passes of side^2), then the network input split and normalised by look-up (2 passes)."""
+    return 2 * v["crop_side"] ** 2 + 2 * size[0] * size[1]
+
+
+# --- x86 figures from the recorded results ---------------------------------------------------------
+
+
+def load_bench(path: Path) -> dict[str, Any]:
+    """An ``edge bench --json`` result, checked; ``SystemExit`` naming the file and what is wrong."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: no such file (expected the JSON of `edge bench --json FILE`)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"{path}: cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise SystemExit(
+            f"{path}: not JSON ({exc}); expected the file `edge bench --json FILE` writes"
+        ) from None
+
+    def bad(what: str) -> SystemExit:
+        return SystemExit(f"{path}: not an `edge bench --json` result: {what}")
+
+    if not isinstance(data, dict):
+        raise bad(f"the top level is a {type(data).__name__}, not an object")
+    stages, options = data.get("stages"), data.get("options")
+    if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
+        raise bad('no "stages" list of stage names')
+    missing = [s for s in (*COMPUTE_STAGES, "total") if s not in stages]
+    if missing:
+        raise bad(f'"stages" lacks {", ".join(missing)}')
+    if not isinstance(data.get("views"), int) or data["views"] < 1:
+        raise bad('no "views" count of at least 1')
+    if not isinstance(options, list) or not options:
+        raise bad('no "options" list (one row per segmenter)')
+    for i, row in enumerate(options):
+        if not isinstance(row, dict) or not isinstance(row.get("segmenter"), str):
+            raise bad(f'options[{i}] has no "segmenter" name')
+        timed = row.get("stages")
+        if not isinstance(timed, dict):
+            raise bad(f'options[{i}] ({row["segmenter"]}) has no "stages" timings')
+        for stage in stages:
+            t = timed.get(stage)
+            if not isinstance(t, dict) or not all(
+                isinstance(t.get(k), int | float) and not isinstance(t.get(k), bool) and math.isfinite(t[k])
+                for k in ("p50", "p95")
+            ):
+                raise bad(f"options[{i}] ({row['segmenter']}) stage {stage!r} has no numeric p50 and p95")
+            if t["p50"] < 0 or t["p95"] < 0:
+                raise bad(f"options[{i}] ({row['segmenter']}) stage {stage!r} has a negative time")
+    return data
+
+
+def bench_row(bench: dict[str, Any], segmenter: str, path: Path | str) -> dict[str, Any]:
+    """The ``segmenter`` row of an ``edge bench`` result (``SystemExit`` listing the rows there are)."""
+    for row in bench["options"]:
+        if row["segmenter"] == segmenter:
+            return row
+    names = ", ".join(r["segmenter"] for r in bench["options"])
+    raise SystemExit(
+        f"{path}: no {segmenter!r} row in this `edge bench` result (rows: {names}); "
+        "bench with --segmenters including it, or pass --segmenter"
+    )
+
+
+def load_plan(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"{path}: cannot read the plan pipeline's results: {exc}") from None
+    need = ("plan_stages", "project_stages", "plan", "views", "ratio", "cpu_ratio", "plan_threads")
+    missing = [k for k in need if k not in data]
+    if missing or data.get("quick"):
+        raise SystemExit(
+            f"{path}: not a full run of benchmarks/plan_pipeline.py (missing {missing or 'quick run'})"
+        )
+    return data
+
+
+# --- factors ---------------------------------------------------------------------------------------
+
+
+def run_sysbench() -> dict[str, Any] | None:
+    """``sysbench cpu`` on one thread for 10 s here (None when sysbench is not installed)."""
+    if shutil.which("sysbench") is None:
+        return None
+    out = subprocess.run(SYSBENCH_COMMAND, capture_output=True, text=True, timeout=60, check=False)
+    match = re.search(r"events per second:\s*([0-9.]+)", out.stdout)
+    if out.returncode or match is None:
+        return None
+    version = re.search(r"sysbench ([0-9.]+)", out.stdout)
+    return {
+        "command": " ".join(SYSBENCH_COMMAND),
+        "events_per_s": float(match.group(1)),
+        "version": version.group(1) if version else None,
+        "loadavg_1min": os.getloadavg()[0],
+        "niceness": os.nice(0),
+    }
+
+
+def generic_factors(
+    x86_fp32_gmacs_s: float, rates: dict[str, Any], sysbench: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Pi 5 / x86 time for one core's image work (OpenCV, numpy, Python): no published figure for
+    these calls on a Pi 5 was found, so the range spans two per-core proxies.
+
+    - SIMD float: this machine's ONNX Runtime fp32 rate on one thread (U-2-Net, plan_pipeline.json)
+      over a Pi 5 core's (the published four-core rate / 4, which assumes perfect scaling and so
+      errs towards a slower Pi core).
+    - scalar integer: sysbench's one-thread prime test here over the published Pi 5 figures (with
+      ``--sysbench``, when sysbench is installed).
+    """
+    fp32 = rates["onnxruntime/fp32"]
+    candidates = {
+        "simd_fp32_per_core_fast_pi": x86_fp32_gmacs_s / (fp32["high"] / 4),
+        "simd_fp32_per_core_slow_pi": x86_fp32_gmacs_s / (fp32["low"] / 4),
+    }
+    sources = list(fp32["sources"])
+    if sysbench is not None:
+        for key in ("sysbench_pi5_leoncode", "sysbench_pi5_zbotic"):
+            candidates[f"sysbench_vs_{key.rsplit('_', 1)[1]}"] = (
+                sysbench["events_per_s"] / SOURCES[key]["value_eps"]
+            )
+            sources.append(key)
+    return {
+        "low": min(candidates.values()),
+        "high": max(candidates.values()),
+        "candidates": candidates,
+        "x86_fp32_gmacs_per_s_one_thread": x86_fp32_gmacs_s,
+        "sysbench_here": sysbench,
+        "sources": sources,
+    }
+
+
+# --- the projection --------------------------------------------------------------------------------
+
+
+def _row(
+    stage: str,
+    ops: dict[str, Any],
+    x86_ms: float,
+    x86_source: str,
+    pi_low: float,
+    pi_high: float,
+    factor_source: str,
+) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "ops": ops,
+        "x86_ms": x86_ms,
+        "x86_source": x86_source,
+        "factor": {
+            "low": pi_low / x86_ms if x86_ms > 0 else None,
+            "high": pi_high / x86_ms if x86_ms > 0 else None,
+            "source": factor_source,
+        },
+        "pi5_ms": {"low": pi_low, "high": pi_high, "mid": math.sqrt(pi_low * pi_high)},
+    }
+
+
+def _nn_ms(
+    macs: int, int8_macs: int, fp_rate: dict[str, Any], int8_rate: dict[str, Any] | None
+) -> tuple[float, float]:
+    """Milliseconds (fast, slow) for ``macs`` of which ``int8_macs`` run in int8."""
+    float_g, int8_g = (macs - int8_macs) / 1e9, int8_macs / 1e9
+    if int8_rate is None:
+        float_g, int8_g = macs / 1e9, 0.0
+        int8_rate = fp_rate
+    fast = 1000 * (float_g / fp_rate["high"] + int8_g / int8_rate["high"])
+    slow = 1000 * (float_g / fp_rate["low"] + int8_g / int8_rate["low"])
+    return fast, slow
+
+
+def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
+    low = sum(r["pi5_ms"]["low"] for r in rows)
+    high = sum(r["pi5_ms"]["high"] for r in rows)
+    return {"low": low, "high": high, "mid": math.sqrt(low * high), "x86": sum(r["x86_ms"] for r in rows)}
+
+
+def project(args: argparse.Namespace) -> dict[str, Any]:
+    results = Path(args.results)
+    bench_path = results / "edge_bench_sim.json"
+    bench = load_bench(bench_path)
+    hsv = bench_row(bench, "hsv", bench_path)["stages"]
+    plan = load_plan(results / "plan_pipeline.json")
+    views = int(bench["views"])
+    model_path, manifest = _manifest_model(Path(args.model_set))
+    size = tuple(manifest.input.size)
+    macs = count_macs(model_path, batch=views)
+    print(
+        f"project model: {macs.total / 1e9:.3f} GMACs for {views} views ({macs.int8 / macs.total:.0%} int8)",
+        flush=True,
+    )
+    plan_files = plan_models(Path(args.work))
+    u2 = count_macs(plan_files["u2net_320"])
+    eff = count_macs(plan_files["efficientnet_b0_224"])
+    print(
+        f"plan: U-2-Net 320 {u2.total / 1e9:.2f} GMACs, EfficientNet-B0 224 {eff.total / 1e9:.3f} GMACs",
+        flush=True,
+    )
+    measured = measure_views(Path(args.config), args.parts)
+    v = measured["median_per_view"]
+    print(f"views: {json.dumps(measured['median_per_view'])}", flush=True)
+    rates = pi5_rates()
+    ps = plan["plan_stages"]  # ms per view, one thread each side
+    x86_u2_rate = _gmacs_per_s(u2.total / 1e9, ps["segment"])
+    sysbench = run_sysbench() if args.sysbench else None
+    gen = generic_factors(x86_u2_rate, rates, sysbench)
+    gen_source = "per-core proxies (generic): " + ", ".join(
+        f"{k} {val:.2f}x" for k, val in gen["candidates"].items()
+    )
+    n_logits = len(manifest.parts) + len(manifest.colors)
+    bench_src = f"{bench_path.name}: hsv row, p50 per part ({bench['threads']} threads)"
+
+    project_rows = [
+        _row(
+            "segment (HSV keying)",
+            {
+                "value": views * hsv_pixel_steps(v),
+                "unit": "pixel-steps",
+                "detail": f"{views} views x {hsv_pixel_steps(v):,}",
+            },
+            hsv["segment"]["p50"],
+            bench_src,
+            hsv["segment"]["p50"] * gen["low"],
+            hsv["segment"]["p50"] * gen["high"],
+            gen_source,
+        ),
+        _row(
+            "preprocess (crop, resize, normalise)",
+            {
+                "value": views * crop_pixel_steps(v, size),
+                "unit": "pixel-steps",
+                "detail": f"{views} views x {crop_pixel_steps(v, size):,}",
+            },
+            hsv["preprocess"]["p50"],
+            bench_src,
+            hsv["preprocess"]["p50"] * gen["low"],
+            hsv["preprocess"]["p50"] * gen["high"],
+            gen_source,
+        ),
+    ]
+    fast, slow = _nn_ms(macs.total, macs.int8, rates["onnxruntime/fp32"], rates["onnxruntime/int8"])
+    project_rows.append(
+        _row(
+            "infer (EfficientNet-Lite0 int8, 128 px, one batch)",
+            {"value": macs.total, "unit": "MACs", "detail": f"{macs.int8:,} int8 + {macs.float:,} float"},
+            hsv["infer"]["p50"],
+            bench_src,
+            fast,
+            slow,
+            "MACs / Pi 5 ONNX Runtime rates: float MACs at fp32, int8 MACs at int8 (rates table)",
+        )
+    )
+    project_rows.append(
+        _row(
+            "fuse (classifier + fusion)",
+            {
+                "value": views * n_logits,
+                "unit": "logits",
+                "detail": f"{views} views x ({len(manifest.parts)} parts + {len(manifest.colors)} colours)",
+            },
+            hsv["fuse"]["p50"],
+            bench_src,
+            hsv["fuse"]["p50"] * gen["low"],
+            hsv["fuse"]["p50"] * gen["high"],
+            gen_source,
+        )
+    )
+    if hsv["search"]["p50"] > 0:
+        project_rows.append(
+            _row(
+                "search",
+                {"value": None, "unit": "index queries", "detail": "not counted"},
+                hsv["search"]["p50"],
+                bench_src,
+                hsv["search"]["p50"] * gen["low"],
+                hsv["search"]["p50"] * gen["high"],
+                gen_source,
+            )
+        )
+
+    # The plan, per part: plan_pipeline.json's per-view milliseconds x the part's views.
+    plan_src = f"plan_pipeline.json: plan_stages x {views} views (1 thread)"
+    count = int(plan["plan"]["count"])
+    dim = 1280
+    search_bytes = count * dim * 4
+    bw = SOURCES["tinymembench_pi5"]["values_mb_s"]
+    u2_fast, u2_slow = _nn_ms(views * u2.total, 0, rates["onnxruntime/fp32"], None)
+    eff_fast, eff_slow = _nn_ms(views * eff.total, 0, rates["pytorch/fp32"], None)
+    plan_rows = [
+        _row(
+            "segment (U-2-Net 320 px, ONNX Runtime fp32)",
+            {"value": views * u2.total, "unit": "MACs", "detail": f"{views} x {u2.total:,}"},
+            views * ps["segment"],
+            plan_src,
+            u2_fast,
+            u2_slow,
+            "MACs / Pi 5 ONNX Runtime fp32 rate (rates table)",
+        ),
+        _row(
+            "preprocess (box, resize, normalise)",
+            {
+                "value": views * (2 * v["frame_px"] + v["part_box_px"] + 2 * 224 * 224),
+                "unit": "pixel-steps",
+                "detail": "alpha threshold + nonzero over the frame, the box resized, 224 px normalised",
+            },
+            views * ps["preprocess"],
+            plan_src,
+            views * ps["preprocess"] * gen["low"],
+            views * ps["preprocess"] * gen["high"],
+            gen_source,
+        ),
+        _row(
+            "infer (EfficientNet-B0 224 px, PyTorch fp32)",
+            {"value": views * eff.total, "unit": "MACs", "detail": f"{views} x {eff.total:,}"},
+            views * ps["infer"],
+            plan_src,
+            eff_fast,
+            eff_slow,
+            "MACs / Pi 5 PyTorch fp32 rate (rates table)",
+        ),
+        _row(
+            f"search (brute force, {count:,} x {dim} fp32)",
+            {
+                "value": views * search_bytes,
+                "unit": "bytes read",
+                "detail": f"{views} x {search_bytes:,} ({views * count * dim:,} MACs)",
+            },
+            views * ps["search"],
+            plan_src,
+            1000 * views * search_bytes / (bw["scan64_4gb"] * 1e6),
+            1000 * views * search_bytes / (bw["copy_8gb"] * 1e6),
+            "bytes / Pi 5 memory bandwidth, tinymembench scan 64 .. copy (tinymembench_pi5)",
+        ),
+    ]
+    proj_total, plan_total = _sum_rows(project_rows), _sum_rows(plan_rows)
+    ratio = {
+        "low": plan_total["low"] / proj_total["high"],
+        "high": plan_total["high"] / proj_total["low"],
+        "mid": plan_total["mid"] / proj_total["mid"],
+        "x86_per_part_from_plan_pipeline": plan["ratio"],
+        "x86_cpu_time_from_plan_pipeline": plan["cpu_ratio"],
+    }
+    per_minute = {k: 60000.0 / proj_total[k] for k in ("low", "high", "mid")}
+    plan_per_minute = {k: 60000.0 / plan_total[k] for k in ("low", "high", "mid")}
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    return {
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), "
+        f"Python {platform.python_version()}" + (f"; {args.note}" if args.note else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "git": git.stdout.strip(),
+        "views": views,
+        "model": str(model_path.relative_to(REPO) if model_path.is_relative_to(REPO) else model_path),
+        "macs": {
+            "project_part": macs.as_dict(),
+            "project_view": count_macs(model_path, batch=1).as_dict(),
+            "u2net_320_view": u2.as_dict(),
+            "efficientnet_b0_224_view": eff.as_dict(),
+            "efficientnet_b0_check": efficientnet_b0_check(eff.total),
+        },
+        "views_measured": measured,
+        "x86_sources": {
+            "edge_bench_sim.json": {
+                "camera": bench.get("camera"),
+                "model": bench.get("model"),
+                "threads": bench.get("threads"),
+                "parts": bench.get("parts"),
+            },
+            "plan_pipeline.json": {
+                "plan_threads": plan["plan_threads"],
+                "project_threads": plan.get("project_threads"),
+                "machine": plan.get("machine"),
+            },
+        },
+        "pi5_rates_gmacs_per_s": rates,
+        "generic_factor": gen,
+        "project": {"rows": project_rows, "total": proj_total, "parts_per_minute": per_minute},
+        "plan": {"rows": plan_rows, "total": plan_total, "parts_per_minute": plan_per_minute},
+        "ratio_plan_over_project": ratio,
+        "sources": SOURCES,
+    }
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+
+def _fmt_ops(ops: dict[str, Any]) -> str:
+    value = ops["value"]
+    if value is None:
+        return "-"
+    unit = ops["unit"]
+    if unit == "MACs":
+        return f"{value / 1e9:,.3f} G MACs"
+    if unit == "bytes read":
+        return f"{value / 1e6:,.0f} MB read"
+    if value >= 1e6:
+        return f"{value / 1e6:,.2f} M {unit}"
+    return f"{value:,} {unit}"
+
+
+def _table(rows: list[dict[str, Any]], total: dict[str, float]) -> list[str]:
+    lines = [
+        "| stage | operations | x86 ms | x86 from | factor Pi 5 / x86 | factor from | Pi 5 ms low | "
+        "Pi 5 ms high | Pi 5 ms mid |",
+        "|---|---:|---:|---|---:|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        f = r["factor"]
+        factor = f"{f['low']:.2f}-{f['high']:.2f}x" if f["low"] is not None else "-"
+        how = "image-work range (below)" if f["source"].startswith("per-core proxies") else f["source"]
+        lines.append(
+            f"| {r['stage']} | {_fmt_ops(r['ops'])} | {r['x86_ms']:,.2f} | {r['x86_source']} | {factor} | "
+            f"{how} | {r['pi5_ms']['low']:,.2f} | {r['pi5_ms']['high']:,.2f} | {r['pi5_ms']['mid']:,.2f} |"
+        )
+    lines.append(
+        f"| **compute per part** | | **{total['x86']:,.2f}** | sum of the rows | "
+        f"{total['low'] / total['x86']:.2f}-{total['high'] / total['x86']:.2f}x | | "
+        f"**{total['low']:,.2f}** | **{total['high']:,.2f}** | **{total['mid']:,.2f}** |"
+    )
+    return lines
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m, p, pl, ratio = result["macs"], result["project"], result["plan"], result["ratio_plan_over_project"]
+    gen, rates = result["generic_factor"], result["pi5_rates_gmacs_per_s"]
+    v = result["views_measured"]
+    check = m["efficientnet_b0_check"]
+    lines = [
+        "# Raspberry Pi 5 projection: operation counts, x86 times, published Pi 5 figures",
+        "",
+        f"Command: `{result['command']}`  ",
+        f"Machine: {result['machine']}  ",
+        f"Date: {result['date']}; git {result['git']}",
+        "",
+        "**A projection, not a measurement: nothing here ran on a Pi.** `edge bench --json FILE` on a "
+        "Pi 5 and `python benchmarks/pi5_projection.py --measured FILE` replace it (see the end).",
+        "",
+        f"One part = {result['views']} views of 640x480 frames. x86 milliseconds are read from the "
+        "recorded results named per row (not re-measured). For a network the Pi 5 time is its MACs over "
+        "a published Pi 5 rate of the same runtime and precision (so the x86 time cancels; the factor "
+        "is that time over the x86 one); image work uses a per-core factor range (below). Low/high are "
+        "the fast and slow ends; mid is their geometric mean.",
+        "",
+        "## The project's pipeline (config/sim.yaml: HSV keying, ONNX Runtime int8, classifier)",
+        "",
+        *_table(p["rows"], p["total"]),
+        "",
+        f"Parts per minute the compute alone allows on a Pi 5: **{p['parts_per_minute']['high']:,.0f} to "
+        f"{p['parts_per_minute']['low']:,.0f}** (mid {p['parts_per_minute']['mid']:,.0f}); x86 here "
+        f"{60000 / p['total']['x86']:,.0f}.",
+    ]
+    lines += [
+        "",
+        "## The plan's pipeline (U-2-Net 320 px + EfficientNet-B0 fp32 224 px + brute-force search)",
+        "",
+        *_table(pl["rows"], pl["total"]),
+        "",
+        "Parts per minute the plan's compute would allow on a Pi 5: "
+        f"{pl['parts_per_minute']['high']:,.1f} to "
+        f"{pl['parts_per_minute']['low']:,.1f}.",
+        "",
+        f"**Projected ratio plan / project on a Pi 5: {ratio['low']:,.0f}x to {ratio['high']:,.0f}x "
+        f"(mid {ratio['mid']:,.0f}x)**; measured on x86 (plan_pipeline.json, one thread a side): "
+        f"{ratio['x86_per_part_from_plan_pipeline']:,.0f}x wall clock, "
+        f"{ratio['x86_cpu_time_from_plan_pipeline']:,.0f}x "
+        "CPU time.",
+        "",
+        "## Operation counts",
+        "",
+        f"- Project model ({result['model']}): {m['project_view']['total']:,} MACs a view, "
+        f"{m['project_part']['total']:,} a part at batch {m['project_part']['batch']} "
+        f"({m['project_part']['int8'] / m['project_part']['total']:.0%} in int8 convolutions, the rest "
+        f"float: the first convolutions and the heads), {m['project_view']['mac_nodes']} Conv/Gemm "
+        f"nodes and {m['project_view']['other_nodes']} others.",
+        f"- U-2-Net at 320 px: {m['u2net_320_view']['total']:,} MACs a view; EfficientNet-B0 features at "
+        f"224 px: {m['efficientnet_b0_224_view']['total']:,}. Counter check: EfficientNet-B0 with its "
+        f"classifier counts {check['counted_gmacs_with_classifier']:.3f} G against torchvision's published "
+        f"{check['torchvision_ops']} ({check['ratio']:.3f}x).",
+        f"- Image work, median per view over {v['views_measured']} sim replay views ({v['parts']} parts): "
+        f"shrunk search frame {v['median_per_view']['coarse_px']:,} px (search_scale {v['search_scale']}), "
+        f"box keyed at full size {v['median_per_view']['fine_px']:,} px (largest {v['max_fine_px']:,}), "
+        f"part box {v['median_per_view']['part_box_px']:,} px, crop square side "
+        f"{v['median_per_view']['crop_side']} px. Pixel-steps = pixels passed through each OpenCV/numpy "
+        "call, summed (`hsv_pixel_steps`, `crop_pixel_steps`).",
+        "",
+        "## Pi 5 rates and factors (sources below)",
+        "",
+        "| runtime / precision | Pi 5 GMAC/s fast | slow | from |",
+        "|---|---:|---:|---|",
+    ]
+    for key, r in rates.items():
+        lines.append(f"| {key} | {r['high']:.1f} | {r['low']:.1f} | {r['how']} |")
+    cands = ", ".join(f"{k} {val:.2f}x" for k, val in gen["candidates"].items())
+    sb = gen["sysbench_here"]
+    lines += [
+        "",
+        f"Image work (segment, preprocess, fuse; the plan's preprocess): factor {gen['low']:.2f}x to "
+        f"{gen['high']:.2f}x. No published Pi 5 timing of these OpenCV/numpy calls was found, so the range "
+        f"spans per-core proxies: {cands}. This machine's ONNX Runtime fp32 rate on one thread is "
+        f"{gen['x86_fp32_gmacs_per_s_one_thread']:.1f} GMAC/s (U-2-Net, plan_pipeline.json)"
+        + (
+            f"; sysbench here: {sb['events_per_s']:.0f} events/s (`{sb['command']}`, load average "
+            f"{sb['loadavg_1min']:.1f})."
+            if sb
+            else "; sysbench was not run."
+        ),
+        "",
+        "## Replacing the projection with a measurement",
+        "",
+        "On a Raspberry Pi 5 with the project installed (the default model set, `config/sim.yaml`'s "
+        "replay frames, so the same parts as here):",
+        "",
+        "```sh",
+        "edge bench --sim --segmenters hsv --frames 100 --json pi5_bench.json",
+        "python benchmarks/pi5_projection.py --measured pi5_bench.json \\",
+        "    --json benchmarks/results/pi5_measured.json --markdown benchmarks/results/pi5_measured.md",
+        "```",
+        "",
+        "`--measured` puts each stage's measured p50 (and p95) beside the projected low/high/mid, says "
+        "whether it falls inside, and gives the parts per minute the measured compute allows; it warns "
+        "when the file does not name a Raspberry Pi 5 (`edge bench` records the board) or benched "
+        "another number of views.",
+        "",
+        "## Sources",
+        "",
+    ]
+    for key, s in result["sources"].items():
+        lines.append(f'- `{key}`: {s["what"]}. {s["url"]} — "{s["figure"]}"')
+    lines.append("")
+    return "\n".join(lines)
+
+
+# --- measured against projected --------------------------------------------------------------------
+
+_STAGE_OF_ROW = ("segment", "preprocess", "infer", "fuse", "search")
+
+
+def compare(
+    projection: dict[str, Any], bench: dict[str, Any], segmenter: str, path: Path | str
+) -> dict[str, Any]:
+    """Measured ``edge bench`` p50s (``segmenter`` row) against the projection's Pi 5 range, per stage."""
+    row = bench_row(bench, segmenter, path)["stages"]
+    try:
+        proj_rows = projection["project"]["rows"]
+        views = int(projection["views"])
+    except (KeyError, TypeError, ValueError):
+        raise SystemExit(
+            "the projection JSON has no project rows; write it with pi5_projection.py --json"
+        ) from None
+    stages = []
+    for r in proj_rows:
+        stage = next(s for s in _STAGE_OF_ROW if r["stage"].startswith(s))
+        got = row[stage]
+        low, high, mid = r["pi5_ms"]["low"], r["pi5_ms"]["high"], r["pi5_ms"]["mid"]
+        stages.append(
+            {
+                "stage": stage,
+                "measured_p50": got["p50"],
+                "measured_p95": got["p95"],
+                "projected": {"low": low, "high": high, "mid": mid},
+                "measured_over_mid": got["p50"] / mid if mid > 0 else None,
+                "within": "inside"
+                if low <= got["p50"] <= high
+                else ("faster" if got["p50"] < low else "slower"),
+            }
+        )
+    listed = {s["stage"] for s in stages}
+    extra = [s for s in COMPUTE_STAGES if s not in listed and row[s]["p50"] > 0]
+    for s in extra:
+        stages.append(
+            {
+                "stage": s,
+                "measured_p50": row[s]["p50"],
+                "measured_p95": row[s]["p95"],
+                "projected": None,
+                "measured_over_mid": None,
+                "within": "not projected",
+            }
+        )
+    measured_compute = sum(row[s]["p50"] for s in COMPUTE_STAGES)
+    total = projection["project"]["total"]
+    machine = bench.get("machine") or {}
+    described = ", ".join(str(machine[k]) for k in ("arch", "board", "cpu") if machine.get(k))
+    warnings = []
+    if "Raspberry Pi 5" not in described:
+        warnings.append(
+            f"{path} does not say it ran on a Raspberry Pi 5 (machine: {described or 'not recorded'})"
+        )
+    if int(bench["views"]) != views:
+        warnings.append(f"{path} benched {bench['views']} views a part; the projection is for {views}")
+    return {
+        "file": str(path),
+        "segmenter": segmenter,
+        "machine": machine or None,
+        "camera": bench.get("camera"),
+        "model": bench.get("model"),
+        "threads": bench.get("threads"),
+        "parts": bench.get("parts"),
+        "views": bench["views"],
+        "stages": stages,
+        "compute": {
+            "measured_sum_of_p50": measured_compute,
+            "projected": {k: total[k] for k in ("low", "high", "mid")},
+            "measured_over_mid": measured_compute / total["mid"],
+            "within": "inside"
+            if total["low"] <= measured_compute <= total["high"]
+            else ("faster" if measured_compute < total["low"] else "slower"),
+            "parts_per_minute": 60000.0 / measured_compute if measured_compute > 0 else None,
+            "projected_parts_per_minute": projection["project"]["parts_per_minute"],
+        },
+        "projection_date": projection.get("date"),
+        "warnings": warnings,
+    }
+
+
+def compare_markdown(c: dict[str, Any]) -> str:
+    machine = c["machine"] or {}
+    where = (
+        ", ".join(str(machine.get(k)) for k in ("arch", "board", "cpu") if machine.get(k)) or "not recorded"
+    )
+    lines = [
+        "# Raspberry Pi 5: measured against projected",
+        "",
+        f"Measured: `{c['file']}` ({c['segmenter']} row; {c['parts']} parts x {c['views']} views from "
+        f"{c['camera']}; model {c['model']}, {c['threads']} threads). Machine: {where}"
+        + (f", {machine['cores']} cores" if machine.get("cores") else "")
+        + f". Projection of {c['projection_date']}.",
+        "",
+    ]
+    lines += [f"**Warning:** {w}." for w in c["warnings"]]
+    if c["warnings"]:
+        lines.append("")
+    lines += [
+        "| stage | measured p50 ms | p95 | projected low | high | mid | measured / mid | |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for s in c["stages"]:
+        p = s["projected"]
+        cells = f"{p['low']:.2f} | {p['high']:.2f} | {p['mid']:.2f}" if p else "- | - | -"
+        ratio = f"{s['measured_over_mid']:.2f}x" if s["measured_over_mid"] is not None else "-"
+        lines.append(
+            f"| {s['stage']} | {s['measured_p50']:.2f} | {s['measured_p95']:.2f} | {cells} | {ratio} | "
+            f"{s['within']} |"
+        )
+    t = c["compute"]
+    lines += [
+        f"| **compute** (sum of p50s) | **{t['measured_sum_of_p50']:.2f}** | | {t['projected']['low']:.2f} | "
+        f"{t['projected']['high']:.2f} | {t['projected']['mid']:.2f} | {t['measured_over_mid']:.2f}x | "
+        f"{t['within']} |",
+        "",
+        f"Parts per minute the measured compute allows: {t['parts_per_minute']:,.0f} (projected "
+        f"{t['projected_parts_per_minute']['high']:,.0f} to {t['projected_parts_per_minute']['low']:,.0f}).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--config", type=Path, default=REPO / "config" / "sim.yaml")
+    parser.add_argument("--model-set", type=Path, default=REPO / "models" / "default")
+    parser.add_argument(
+        "--parts", type=int, default=12, help="sim parts whose views are measured for pixel counts"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path("/tmp/pi5_projection"), help="cache of exported ONNX files"
+    )
+    parser.add_argument(
+        "--sysbench",
+        action="store_true",
+        help="also run sysbench's one-thread CPU test here (10 s) for the image-work factor; run at the "
+        "priority the recorded x86 results had",
+    )
+    parser.add_argument(
+        "--measured", type=Path, help="an `edge bench --json` file from a Pi: compare, do not project"
+    )
+    parser.add_argument(
+        "--projection",
+        type=Path,
+        default=REPO / "benchmarks" / "results" / "pi5_projection.json",
+        help="the projection's JSON that --measured compares against",
+    )
+    parser.add_argument(
+        "--segmenter", default="hsv", help="the `edge bench` row --measured compares (default hsv)"
+    )
+    parser.add_argument("--note", default="", help="added to the machine line")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path)
+    args = parser.parse_args(argv)
+    if args.measured is not None:
+        bench = load_bench(args.measured)
+        try:
+            projection = json.loads(args.projection.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SystemExit(
+                f"{args.projection}: no projection JSON; run pi5_projection.py --json FILE first"
+            ) from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SystemExit(f"{args.projection}: cannot read the projection: {exc}") from None
+        result = compare(projection, bench, args.segmenter, args.measured)
+        text = compare_markdown(result)
+    else:
+        if args.parts < 1:
+            raise SystemExit("--parts must be at least 1")
+        result = project(args)
+        text = markdown(result)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if args.markdown:
+        args.markdown.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
