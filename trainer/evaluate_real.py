@@ -235,18 +235,23 @@ def enrolment_scores(
     ]
     recognizer = Recognizer(manifest, mode="hybrid", index=index, **recognition)
     hybrid: dict[str, list[bool]] = defaultdict(list)
+    taken: dict[str, list[bool]] = defaultdict(list)  # known parts' photos named as an enrolled part
+    new = {mould(p) for p in usable}
     for i, photo in enumerate(photos):
         if i in enrolled:
             continue
         decision = recognizer.decide({role: value[i : i + 1] for role, value in outputs.items()})
         answer = decision.part_topk[0][0] if decision.part_topk else ""
         hybrid[photo.part].append(mould(answer) == mould(photo.part))
+        if photo.part not in usable:
+            taken[photo.part].append(mould(answer) in new)
     return {
         "enrolled_per_part": enroll,
         "parts": sorted(usable),
         "queries": len(queries),
         "vector_top1": round(float(np.mean(vector_hits)), 4),
         "hybrid_top1_per_part": {p: round(float(np.mean(h)), 4) for p, h in sorted(hybrid.items())},
+        "known_taken_for_enrolled": {p: round(float(np.mean(t)), 4) for p, t in sorted(taken.items())},
     }
 
 
@@ -406,10 +411,13 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
             e = first.get(f"enroll_{k}")
             if e:
                 harmed = ", ".join(f"{p} {_pct(v)}" for p, v in e["hybrid_top1_per_part"].items())
+                taken = ", ".join(f"{p} {_pct(v)}" for p, v in e.get("known_taken_for_enrolled", {}).items())
                 lines += [
                     "",
                     f"Enrolled {k} photo(s) of {', '.join(e['parts'])}: {e['queries']} queries, vector top-1 "
-                    f"{_pct(e['vector_top1'])}; hybrid decisions top-1 per part with that index: {harmed}.",
+                    f"{_pct(e['vector_top1'])}; hybrid decisions top-1 per part with that index: {harmed}"
+                    + (f"; known parts' photos named as an enrolled part: {taken}" if taken else "")
+                    + ".",
                 ]
         lines.append("")
     lines.append(SECTION_END)

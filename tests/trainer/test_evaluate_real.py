@@ -164,6 +164,12 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     # Hybrid decisions with the enrolled index: the yellow part is named, the known ones keep theirs.
     assert f["enroll_1"]["hybrid_top1_per_part"]["3020"] == 1.0
     assert f["enroll_1"]["hybrid_top1_per_part"]["3003b"] == 1.0
+    # ... and none of the known parts' photos is taken for the enrolled one.
+    assert f["enroll_1"]["known_taken_for_enrolled"] == {"3001": 0.0, "3003b": 0.0}
+    assert (
+        "known parts' photos named as an enrolled part: 3001 0.0%"
+        in (tmp_path / "out" / "real.md").read_text()
+    )
 
     belt_fig = report["sets"]["belt"]
     assert belt_fig["background_fit"]["frames"] == 3
