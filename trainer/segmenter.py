@@ -7,9 +7,11 @@ with a soft shadow, and the photos of empty rigs given with ``--backgrounds``), 
 learns the part, not the render's ground; camera jitter (gain per channel, contrast, noise, blur)
 and mirroring come on top. Images are split into training and validation by a hash of their path.
 
-The network (:class:`TinyUNet`) is a small encoder-decoder of depthwise-separable convolutions:
-five stride-2 stages (16..96 channels), a decoder with skip connections back to half resolution,
-and mask logits bilinearly upsampled to the input. It is trained with binary cross-entropy plus a
+The network is a small encoder-decoder of depthwise-separable convolutions with skip connections
+back to half resolution and mask logits bilinearly upsampled to the input: ``--encoder tiny``
+(:class:`TinyUNet`, five stride-2 stages of 16..96 channels, trained from scratch) or ``lite0``
+(EfficientNet-Lite0's stem and first five stages with their ImageNet weights, as the classifier
+starts from). It is trained with binary cross-entropy plus a
 soft Dice loss, AdamW and a cosine schedule, one checkpoint per epoch (``checkpoint/``:
 safetensors weights and a JSON state), so an interrupted run resumes from its last finished epoch.
 
@@ -46,8 +48,9 @@ MODEL_NAME = "seg.onnx"
 SIDECAR_NAME = "seg.json"
 REPORT_NAME = "report.json"
 CHECKPOINT_DIR = "checkpoint"
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+#: Input normalisation per encoder (Lite0's ImageNet weights were trained on inputs scaled to -1..1).
+NORMALISATION = {"tiny": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "lite0": ((0.5,) * 3, (0.5,) * 3)}
+ENCODERS = tuple(NORMALISATION)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -57,6 +60,7 @@ class SegConfig:
 
     height: int = 240
     width: int = 320
+    encoder: str = "tiny"  # "tiny" (from scratch) or "lite0" (EfficientNet-Lite0's ImageNet stages)
     width_mult: float = 1.0
     epochs: int = 6
     batch_size: int = 16
@@ -123,11 +127,12 @@ def read_pair(image: Path, mask: Path) -> tuple[np.ndarray, np.ndarray]:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), m > 127
 
 
-def normalise(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+def normalise(rgb: np.ndarray, height: int, width: int, encoder: str = "tiny") -> np.ndarray:
     """(3, H, W) float32 input, exactly as :class:`edge.segment.mobileseg.MobileSegSegmenter` makes it."""
+    mean, std = NORMALISATION[encoder]
     shrink = height * width < rgb.shape[0] * rgb.shape[1]
     resized = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    x = (resized.astype(np.float32) / 255.0 - np.array(MEAN, np.float32)) / np.array(STD, np.float32)
+    x = (resized.astype(np.float32) / 255.0 - np.array(mean, np.float32)) / np.array(std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
@@ -171,14 +176,18 @@ class SegDataset:
                 rgb, mask = rgb[:, ::-1], mask[:, ::-1]
         h, w = self.cfg.height, self.cfg.width
         target = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
-        return normalise(np.ascontiguousarray(rgb), h, w), target[None]
+        return normalise(np.ascontiguousarray(rgb), h, w, self.cfg.encoder), target[None]
 
 
 # ---- network ---------------------------------------------------------------------------------------
 
 
-def build_model(width_mult: float = 1.0) -> Any:
-    """A :class:`TinyUNet` (imports torch)."""
+def build_model(width_mult: float = 1.0, encoder: str = "tiny", *, pretrained: bool = True) -> Any:
+    """A :class:`TinyUNet`, or with ``encoder="lite0"`` a :class:`Lite0UNet` (imports torch)."""
+    if encoder == "lite0":
+        return _lite0_unet(width_mult, pretrained)
+    if encoder != "tiny":
+        raise ConfigError(f"segmenter encoder {encoder!r} is unknown; use one of {', '.join(ENCODERS)}")
     import torch
     from torch import nn
 
@@ -227,6 +236,56 @@ def build_model(width_mult: float = 1.0) -> Any:
             return nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
     return TinyUNet()
+
+
+def _lite0_unet(width_mult: float, pretrained: bool) -> Any:
+    import timm
+    import torch
+    from torch import nn
+
+    from trainer.models import load_lite0_imagenet
+
+    def sep(cin: int, cout: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Conv2d(cin, cin, 3, 1, 1, groups=cin, bias=False),
+            nn.BatchNorm2d(cin),
+            nn.ReLU6(inplace=True),
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU6(inplace=True),
+        )
+
+    class Lite0UNet(nn.Module):
+        """EfficientNet-Lite0's stem and first five stages (1/2 .. 1/16, ImageNet weights) as the
+        encoder; a depthwise-separable decoder with skips back to 1/2; logits upsampled."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            trunk = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
+            if pretrained:
+                load_lite0_imagenet(trunk)
+            self.stem = nn.Sequential(trunk.conv_stem, trunk.bn1)  # 1/2, 32
+            self.stages = nn.ModuleList(trunk.blocks[:5])  # 16@1/2, 24@1/4, 40@1/8, 80@1/16, 112@1/16
+            d = [max(8, round(c * width_mult / 8) * 8) for c in (24, 32, 48)]
+            self.up = nn.ModuleList([sep(112 + 40, d[2]), sep(d[2] + 24, d[1]), sep(d[1] + 16, d[0])])
+            self.head = nn.Conv2d(d[0], 1, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            size = x.shape[-2:]
+            y = self.stem(x)
+            feats = []
+            for stage in self.stages:
+                y = stage(y)
+                feats.append(y)
+            skips = [feats[0], feats[1], feats[2]]  # 1/2, 1/4, 1/8
+            for block in self.up:
+                skip = skips.pop()
+                y = nn.functional.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+                y = block(torch.cat([y, skip], dim=1))
+            logits = self.head(y)
+            return nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+    return Lite0UNet()
 
 
 def seg_loss(logits: Any, target: Any) -> Any:
@@ -304,7 +363,7 @@ def train_segmenter(
     log.info("segmenter: %d training and %d validation images", len(train_pairs), len(val_pairs))
     swap = BackgroundSwap.from_folder(cfg.swap, backgrounds) if cfg.swap > 0 else None
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.width_mult)
+    model = build_model(cfg.width_mult, cfg.encoder)
     done, history = _load_checkpoint(out, model, cfg)
     if done:
         log.info("segmenter: resuming after epoch %d of %d", done, cfg.epochs)
@@ -433,10 +492,11 @@ def export_onnx(model: Any, out: Path, cfg: SegConfig, images: Sequence[Path]) -
         diff = float(np.abs(got - ref).max())
         if diff > 1e-3 * max(1.0, float(np.abs(ref).max())):
             raise ModelError(f"the exported segmenter differs from torch by {diff:.3g}; not written")
+    mean, std = NORMALISATION[cfg.encoder]
     sidecar = {
         "input_size": [cfg.height, cfg.width],
-        "mean": list(MEAN),
-        "std": list(STD),
+        "mean": list(mean),
+        "std": list(std),
         "output": "mask_logits",
     }
     write_atomic(out / SIDECAR_NAME, json.dumps(sidecar, indent=2) + "\n")
@@ -527,7 +587,13 @@ def add_parser(sub: Any) -> None:
     )
     defaults = SegConfig()
     p.add_argument("--size", default=f"{defaults.width}x{defaults.height}", help="input WIDTHxHEIGHT")
-    p.add_argument("--width-mult", type=float, default=defaults.width_mult, help="channel multiplier")
+    p.add_argument(
+        "--encoder",
+        choices=ENCODERS,
+        default=defaults.encoder,
+        help="'tiny': trained from scratch; 'lite0': EfficientNet-Lite0's ImageNet stages as the encoder",
+    )
+    p.add_argument("--width-mult", type=float, default=defaults.width_mult, help="decoder channel multiplier")
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument(
@@ -575,6 +641,7 @@ def _run(args: argparse.Namespace) -> int:
     cfg = SegConfig(
         height=height,
         width=width,
+        encoder=args.encoder,
         width_mult=args.width_mult,
         epochs=args.epochs,
         batch_size=args.batch_size,

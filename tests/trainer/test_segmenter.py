@@ -109,3 +109,16 @@ def test_bad_input_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
         split_pairs(find_pairs([tmp_path / "few"]), 0.01)
     assert main(["segmenter", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
     assert "_mask.png" in caplog.text
+
+
+def test_lite0_encoder_keeps_the_input_size_and_unknown_encoders_are_named() -> None:
+    import torch
+
+    from trainer.segmenter import build_model
+
+    model = build_model(1.0, "lite0", pretrained=False).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, 3, 96, 128))
+    assert tuple(out.shape) == (2, 1, 96, 128)
+    with pytest.raises(ConfigError, match="unknown"):
+        build_model(1.0, "resnet")
