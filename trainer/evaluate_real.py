@@ -497,8 +497,10 @@ def main(args: argparse.Namespace) -> int:
                 f"top-5 {_pct(known.get('part_top5'))} {extra}"
             )
     if args.report:
-        command = "trainer evaluate-real " + " ".join(
-            f"--set {n}={f}:{s}" + (f":{e}" if e else "") for n, f, s, e in args.sets
+        sets = " ".join(f"--set {n}={f}:{s}" + (f":{e}" if e else "") for n, f, s, e in args.sets)
+        command = (
+            f"trainer evaluate-real --model-set {args.model_set} --out OUT {sets} --report {args.report}"
+            + (" --record" if args.record else "")
         )
         update_report(args.report, render_markdown(report, command))
     if args.record:

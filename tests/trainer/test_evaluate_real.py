@@ -179,7 +179,9 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     text = report_md.read_text()
     assert text.startswith("# Evaluation\n\nrender figures\n")
     assert text.count(SECTION_START) == 1 and "| onnxruntime/fp32 | 10 | 90.0% | 100.0% | 60.0% |" in text
-    assert "trainer evaluate-real --set cloth=" in text
+    # The command that remakes the section: model set, sets, report and record, no local output path.
+    assert f"trainer evaluate-real --model-set {model_set} --out OUT --set cloth=" in text
+    assert f"--report {report_md} --record\n" in text
     update_report(report_md, f"{SECTION_START}\nnew\n{SECTION_END}\n")  # a second run replaces it
     assert report_md.read_text().count(SECTION_START) == 1 and "\nnew\n" in report_md.read_text()
     recorded = load_manifest(model_set).evaluation["real"]
