@@ -19,7 +19,8 @@
 # stages for it, e.g. ../shared/real/backgrounds), BACKGROUND (the input's background mode: keep,
 # the default, or fill: every pixel outside the part's mask painted black, in training and on the
 # rig), MASK_JITTER (share of training masks grown, shrunk or given a stray region as a real
-# segmenter's are, 0 = off), REAL (a folder laid out as ../shared/real:
+# segmenter's are, 0 = off), PART_PHOTOMETRIC (share of training draws given strong camera colour
+# changes for the part head, their colour labels dropped; 0 = off), REAL (a folder laid out as ../shared/real:
 # belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real photos by
 # trainer evaluate-real and the figures go into the report).
 #
@@ -62,6 +63,7 @@ BACKGROUND_SWAP="${BACKGROUND_SWAP:-0}"
 BACKGROUNDS="${BACKGROUNDS:-}"
 BACKGROUND="${BACKGROUND:-keep}"
 MASK_JITTER="${MASK_JITTER:-0}"
+PART_PHOTOMETRIC="${PART_PHOTOMETRIC:-0}"
 REAL="${REAL:-}"
 DEST="$REPO/models/default"
 SET="$WORK/model-set"
@@ -128,7 +130,7 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
     --source "${train_dirs[@]}" --kind auto --weight 1 \
     --set epochs="$EPOCHS" out=runs/stage1 input_size="$INPUT_SIZE" model=efficientnet_lite0 pretrained=true \
     freeze_blocks=5 holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
-    background="$BACKGROUND" mask_jitter="$MASK_JITTER" \
+    background="$BACKGROUND" mask_jitter="$MASK_JITTER" part_photometric="$PART_PHOTOMETRIC" \
     background_swap="$BACKGROUND_SWAP" ${BACKGROUNDS:+background_photos="$(cd "$BACKGROUNDS" && pwd)"}
 RUN="$WORK/runs/stage1"
 resume=()
