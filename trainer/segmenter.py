@@ -14,6 +14,8 @@ back to half resolution and mask logits bilinearly upsampled to the input: ``--e
 starts from). It is trained with binary cross-entropy plus a
 soft Dice loss, AdamW and a cosine schedule, one checkpoint per epoch (``checkpoint/``:
 safetensors weights and a JSON state), so an interrupted run resumes from its last finished epoch.
+``--epochs`` may grow on a finished run: the cosine then spans the new total, so the extra epochs
+start again from the learning rate that point of the longer schedule has (a warm restart).
 
 The export is what edge loads: ``seg.onnx`` ((N, 3, H, W) float32 in, ``mask_logits`` (N, 1, H, W)
 out, batch dynamic) and its sidecar ``seg.json`` (input size, mean and std; see
@@ -103,10 +105,11 @@ def find_pairs(folders: Iterable[str | Path]) -> list[tuple[Path, Path]]:
 
 
 def split_pairs(pairs: Sequence[tuple[Path, Path]], val_share: float) -> tuple[list, list]:
-    """(train, validation) by a hash of each image's path: stable when folders grow."""
+    """(train, validation) by a hash of each image's last three path parts (part/colour/file in a
+    render): the same split wherever the folder lies, and stable when folders grow."""
     train, val = [], []
     for pair in pairs:
-        bucket = zlib.crc32(pair[0].as_posix().encode()) % 10_000
+        bucket = zlib.crc32("/".join(pair[0].parts[-3:]).encode()) % 10_000
         (val if bucket < val_share * 10_000 else train).append(pair)
     if not train or not val:
         raise ConfigError(
@@ -227,15 +230,22 @@ def build_model(width_mult: float = 1.0, encoder: str = "tiny", *, pretrained: b
             skips = [self.stem(x)]
             for stage in self.down:
                 skips.append(stage(skips[-1]))
-            y = skips.pop()
-            for block in self.up:
-                skip = skips.pop()
-                y = nn.functional.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-                y = block(torch.cat([y, skip], dim=1))
-            logits = self.head(y)
-            return nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            return _decode(skips.pop(), skips, self.up, self.head, size)
 
     return TinyUNet()
+
+
+def _decode(y: Any, skips: list[Any], blocks: Any, head: Any, size: Any) -> Any:
+    """The decoder both networks share: upsample to the next skip, concatenate, convolve; then the
+    mask logits, upsampled to the input ``size``. ``skips`` is consumed from its end (deepest first)."""
+    import torch
+    from torch import nn
+
+    for block in blocks:
+        skip = skips.pop()
+        y = nn.functional.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        y = block(torch.cat([y, skip], dim=1))
+    return nn.functional.interpolate(head(y), size=size, mode="bilinear", align_corners=False)
 
 
 def _lite0_unet(width_mult: float, pretrained: bool) -> Any:
@@ -277,13 +287,7 @@ def _lite0_unet(width_mult: float, pretrained: bool) -> Any:
             for stage in self.stages:
                 y = stage(y)
                 feats.append(y)
-            skips = [feats[0], feats[1], feats[2]]  # 1/2, 1/4, 1/8
-            for block in self.up:
-                skip = skips.pop()
-                y = nn.functional.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-                y = block(torch.cat([y, skip], dim=1))
-            logits = self.head(y)
-            return nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            return _decode(y, [feats[0], feats[1], feats[2]], self.up, self.head, size)  # skips 1/2..1/8
 
     return Lite0UNet()
 

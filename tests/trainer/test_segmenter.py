@@ -104,6 +104,11 @@ def test_bad_input_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
     with pytest.raises(ConfigError, match="multiples of 16"):
         parse_size("300x200")
     assert parse_size("320x240") == (240, 320)
+    # The split depends on the renders' own names, not on where the folder lies.
+    names = [Path(f"raw/3001/4/3001_4_{i}.jpg") for i in range(50)]
+    here = split_pairs([(Path("/a") / n, Path("/a") / n) for n in names], 0.2)
+    there = split_pairs([(Path("/b/c") / n, Path("/b/c") / n) for n in names], 0.2)
+    assert [p[0].name for p in here[1]] == [p[0].name for p in there[1]] and here[1]
     write_renders(tmp_path / "few", 2)
     with pytest.raises(ConfigError, match="validation"):
         split_pairs(find_pairs([tmp_path / "few"]), 0.01)
