@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 def stage1_run(synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A stage 1 run through the command line: a YAML config, 10 epochs."""
     root = tmp_path_factory.mktemp("stage1")
-    cfg = _config(synth, root / "run", epochs=10, warmup_epochs=0.5).model_dump(mode="json")
+    cfg = _config(synth, root / "run", epochs=10, warmup_epochs=0.5, lr=1e-3).model_dump(mode="json")
     cfg["sources"] = [{"path": "data"}]  # relative to the config file's folder
     cfg["out"] = "run"
     (root / "data").symlink_to(synth)
