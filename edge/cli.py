@@ -397,7 +397,11 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
         out, "segmenter", lambda: create_segmenter(cfg.segmenter, calibration=cfg.calibration)
     )
     if segmenter is not None:
-        out.append(("OK", "segmenter", cfg.segmenter.type))
+        shipped = getattr(segmenter, "shipped", None)  # mobileseg: its model set's manifest entry
+        detail = (
+            "" if shipped is None else f" ({shipped.path}, {shipped.precision}, sha256 matches the manifest)"
+        )
+        out.append(("OK", "segmenter", cfg.segmenter.type + detail))
 
     def camera_check() -> str:
         with create_camera(cfg.camera, calibration=cfg.calibration) as camera:

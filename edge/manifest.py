@@ -212,6 +212,29 @@ class IndexEntry(StrictModel):
         return self
 
 
+class SegmenterEntry(StrictModel):
+    """A trained segmentation model (edge's ``mobileseg`` option) shipped with the model set.
+
+    Written by ``trainer segmenter --ship-to``; edge's ``mobileseg`` checks a model it loads from a
+    model folder against its entry here (file and sidecar sha256) before running it.
+    """
+
+    path: str = Field(description="ONNX file relative to the model folder")
+    sidecar: str = Field(description="its JSON sidecar (input size, mean, std) relative to the model folder")
+    precision: Literal["fp32", "int8"] = Field(description="weight precision of the ONNX file")
+    sha256: str = Field(pattern=_SHA256, description="lower-case hex SHA-256 of the ONNX file")
+    sidecar_sha256: str = Field(pattern=_SHA256, description="lower-case hex SHA-256 of the sidecar")
+    bytes: int = Field(ge=0, description="size of the ONNX file in bytes")
+    evaluation: dict[str, Any] = Field(
+        default_factory=dict, description="free-form figures: mask IoU per image set, training record"
+    )
+
+    @field_validator("path", "sidecar")
+    @classmethod
+    def _inside_folder(cls, v: str) -> str:
+        return _relative_path(v)
+
+
 class Manifest(StrictModel):
     """Everything the runtime needs to know about a model set."""
 
@@ -228,6 +251,9 @@ class Manifest(StrictModel):
     )
     files: list[FileEntry] = Field(min_length=1, description="the exported network files")
     index: IndexEntry | None = Field(default=None, description="optional embedding index")
+    segmenters: list[SegmenterEntry] = Field(
+        default_factory=list, description="trained segmentation models shipped with the set (mobileseg)"
+    )
     temperatures: dict[Literal["part_logits", "color_logits"], float] = Field(
         default_factory=dict,
         description="logits are divided by these before the softmax (temperature scaling, fitted on "
@@ -270,6 +296,11 @@ class Manifest(StrictModel):
         paths = [f.path for f in self.files]
         if len(set(paths)) != len(paths):
             raise ValueError(f"files lists a path twice: {paths!r}")
+        shipped = [p for s in self.segmenters for p in (s.path, s.sidecar)]
+        taken = set(paths) | ({self.index.path, self.index.labels} if self.index else set())
+        clash = sorted({p for p in shipped if shipped.count(p) > 1 or p in taken})
+        if clash:
+            raise ValueError(f"segmenters reuse a path listed elsewhere: {clash!r}")
         if self.outputs.color_logits is not None and not self.colors:
             raise ValueError("outputs.color_logits is set but colors is empty; list the colour ids")
         if self.outputs.embedding is not None and self.embedding_dim is None:
@@ -432,3 +463,38 @@ def verify_file(folder: str | Path, entry: FileEntry | IndexEntry) -> Path:
             f"actual {actual}; {_FIX_HASH}"
         )
     return full
+
+
+def verify_shipped_segmenter(model: str | Path, sidecar: str | Path | None = None) -> SegmenterEntry | None:
+    """The manifest entry of a segmentation model shipped in a model set, checked; None if not shipped.
+
+    ``model`` is shipped when the ``manifest.json`` in its folder lists it under ``segmenters``; its
+    file and its sidecar (``sidecar`` if given, else the entry's) must then match the listed sha256
+    (else :class:`ModelError`), so a half-copied or replaced model is refused rather than run.
+    """
+    model = Path(model)
+    folder = model.parent
+    if not (folder / MANIFEST_NAME).is_file():
+        return None
+    manifest = load_manifest(folder)
+    entry = next((s for s in manifest.segmenters if (folder / s.path).resolve() == model.resolve()), None)
+    if entry is None:
+        return None
+    fix = (
+        "copy the segmenter and its sidecar again from the model set, or ship them again with "
+        "`trainer segmenter --ship-to`"
+    )
+    checks = [(model, entry.sha256, "segmenter model")]
+    side = Path(sidecar) if sidecar is not None else inside(folder, entry.sidecar, "segmenter sidecar")
+    if side.resolve() == (folder / entry.sidecar).resolve():
+        checks.append((side, entry.sidecar_sha256, "segmenter sidecar"))
+    for path, expected, what in checks:
+        if not path.is_file():
+            raise ModelError(f"{what} {str(path)!r} listed in the manifest is missing; {fix}")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ModelError(
+                f"{what} {str(path)!r} is corrupt or was replaced: sha256 expected {expected}, "
+                f"actual {actual} (manifest {str(folder / MANIFEST_NAME)!r}); {fix}"
+            )
+    return entry

@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "seg.onnx"
 SIDECAR_NAME = "seg.json"
+INT8_NAME = "seg_int8.onnx"
+INT8_SIDECAR_NAME = "seg_int8.json"
+#: Convolutions nearest the image kept float in the int8 file (the stem: full resolution, 3 channels).
+INT8_FLOAT_CONVS = 1
+#: Training images the int8 file's activation ranges are calibrated on.
+INT8_CALIBRATION_IMAGES = 64
 REPORT_NAME = "report.json"
 CHECKPOINT_DIR = "checkpoint"
 #: Input normalisation per encoder (Lite0's ImageNet weights were trained on inputs scaled to -1..1).
@@ -355,8 +361,10 @@ def train_segmenter(
     workers: int = 0,
     progress: bool = True,
     max_val: int = 400,
+    int8: bool = False,
 ) -> dict[str, Any]:
-    """Train (resuming), export ``seg.onnx`` + sidecar, measure IoU; returns the report."""
+    """Train (resuming), export ``seg.onnx`` + sidecar (and ``int8``: ``seg_int8.onnx``), measure
+    IoU of each; returns the report."""
     import torch
     from tqdm import tqdm
 
@@ -420,6 +428,12 @@ def train_segmenter(
         _save_checkpoint(out, model, cfg, epoch + 1, history)
     model.eval()
     parity = export_onnx(model, out, cfg, [p[0] for p in val_pairs[:8]])
+    models = {"iou": out / MODEL_NAME}
+    if int8:
+        step = max(1, len(train_pairs) // INT8_CALIBRATION_IMAGES)
+        models["iou_int8"] = quantize_segmenter(
+            out, cfg, [p[0] for p in train_pairs[::step]][:INT8_CALIBRATION_IMAGES]
+        )
     report: dict[str, Any] = {
         "config": asdict(cfg),
         "data": [str(d) for d in data],
@@ -428,21 +442,20 @@ def train_segmenter(
         "parameters": sum(p.numel() for p in model.parameters()),
         "history": history,
         "export_parity_max_abs": parity,
-        "iou": {"validation": mask_iou(out / MODEL_NAME, val_pairs[:max_val], progress=progress)},
     }
-    for folder in test:
-        report["iou"][str(folder)] = mask_iou(
-            out / MODEL_NAME, find_pairs([folder])[:max_val], progress=progress
-        )
-    for photos, empty in real:
-        report["iou"][f"real:{photos}"] = reference_iou(
-            out / MODEL_NAME,
-            photos,
-            empty,
-            out / "reference" / photos.name,
-            max_images=max_val,
-            progress=progress,
-        )
+    for key, onnx_file in models.items():
+        figures = report[key] = {"validation": mask_iou(onnx_file, val_pairs[:max_val], progress=progress)}
+        for folder in test:
+            figures[str(folder)] = mask_iou(onnx_file, find_pairs([folder])[:max_val], progress=progress)
+        for photos, empty in real:
+            figures[f"real:{photos}"] = reference_iou(
+                onnx_file,
+                photos,
+                empty,
+                out / "reference" / photos.name,
+                max_images=max_val,
+                progress=progress,
+            )
     write_atomic(out / REPORT_NAME, json.dumps(report, indent=2) + "\n")
     return report
 
@@ -475,7 +488,9 @@ def export_onnx(model: Any, out: Path, cfg: SegConfig, images: Sequence[Path]) -
     import torch
 
     x = torch.from_numpy(
-        np.stack([normalise(read_pair(p, _mask_of(p))[0], cfg.height, cfg.width) for p in images])
+        np.stack(
+            [normalise(read_pair(p, _mask_of(p))[0], cfg.height, cfg.width, cfg.encoder) for p in images]
+        )
     )
     with atomic_path(out / MODEL_NAME) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on fixed sizes and deprecations
@@ -505,6 +520,61 @@ def export_onnx(model: Any, out: Path, cfg: SegConfig, images: Sequence[Path]) -
     }
     write_atomic(out / SIDECAR_NAME, json.dumps(sidecar, indent=2) + "\n")
     return diff
+
+
+def quantize_segmenter(out: Path, cfg: SegConfig, images: Sequence[Path]) -> Path:
+    """``seg_int8.onnx`` (+ its sidecar): static int8 (QDQ, per-channel weights) of ``seg.onnx``,
+    activation ranges calibrated on ``images`` as edge feeds them; the stem convolution and the
+    final upsampling stay float (:func:`trainer.quantize.quantize_onnx_int8`)."""
+    from trainer.quantize import quantize_onnx_int8
+
+    if not images:
+        raise DataFileError("no images to calibrate the int8 segmenter on; give --data renders")
+    calib = np.stack(
+        [normalise(read_pair(p, _mask_of(p))[0], cfg.height, cfg.width, cfg.encoder) for p in images]
+    )
+    with atomic_path(out / INT8_NAME) as tmp:
+        quantize_onnx_int8(out / MODEL_NAME, tmp, calib, "image", float_convs=INT8_FLOAT_CONVS)
+    write_atomic(out / INT8_SIDECAR_NAME, (out / SIDECAR_NAME).read_text(encoding="utf-8"))
+    return out / INT8_NAME
+
+
+def ship_segmenter(run: Path, model_set: Path, precision: str, report: dict[str, Any]) -> Any:
+    """Copy the run's ``precision`` model and sidecar into ``model_set`` and list them in its manifest
+    (replacing an entry of the same file); returns the :class:`edge.manifest.SegmenterEntry`."""
+    import shutil
+
+    from edge.manifest import SegmenterEntry, load_manifest, sha256_file, write_manifest
+
+    names = {"fp32": (MODEL_NAME, SIDECAR_NAME), "int8": (INT8_NAME, INT8_SIDECAR_NAME)}
+    if precision not in names:
+        raise ConfigError(f"--ship-precision {precision!r} is not one of {sorted(names)}")
+    model, sidecar = (run / n for n in names[precision])
+    if not model.is_file():
+        hint = " (add --int8)" if precision == "int8" else ""
+        raise DataFileError(f"{str(model)!r} does not exist: nothing to ship{hint}")
+    manifest = load_manifest(model_set)  # a clear ModelError when model_set is not a model set
+    for src in (model, sidecar):
+        with atomic_path(model_set / src.name) as tmp:
+            shutil.copyfile(src, tmp)
+    key = "iou_int8" if precision == "int8" else "iou"
+    entry = SegmenterEntry(
+        path=model.name,
+        sidecar=sidecar.name,
+        precision=precision,  # type: ignore[arg-type]
+        sha256=sha256_file(model_set / model.name),
+        sidecar_sha256=sha256_file(model_set / sidecar.name),
+        bytes=(model_set / model.name).stat().st_size,
+        evaluation={
+            "mask_iou": report.get(key, {}),
+            "config": report.get("config", {}),
+            "data": report.get("data", []),
+            "images": report.get("images", {}),
+        },
+    )
+    others = [s for s in manifest.segmenters if s.path != entry.path]
+    write_manifest(model_set, manifest.model_copy(update={"segmenters": [*others, entry]}))
+    return entry
 
 
 def _mask_of(image: Path) -> Path:
@@ -609,6 +679,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--workers", type=int, default=0, help="data loader processes")
     p.add_argument("--max-val", type=int, default=400, help="images IoU is measured on per folder")
+    p.add_argument(
+        "--int8", action="store_true", help="also write seg_int8.onnx (static int8) and measure it"
+    )
+    p.add_argument("--ship-to", metavar="MODEL_SET", help="copy the model into this model set and list it")
+    p.add_argument(
+        "--ship-precision", choices=("int8", "fp32"), default="int8", help="which file --ship-to copies"
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)
 
@@ -642,6 +719,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--swap must be within 0..1 and --val-share within (0, 1)")
     if args.epochs < 1 or args.batch_size < 1 or args.epoch_images < 0:
         raise ConfigError("--epochs and --batch-size must be at least 1, --epoch-images at least 0")
+    if args.ship_to and args.ship_precision == "int8" and not args.int8:
+        raise ConfigError("--ship-to with --ship-precision int8 needs --int8 (or ship --ship-precision fp32)")
     cfg = SegConfig(
         height=height,
         width=width,
@@ -665,11 +744,17 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.no_progress,
         max_val=args.max_val,
+        int8=args.int8,
     )
-    for name, figures in report["iou"].items():
-        print(
-            f"{name}: mean IoU {figures['mean']:.3f}, median {figures['median']:.3f}, "
-            f">= 0.9 in {figures['share_at_least_0.9']:.1%} of {figures['images']} images"
-        )
-    print(f"wrote {Path(args.out) / MODEL_NAME} and its sidecar; report {Path(args.out) / REPORT_NAME}")
+    for key, label in (("iou", "fp32"), ("iou_int8", "int8")):
+        for name, figures in report.get(key, {}).items():
+            print(
+                f"{label} {name}: mean IoU {figures['mean']:.3f}, median {figures['median']:.3f}, "
+                f">= 0.9 in {figures['share_at_least_0.9']:.1%} of {figures['images']} images"
+            )
+    written = MODEL_NAME + (f" and {INT8_NAME}" if args.int8 else "")
+    print(f"wrote {written} with sidecars in {args.out}; report {Path(args.out) / REPORT_NAME}")
+    if args.ship_to:
+        entry = ship_segmenter(Path(args.out), Path(args.ship_to), args.ship_precision, report)
+        print(f"shipped {entry.path} ({entry.precision}, {entry.bytes} bytes) into {args.ship_to}")
     return 0

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from edge.config import StrictModel, validate_config
 from edge.errors import ConfigError, DataFileError, ModelError
+from edge.manifest import verify_shipped_segmenter
 from edge.segment.base import (
     MaskCleanup,
     Segmenter,
@@ -99,6 +100,8 @@ class MobileSegSegmenter(Segmenter):
         self.model_path = Path(config.model).expanduser()
         if not self.model_path.is_file():
             raise DataFileError(f"segmenter model {str(self.model_path)!r} does not exist; {MODEL_HINT}")
+        # A model shipped in a model set is checked against the set's manifest before it runs.
+        self.shipped = verify_shipped_segmenter(self.model_path, config.sidecar)
         self.spec = load_sidecar(self.model_path, config.sidecar)
         self.threshold = config.threshold
         self._session: Any = load_onnx_session(self.model_path, config.threads, MODEL_HINT)

@@ -124,6 +124,36 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
             {"index": {"path": "i.bin", "sha256": H0, "dim": 8, "count": 1, "labels": "l.json"}},
             "index.dim 8 differs from embedding_dim 4",
         ),
+        (
+            {
+                "segmenters": [
+                    {
+                        "path": "m.onnx",
+                        "sidecar": "s.json",
+                        "precision": "int8",
+                        "sha256": H0,
+                        "sidecar_sha256": H0,
+                        "bytes": 1,
+                    }
+                ]
+            },
+            r"segmenters reuse a path listed elsewhere: \['m.onnx'\]",
+        ),
+        (
+            {
+                "segmenters": [
+                    {
+                        "path": "../s.onnx",
+                        "sidecar": "s.json",
+                        "precision": "int8",
+                        "sha256": H0,
+                        "sidecar_sha256": H0,
+                        "bytes": 1,
+                    }
+                ]
+            },
+            "relative path inside the model folder",
+        ),
     ],
 )
 def test_inconsistent_manifests_are_rejected(changes: dict[str, object], message: str) -> None:

@@ -127,3 +127,46 @@ def test_lite0_encoder_keeps_the_input_size_and_unknown_encoders_are_named() -> 
     assert tuple(out.shape) == (2, 1, 96, 128)
     with pytest.raises(ConfigError, match="unknown"):
         build_model(1.0, "resnet")
+
+
+def test_int8_copy_is_measured_shipped_and_checked_against_the_manifest(tmp_path: Path) -> None:
+    from edge.errors import ModelError
+    from edge.manifest import load_manifest
+    from tests.helpers.onnx_models import write_model_set
+
+    write_renders(tmp_path / "data", 60)
+    model_set = tmp_path / "set"
+    write_model_set(model_set)
+    args = ["segmenter", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "seg"), "--size", "64x48"]
+    args += ["--epochs", "2", "--batch-size", "8", "--val-share", "0.2", "--lr", "1e-2", "--no-progress"]
+    assert main([*args, "--int8", "--ship-to", str(model_set)]) == 0
+
+    report = json.loads((tmp_path / "seg" / "report.json").read_text())
+    fp32, int8 = report["iou"]["validation"], report["iou_int8"]["validation"]
+    assert fp32["images"] == int8["images"] > 5
+    assert int8["mean"] > fp32["mean"] - 0.1  # the int8 copy segments about as well
+    names = {i.op_type for i in __import__("onnx").load(str(tmp_path / "seg" / "seg_int8.onnx")).graph.node}
+    assert "QuantizeLinear" in names and "DequantizeLinear" in names
+
+    (entry,) = load_manifest(model_set).segmenters
+    assert (entry.path, entry.sidecar, entry.precision) == ("seg_int8.onnx", "seg_int8.json", "int8")
+    assert entry.evaluation["mask_iou"]["validation"] == int8
+    assert load_manifest(model_set).files  # the classifier's entries are kept
+    shipped = create_segmenter({"type": "mobileseg", "model": str(model_set / "seg_int8.onnx")})
+    assert shipped.shipped == entry  # type: ignore[attr-defined]
+    frame = cv2.cvtColor(cv2.imread(str(tmp_path / "data/raw/3001/4/3001_4_0.jpg")), cv2.COLOR_BGR2RGB)
+    assert shipped.mask(frame).shape == frame.shape[:2]
+    shipped.close()
+    # A model outside a model set is not checked; a shipped one that changed is refused, named.
+    assert (
+        create_segmenter({"type": "mobileseg", "model": str(tmp_path / "seg" / "seg.onnx")}).shipped is None
+    )  # type: ignore[attr-defined]
+    sidecar = model_set / "seg_int8.json"
+    sidecar.write_text(sidecar.read_text() + " ")
+    with pytest.raises(ModelError, match=r"seg_int8\.json.*sha256.*--ship-to"):
+        create_segmenter({"type": "mobileseg", "model": str(model_set / "seg_int8.onnx")})
+
+    # Shipping again replaces the entry; an int8 ship without --int8 is refused before training.
+    assert main([*args, "--int8", "--ship-to", str(model_set)]) == 0
+    assert len(load_manifest(model_set).segmenters) == 1
+    assert main([*args, "--ship-to", str(model_set)]) == 2
