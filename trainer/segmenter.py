@@ -77,6 +77,8 @@ class SegConfig:
     swap: float = 0.7
     val_share: float = 0.05
     seed: int = 0
+    zoom: float = 0.0  # share of training images seen through a smaller window around the part
+    max_zoom: float = 4.0  # the window's largest magnification (1 / side share)
 
     def same_run(self, other: SegConfig) -> bool:
         """Equal but for ``epochs``."""
@@ -157,6 +159,27 @@ def camera_jitter(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x, 0, 255).astype(np.uint8)
 
 
+def zoom_to_part(
+    rgb: np.ndarray, mask: np.ndarray, rng: np.random.Generator, max_zoom: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A window of 1/z of the frame's sides (z log-uniform in 1..``max_zoom``), placed at random
+    where it holds the part's centre, scaled back to the frame's size: the part as a camera nearer
+    the stage (or a smaller stage) sees it. Frames without a part are returned as they are."""
+    ys, xs = np.nonzero(mask)
+    if not len(ys) or max_zoom <= 1.0:
+        return rgb, mask
+    h, w = mask.shape
+    z = float(np.exp(rng.uniform(0.0, np.log(max_zoom))))
+    wh, ww = max(8, round(h / z)), max(8, round(w / z))
+    cy, cx = int(ys.mean()), int(xs.mean())
+    top = int(rng.integers(max(0, cy - wh + 1), min(cy, h - wh) + 1))
+    left = int(rng.integers(max(0, cx - ww + 1), min(cx, w - ww) + 1))
+    window = (slice(top, top + wh), slice(left, left + ww))
+    big_rgb = cv2.resize(rgb[window], (w, h), interpolation=cv2.INTER_LINEAR)
+    big_mask = cv2.resize(mask[window].astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR) > 0
+    return big_rgb, big_mask
+
+
 class SegDataset:
     """A torch-style dataset of (input, target) float32 arrays; augmentation only when ``train``."""
 
@@ -180,6 +203,8 @@ class SegDataset:
             rng = np.random.default_rng((self.cfg.seed, self.epoch, i))
             if self.swap is not None:
                 rgb = self.swap(rgb, mask, rng)
+            if rng.random() < self.cfg.zoom:
+                rgb, mask = zoom_to_part(rgb, mask, rng, self.cfg.max_zoom)
             rgb = camera_jitter(rgb, rng)
             if rng.random() < 0.5:
                 rgb, mask = rgb[:, ::-1], mask[:, ::-1]
@@ -677,6 +702,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--swap", type=float, default=defaults.swap, help="background swap probability 0..1")
     p.add_argument("--val-share", type=float, default=defaults.val_share)
     p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument(
+        "--zoom",
+        type=float,
+        default=defaults.zoom,
+        help="share of training images zoomed in on the part (parts larger in the frame), 0..1",
+    )
+    p.add_argument("--max-zoom", type=float, default=defaults.max_zoom, help="largest zoom, >= 1")
     p.add_argument("--workers", type=int, default=0, help="data loader processes")
     p.add_argument("--max-val", type=int, default=400, help="images IoU is measured on per folder")
     p.add_argument(
@@ -717,6 +749,8 @@ def _run(args: argparse.Namespace) -> int:
     height, width = parse_size(args.size)
     if not 0.0 <= args.swap <= 1.0 or not 0.0 < args.val_share < 1.0:
         raise ConfigError("--swap must be within 0..1 and --val-share within (0, 1)")
+    if not 0.0 <= args.zoom <= 1.0 or not 1.0 <= args.max_zoom <= 16.0:
+        raise ConfigError("--zoom must be within 0..1 and --max-zoom within 1..16")
     if args.epochs < 1 or args.batch_size < 1 or args.epoch_images < 0:
         raise ConfigError("--epochs and --batch-size must be at least 1, --epoch-images at least 0")
     if args.ship_to and args.ship_precision == "int8" and not args.int8:
@@ -733,6 +767,8 @@ def _run(args: argparse.Namespace) -> int:
         swap=args.swap,
         val_share=args.val_share,
         seed=args.seed,
+        zoom=args.zoom,
+        max_zoom=args.max_zoom,
     )
     report = train_segmenter(
         args.data,

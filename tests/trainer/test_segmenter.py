@@ -170,3 +170,24 @@ def test_int8_copy_is_measured_shipped_and_checked_against_the_manifest(tmp_path
     assert main([*args, "--int8", "--ship-to", str(model_set)]) == 0
     assert len(load_manifest(model_set).segmenters) == 1
     assert main([*args, "--ship-to", str(model_set)]) == 2
+
+
+def test_zoom_enlarges_the_part_and_keeps_image_and_mask_aligned() -> None:
+    from trainer.segmenter import zoom_to_part
+
+    rgb = np.full((96, 128, 3), 40, np.uint8)
+    mask = np.zeros((96, 128), bool)
+    mask[70:78, 100:110] = True  # a small part near a corner
+    rgb[mask] = 220
+    rng = np.random.default_rng(0)
+    grown = []
+    for _ in range(20):
+        big_rgb, big_mask = zoom_to_part(rgb, mask, rng, 4.0)
+        assert big_rgb.shape == rgb.shape and big_mask.shape == mask.shape
+        assert big_mask.any()  # the window always holds the part's centre
+        bright = big_rgb[..., 0] > 130
+        assert (bright == big_mask).mean() > 0.99  # image and mask moved together
+        grown.append(big_mask.sum() / mask.sum())
+    assert min(grown) >= 0.9 and max(grown) > 4  # up to 16x the area at zoom 4
+    empty = np.zeros_like(mask)
+    assert zoom_to_part(rgb, empty, rng, 4.0)[0] is rgb  # nothing to zoom to
