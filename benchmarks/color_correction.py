@@ -7,6 +7,11 @@ reference colour (the sim set has no Red, so Orange stands in) is "placed", cut 
 config's HSV segmenter, and the correction fitted from them; those captures are left out of the
 scores. Colour top-1 is scored per view and per part (4 views fused) with the sim config's int8 model.
 
+Where the calibration finds reference bricks clipped (over-exposed: `edge calibrate color` warns and
+advises lowering the exposure), the trial is also run as a rig owner who follows that advice: the
+exposure is lowered by EXPOSURE_STEP at a time (at most MAX_STEPS) and the bricks photographed again,
+until none is clipped; frames are then taken at that exposure (column `..._exposure_lowered`).
+
     python benchmarks/color_correction.py [--trials 5] [--json benchmarks/results/color_correction.json]
 """
 
@@ -19,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from calibration.color import fit_color_correction, measure_bricks
+from calibration.color import fit_color_correction, measure_all
+from edge.calibration_file import CLIPPED_SHARE
 from edge.camera.sim import DEFAULT_FRAMES, Arrival, ReplayStage
 from edge.cli import SIM_CONFIG
 from edge.color_correction import linear_to_srgb, srgb_to_linear
@@ -28,12 +34,22 @@ from edge.settings import load_edge_config
 
 #: The sim set's reference bricks: White, Black, Orange (for Red), Blue, Yellow, Light Bluish Gray.
 BRICKS = (15, 0, 25, 1, 14, 71)
+#: Exposure factor of one step down when the calibration finds clipped bricks (about half a stop).
+EXPOSURE_STEP = 0.7
+MAX_STEPS = 4
 
 
 def camera_error(image: np.ndarray, gains: np.ndarray) -> np.ndarray:
     """``image`` as a camera with these linear RGB gains (exposure x white balance) would see it."""
     lut = srgb_to_linear(np.arange(256) / 255.0)
     return np.round(linear_to_srgb(lut[image] * gains) * 255).astype(np.uint8)
+
+
+def bricks_seen(
+    captures: list[tuple[dict[str, Any], list[np.ndarray]]], reference: dict[int, int], gains: np.ndarray
+) -> dict[int, list[np.ndarray]]:
+    """The reference bricks' views as a camera with ``gains`` photographs them."""
+    return {cid: [camera_error(img, gains) for img in captures[i][1]] for cid, i in reference.items()}
 
 
 def load_captures() -> list[tuple[dict[str, Any], list[np.ndarray]]]:
@@ -82,25 +98,39 @@ def main() -> None:
             red, blue = np.exp(rng.uniform(np.log(0.7), np.log(1.4), 2))
             gains = exposure * np.array([red, 1.0, blue])
         seen = [(t, [camera_error(img, gains) for img in imgs]) for t, imgs in scored]
-        bricks = {cid: [camera_error(img, gains) for img in captures[i][1]] for cid, i in reference.items()}
-        measured = measure_bricks(bricks, pipeline.segmenter)
+        found = measure_all(bricks_seen(captures, reference, gains), pipeline.segmenter)
         if trial == 0:
-            rig_look = measured  # the bricks as the error-free sim rig shows them
-        fit = fit_color_correction(measured)
-        relative = fit_color_correction(measured, reference=rig_look)
+            rig_look = found.colors  # the bricks as the error-free sim rig shows them
+        fit = fit_color_correction(found.colors, clipped=found.clipped)
+        relative = fit_color_correction(found.colors, reference=rig_look)
         pipeline.color_correction = None
         plain = score(pipeline, seen)
         pipeline.color_correction = fit.correction
         corrected = score(pipeline, seen)
         pipeline.color_correction = relative.correction
         to_rig = score(pipeline, seen)
+        # The advice followed: lower the exposure until no brick is clipped, photograph them again.
+        steps, lowered = 0, gains
+        while max(found.clipped.values()) > CLIPPED_SHARE and steps < MAX_STEPS:
+            steps, lowered = steps + 1, lowered * EXPOSURE_STEP
+            found = measure_all(bricks_seen(captures, reference, lowered), pipeline.segmenter)
+        if steps:
+            pipeline.color_correction = fit_color_correction(found.colors, reference=rig_look).correction
+            to_rig_lowered = score(
+                pipeline, [(t, [camera_error(img, lowered) for img in imgs]) for t, imgs in scored]
+            )
+        else:
+            to_rig_lowered = to_rig
         before, after = fit.mean_delta_e
         row = {
             "trial": trial,
             "gains_rgb": [round(float(g), 3) for g in gains],
+            "clipped_bricks": {str(p.color_id): p.clipped for p in fit.clipped},
             "uncorrected": plain,
             "corrected": corrected,
             "corrected_to_sim_rig": to_rig,
+            "exposure_steps_down": steps,
+            "corrected_to_sim_rig_exposure_lowered": to_rig_lowered,
             "patch_delta_e": [round(before, 2), round(after, 2)],
         }
         rows.append(row)
@@ -110,7 +140,12 @@ def main() -> None:
     summary = {
         key: {
             cond: round(float(np.mean([r[cond][key] for r in errs])), 4)
-            for cond in ("uncorrected", "corrected", "corrected_to_sim_rig")
+            for cond in (
+                "uncorrected",
+                "corrected",
+                "corrected_to_sim_rig",
+                "corrected_to_sim_rig_exposure_lowered",
+            )
         }
         for key in ("view_top1", "part_top1")
     }

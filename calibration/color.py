@@ -30,6 +30,8 @@ DEFAULT_BRICKS = (15, 0, 4, 1, 14, 71)
 WHITE_ID = 15
 #: Fewest patch pixels that give a trustworthy median.
 MIN_PATCH_PX = 50
+#: An sRGB channel at or above this counts as clipped (over-exposed).
+CLIP_LEVEL = 250
 
 
 def _colour() -> Any:
@@ -51,15 +53,25 @@ def delta_e_2000(srgb_a: Any, srgb_b: Any) -> np.ndarray:
     return np.asarray(colour.delta_E(lab(srgb_a), lab(srgb_b), method="CIE 2000"), np.float64)
 
 
-def patch_color(image: np.ndarray, mask: np.ndarray, where: str = "patch") -> np.ndarray:
-    """Median sRGB (3,) of the mask's interior (eroded, so edges and background bleed stay out)."""
+def _interior(image: np.ndarray, mask: np.ndarray, where: str) -> np.ndarray:
+    """(N, 3) pixels of the mask's interior (eroded, so edges and background bleed stay out)."""
     inner = cv2.erode((mask > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     if np.count_nonzero(inner) < MIN_PATCH_PX:
         raise ImageError(
             f"{where}: the segmenter found {np.count_nonzero(inner)} brick pixels (< {MIN_PATCH_PX}); "
             "place the brick on the stage, or calibrate the background first"
         )
-    return np.median(image[inner].astype(np.float64), axis=0)
+    return image[inner]
+
+
+def patch_color(image: np.ndarray, mask: np.ndarray, where: str = "patch") -> np.ndarray:
+    """Median sRGB (3,) of the mask's interior (eroded, so edges and background bleed stay out)."""
+    return np.median(_interior(image, mask, where).astype(np.float64), axis=0)
+
+
+def clipped_share(image: np.ndarray, mask: np.ndarray, where: str = "patch") -> float:
+    """Share of the mask's interior pixels with a channel at :data:`CLIP_LEVEL` or above."""
+    return float(np.mean(_interior(image, mask, where).max(axis=1) >= CLIP_LEVEL))
 
 
 #: Margin of the crop whose background ring gives the stage's colour: the default model set's
@@ -74,6 +86,13 @@ class ColorFit:
     correction: ColorCorrection
     patches: list[PatchError]
     background_rgb: tuple[float, float, float] | None = None
+
+    @property
+    def clipped(self) -> list[PatchError]:
+        """Patches whose bricks were over-exposed beyond :data:`edge.calibration_file.CLIPPED_SHARE`."""
+        from edge.calibration_file import CLIPPED_SHARE
+
+        return [p for p in self.patches if p.clipped > CLIPPED_SHARE]
 
     @property
     def mean_delta_e(self) -> tuple[float, float]:
@@ -106,6 +125,10 @@ class ColorFit:
         if self.background_rgb is not None:
             rgb = ",".join(f"{v:.0f}" for v in self.background_rgb)
             out.append(f"stage around the bricks: {rgb} (drift correction's reference)")
+        if self.clipped:
+            from edge.calibration_file import clipping_advice
+
+            out.append("WARNING: " + clipping_advice(self.clipped))
         return out
 
 
@@ -114,12 +137,14 @@ def fit_color_correction(
     *,
     reference: Mapping[int, Any] | None = None,
     ridge: float = 0.05,
+    clipped: Mapping[int, float] | None = None,
 ) -> ColorFit:
     """Fit white balance and the matrix from ``{colour id: measured median sRGB 0..255}``.
 
     ``reference``: the sRGB each brick should come out as; default the colour table's. A model set
     trained on one rig's look can instead be given the patches measured on that rig (relative
-    calibration: this rig is made to look like that one).
+    calibration: this rig is made to look like that one). ``clipped``: each brick's over-exposed
+    share (:func:`clipped_share`), kept with its patch.
     """
     from edge.colors import get_color
 
@@ -152,15 +177,26 @@ def fit_color_correction(
             measured_rgb=(float(meas[k, 0]), float(meas[k, 1]), float(meas[k, 2])),
             delta_e_before=round(float(before[k]), 3),
             delta_e=round(float(after[k]), 3),
+            clipped=round(float((clipped or {}).get(i, 0.0)), 4),
         )
         for k, i in enumerate(ids)
     ]
     return ColorFit(correction, patches)
 
 
+@dataclass(frozen=True)
+class BrickMeasures:
+    """What the reference bricks' images say: each brick's median colour and clipped share (the
+    largest over its images), and the stage's median colour around them (None without a ring)."""
+
+    colors: dict[int, np.ndarray]
+    clipped: dict[int, float]
+    stage_rgb: tuple[float, float, float] | None
+
+
 def measure_bricks(images: Mapping[int, Sequence[np.ndarray]], segmenter: Any) -> dict[int, np.ndarray]:
     """Median colour per reference brick: the segmenter cuts each image out, medians are pooled."""
-    return measure_bricks_and_stage(images, segmenter)[0]
+    return measure_all(images, segmenter).colors
 
 
 def measure_bricks_and_stage(
@@ -168,24 +204,32 @@ def measure_bricks_and_stage(
 ) -> tuple[dict[int, np.ndarray], tuple[float, float, float] | None]:
     """:func:`measure_bricks`, and the stage's median colour in the background ring around the
     bricks (:func:`edge.color_correction.ring_median` of each brick's crop; None if no ring)."""
+    found = measure_all(images, segmenter)
+    return found.colors, found.stage_rgb
+
+
+def measure_all(images: Mapping[int, Sequence[np.ndarray]], segmenter: Any) -> BrickMeasures:
+    """Each brick's colour and clipped share, and the stage's colour around the bricks."""
     from edge.color_correction import ring_median
     from edge.preprocess import crop_to_mask
 
-    out, stage = {}, []
+    out, clipped, stage = {}, {}, []
     for color_id, frames in images.items():
-        pixels = []
+        pixels, over = [], []
         for f in frames:
             mask = segmenter.mask(f)
             pixels.append(patch_color(f, mask, f"colour {color_id}"))
+            over.append(clipped_share(f, mask, f"colour {color_id}"))
             crop = crop_to_mask(f, mask, RING_MARGIN)
             around = ring_median(crop.image, crop.mask, MIN_PATCH_PX)
             if around is not None:
                 stage.append(around)
         out[color_id] = np.median(np.stack(pixels), axis=0)
+        clipped[color_id] = max(over)
     if not stage:
-        return out, None
+        return BrickMeasures(out, clipped, None)
     r, g, b = (float(v) for v in np.median(np.stack(stage), axis=0))
-    return out, (r, g, b)
+    return BrickMeasures(out, clipped, (r, g, b))
 
 
 def bricks_from_dir(folder: Path) -> dict[int, list[np.ndarray]]:
@@ -214,13 +258,16 @@ def calibrate_color(
     reference: Mapping[int, Any] | None = None,
 ) -> ColorFit:
     """Measure the bricks, fit, and write the ``color`` section of ``calibration``."""
-    measured, stage = measure_bricks_and_stage(images, segmenter)
+    found = measure_all(images, segmenter)
     if reference is not None:
-        missing = sorted(set(measured) - set(reference))
+        missing = sorted(set(found.colors) - set(reference))
         if missing:
             raise ImageError(
                 f"the reference patches lack colour(s) {missing}; measure them on the reference rig"
             )
-    fit = replace(fit_color_correction(measured, reference=reference), background_rgb=stage)
+    fit = replace(
+        fit_color_correction(found.colors, reference=reference, clipped=found.clipped),
+        background_rgb=found.stage_rgb,
+    )
     update_calibration(calibration, color=fit.section())
     return fit

@@ -133,6 +133,9 @@ class PatchError(StrictModel):
     measured_rgb: tuple[float, float, float] = Field(description="median sRGB the camera saw, 0..255")
     delta_e_before: float = Field(ge=0.0, description="CIEDE2000 to the reference before correction")
     delta_e: float = Field(ge=0.0, description="CIEDE2000 to the reference after correction")
+    clipped: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of the brick's pixels with a channel at 250+ (over-exposed)"
+    )
 
 
 class ColorSection(Section):
@@ -333,6 +336,20 @@ def describe_age(seconds: float | None) -> str:
     return f"{seconds:.0f} s old"
 
 
+#: Share of a reference brick's pixels that may be clipped before the colour calibration warns.
+CLIPPED_SHARE = 0.02
+
+
+def clipping_advice(patches: list[PatchError]) -> str:
+    """Why clipped reference bricks matter and what to do, naming them."""
+    named = ", ".join(f"{p.name} ({p.color_id}) {p.clipped:.0%}" for p in patches)
+    return (
+        f"reference brick pixels clipped by over-exposure: {named}. Light the camera clips is lost before "
+        "any correction, so bright parts lose their colour too: lower the exposure (camera.exposure_us, or "
+        "`edge calibrate camera` with less light) and photograph the bricks again"
+    )
+
+
 def check_calibration(
     path: str | Path, *, stale_days: float = 90.0, steps_per_turn: int | None = None
 ) -> list[tuple[str, str, str]]:
@@ -367,6 +384,10 @@ def check_calibration(
                 f"rig.turntable.steps_per_turn ({steps_per_turn}) is the fallback without this file",
             )
         )
+    if cal.color is not None:
+        over = [p for p in cal.color.patches if p.clipped > CLIPPED_SHARE]
+        if over:
+            out.append(("WARN", "calibration color", clipping_advice(over)))
     for name, age in ages.items():
         stale = age is None or age > stale_days * 86400
         level = "WARN" if stale else "OK"

@@ -83,6 +83,41 @@ def test_command_from_a_folder_writes_the_color_section(tmp_path: Path, demo_lib
     assert main([*args, "--reference", str(reference)]) == 2
 
 
+def test_clipped_bricks_are_measured_warned_about_and_flagged_by_check(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.calibration_file import check_calibration
+
+    config = write_sim_setup(tmp_path, demo_library)
+    bricks = tmp_path / "bricks"
+    bricks.mkdir()
+    over = 1.8  # an exposure far too high: white and yellow clip
+    for color_id in DEFAULT_BRICKS:
+        rgb = (
+            linear_to_srgb(np.clip(srgb_to_linear(np.array(get_color(color_id).rgb) / 255) * over, 0, 1))
+            * 255
+        )
+        cv2.imwrite(str(bricks / f"{color_id}.png"), cv2.cvtColor(brick_frame(rgb), cv2.COLOR_RGB2BGR))
+    cal = tmp_path / "calibration.json"
+    args = ["calibrate", "color", "--config", str(config), "--calibration", str(cal), "--from", str(bricks)]
+    assert main(args) == 0  # the fit is written, with the warning beside it
+    printed = capsys.readouterr().out
+    assert "WARNING" in printed and "White (15) 100%" in printed and "lower the exposure" in printed
+    color = read_calibration(cal).color
+    assert color is not None
+    clipped = {p.color_id: p.clipped for p in color.patches}
+    assert clipped[15] == 1.0 and clipped[0] == 0.0 and clipped[1] == 0.0
+    warned = [line for line in check_calibration(cal) if line[0] == "WARN" and line[1] == "calibration color"]
+    assert len(warned) == 1 and "White (15)" in warned[0][2] and "Black" not in warned[0][2]
+
+    for color_id in DEFAULT_BRICKS:  # the advice followed: nothing clips, nothing is flagged
+        frame = brick_frame(seen(np.array(get_color(color_id).rgb)))
+        cv2.imwrite(str(bricks / f"{color_id}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    assert main(args) == 0
+    assert "WARNING" not in capsys.readouterr().out
+    assert not [line for line in check_calibration(cal) if line[0] == "WARN"]
+
+
 def test_command_captures_each_brick_when_placed(
     tmp_path: Path, demo_library: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
