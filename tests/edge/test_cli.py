@@ -156,6 +156,38 @@ def test_check_passes_on_a_working_setup(
     assert any("160x120 frame" in line for line in levels["OK"])
 
 
+def test_check_names_a_shipped_segmenter_and_fails_when_it_changed(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.manifest import SegmenterEntry, load_manifest, write_manifest
+    from tests.edge.segment.seg_models import make_mobileseg
+
+    write_sim_setup(tmp_path, demo_library)  # the model set first, then the segmenter shipped in it
+    models = tmp_path / "models"
+    model = make_mobileseg(models / "seg_int8.onnx")
+    sidecar = models / "seg_int8.json"
+    sidecar.write_text(json.dumps({"input_size": [64, 96], "mean": [0, 0, 0], "std": [1, 1, 1]}))
+    entry = SegmenterEntry(
+        path=model.name,
+        sidecar=sidecar.name,
+        precision="int8",
+        sha256=sha256_file(model),
+        sidecar_sha256=sha256_file(sidecar),
+        bytes=model.stat().st_size,
+    )
+    write_manifest(models, load_manifest(models).model_copy(update={"segmenters": [entry]}))
+    config = write_sim_setup(
+        tmp_path, demo_library, segmenter={"type": "mobileseg", "model": "models/seg_int8.onnx"}
+    )
+    code, levels = _check(capsys, "--config", str(config))
+    assert code == 0, levels
+    assert "segmenter: mobileseg (seg_int8.onnx, int8, sha256 matches the manifest)" in levels["OK"]
+    model.write_bytes(model.read_bytes() + b"\0")
+    code, levels = _check(capsys, "--config", str(config))
+    assert code == 1
+    assert any(line.startswith("segmenter:") and "corrupt or was replaced" in line for line in levels["FAIL"])
+
+
 def test_check_fails_clearly_without_the_model_set(
     tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
