@@ -82,7 +82,9 @@ def segmenter_options(cfg: EdgeConfig, names: list[str] | None = None) -> list[t
                 where = path or f"segmenter.model or {Path(cfg.engine.model_set).parent / 'segment'}"
                 raise ConfigError(f"no {key} model found at {where!r}; give one as {key}=PATH.onnx")
             base = cfg.segmenter.model_dump() if cfg.segmenter.type == key else {"type": key}
-            options.append((key, parse_segmenter_config({**base, "model": str(model)}, f"bench {key}")))
+            # The same option twice (e.g. a model's fp32 and int8 files) is told apart by file name.
+            label = key if all(k != key for k, _ in options) else f"{key}:{model.stem}"
+            options.append((label, parse_segmenter_config({**base, "model": str(model)}, f"bench {label}")))
         else:
             raise ConfigError(
                 f"--segmenters entry {item!r} is unknown; use none, hsv, u2net[=MODEL] or mobileseg[=MODEL]"

@@ -56,6 +56,9 @@ def test_model_segmenters_join_when_their_model_is_present(tmp_path: Path, demo_
     assert labels == ["none", "hsv", "u2net"]
     explicit = segmenter_options(cfg, ["hsv", f"u2net={tmp_path / 'segment' / 'u2netp.onnx'}"])
     assert [label for label, _ in explicit] == ["hsv", "u2net"]
+    make_u2net(tmp_path / "segment" / "u2net_b.onnx")
+    twice = segmenter_options(cfg, [f"u2net={tmp_path / 'segment' / n}.onnx" for n in ("u2netp", "u2net_b")])
+    assert [label for label, _ in twice] == ["u2net", "u2net:u2net_b"]  # told apart by file name
     with pytest.raises(ConfigError, match="no mobileseg model found"):
         segmenter_options(cfg, ["mobileseg"])
     with pytest.raises(ConfigError, match="'grabcut' is unknown"):
