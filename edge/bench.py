@@ -31,8 +31,9 @@ import numpy as np
 
 from edge.camera import EndOfStream, Frame
 from edge.config import StrictModel
-from edge.errors import ConfigError
+from edge.errors import ConfigError, ModelError
 from edge.feeder import SimulatedRig
+from edge.manifest import load_manifest
 from edge.memory import resident_mb
 from edge.pipeline import STAGES, Pipeline
 from edge.segment import create_segmenter, parse_segmenter_config
@@ -53,10 +54,18 @@ MODEL_SEGMENTERS = ("u2net", "mobileseg")
 
 
 def _found_model(cfg: EdgeConfig, key: str) -> Path | None:
-    """A model file for segmenter ``key``: the configured one, else one in ``<model sets>/segment/``."""
+    """A model file for segmenter ``key``: the configured one, else (mobileseg) the first the model
+    set's manifest lists, else one in ``<model sets>/segment/``."""
     if cfg.segmenter.type == key:
         model = Path(cfg.segmenter.model)  # type: ignore[union-attr]
         return model if model.is_file() else None
+    if key == "mobileseg":
+        try:
+            shipped = load_manifest(cfg.engine.model_set).segmenters
+        except ModelError:
+            shipped = []  # no model set here: the other places may still hold a model
+        if shipped:
+            return Path(cfg.engine.model_set) / shipped[0].path
     folder = Path(cfg.engine.model_set).parent / "segment"
     hits = sorted(folder.glob(f"{key}*.onnx")) if folder.is_dir() else []
     return hits[0] if hits else None

@@ -65,6 +65,29 @@ def test_model_segmenters_join_when_their_model_is_present(tmp_path: Path, demo_
         segmenter_options(cfg, ["none", "grabcut"])
 
 
+def test_a_segmenter_shipped_in_the_model_set_joins_the_bench(tmp_path: Path, demo_library: Path) -> None:
+    from edge.manifest import SegmenterEntry, load_manifest, sha256_file, write_manifest
+    from tests.edge.segment.seg_models import make_mobileseg
+
+    cfg = load_edge_config(write_sim_setup(tmp_path, demo_library))
+    models = Path(cfg.engine.model_set)
+    model = make_mobileseg(models / "seg.onnx")
+    sidecar = models / "seg.json"
+    sidecar.write_text(json.dumps({"input_size": [64, 96], "mean": [0, 0, 0], "std": [1, 1, 1]}))
+    entry = SegmenterEntry(
+        path="seg.onnx",
+        sidecar="seg.json",
+        precision="fp32",
+        sha256=sha256_file(model),
+        sidecar_sha256=sha256_file(sidecar),
+        bytes=model.stat().st_size,
+    )
+    write_manifest(models, load_manifest(models).model_copy(update={"segmenters": [entry]}))
+    options = dict(segmenter_options(cfg))
+    assert list(options) == ["none", "hsv", "mobileseg"]
+    assert Path(options["mobileseg"].model) == model  # type: ignore[attr-defined]
+
+
 def test_bench_command_writes_json(
     tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
