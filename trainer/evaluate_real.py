@@ -13,6 +13,8 @@ Parts of the photos the model set does not know are scored by enrolment: for eac
 a copy of the model set's embedding index gets the first k photos of each unknown part (by file name),
 and the rest are queried against the whole index (vector top-1); the known parts' photos are then
 decided in ``hybrid`` mode with that index, which shows whether enrolment harms them.
+``--enroll-every-part`` also enrols the first k photos of every part, known ones too (a rig taught
+every part on its own stage), and scores each part on its other photos.
 
 ``--empty DIR`` fits a background model from frames of the empty stage (for ``bgdiff`` segmenters with
 ``calibration: true``), as a rig's background calibration would.
@@ -213,9 +215,15 @@ def enrolment_scores(
     index_path: Path,
     enroll: int,
     recognition: dict[str, Any],
+    *,
+    every_part: bool = False,
 ) -> dict[str, Any] | None:
-    """Enrol the first ``enroll`` photos of each unknown part into a copy of the index; score the rest."""
-    known = {mould(p) for p in manifest.parts}
+    """Enrol the first ``enroll`` photos of each unknown part into a copy of the index; score the rest.
+
+    ``every_part``: enrol the known parts' first photos too (a rig taught every part on its own
+    stage), so every part is scored on the photos after its first ``enroll``.
+    """
+    known = set() if every_part else {mould(p) for p in manifest.parts}
     by_part: dict[str, list[int]] = defaultdict(list)
     for i, photo in enumerate(photos):
         if mould(photo.part) not in known:
@@ -264,6 +272,7 @@ def evaluate_photo_set(
     entries: Sequence[FileEntry],
     enroll: Iterable[int],
     recognition: dict[str, Any],
+    enroll_every_part: bool = False,
 ) -> dict[str, Any]:
     """Every figure of one photo set for each artifact."""
     start = time.perf_counter()
@@ -302,6 +311,18 @@ def evaluate_photo_set(
                 )
                 if scores is not None:
                     figures[f"enroll_{k}"] = scores
+                if enroll_every_part:
+                    scores = enrolment_scores(
+                        photos,
+                        outputs,
+                        manifest,
+                        model_set / manifest.index.path,
+                        k,
+                        recognition,
+                        every_part=True,
+                    )
+                    if scores is not None:
+                        figures[f"enroll_all_{k}"] = scores
         result["artifacts"][entry.key] = figures
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
@@ -315,6 +336,7 @@ def evaluate_real(
     artifacts: str = "all",
     enroll: Sequence[int] = ENROLL_DEFAULT,
     recognition: dict[str, Any] | None = None,
+    enroll_every_part: bool = False,
 ) -> dict[str, Any]:
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write reports."""
     manifest = load_manifest(model_set)
@@ -330,7 +352,7 @@ def evaluate_real(
         photos = read_photo_set(folder)
         with create_segmenter(seg_cfg, calibration=calibration) as segmenter:
             figures = evaluate_photo_set(
-                name, photos, segmenter, model_set, manifest, entries, enroll, recognition
+                name, photos, segmenter, model_set, manifest, entries, enroll, recognition, enroll_every_part
             )
         figures.update(folder=str(folder), segmenter=seg_cfg, segmenter_file=str(seg_path))
         if fit is not None:
@@ -419,6 +441,15 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
                     + (f"; known parts' photos named as an enrolled part: {taken}" if taken else "")
                     + ".",
                 ]
+            e = first.get(f"enroll_all_{k}")
+            if e:
+                per_part = ", ".join(f"{p} {_pct(v)}" for p, v in e["hybrid_top1_per_part"].items())
+                lines += [
+                    "",
+                    f"Every part enrolled from its first {k} photo(s) (a rig taught on its own stage): "
+                    f"{e['queries']} queries, vector top-1 {_pct(e['vector_top1'])}; hybrid decisions top-1 "
+                    f"per part: {per_part}.",
+                ]
         lines.append("")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
@@ -469,6 +500,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--artifacts", default="all", help="'all' or runtime/precision keys, comma separated")
     p.add_argument("--enroll", default="1,5", help="photos enrolled per unknown part, comma separated")
+    p.add_argument(
+        "--enroll-every-part",
+        action="store_true",
+        help="also enrol every part's first photos, known parts too, and score all parts on the rest",
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json)")
     p.add_argument(
         "--report", type=Path, help="also put the section into this markdown file (e.g. REPORT.md)"
@@ -485,7 +521,14 @@ def main(args: argparse.Namespace) -> int:
         enroll = [int(k) for k in args.enroll.split(",") if k.strip()]
     except ValueError:
         raise ConfigError(f"--enroll {args.enroll!r} must be whole numbers separated by commas") from None
-    report = evaluate_real(args.model_set, args.sets, args.out, artifacts=args.artifacts, enroll=enroll)
+    report = evaluate_real(
+        args.model_set,
+        args.sets,
+        args.out,
+        artifacts=args.artifacts,
+        enroll=enroll,
+        enroll_every_part=args.enroll_every_part,
+    )
     for name, figures in report["sets"].items():
         for key, f in figures["artifacts"].items():
             known = f.get("known", {})
@@ -500,6 +543,7 @@ def main(args: argparse.Namespace) -> int:
         sets = " ".join(f"--set {n}={f}:{s}" + (f":{e}" if e else "") for n, f, s, e in args.sets)
         command = (
             f"trainer evaluate-real --model-set {args.model_set} --out OUT {sets} --report {args.report}"
+            + (" --enroll-every-part" if args.enroll_every_part else "")
             + (" --record" if args.record else "")
         )
         update_report(args.report, render_markdown(report, command))

@@ -140,7 +140,7 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
         "evaluate-real", "--model-set", str(model_set), "--out", str(tmp_path / "out"),
         "--set", f"cloth={cloth}:{tmp_path / 'cloth.yaml'}",
         "--set", f"belt={belt_photos}:{tmp_path / 'belt.yaml'}:{empty}",
-        "--enroll", "1,5", "--report", str(report_md), "--record",
+        "--enroll", "1,5", "--report", str(report_md), "--record", "--enroll-every-part",
     ]  # fmt: skip
     args = parser.parse_args(argv)
     assert args.func(args) == 0
@@ -166,6 +166,11 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     assert f["enroll_1"]["hybrid_top1_per_part"]["3003b"] == 1.0
     # ... and none of the known parts' photos is taken for the enrolled one.
     assert f["enroll_1"]["known_taken_for_enrolled"] == {"3001": 0.0, "3003b": 0.0}
+    # Every part enrolled from its first photo: all three parts are queried on their other photos.
+    every = f["enroll_all_1"]
+    assert every["parts"] == ["3001", "3003b", "3020"] and every["queries"] == (6 - 1) + (4 - 1) + (7 - 1)
+    assert every["known_taken_for_enrolled"] == {} and every["hybrid_top1_per_part"]["3020"] == 1.0
+    assert "Every part enrolled from its first 1 photo(s)" in (tmp_path / "out" / "real.md").read_text()
     assert (
         "known parts' photos named as an enrolled part: 3001 0.0%"
         in (tmp_path / "out" / "real.md").read_text()
@@ -181,7 +186,7 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     assert text.count(SECTION_START) == 1 and "| onnxruntime/fp32 | 10 | 90.0% | 100.0% | 60.0% |" in text
     # The command that remakes the section: model set, sets, report and record, no local output path.
     assert f"trainer evaluate-real --model-set {model_set} --out OUT --set cloth=" in text
-    assert f"--report {report_md} --record\n" in text
+    assert f"--report {report_md} --enroll-every-part --record\n" in text
     update_report(report_md, f"{SECTION_START}\nnew\n{SECTION_END}\n")  # a second run replaces it
     assert report_md.read_text().count(SECTION_START) == 1 and "\nnew\n" in report_md.read_text()
     recorded = load_manifest(model_set).evaluation["real"]
