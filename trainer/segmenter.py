@@ -228,19 +228,6 @@ def build_model(width_mult: float = 1.0, encoder: str = "tiny", *, pretrained: b
     def ch(c: int) -> int:
         return max(8, round(c * width_mult / 8) * 8)
 
-    class SepConv(nn.Sequential):
-        """Depthwise 3x3 + pointwise 1x1, each with batch norm and ReLU6."""
-
-        def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
-            super().__init__(
-                nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False),
-                nn.BatchNorm2d(cin),
-                nn.ReLU6(inplace=True),
-                nn.Conv2d(cin, cout, 1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU6(inplace=True),
-            )
-
     class TinyUNet(nn.Module):
         """Encoder of stride-2 stages, decoder with skips to 1/2 resolution, logits upsampled."""
 
@@ -251,9 +238,9 @@ def build_model(width_mult: float = 1.0, encoder: str = "tiny", *, pretrained: b
                 nn.Conv2d(3, c[0], 3, 2, 1, bias=False), nn.BatchNorm2d(c[0]), nn.ReLU6(inplace=True)
             )  # 1/2
             self.down = nn.ModuleList(
-                [nn.Sequential(SepConv(c[i], c[i + 1], 2), SepConv(c[i + 1], c[i + 1])) for i in range(4)]
+                [nn.Sequential(_sep_conv(c[i], c[i + 1], 2), _sep_conv(c[i + 1], c[i + 1])) for i in range(4)]
             )  # 1/4 .. 1/32
-            self.up = nn.ModuleList([SepConv(c[i + 1] + c[i], c[i]) for i in reversed(range(4))])
+            self.up = nn.ModuleList([_sep_conv(c[i + 1] + c[i], c[i]) for i in reversed(range(4))])
             self.head = nn.Conv2d(c[0], 1, 1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -264,6 +251,20 @@ def build_model(width_mult: float = 1.0, encoder: str = "tiny", *, pretrained: b
             return _decode(skips.pop(), skips, self.up, self.head, size)
 
     return TinyUNet()
+
+
+def _sep_conv(cin: int, cout: int, stride: int = 1) -> Any:
+    """Depthwise 3x3 + pointwise 1x1, each with batch norm and ReLU6 (both networks' block)."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False),
+        nn.BatchNorm2d(cin),
+        nn.ReLU6(inplace=True),
+        nn.Conv2d(cin, cout, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU6(inplace=True),
+    )
 
 
 def _decode(y: Any, skips: list[Any], blocks: Any, head: Any, size: Any) -> Any:
@@ -286,16 +287,6 @@ def _lite0_unet(width_mult: float, pretrained: bool) -> Any:
 
     from trainer.models import load_lite0_imagenet
 
-    def sep(cin: int, cout: int) -> nn.Sequential:
-        return nn.Sequential(
-            nn.Conv2d(cin, cin, 3, 1, 1, groups=cin, bias=False),
-            nn.BatchNorm2d(cin),
-            nn.ReLU6(inplace=True),
-            nn.Conv2d(cin, cout, 1, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU6(inplace=True),
-        )
-
     class Lite0UNet(nn.Module):
         """EfficientNet-Lite0's stem and first five stages (1/2 .. 1/16, ImageNet weights) as the
         encoder; a depthwise-separable decoder with skips back to 1/2; logits upsampled."""
@@ -308,7 +299,9 @@ def _lite0_unet(width_mult: float, pretrained: bool) -> Any:
             self.stem = nn.Sequential(trunk.conv_stem, trunk.bn1)  # 1/2, 32
             self.stages = nn.ModuleList(trunk.blocks[:5])  # 16@1/2, 24@1/4, 40@1/8, 80@1/16, 112@1/16
             d = [max(8, round(c * width_mult / 8) * 8) for c in (24, 32, 48)]
-            self.up = nn.ModuleList([sep(112 + 40, d[2]), sep(d[2] + 24, d[1]), sep(d[1] + 16, d[0])])
+            self.up = nn.ModuleList(
+                [_sep_conv(112 + 40, d[2]), _sep_conv(d[2] + 24, d[1]), _sep_conv(d[1] + 16, d[0])]
+            )
             self.head = nn.Conv2d(d[0], 1, 1)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
