@@ -466,14 +466,16 @@ def train_segmenter(
         for folder in test:
             figures[str(folder)] = mask_iou(onnx_file, find_pairs([folder])[:max_val], progress=progress)
         for photos, empty in real:
-            figures[f"real:{photos}"] = reference_iou(
-                onnx_file,
-                photos,
-                empty,
-                out / "reference" / photos.name,
-                max_images=max_val,
-                progress=progress,
-            )
+            for calibrated, suffix in ((False, ""), (True, ":empty_stage_dropped")):
+                figures[f"real:{photos}{suffix}"] = reference_iou(
+                    onnx_file,
+                    photos,
+                    empty,
+                    out / "reference" / photos.name,
+                    max_images=max_val,
+                    progress=progress,
+                    calibrated=calibrated,
+                )
     write_atomic(out / REPORT_NAME, json.dumps(report, indent=2) + "\n")
     return report
 
@@ -627,11 +629,20 @@ def _summary(ious: Sequence[float]) -> dict[str, float]:
 
 
 def reference_iou(
-    model: Path, photos: Path, empty: Path, work: Path, *, max_images: int = 400, progress: bool = False
+    model: Path,
+    photos: Path,
+    empty: Path,
+    work: Path,
+    *,
+    max_images: int = 400,
+    progress: bool = False,
+    calibrated: bool = False,
 ) -> dict[str, float]:
     """IoU of the ``mobileseg`` masks of real photos against the ``bgdiff`` masks of the same photos,
     whose background model is fitted from the frames of the empty stage in ``empty`` (the reference
-    holds the part's soft shadow where it darkens the ground, so it is a yardstick, not the truth)."""
+    holds the part's soft shadow where it darkens the ground, so it is a yardstick, not the truth).
+    ``calibrated``: the ``mobileseg`` runs with ``calibration: true`` on that background model too
+    (what it finds on the empty stage is dropped)."""
     from tqdm import tqdm
 
     from edge.imagefile import read_image
@@ -646,7 +657,10 @@ def reference_iou(
     ious, shares = [], []
     with (
         create_segmenter({"type": "bgdiff", "calibration": True}, calibration=calibration) as reference,
-        create_segmenter({"type": "mobileseg", "model": str(model), "threads": 0}) as learned,
+        create_segmenter(
+            {"type": "mobileseg", "model": str(model), "threads": 0, "calibration": calibrated},
+            calibration=calibration,
+        ) as learned,
     ):
         for photo in tqdm(chosen, desc=f"IoU on {photos.name}", disable=not progress, unit="photo"):
             image = read_image(photo.path)

@@ -230,7 +230,8 @@ class BgDiffConfig(MaskCleanup):
         return self
 
 
-def _model_from_calibration(calibration: Calibration) -> BackgroundModel:
+def model_from_calibration(calibration: Calibration) -> BackgroundModel:
+    """The background model the calibration file names (``edge calibrate background`` wrote it)."""
     from edge.calibration_file import FIX_RUN, load_calibration
 
     if calibration is None:
@@ -272,7 +273,7 @@ class BgDiffSegmenter(Segmenter):
     def from_config(cls, config: StrictModel, *, calibration: Calibration = None) -> BgDiffSegmenter:
         if not isinstance(config, BgDiffConfig):
             raise TypeError(f"BgDiffSegmenter needs a BgDiffConfig; got {type(config).__name__}")
-        model = _model_from_calibration(calibration) if config.calibration else None
+        model = model_from_calibration(calibration) if config.calibration else None
         return cls(config, model)
 
     def _reference(self, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

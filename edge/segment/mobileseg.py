@@ -8,6 +8,11 @@ to it (``seg.json`` or ``seg.onnx.json`` for ``seg.onnx``) describes its input::
 Pre-processing (the trainer must match it): RGB, resize to (H, W) (``INTER_AREA`` when shrinking,
 ``INTER_LINEAR`` when enlarging), divide by 255, subtract ``mean`` and divide by ``std`` per
 channel (both in 0..1 units), NCHW. Post-processing: sigmoid, resize to the frame, threshold.
+
+With ``calibration: true`` the segmenter also learns the rig's empty stage: it runs once on the
+background model ``edge calibrate background`` fitted (the median image of the empty stage's
+frames) and drops what it finds there, grown by ``static_grow_px``, from every frame's mask before
+the clean-up, so the rig's own machinery at the edge of the view is never taken for a part.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from edge.config import StrictModel, validate_config
 from edge.errors import ConfigError, DataFileError, ModelError
 from edge.manifest import verify_shipped_segmenter
 from edge.segment.base import (
+    Calibration,
     MaskCleanup,
     Segmenter,
     check_input_shape,
@@ -82,6 +88,17 @@ class MobileSegConfig(MaskCleanup):
         0.5, ge=0.0, le=1.0, description="probability (after sigmoid) that counts as part"
     )
     threads: int = Field(2, ge=0, le=64, description="onnxruntime intra-op threads; 0 = onnxruntime decides")
+    calibration: bool = Field(
+        False,
+        description="true: drop what the model finds on the calibrated empty stage (the background model "
+        "of `edge calibrate background`) from every mask",
+    )
+    static_grow_px: int = Field(
+        9,
+        ge=1,
+        le=101,
+        description="diameter by which the empty stage's regions grow before they are dropped",
+    )
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -95,7 +112,7 @@ class MobileSegSegmenter(Segmenter):
 
     config_model = MobileSegConfig
 
-    def __init__(self, config: MobileSegConfig) -> None:
+    def __init__(self, config: MobileSegConfig, empty_stage: np.ndarray | None = None) -> None:
         super().__init__(config)
         self.model_path = Path(config.model).expanduser()
         if not self.model_path.is_file():
@@ -113,6 +130,34 @@ class MobileSegSegmenter(Segmenter):
                 f"segmenter model {str(self.model_path)!r} has no output {self.spec.output!r} (its outputs: "
                 f"{names!r}); fix 'output' in the sidecar"
             )
+        # The empty stage's own regions (machinery, marks), dropped from every mask; per frame size.
+        self._empty_stage = empty_stage
+        self._static: dict[tuple[int, int], np.ndarray] = {}
+
+    @classmethod
+    def from_config(cls, config: StrictModel, *, calibration: Calibration = None) -> MobileSegSegmenter:
+        if not isinstance(config, MobileSegConfig):
+            raise TypeError(f"MobileSegSegmenter needs a MobileSegConfig; got {type(config).__name__}")
+        if not config.calibration:
+            return cls(config)
+        from edge.segment.bgdiff import model_from_calibration
+
+        image = model_from_calibration(calibration).image
+        return cls(config, np.clip(np.rint(image), 0, 255).astype(np.uint8))
+
+    def static_regions(self, shape: tuple[int, int]) -> np.ndarray | None:
+        """(H, W) bool: what the model finds on the calibrated empty stage, grown; None without one."""
+        if self._empty_stage is None:
+            return None
+        if shape not in self._static:
+            stage = self._empty_stage
+            if stage.shape[:2] != shape:
+                stage = cv2.resize(stage, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+            found = (self.probability(stage) >= self.threshold).astype(np.uint8)
+            size = self.config.static_grow_px  # type: ignore[attr-defined]
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+            self._static[shape] = cv2.dilate(found, kernel) > 0
+        return self._static[shape]
 
     def preprocess(self, frame_rgb: np.ndarray) -> np.ndarray:
         """(1, 3, H, W) float32 model input for an (h, w, 3) uint8 RGB frame."""
@@ -141,7 +186,11 @@ class MobileSegSegmenter(Segmenter):
         return cv2.resize(sigmoid(logits[0, 0]), (width, height), interpolation=cv2.INTER_LINEAR)
 
     def _raw_mask(self, frame_rgb: np.ndarray) -> np.ndarray:
-        return np.where(self.probability(frame_rgb) >= self.threshold, 255, 0).astype(np.uint8)
+        part = self.probability(frame_rgb) >= self.threshold
+        static = self.static_regions(frame_rgb.shape[:2])
+        if static is not None:
+            part &= ~static
+        return np.where(part, 255, 0).astype(np.uint8)
 
     def close(self) -> None:
         """Drop the onnxruntime session (frees the model's memory)."""

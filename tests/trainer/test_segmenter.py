@@ -77,6 +77,15 @@ def test_learns_exports_and_edge_loads(tmp_path: Path) -> None:
     assert real["images"] == 12
     assert real["mean"] > 0.5
     assert 0.01 < real["reference_median_mask_share"] < 0.2  # the reference found the part, not the frame
+    # The same with the empty stage learned: nothing is found there, so the figures hold.
+    calibrated = reference_iou(
+        tmp_path / "seg" / "seg.onnx",
+        photos,
+        tmp_path / "empty/raw/3001/4",
+        tmp_path / "ref",
+        calibrated=True,
+    )
+    assert calibrated["images"] == 12 and calibrated["mean"] > 0.5
 
 
 def test_resumes_after_the_last_finished_epoch(tmp_path: Path) -> None:

@@ -195,6 +195,37 @@ def test_mobileseg_sidecar_errors(tmp_path: Path) -> None:
         create_segmenter({"type": "mobileseg", "model": str(model)})
 
 
+def test_mobileseg_with_calibration_drops_the_empty_stages_own_regions(tmp_path: Path) -> None:
+    from edge.segment.bgdiff import BackgroundModel
+
+    model = seg_models.make_mobileseg(tmp_path / "seg.onnx")
+    write_sidecar(tmp_path / "seg.json")
+    empty = turntable_frame()
+    empty[RECT] = (150, 150, 150)  # the turntable without the part ...
+    empty[:, 280:] = (210, 30, 25)  # ... and a red machine part along the right edge, larger than it
+    rng = np.random.default_rng(1)
+    frames = [np.clip(empty + rng.normal(0, 2, empty.shape), 0, 255).astype(np.uint8) for _ in range(3)]
+    BackgroundModel.fit(frames).save(tmp_path / "background.npz")
+    (tmp_path / "calibration.json").write_text(
+        json.dumps({"format_version": 1, "background": {"model": "background.npz", "frames": 3}})
+    )
+    frame = turntable_frame()
+    frame[:, 280:] = (210, 30, 25)
+    cfg = {"type": "mobileseg", "model": str(model), "threads": 1}
+    with create_segmenter(cfg) as plain:
+        mask, count = plain.mask_and_count(frame)
+    assert count == 2 and mask[:, 290:].all() and not mask[RECT].any()  # the machine is the largest
+    with create_segmenter({**cfg, "calibration": True}, calibration=tmp_path / "calibration.json") as seg:
+        mask, count = seg.mask_and_count(frame)
+        assert seg.static_regions((H, W))[:, 285:].all()  # type: ignore[attr-defined]
+        half = seg.mask(cv2.resize(frame, (W // 2, H // 2), interpolation=cv2.INTER_AREA))
+    assert count == 1
+    assert_matches_rect(mask, band=8)
+    assert half.shape == (H // 2, W // 2) and half[:, 140:].max() == 0  # the stage rescaled to the frame
+    with pytest.raises(ConfigError, match="no calibration file was given"):
+        create_segmenter({**cfg, "calibration": True})
+
+
 def test_mobileseg_missing_model(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match=r"nope.onnx.*does not exist.*segmenter.model"):
         create_segmenter({"type": "mobileseg", "model": str(tmp_path / "nope.onnx")})
