@@ -101,6 +101,11 @@ def load_segmenter_config(path: str | Path) -> dict[str, Any]:
     section = data.get("segmenter") if isinstance(data, dict) else None
     if not isinstance(section, dict):
         raise ConfigError(f"{str(path)!r} has no 'segmenter' mapping; see config/real/*.yaml")
+    # File paths in it are relative to the YAML file's folder, as in edge's configs.
+    for key in ("model", "sidecar", "background"):
+        value = section.get(key)
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            section[key] = str(path.parent / value)
     return section
 
 

@@ -25,6 +25,7 @@ from trainer.evaluate_real import (
     SECTION_END,
     SECTION_START,
     add_parser,
+    load_segmenter_config,
     mould,
     read_photo_set,
     update_report,
@@ -198,3 +199,14 @@ def test_bad_set_spec_is_a_clear_error(tmp_path: Path) -> None:
     add_parser(parser.add_subparsers())
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate-real", "--model-set", "x", "--out", "y", "--set", "no-equals-sign"])
+
+
+def test_segmenter_yaml_paths_are_taken_from_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    yaml_file = tmp_path / "real" / "belt.yaml"
+    yaml_file.write_text("segmenter: {type: mobileseg, model: ../models/seg.onnx, calibration: true}\n")
+    section = load_segmenter_config(yaml_file)
+    assert Path(section["model"]).resolve() == (tmp_path / "models" / "seg.onnx").resolve()
+    assert section["calibration"] is True
+    shipped = load_segmenter_config(Path(__file__).parents[2] / "config" / "real" / "belt-mobileseg.yaml")
+    assert Path(shipped["model"]).resolve() == (Path(__file__).parents[2] / "models" / "default" / "seg.onnx")
