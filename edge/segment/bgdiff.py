@@ -237,14 +237,14 @@ def model_from_calibration(calibration: Calibration) -> BackgroundModel:
     if calibration is None:
         raise ConfigError(
             "segmenter.calibration is true but no calibration file was given; set the config's "
-            "calibration path, or segmenter.background to a model file"
+            "calibration path (a bgdiff segmenter may instead name a model file in segmenter.background)"
         )
     cal, source, base = load_calibration(calibration)
     entry = cal.background.model if cal.background is not None else None
     if entry is None:
         raise ConfigError(
             f"{source} has no 'background_model' (background.model: the path of a fitted background "
-            f"model); {FIX_RUN['background']}, or set segmenter.background"
+            f"model); {FIX_RUN['background']} (a bgdiff segmenter may instead set segmenter.background)"
         )
     return BackgroundModel.load(base / entry)
 
