@@ -466,16 +466,16 @@ def train_segmenter(
         for folder in test:
             figures[str(folder)] = mask_iou(onnx_file, find_pairs([folder])[:max_val], progress=progress)
         for photos, empty in real:
-            for calibrated, suffix in ((False, ""), (True, ":empty_stage_dropped")):
-                figures[f"real:{photos}{suffix}"] = reference_iou(
-                    onnx_file,
-                    photos,
-                    empty,
-                    out / "reference" / photos.name,
-                    max_images=max_val,
-                    progress=progress,
-                    calibrated=calibrated,
-                )
+            both = reference_ious(
+                onnx_file,
+                photos,
+                empty,
+                out / "reference" / photos.name,
+                max_images=max_val,
+                progress=progress,
+            )
+            figures[f"real:{photos}"] = both[False]
+            figures[f"real:{photos}:empty_stage_dropped"] = both[True]
     write_atomic(out / REPORT_NAME, json.dumps(report, indent=2) + "\n")
     return report
 
@@ -643,6 +643,26 @@ def reference_iou(
     holds the part's soft shadow where it darkens the ground, so it is a yardstick, not the truth).
     ``calibrated``: the ``mobileseg`` runs with ``calibration: true`` on that background model too
     (what it finds on the empty stage is dropped)."""
+    found = reference_ious(
+        model, photos, empty, work, (calibrated,), max_images=max_images, progress=progress
+    )
+    return found[calibrated]
+
+
+def reference_ious(
+    model: Path,
+    photos: Path,
+    empty: Path,
+    work: Path,
+    variants: Sequence[bool] = (False, True),
+    *,
+    max_images: int = 400,
+    progress: bool = False,
+) -> dict[bool, dict[str, float]]:
+    """:func:`reference_iou` for each ``calibrated`` value of ``variants``, in one pass: the
+    background is fitted and each photo read and keyed by ``bgdiff`` once."""
+    from contextlib import ExitStack
+
     from tqdm import tqdm
 
     from edge.imagefile import read_image
@@ -654,20 +674,29 @@ def reference_iou(
     chosen = read_photo_set(photos)
     step = max(1, len(chosen) // max_images)
     chosen = chosen[::step][:max_images]
-    ious, shares = [], []
-    with (
-        create_segmenter({"type": "bgdiff", "calibration": True}, calibration=calibration) as reference,
-        create_segmenter(
-            {"type": "mobileseg", "model": str(model), "threads": 0, "calibration": calibrated},
-            calibration=calibration,
-        ) as learned,
-    ):
+    ious: dict[bool, list[float]] = {v: [] for v in variants}
+    shares = []
+    with ExitStack() as stack:
+        reference = stack.enter_context(
+            create_segmenter({"type": "bgdiff", "calibration": True}, calibration=calibration)
+        )
+        learned = {
+            v: stack.enter_context(
+                create_segmenter(
+                    {"type": "mobileseg", "model": str(model), "threads": 0, "calibration": v},
+                    calibration=calibration,
+                )
+            )
+            for v in variants
+        }
         for photo in tqdm(chosen, desc=f"IoU on {photos.name}", disable=not progress, unit="photo"):
             image = read_image(photo.path)
             truth = reference.mask(image) > 0
-            ious.append(_iou(learned.mask(image) > 0, truth))
+            for v, segmenter in learned.items():
+                ious[v].append(_iou(segmenter.mask(image) > 0, truth))
             shares.append(float(truth.mean()))
-    return _summary(ious) | {"reference_median_mask_share": float(np.median(shares))}
+    share = {"reference_median_mask_share": float(np.median(shares))}
+    return {v: _summary(values) | share for v, values in ious.items()}
 
 
 # ---- command line ----------------------------------------------------------------------------------
