@@ -448,21 +448,26 @@ def make_file_entry(
 def verify_file(folder: str | Path, entry: FileEntry | IndexEntry) -> Path:
     """Check a listed file lies inside ``folder``, exists and matches its SHA-256; return its path."""
     full = inside(folder, entry.path, "index file" if isinstance(entry, IndexEntry) else "model file")
+    _check_file(full, entry.sha256, getattr(entry, "bytes", None), "model file", _FIX_HASH)
+    return full
+
+
+def _check_file(full: Path, sha256: str, size: int | None, what: str, fix: str) -> None:
+    """ModelError (naming ``what`` and ``fix``) unless ``full`` exists, has ``size`` bytes (None:
+    any) and the SHA-256 the manifest lists."""
     if not full.is_file():
-        raise ModelError(f"model file {str(full)!r} listed in the manifest is missing; {_FIX_HASH}")
-    size = getattr(entry, "bytes", None)
+        raise ModelError(f"{what} {str(full)!r} listed in the manifest is missing; {fix}")
     if size is not None and full.stat().st_size != size:
         raise ModelError(
-            f"model file {str(full)!r} has {full.stat().st_size} bytes but the manifest expects {size} "
-            f"(truncated or replaced?); {_FIX_HASH}"
+            f"{what} {str(full)!r} has {full.stat().st_size} bytes but the manifest expects {size} "
+            f"(truncated or replaced?); {fix}"
         )
     actual = sha256_file(full)
-    if actual != entry.sha256:
+    if actual != sha256:
         raise ModelError(
-            f"model file {str(full)!r} is corrupt or was replaced: sha256 expected {entry.sha256}, "
-            f"actual {actual}; {_FIX_HASH}"
+            f"{what} {str(full)!r} is corrupt or was replaced: sha256 expected {sha256}, "
+            f"actual {actual}; {fix}"
         )
-    return full
 
 
 def verify_shipped_segmenter(model: str | Path, sidecar: str | Path | None = None) -> SegmenterEntry | None:
@@ -484,17 +489,8 @@ def verify_shipped_segmenter(model: str | Path, sidecar: str | Path | None = Non
         "copy the segmenter and its sidecar again from the model set, or ship them again with "
         "`trainer segmenter --ship-to`"
     )
-    checks = [(model, entry.sha256, "segmenter model")]
-    side = Path(sidecar) if sidecar is not None else inside(folder, entry.sidecar, "segmenter sidecar")
-    if side.resolve() == (folder / entry.sidecar).resolve():
-        checks.append((side, entry.sidecar_sha256, "segmenter sidecar"))
-    for path, expected, what in checks:
-        if not path.is_file():
-            raise ModelError(f"{what} {str(path)!r} listed in the manifest is missing; {fix}")
-        actual = sha256_file(path)
-        if actual != expected:
-            raise ModelError(
-                f"{what} {str(path)!r} is corrupt or was replaced: sha256 expected {expected}, "
-                f"actual {actual} (manifest {str(folder / MANIFEST_NAME)!r}); {fix}"
-            )
+    _check_file(model, entry.sha256, None, "segmenter model", fix)
+    listed = inside(folder, entry.sidecar, "segmenter sidecar")
+    if sidecar is None or Path(sidecar).resolve() == listed.resolve():  # another sidecar is the user's
+        _check_file(listed, entry.sidecar_sha256, None, "segmenter sidecar", fix)
     return entry
