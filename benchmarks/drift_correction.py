@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.color_correction import BRICKS, camera_error, load_captures, score
-from calibration.color import measure_bricks_and_stage
+from calibration.color import measure_all
 from edge.camera.sim import DEFAULT_FRAMES, ReplayStage
 from edge.cli import SIM_CONFIG
 from edge.color_correction import DriftCorrection
@@ -57,7 +57,7 @@ def main() -> None:
             reference[int(truth["color_id"])] = index
     scored = [c for i, c in enumerate(captures) if i not in reference.values()]
     bricks = {cid: captures[i][1] for cid, i in reference.items()}
-    _, stage = measure_bricks_and_stage(bricks, pipeline.segmenter)
+    stage = measure_all(bricks, pipeline.segmenter).stage_rgb
     drift = DriftCorrection(stage)
     rng = np.random.default_rng(args.seed)
     rows = []

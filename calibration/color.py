@@ -21,7 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.calibration_file import PatchError, now_utc, update_calibration
+from edge.calibration_file import PatchError, clipped_patches, now_utc, update_calibration
 from edge.color_correction import ColorCorrection, linear_to_srgb, srgb_to_linear
 from edge.errors import ImageError, MissingDependencyError
 
@@ -53,25 +53,19 @@ def delta_e_2000(srgb_a: Any, srgb_b: Any) -> np.ndarray:
     return np.asarray(colour.delta_E(lab(srgb_a), lab(srgb_b), method="CIE 2000"), np.float64)
 
 
-def _interior(image: np.ndarray, mask: np.ndarray, where: str) -> np.ndarray:
-    """(N, 3) pixels of the mask's interior (eroded, so edges and background bleed stay out)."""
+def patch_color_and_clipping(
+    image: np.ndarray, mask: np.ndarray, where: str = "patch"
+) -> tuple[np.ndarray, float]:
+    """Median sRGB (3,) of the mask's interior (eroded, so edges and background bleed stay out), and
+    the share of those pixels with a channel at :data:`CLIP_LEVEL` or above (over-exposed)."""
     inner = cv2.erode((mask > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     if np.count_nonzero(inner) < MIN_PATCH_PX:
         raise ImageError(
             f"{where}: the segmenter found {np.count_nonzero(inner)} brick pixels (< {MIN_PATCH_PX}); "
             "place the brick on the stage, or calibrate the background first"
         )
-    return image[inner]
-
-
-def patch_color(image: np.ndarray, mask: np.ndarray, where: str = "patch") -> np.ndarray:
-    """Median sRGB (3,) of the mask's interior (eroded, so edges and background bleed stay out)."""
-    return np.median(_interior(image, mask, where).astype(np.float64), axis=0)
-
-
-def clipped_share(image: np.ndarray, mask: np.ndarray, where: str = "patch") -> float:
-    """Share of the mask's interior pixels with a channel at :data:`CLIP_LEVEL` or above."""
-    return float(np.mean(_interior(image, mask, where).max(axis=1) >= CLIP_LEVEL))
+    pixels = image[inner]
+    return np.median(pixels.astype(np.float64), axis=0), float(np.mean(pixels.max(axis=1) >= CLIP_LEVEL))
 
 
 #: Margin of the crop whose background ring gives the stage's colour: the default model set's
@@ -90,9 +84,7 @@ class ColorFit:
     @property
     def clipped(self) -> list[PatchError]:
         """Patches whose bricks were over-exposed beyond :data:`edge.calibration_file.CLIPPED_SHARE`."""
-        from edge.calibration_file import CLIPPED_SHARE
-
-        return [p for p in self.patches if p.clipped > CLIPPED_SHARE]
+        return clipped_patches(self.patches)
 
     @property
     def mean_delta_e(self) -> tuple[float, float]:
@@ -144,7 +136,7 @@ def fit_color_correction(
     ``reference``: the sRGB each brick should come out as; default the colour table's. A model set
     trained on one rig's look can instead be given the patches measured on that rig (relative
     calibration: this rig is made to look like that one). ``clipped``: each brick's over-exposed
-    share (:func:`clipped_share`), kept with its patch.
+    share (:func:`patch_color_and_clipping`), kept with its patch.
     """
     from edge.colors import get_color
 
@@ -199,17 +191,9 @@ def measure_bricks(images: Mapping[int, Sequence[np.ndarray]], segmenter: Any) -
     return measure_all(images, segmenter).colors
 
 
-def measure_bricks_and_stage(
-    images: Mapping[int, Sequence[np.ndarray]], segmenter: Any
-) -> tuple[dict[int, np.ndarray], tuple[float, float, float] | None]:
-    """:func:`measure_bricks`, and the stage's median colour in the background ring around the
-    bricks (:func:`edge.color_correction.ring_median` of each brick's crop; None if no ring)."""
-    found = measure_all(images, segmenter)
-    return found.colors, found.stage_rgb
-
-
 def measure_all(images: Mapping[int, Sequence[np.ndarray]], segmenter: Any) -> BrickMeasures:
-    """Each brick's colour and clipped share, and the stage's colour around the bricks."""
+    """Each brick's colour and clipped share, and the stage's colour in the background ring around
+    the bricks (:func:`edge.color_correction.ring_median` of each brick's crop)."""
     from edge.color_correction import ring_median
     from edge.preprocess import crop_to_mask
 
@@ -218,8 +202,9 @@ def measure_all(images: Mapping[int, Sequence[np.ndarray]], segmenter: Any) -> B
         pixels, over = [], []
         for f in frames:
             mask = segmenter.mask(f)
-            pixels.append(patch_color(f, mask, f"colour {color_id}"))
-            over.append(clipped_share(f, mask, f"colour {color_id}"))
+            color, clipped_part = patch_color_and_clipping(f, mask, f"colour {color_id}")
+            pixels.append(color)
+            over.append(clipped_part)
             crop = crop_to_mask(f, mask, RING_MARGIN)
             around = ring_median(crop.image, crop.mask, MIN_PATCH_PX)
             if around is not None:

@@ -340,6 +340,11 @@ def describe_age(seconds: float | None) -> str:
 CLIPPED_SHARE = 0.02
 
 
+def clipped_patches(patches: list[PatchError]) -> list[PatchError]:
+    """The reference bricks clipped beyond :data:`CLIPPED_SHARE`."""
+    return [p for p in patches if p.clipped > CLIPPED_SHARE]
+
+
 def clipping_advice(patches: list[PatchError]) -> str:
     """Why clipped reference bricks matter and what to do, naming them."""
     named = ", ".join(f"{p.name} ({p.color_id}) {p.clipped:.0%}" for p in patches)
@@ -385,7 +390,7 @@ def check_calibration(
             )
         )
     if cal.color is not None:
-        over = [p for p in cal.color.patches if p.clipped > CLIPPED_SHARE]
+        over = clipped_patches(cal.color.patches)
         if over:
             out.append(("WARN", "calibration color", clipping_advice(over)))
     for name, age in ages.items():
