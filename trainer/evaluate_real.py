@@ -310,24 +310,17 @@ def evaluate_photo_set(
                 max(Counter(p.part for p in kp).values()) / len(kp), 4
             )
         if manifest.index is not None and "embedding" in outputs:
+            index_path = model_set / manifest.index.path
+            modes = (
+                ((False, "enroll_"), (True, "enroll_all_")) if enroll_every_part else ((False, "enroll_"),)
+            )
             for k in enroll:
-                scores = enrolment_scores(
-                    photos, outputs, manifest, model_set / manifest.index.path, k, recognition
-                )
-                if scores is not None:
-                    figures[f"enroll_{k}"] = scores
-                if enroll_every_part:
+                for every_part, prefix in modes:
                     scores = enrolment_scores(
-                        photos,
-                        outputs,
-                        manifest,
-                        model_set / manifest.index.path,
-                        k,
-                        recognition,
-                        every_part=True,
+                        photos, outputs, manifest, index_path, k, recognition, every_part=every_part
                     )
                     if scores is not None:
-                        figures[f"enroll_all_{k}"] = scores
+                        figures[f"{prefix}{k}"] = scores
         result["artifacts"][entry.key] = figures
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
