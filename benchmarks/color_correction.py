@@ -45,6 +45,13 @@ def camera_error(image: np.ndarray, gains: np.ndarray) -> np.ndarray:
     return np.round(linear_to_srgb(lut[image] * gains) * 255).astype(np.uint8)
 
 
+def captures_seen(
+    captures: list[tuple[dict[str, Any], list[np.ndarray]]], gains: np.ndarray
+) -> list[tuple[dict[str, Any], list[np.ndarray]]]:
+    """Every capture's views as a camera with ``gains`` photographs them."""
+    return [(truth, [camera_error(img, gains) for img in images]) for truth, images in captures]
+
+
 def bricks_seen(
     captures: list[tuple[dict[str, Any], list[np.ndarray]]], reference: dict[int, int], gains: np.ndarray
 ) -> dict[int, list[np.ndarray]]:
@@ -97,7 +104,7 @@ def main() -> None:
             exposure = float(np.exp(rng.uniform(np.log(0.6), np.log(1.5))))
             red, blue = np.exp(rng.uniform(np.log(0.7), np.log(1.4), 2))
             gains = exposure * np.array([red, 1.0, blue])
-        seen = [(t, [camera_error(img, gains) for img in imgs]) for t, imgs in scored]
+        seen = captures_seen(scored, gains)
         found = measure_all(bricks_seen(captures, reference, gains), pipeline.segmenter)
         if trial == 0:
             rig_look = found.colors  # the bricks as the error-free sim rig shows them
@@ -116,9 +123,7 @@ def main() -> None:
             found = measure_all(bricks_seen(captures, reference, lowered), pipeline.segmenter)
         if steps:
             pipeline.color_correction = fit_color_correction(found.colors, reference=rig_look).correction
-            to_rig_lowered = score(
-                pipeline, [(t, [camera_error(img, lowered) for img in imgs]) for t, imgs in scored]
-            )
+            to_rig_lowered = score(pipeline, captures_seen(scored, lowered))
         else:
             to_rig_lowered = to_rig
         before, after = fit.mean_delta_e
