@@ -14,7 +14,9 @@
   counting) are recorded as
   ``evaluation.training_history`` and ``evaluation.build_timings_s``; the evaluation report
   becomes ``REPORT.md`` with its plots and a Build section; ``--add`` copies more files (the
-  training config). The new set is built in ``DEST.tmp`` and verified there, then swapped in: a
+  training config). Segmenters shipped into the destination (``trainer segmenter --ship-to``) are
+  trained apart from the classifier: they are checked against their entries and carried into the
+  new set. The new set is built in ``DEST.tmp`` and verified there, then swapped in: a
   failure leaves ``DEST`` as it was.
 """
 
@@ -38,9 +40,11 @@ from edge.manifest import (
     FileEntry,
     IndexEntry,
     Manifest,
+    SegmenterEntry,
     load_manifest,
     sha256_file,
     verify_file,
+    verify_shipped_segmenter,
     write_manifest,
 )
 from trainer.train import TrainConfig, load_train_config
@@ -81,12 +85,13 @@ def write_stage_config(
     *,
     sources: Sequence[str] = (),
     kind: str = "auto",
-    weight: float | None = None,
+    weight: float | Sequence[float] | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> TrainConfig:
     """Write ``base`` with ``sources`` (when given: they replace its sources, each named by its path)
     and ``settings`` (dotted key -> value) to ``out``; returns the config read back from ``out``
-    (relative paths taken from its folder).
+    (relative paths taken from its folder). ``weight``: the sampling weight of every source, or one
+    weight per source in order.
 
     Raises:
         ConfigError: ``base`` is unreadable, a dotted key crosses a non-mapping, or the result is not
@@ -103,9 +108,10 @@ def write_stage_config(
     if not isinstance(data, dict):
         raise ConfigError(f"base config {str(base)!r} must hold a mapping of settings")
     if sources:
+        weights = _weights(weight, len(sources))
         data["sources"] = [
-            {"path": path, "kind": kind, "name": path} | ({"weight": weight} if weight is not None else {})
-            for path in sources
+            {"path": path, "kind": kind, "name": path} | ({"weight": w} if w is not None else {})
+            for path, w in zip(sources, weights, strict=True)
         ]
     for key, value in (settings or {}).items():
         *sections, name = key.split(".")
@@ -123,6 +129,18 @@ def write_stage_config(
         if not Path(src.path).exists():
             log.warning("source %r does not exist (relative paths are taken from %s)", src.path, out.parent)
     return cfg
+
+
+def _weights(weight: float | Sequence[float] | None, count: int) -> list[float | None]:
+    if weight is None or isinstance(weight, int | float):
+        return [weight] * count
+    if len(weight) == 1:
+        return [weight[0]] * count
+    if len(weight) != count:
+        raise ConfigError(
+            f"--weight gives {len(weight)} weights for {count} sources; give one for all or one per source"
+        )
+    return list(weight)
 
 
 # ---- trainer ship model-set --------------------------------------------------------------------
@@ -159,7 +177,8 @@ def ship_model_set(
     shutil.rmtree(tmp, ignore_errors=True)  # left by an earlier failed run
     tmp.mkdir(parents=True)
     try:
-        shipped = _build(src, tmp, max_mb, run, timings, report, notes, credit, add)
+        segmenters = _carry_segmenters(dest, tmp)
+        shipped = _build(src, tmp, max_mb, run, timings, report, notes, credit, add, segmenters)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -182,6 +201,7 @@ def _build(
     notes: Sequence[str],
     credit: str | None,
     add: Sequence[str | Path],
+    segmenters: Sequence[SegmenterEntry] = (),
 ) -> dict[str, Any]:
     manifest = load_manifest(src)
     for entry in manifest.files:
@@ -234,7 +254,10 @@ def _build(
             evaluation["training_history"] = json.loads(history.read_text(encoding="utf-8"))
         else:
             log.warning("%s does not exist: no training history in the manifest", history)
-    new = manifest.model_copy(update={"files": shipped, "index": index, "evaluation": evaluation})
+    update: dict[str, Any] = {"files": shipped, "index": index, "evaluation": evaluation}
+    if segmenters:
+        update["segmenters"] = list(segmenters)
+    new = manifest.model_copy(update=update)
     write_manifest(tmp, Manifest.model_validate(new.model_dump(mode="json")))
     written = load_manifest(tmp)
     for entry in written.files:
@@ -281,6 +304,28 @@ def read_timings(path: str | Path) -> dict[str, str]:
             raise ConfigError(f"{path}:{number}: {line!r} is not NAME<TAB>SECONDS")
         steps[name] = seconds.strip()
     return steps
+
+
+def _carry_segmenters(dest: Path, tmp: Path) -> list[SegmenterEntry]:
+    """Copy the segmenters ``dest``'s manifest lists (each checked against its sha256s) into ``tmp``.
+
+    A destination without a readable manifest has none to carry (logged). A listed segmenter that is
+    missing or changed is a :class:`ModelError`: shipping would silently drop it.
+    """
+    if not (dest / "manifest.json").is_file():
+        return []
+    try:
+        old = load_manifest(dest)
+    except (ModelError, ConfigError) as exc:
+        log.warning("the model set in %s is replaced whole (its manifest is not readable: %s)", dest, exc)
+        return []
+    for entry in old.segmenters:
+        verify_shipped_segmenter(dest / entry.path)
+        for name in (entry.path, entry.sidecar):
+            _copy(dest / name, tmp / name)
+    if old.segmenters:
+        log.info("carried the shipped segmenter(s) over: %s", ", ".join(s.path for s in old.segmenters))
+    return list(old.segmenters)
 
 
 def _verify_index(folder: Path, index: IndexEntry) -> None:
@@ -366,7 +411,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="layout of the --source folders",
     )
     c.add_argument(
-        "--weight", type=float, metavar="W", help="sampling weight of the --source folders (default: by kind)"
+        "--weight",
+        type=float,
+        nargs="+",
+        metavar="W",
+        help="sampling weight of the --source folders: one for all, or one per source (default: by kind)",
     )
     c.add_argument(
         "--set",

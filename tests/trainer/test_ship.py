@@ -9,7 +9,16 @@ import pytest
 import yaml
 
 from edge.errors import ConfigError, ModelError
-from edge.manifest import IndexEntry, load_manifest, make_file_entry, sha256_file, verify_file, write_manifest
+from edge.manifest import (
+    IndexEntry,
+    SegmenterEntry,
+    load_manifest,
+    make_file_entry,
+    sha256_file,
+    verify_file,
+    verify_shipped_segmenter,
+    write_manifest,
+)
 from tests.helpers.onnx_models import write_model_set
 from trainer.cli import main
 from trainer.ship import parse_setting, read_timings, ship_model_set, write_stage_config
@@ -194,6 +203,35 @@ def test_history_timings_report_and_added_files_are_shipped(
     )
 
 
+def test_segmenters_shipped_into_the_destination_are_carried_into_the_new_set(
+    model_set: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "default"
+    ship_model_set(model_set, dest, max_mb=LIMIT_MB)
+    (dest / "seg.onnx").write_bytes(b"segmenter weights" * 50)
+    (dest / "seg.json").write_text('{"input_size": [256, 192]}\n')
+    entry = SegmenterEntry(
+        path="seg.onnx",
+        sidecar="seg.json",
+        precision="fp32",
+        sha256=sha256_file(dest / "seg.onnx"),
+        sidecar_sha256=sha256_file(dest / "seg.json"),
+        bytes=(dest / "seg.onnx").stat().st_size,
+        evaluation={"mask_iou": {"test": 0.9}},
+    )
+    write_manifest(dest, load_manifest(dest).model_copy(update={"segmenters": [entry]}))
+
+    ship_model_set(model_set, dest, max_mb=LIMIT_MB)  # a new classifier, the segmenter kept
+    assert load_manifest(dest).segmenters == [entry]
+    assert verify_shipped_segmenter(dest / "seg.onnx") == entry
+
+    (dest / "seg.onnx").write_bytes(b"another network" * 50)
+    before = _snapshot(dest)
+    with pytest.raises(ModelError, match=r"segmenter model .*seg\.onnx.*corrupt or was replaced"):
+        ship_model_set(model_set, dest, max_mb=LIMIT_MB)
+    assert _snapshot(dest) == before and not (tmp_path / "default.tmp").exists()
+
+
 def test_bad_timings_name_the_line(tmp_path: Path) -> None:
     path = tmp_path / "timings.tsv"
     path.write_text("render\t10\nstage1 20\n")
@@ -246,6 +284,24 @@ def test_a_stage_config_keeps_the_base_and_validates(tmp_path: Path) -> None:
 
     keep = write_stage_config(base, tmp_path / "same.yaml", settings={"epochs": 1})
     assert keep.sources[0].path == str(tmp_path / original["sources"][0]["path"])  # no --source: the base's
+
+
+def test_one_weight_per_source_or_one_for_all(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    base = REPO / "config" / "stage1_synthetic.yaml"
+    out = tmp_path / "stage1.yaml"
+    argv = ["ship", "config", "--base", str(base), "--out", str(out), "--source", "rig", "crop", "traced"]
+    assert main([*argv, "--weight", "1", "1", "3"]) == 0
+    assert [(s.name, s.weight) for s in load_train_config(out).sources] == [
+        ("rig", 1.0),
+        ("crop", 1.0),
+        ("traced", 3.0),
+    ]
+    assert main([*argv, "--weight", "2"]) == 0
+    assert [s.weight for s in load_train_config(out).sources] == [2.0, 2.0, 2.0]
+    before = out.read_text()
+    assert main([*argv, "--weight", "1", "3"]) != 0
+    assert "2 weights for 3 sources; give one for all or one per source" in caplog.text
+    assert out.read_text() == before
 
 
 def test_settings_are_read_as_yaml_but_only_true_and_false_are_booleans() -> None:
