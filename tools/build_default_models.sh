@@ -12,7 +12,10 @@
 # "6 12 16"), TRAIN_RENDERS (training renders in the rig layout, each with its own seed, 2),
 # CROP_PER_PART (captures per part of one more training render in the crop layout: 224x224 crops,
 # the part several times larger than in a rig frame, so nearer the pixels a close camera or a
-# phone gives; 0 = none, the default), UNSEEN (parts after the first TOP rendered for the
+# phone gives; 0 = none, the default), PATHTRACE_PER_PART (captures per part of one more training
+# render in the crop layout by the path tracer, `trainer render --renderer pathtrace`: about 30
+# times slower than the rasteriser on a CPU; 0 = none, the default; it takes BACKGROUNDS as its
+# grounds when set) and PATHTRACE_WEIGHT (its sampling weight against 1 for a rasterised image, 3), UNSEEN (parts after the first TOP rendered for the
 # unseen-parts test, 10), INPUT_SIZE (network input side, 128; 160 did better on real photos,
 # docs/real_transfer.md), BACKGROUND_SWAP (share of training images put on another background by
 # trainer.backgrounds, 0 = off, the default) and BACKGROUNDS (a folder of photos of real empty
@@ -64,6 +67,8 @@ BACKGROUNDS="${BACKGROUNDS:-}"
 BACKGROUND="${BACKGROUND:-keep}"
 MASK_JITTER="${MASK_JITTER:-0}"
 PART_PHOTOMETRIC="${PART_PHOTOMETRIC:-0}"
+PATHTRACE_PER_PART="${PATHTRACE_PER_PART:-0}"
+PATHTRACE_WEIGHT="${PATHTRACE_WEIGHT:-3}"
 REAL="${REAL:-}"
 DEST="$REPO/models/default"
 SET="$WORK/model-set"
@@ -113,6 +118,16 @@ if (( CROP_PER_PART > 0 )); then
         --out "$WORK/render-crop"
     train_dirs+=(render-crop)
 fi
+weights=()
+for _ in "${train_dirs[@]}"; do weights+=(1); done
+if (( PATHTRACE_PER_PART > 0 )); then
+    once render-pathtrace "$WORK/render-pathtrace/render_report.json" "$BIN/trainer" render --renderer pathtrace \
+        --spp 16 ${BACKGROUNDS:+--backgrounds "$BACKGROUNDS"} --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" \
+        --colors 30 --layout legacy --workers "$WORKERS" --sheet 0 --per-part "$PATHTRACE_PER_PART" --views 3 \
+        --seed "$((TRAIN_RENDERS + 3))" --randomization train --out "$WORK/render-pathtrace"
+    train_dirs+=(render-pathtrace)
+    weights+=("$PATHTRACE_WEIGHT")
+fi
 once render-test "$WORK/render-test/render_report.json" "${render[@]}" --per-part 2 --views 4 --seed 2 --randomization test \
     --out "$WORK/render-test"
 # Unseen parts: the next UNSEEN parts of the list (after the first TOP), never trained on: the
@@ -127,7 +142,7 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
 # and cached (2 augmented copies): the CPU trains stages 6-7 and the heads; the cache is shared by
 # runs (keyed by content). No parts held out: the unseen parts are render-unseen's.
 "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
-    --source "${train_dirs[@]}" --kind auto --weight 1 \
+    --source "${train_dirs[@]}" --kind auto --weight "${weights[@]}" \
     --set epochs="$EPOCHS" out=runs/stage1 input_size="$INPUT_SIZE" model=efficientnet_lite0 pretrained=true \
     freeze_blocks=5 holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
     background="$BACKGROUND" mask_jitter="$MASK_JITTER" part_photometric="$PART_PHOTOMETRIC" \
