@@ -165,7 +165,7 @@ if [[ -n "$REAL" ]]; then
     step evaluate-real "$BIN/trainer" evaluate-real --model-set "$SET" --out "$WORK/real" \
         --set "belt=$REAL/belt:$REPO/config/real/belt.yaml:$REAL/belt/_empty" \
         --set "cutouts=$REAL/cutouts:$REPO/config/real/cutouts.yaml" \
-        --report "$WORK/report/report.md" --record
+        --enroll-every-part --report "$WORK/report/report.md" --record
 fi
 step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$REPO/edge/data/sim" \
     --captures 240 --margin 0.35
