@@ -176,6 +176,7 @@ def classifier_scores(
         hits5.append(truth in guesses)
         if guesses[0] != truth:
             confused[(photo.part, manifest.parts[row[0]])] += 1
+    mean_over_parts = float(np.mean([e["top1"] / e["photos"] for e in per_part.values()]))
     for entry in per_part.values():
         n = entry["photos"]
         entry["top1"], entry["top5"] = round(entry["top1"] / n, 4), round(entry["top5"] / n, 4)
@@ -185,6 +186,8 @@ def classifier_scores(
         "photos": len(photos),
         "part_top1": round(float(np.mean(hits1)), 4),
         "part_top5": round(float(np.mean(hits5)), 4),
+        # each part counts once, however many photos it has (a constant guess scores 1 / parts)
+        "part_top1_mean_over_parts": round(mean_over_parts, 4),
         "per_part": per_part,
         "confused": [
             {"true": t, "predicted": p, "photos": n} for (t, p), n in confused.most_common(TOP_CONFUSED)
@@ -395,14 +398,15 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
         lines.append("")
         lines.append(
             "| artifact | known-part photos | part top-1 | part top-5 | majority guess "
-            "| enrolled k=1 | enrolled k=5 |"
+            "| top-1 mean over parts | enrolled k=1 | enrolled k=5 |"
         )
-        lines += ["|---|---:|---:|---:|---:|---:|---:|"]
+        lines += ["|---|---:|---:|---:|---:|---:|---:|---:|"]
         for key, f in figures["artifacts"].items():
             known = f.get("known", {})
             lines.append(
                 f"| {key} | {known.get('photos', 0)} | {_pct(known.get('part_top1'))} "
                 f"| {_pct(known.get('part_top5'))} | {_pct(known.get('majority_baseline'))} "
+                f"| {_pct(known.get('part_top1_mean_over_parts'))} "
                 f"| {_pct(f.get('enroll_1', {}).get('vector_top1'))} "
                 f"| {_pct(f.get('enroll_5', {}).get('vector_top1'))} |"
             )
@@ -411,6 +415,10 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
         if known:
             key = next(iter(figures["artifacts"]))
             lines += [
+                "",
+                "Top-1 mean over parts: each part's top-1 averaged, so a part with many photos counts no "
+                f"more than one with few; a constant guess scores 1 / {len(known['per_part'])} = "
+                f"{_pct(1 / len(known['per_part']))}.",
                 "",
                 f"Per part ({key}):",
                 "",
@@ -560,7 +568,11 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
         for key, f in figures["artifacts"].items():
             row = {"photos": figures["photos"]}
             if "known" in f:
-                row.update(part_top1=f["known"]["part_top1"], part_top5=f["known"]["part_top5"])
+                row.update(
+                    part_top1=f["known"]["part_top1"],
+                    part_top5=f["known"]["part_top5"],
+                    part_top1_mean_over_parts=f["known"]["part_top1_mean_over_parts"],
+                )
             for k in ENROLL_DEFAULT:
                 if f"enroll_{k}" in f:
                     row[f"enroll_{k}_vector_top1"] = f[f"enroll_{k}"]["vector_top1"]

@@ -156,6 +156,7 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     assert known["photos"] == 10 and known["part_top1"] == pytest.approx(0.9)
     assert known["part_top5"] == 1.0  # three classes: always in the top 5
     assert known["majority_baseline"] == pytest.approx(0.6)
+    assert known["part_top1_mean_over_parts"] == pytest.approx((5 / 6 + 1.0) / 2, abs=1e-4)  # each part once
     assert known["per_part"]["3003b"]["top1"] == 1.0
     assert known["confused"] == [{"true": "3001", "predicted": "3003", "photos": 1}]
     assert known["per_part"]["3001"]["colors"][0] == ["Red (4)", 5]
@@ -184,7 +185,11 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
 
     text = report_md.read_text()
     assert text.startswith("# Evaluation\n\nrender figures\n")
-    assert text.count(SECTION_START) == 1 and "| onnxruntime/fp32 | 10 | 90.0% | 100.0% | 60.0% |" in text
+    assert (
+        text.count(SECTION_START) == 1
+        and "| onnxruntime/fp32 | 10 | 90.0% | 100.0% | 60.0% | 91.7% |" in text
+    )
+    assert "a constant guess scores 1 / 2 = 50.0%" in text
     # The command that remakes the section: model set, sets, report and record, no local output path.
     assert f"trainer evaluate-real --model-set {model_set} --out OUT --set cloth=" in text
     assert f"--report {report_md} --enroll-every-part --record\n" in text
@@ -192,6 +197,7 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     assert report_md.read_text().count(SECTION_START) == 1 and "\nnew\n" in report_md.read_text()
     recorded = load_manifest(model_set).evaluation["real"]
     assert recorded["cloth"]["onnxruntime/fp32"]["part_top1"] == pytest.approx(0.9)
+    assert recorded["cloth"]["onnxruntime/fp32"]["part_top1_mean_over_parts"] == pytest.approx(0.9167)
 
 
 def test_bad_set_spec_is_a_clear_error(tmp_path: Path) -> None:
