@@ -15,9 +15,9 @@
 # phone gives; 0 = none, the default), PATHTRACE_PER_PART (captures per part of one more training
 # render in the crop layout by the path tracer, `trainer render --renderer pathtrace`: about 30
 # times slower than the rasteriser on a CPU; 0 = none, the default; it takes BACKGROUNDS as its
-# grounds when set) and PATHTRACE_WEIGHT (its sampling weight against 1 for a rasterised image, 3), UNSEEN (parts after the first TOP rendered for the
-# unseen-parts test, 10), INPUT_SIZE (network input side, 128; 160 did better on real photos,
-# docs/real_transfer.md), BACKGROUND_SWAP (share of training images put on another background by
+# grounds when set) and PATHTRACE_WEIGHT (its sampling weight against 1 for a rasterised image,
+# 3), UNSEEN (parts after the first TOP rendered for the unseen-parts test, 10), INPUT_SIZE
+# (network input side, 128; 160 and then 224 did better on real photos, docs/real_transfer.md), BACKGROUND_SWAP (share of training images put on another background by
 # trainer.backgrounds, 0 = off, the default) and BACKGROUNDS (a folder of photos of real empty
 # stages for it, e.g. ../shared/real/backgrounds), BACKGROUND (the input's background mode: keep,
 # the default, or fill: every pixel outside the part's mask painted black, in training and on the
@@ -111,20 +111,20 @@ for ((k = 2; k <= TRAIN_RENDERS; k++)); do
         --views 3 --seed "$((k + 1))" --randomization train --out "$WORK/render-train$k"
     train_dirs+=("render-train$k")
 done
+# The close-up crop renders (rasterised, then path-traced) share everything but the renderer.
+crop=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --colors 30 --layout legacy
+      --workers "$WORKERS" --sheet 0 --views 3 --randomization train)
 if (( CROP_PER_PART > 0 )); then
-    once render-crop "$WORK/render-crop/render_report.json" "$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" \
-        --top "$TOP" --colors 30 --layout legacy --supersample 1 --workers "$WORKERS" --sheet 0 \
-        --per-part "$CROP_PER_PART" --views 3 --seed "$((TRAIN_RENDERS + 2))" --randomization train \
-        --out "$WORK/render-crop"
+    once render-crop "$WORK/render-crop/render_report.json" "${crop[@]}" --supersample 1 \
+        --per-part "$CROP_PER_PART" --seed "$((TRAIN_RENDERS + 2))" --out "$WORK/render-crop"
     train_dirs+=(render-crop)
 fi
 weights=()
 for _ in "${train_dirs[@]}"; do weights+=(1); done
 if (( PATHTRACE_PER_PART > 0 )); then
-    once render-pathtrace "$WORK/render-pathtrace/render_report.json" "$BIN/trainer" render --renderer pathtrace \
-        --spp 16 ${BACKGROUNDS:+--backgrounds "$BACKGROUNDS"} --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" \
-        --colors 30 --layout legacy --workers "$WORKERS" --sheet 0 --per-part "$PATHTRACE_PER_PART" --views 3 \
-        --seed "$((TRAIN_RENDERS + 3))" --randomization train --out "$WORK/render-pathtrace"
+    once render-pathtrace "$WORK/render-pathtrace/render_report.json" "${crop[@]}" --renderer pathtrace --spp 16 \
+        ${BACKGROUNDS:+--backgrounds "$BACKGROUNDS"} --per-part "$PATHTRACE_PER_PART" \
+        --seed "$((TRAIN_RENDERS + 3))" --out "$WORK/render-pathtrace"
     train_dirs+=(render-pathtrace)
     weights+=("$PATHTRACE_WEIGHT")
 fi
