@@ -37,6 +37,7 @@ from edge.config import validate_config
 from edge.errors import ConfigError, ModelError
 from edge.fileio import write_atomic
 from edge.manifest import (
+    MANIFEST_NAME,
     FileEntry,
     IndexEntry,
     Manifest,
@@ -254,9 +255,13 @@ def _build(
             evaluation["training_history"] = json.loads(history.read_text(encoding="utf-8"))
         else:
             log.warning("%s does not exist: no training history in the manifest", history)
-    update: dict[str, Any] = {"files": shipped, "index": index, "evaluation": evaluation}
-    if segmenters:
-        update["segmenters"] = list(segmenters)
+    if manifest.segmenters:  # their files are not copied from SET: listing them would break the set
+        log.warning(
+            "not shipping the segmenters %s lists (%s); ship them with `trainer segmenter --ship-to`",
+            src,
+            ", ".join(s.path for s in manifest.segmenters),
+        )
+    update = {"files": shipped, "index": index, "evaluation": evaluation, "segmenters": list(segmenters)}
     new = manifest.model_copy(update=update)
     write_manifest(tmp, Manifest.model_validate(new.model_dump(mode="json")))
     written = load_manifest(tmp)
@@ -312,7 +317,7 @@ def _carry_segmenters(dest: Path, tmp: Path) -> list[SegmenterEntry]:
     A destination without a readable manifest has none to carry (logged). A listed segmenter that is
     missing or changed is a :class:`ModelError`: shipping would silently drop it.
     """
-    if not (dest / "manifest.json").is_file():
+    if not (dest / MANIFEST_NAME).is_file():
         return []
     try:
         old = load_manifest(dest)
