@@ -8,6 +8,7 @@
 # set, fp32 file included. Every step resumes or is skipped when its output is already there, so
 # a stopped build is re-run with the same command. Environment: EPOCHS (default 10), PARTS (a parts
 # list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
+# MAX_DROP (points of part or colour top-1 a converted file may lose against fp32 and still ship, 3),
 # PER_PART (training captures per part in each training render, 28, or one count per render, e.g.
 # "6 12 16"), TRAIN_RENDERS (training renders in the rig layout, each with its own seed, 2),
 # CROP_PER_PART (captures per part of one more training render in the crop layout: 224x224 crops,
@@ -61,6 +62,7 @@ CROP_PER_PART="${CROP_PER_PART:-0}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
 MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
+MAX_DROP="${MAX_DROP:-3}"
 INPUT_SIZE="${INPUT_SIZE:-128}"
 BACKGROUND_SWAP="${BACKGROUND_SWAP:-0}"
 BACKGROUNDS="${BACKGROUNDS:-}"
@@ -170,15 +172,16 @@ fi
 step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$REPO/edge/data/sim" \
     --captures 240 --margin 0.35
 
-# Ship (trainer ship model-set): every artifact of at most MAX_SHIP_MB, checksums verified; larger
-# files stay in WORK and leave the manifest (recorded under evaluation.not_shipped); the training
-# history and the step times are recorded too; the report becomes REPORT.md with its plots, and
+# Ship (trainer ship model-set): every artifact of at most MAX_SHIP_MB that loses at most MAX_DROP
+# points against fp32, checksums verified; larger or worse files stay in WORK and leave the
+# manifest (recorded under evaluation.not_shipped, with why); the training history and the step
+# times are recorded too; the report becomes REPORT.md with its plots, and
 # the stage 1 config is added. Built in $DEST.tmp and verified there, then swapped in: a failure
 # leaves $DEST as it was.
 note='Built by `tools/build_default_models.sh LDRAW_DIR [WORK_DIR]` (stage 1 on synthetic renders only:'
 note+=' no real captures exist yet, so stage 2 was not run).'
-"$BIN/trainer" ship model-set --from "$SET" --to "$DEST" --max-mb "$MAX_SHIP_MB" --run "$RUN" \
-    --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" --note "$note" \
+"$BIN/trainer" ship model-set --from "$SET" --to "$DEST" --max-mb "$MAX_SHIP_MB" --max-drop "$MAX_DROP" \
+    --run "$RUN" --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" --note "$note" \
     --credit "Rendered from the LDraw.org Parts Library (CC BY)."
 echo "model set: $DEST"
 ls -l "$DEST"

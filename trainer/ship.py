@@ -8,7 +8,10 @@
 - ``trainer ship model-set`` copies a model set into the folder that ships (``models/default``).
   Every listed file's SHA-256 is verified first. Files of at most ``--max-mb`` MB are shipped; the
   others leave ``files`` and are recorded under ``evaluation.not_shipped`` (path, key, bytes,
-  sha256, why). The index and its labels are copied, and its saved graph when it fits ``--max-mb``
+  sha256, why). So are the files whose int8 or fp16 conversion lost more than ``--max-drop``
+  points of part or colour top-1 against fp32 on the held-out split (``trainer quantize``'s
+  ``evaluation.quantization``): a rig owner who picks such a file would get a worse model than the
+  report's headline. The index and its labels are copied, and its saved graph when it fits ``--max-mb``
   (else the entry drops it, recorded the same way: the daemon then rebuilds it); the training run's
   history and the build's step times (a ``NAME<TAB>SECONDS`` file, the last line of a name
   counting) are recorded as
@@ -53,6 +56,8 @@ from trainer.train import TrainConfig, load_train_config
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "REPORT.md"
+#: The artifact ``trainer quantize`` measures the others against.
+QUANT_REFERENCE = "onnxruntime/fp32"
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -152,6 +157,7 @@ def ship_model_set(
     dest: str | Path,
     *,
     max_mb: float = 8.0,
+    max_drop: float | None = 3.0,
     run: str | Path | None = None,
     timings: str | Path | None = None,
     report: str | Path | None = None,
@@ -161,8 +167,9 @@ def ship_model_set(
 ) -> dict[str, Any]:
     """Copy model set ``src`` into ``dest`` (see the module doc); returns what was shipped.
 
-    ``run``: the training run folder (its ``history.json``); ``timings``: the build's step times;
-    ``report``: a ``trainer evaluate`` report folder (``report.md`` and plots); ``notes``
+    ``max_drop``: the most points of part or colour top-1 a converted file may lose against fp32
+    (``None``: no limit). ``run``: the training run folder (its ``history.json``); ``timings``: the
+    build's step times; ``report``: a ``trainer evaluate`` report folder (``report.md`` and plots); ``notes``
     (paragraphs) and ``credit`` (the last line, in italics) go into REPORT.md's Build section.
 
     Raises:
@@ -172,6 +179,8 @@ def ship_model_set(
     src, dest = Path(src), Path(dest)
     if not max_mb > 0:
         raise ConfigError(f"--max-mb {max_mb!r} must be above 0")
+    if max_drop is not None and not max_drop >= 0:
+        raise ConfigError(f"--max-drop {max_drop!r} must be at least 0 (points of top-1)")
     if dest.resolve() == src.resolve():
         raise ConfigError(f"--to {str(dest)!r} is the model set itself; ship into another folder")
     tmp = dest.with_name(f"{dest.name}.tmp")
@@ -179,7 +188,7 @@ def ship_model_set(
     tmp.mkdir(parents=True)
     try:
         segmenters = _carry_segmenters(dest, tmp)
-        shipped = _build(src, tmp, max_mb, run, timings, report, notes, credit, add, segmenters)
+        shipped = _build(src, tmp, max_mb, max_drop, run, timings, report, notes, credit, add, segmenters)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -196,6 +205,7 @@ def _build(
     src: Path,
     tmp: Path,
     max_mb: float,
+    max_drop: float | None,
     run: str | Path | None,
     timings: str | Path | None,
     report: str | Path | None,
@@ -207,11 +217,14 @@ def _build(
     manifest = load_manifest(src)
     for entry in manifest.files:
         verify_file(src, entry)
-    shipped = [f for f in manifest.files if f.bytes <= max_mb * 1_000_000]
-    left = [f for f in manifest.files if f.bytes > max_mb * 1_000_000]
+    why = {f.path: f"larger than {max_mb:g} MB" for f in manifest.files if f.bytes > max_mb * 1_000_000}
+    for path, loss in conversion_losses(manifest.evaluation, max_drop).items():
+        why.setdefault(path, loss)
+    shipped = [f for f in manifest.files if f.path not in why]
+    left = [f for f in manifest.files if f.path in why]
     if not shipped:
-        sizes = ", ".join(f"{f.path} ({f.bytes / 1e6:.1f} MB)" for f in left)
-        raise ModelError(f"no file of {str(src)!r} is at most {max_mb:g} MB: {sizes}; raise --max-mb")
+        reasons = ", ".join(f"{f.path} ({why[f.path]})" for f in left)
+        raise ModelError(f"no file of {str(src)!r} can ship: {reasons}; raise --max-mb or --max-drop")
     for entry in shipped:
         _copy(src / entry.path, tmp / entry.path)
     index, graph_left = manifest.index, []
@@ -242,7 +255,7 @@ def _build(
             "key": f.key,
             "bytes": f.bytes,
             "sha256": f.sha256,
-            "why": f"larger than {max_mb:g} MB; kept in the build folder, figures above",
+            "why": f"{why[f.path]}; kept in the build folder, figures above",
         }
         for f in left
     ] + graph_left
@@ -271,25 +284,47 @@ def _build(
         _verify_index(tmp, written.index)
 
     if report is not None:
-        _write_report(Path(report), tmp, steps, left, notes, credit)
+        _write_report(Path(report), tmp, steps, [(f, why[f.path]) for f in left], notes, credit)
     for path in map(Path, add):
         if (tmp / path.name).exists():
             raise ConfigError(f"--add {str(path)!r}: the model set already has a file {path.name!r}")
         _copy(path, tmp / path.name)
     shipped_bytes = sum(f.bytes for f in shipped)
     log.info(
-        "shipping %d file(s), %.1f MB: %s; not shipped (over %g MB): %s",
+        "shipping %d file(s), %.1f MB: %s; not shipped: %s",
         len(shipped),
         shipped_bytes / 1e6,
         ", ".join(f.path for f in shipped),
-        max_mb,
-        ", ".join(f.path for f in left) or "none",
+        "; ".join(f"{f.path} ({why[f.path]})" for f in left) or "none",
     )
     return {
         "shipped": [f.path for f in shipped],
         "not_shipped": [f.path for f in left],
         "bytes": shipped_bytes,
     }
+
+
+def conversion_losses(evaluation: Mapping[str, Any], max_drop: float | None) -> dict[str, str]:
+    """File -> why, for each converted file of ``evaluation.quantization`` that lost more than
+    ``max_drop`` points of part or colour top-1 against the fp32 file on the held-out split."""
+    artifacts = evaluation.get("quantization", {}).get("artifacts", {})
+    reference = artifacts.get(QUANT_REFERENCE)
+    if max_drop is None or reference is None:
+        return {}
+    losses = {}
+    for key, figures in artifacts.items():
+        drops = {
+            head: 100 * (reference[f"{head}_top1"] - figures[f"{head}_top1"])
+            for head in ("part", "color")
+            if f"{head}_top1" in figures and f"{head}_top1" in reference
+        }
+        worst = max(drops, key=lambda head: drops[head], default=None)
+        if worst is not None and drops[worst] > max_drop + 1e-9:
+            losses[figures["file"]] = (
+                f"{key} loses {drops[worst]:.1f} points of {'colour' if worst == 'color' else worst} top-1 "
+                f"against fp32 on the held-out split, over --max-drop {max_drop:g}"
+            )
+    return losses
 
 
 def read_timings(path: str | Path) -> dict[str, str]:
@@ -363,7 +398,7 @@ def _write_report(
     report: Path,
     dest: Path,
     steps: dict[str, str] | None,
-    left: list[FileEntry],
+    left: list[tuple[FileEntry, str]],
     notes: Sequence[str],
     credit: str | None,
 ) -> None:
@@ -379,8 +414,8 @@ def _write_report(
     if steps:
         lines += ["", "| step | wall time (s) |", "|---|---|", *(f"| {k} | {v} |" for k, v in steps.items())]
     if left:
-        sizes = ", ".join(f"`{f.path}` ({f.bytes / 1e6:.1f} MB)" for f in left)
-        lines += ["", f"Not shipped (over the size limit; figures above): {sizes}"]
+        reasons = ", ".join(f"`{f.path}` ({f.bytes / 1e6:.1f} MB; {why})" for f, why in left)
+        lines += ["", f"Not shipped (figures above; in the build folder): {reasons}"]
     if credit:
         lines += ["", f"*{credit}*"]
     write_atomic(dest / REPORT_NAME, "\n".join([*lines, ""]))
@@ -444,6 +479,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--to", dest="dest", required=True, type=Path, help="folder to ship into (replaced)")
     m.add_argument("--max-mb", type=float, default=8.0, metavar="MB", help="largest file shipped, in MB (8)")
     m.add_argument(
+        "--max-drop",
+        type=float,
+        default=3.0,
+        metavar="POINTS",
+        help="leave out converted files that lose more than this many points of part or colour top-1 "
+        "against fp32 (trainer quantize's held-out figures; default 3)",
+    )
+    m.add_argument(
         "--run", type=Path, metavar="RUN", help="training run folder: its history.json goes into the manifest"
     )
     m.add_argument("--timings", type=Path, metavar="FILE", help="NAME<TAB>SECONDS file of the build's steps")
@@ -485,6 +528,7 @@ def main_model_set(args: argparse.Namespace) -> int:
         args.src,
         args.dest,
         max_mb=args.max_mb,
+        max_drop=args.max_drop,
         run=args.run,
         timings=args.timings,
         report=args.report,

@@ -103,6 +103,42 @@ def test_files_within_the_limit_ship_and_larger_ones_are_recorded(model_set: Pat
     assert load_manifest(tmp_path / "all").evaluation["not_shipped"] == []
 
 
+def _with_quantization(folder: Path, drops: dict[str, tuple[float, float]]) -> None:
+    """Record ``trainer quantize`` figures: artifact key -> (part top-1, colour top-1), by file."""
+    manifest = load_manifest(folder)
+    files = {f.key: f.path for f in manifest.files}
+    artifacts = {
+        key: {"part_top1": part, "color_top1": color, "file": files.get(key, f"{key}.bin")}
+        for key, (part, color) in drops.items()
+    }
+    evaluation = {**manifest.evaluation, "quantization": {"artifacts": artifacts}}
+    write_manifest(folder, manifest.model_copy(update={"evaluation": evaluation}))
+
+
+def test_a_converted_file_that_loses_more_than_max_drop_stays_out_with_the_reason(
+    model_set: Path, tmp_path: Path
+) -> None:
+    # big.onnx (onnxruntime/fp16) lost 4 points of colour top-1 against the fp32 reference.
+    _with_quantization(model_set, {"onnxruntime/fp32": (0.90, 0.80), "onnxruntime/fp16": (0.90, 0.76)})
+    figures = ship_model_set(model_set, tmp_path / "strict", max_mb=1, max_drop=3)
+    assert figures["not_shipped"] == ["big.onnx"]
+    (left,) = load_manifest(tmp_path / "strict").evaluation["not_shipped"]
+    assert left["path"] == "big.onnx"
+    assert left["why"].startswith("onnxruntime/fp16 loses 4.0 points of colour top-1 against fp32")
+    assert "--max-drop 3" in left["why"]
+    # A looser limit, or none, ships it.
+    assert ship_model_set(model_set, tmp_path / "loose", max_mb=1, max_drop=5)["not_shipped"] == []
+    assert ship_model_set(model_set, tmp_path / "any", max_mb=1, max_drop=None)["not_shipped"] == []
+    with pytest.raises(ConfigError, match="--max-drop -1"):
+        ship_model_set(model_set, tmp_path / "bad", max_mb=1, max_drop=-1)
+
+
+def test_a_set_without_quantization_figures_ships_whole_under_max_drop(
+    model_set: Path, tmp_path: Path
+) -> None:
+    assert ship_model_set(model_set, tmp_path / "d", max_mb=1, max_drop=0)["not_shipped"] == []
+
+
 def test_a_file_failing_its_checksum_is_refused_by_name_and_the_destination_is_kept(
     model_set: Path, shipped_before: Path
 ) -> None:
@@ -131,7 +167,9 @@ def test_corrupt_index_labels_are_refused(model_set: Path, shipped_before: Path)
 
 def test_a_set_with_no_file_within_the_limit_is_refused(model_set: Path, shipped_before: Path) -> None:
     before = _snapshot(shipped_before)
-    with pytest.raises(ModelError, match=r"at most 0\.0001 MB.*raise --max-mb"):
+    with pytest.raises(
+        ModelError, match=r"can ship: classifier\.onnx \(larger than 0\.0001 MB\).*raise --max-mb"
+    ):
         ship_model_set(model_set, shipped_before, max_mb=0.0001)
     with pytest.raises(ConfigError, match="the model set itself"):
         ship_model_set(model_set, model_set, max_mb=LIMIT_MB)
@@ -195,7 +233,7 @@ def test_history_timings_report_and_added_files_are_shipped(
             "| stage1 | 3000 |",
             "| export | 31 |",
             "",
-            "Not shipped (over the size limit; figures above): `big.onnx` (0.0 MB)",
+            "Not shipped (figures above; in the build folder): `big.onnx` (0.0 MB; larger than 0.01 MB)",
             "",
             "*Rendered from the LDraw.org Parts Library (CC BY).*",
             "",
