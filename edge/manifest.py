@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -329,8 +330,14 @@ class Manifest(StrictModel):
                 return entry
         available = ", ".join(f"{f.key} ({f.path})" for f in self.files)
         wanted = f"{runtime}/{precision}" if precision else runtime
+        left = [
+            f"{item.get('path')}: {item.get('why')}"
+            for item in self.evaluation.get("not_shipped", [])
+            if isinstance(item, Mapping) and str(item.get("key", "")).startswith(wanted)
+        ]
+        why = f" (left out when the set was shipped: {'; '.join(left)})" if left else ""
         raise ModelError(
-            f"the model set has no file for {wanted!r}; available: {available}; "
+            f"the model set has no file for {wanted!r}{why}; available: {available}; "
             "choose one of those or export the missing variant with `trainer export`"
         )
 

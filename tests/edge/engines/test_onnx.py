@@ -190,6 +190,19 @@ def test_selection_and_registry_errors(tmp_path: Path) -> None:
     assert backend_class("onnxruntime").__name__ == "OnnxBackend"
 
 
+def test_a_file_left_out_when_shipped_is_named_with_why(tmp_path: Path) -> None:
+    manifest = write_model_set(tmp_path)
+    why = "litert/int8 loses 24.6 points of colour top-1 against fp32 on the held-out split"
+    left = [{"path": "model_int8.tflite", "key": "litert/int8", "bytes": 1, "sha256": "0" * 64, "why": why}]
+    write_manifest(tmp_path, manifest.model_copy(update={"evaluation": {"not_shipped": left}}))
+    with pytest.raises(
+        ModelError,
+        match=r"no file for 'litert/int8' \(left out when the set was shipped: "
+        r"model_int8\.tflite: litert/int8 loses 24\.6 points.*available: onnxruntime/fp32",
+    ):
+        create_engine("litert", tmp_path, precision="int8")
+
+
 def test_precision_selects_among_several_files(tmp_path: Path) -> None:
     manifest = write_model_set(tmp_path)
     other = ClassifierWeights.random(len(manifest.parts), len(manifest.colors), 8, seed=42)
