@@ -16,6 +16,8 @@ parts, with recognition ``classifier`` (no index) and ``hybrid`` on the model se
 vectors and its saved hnswlib graph; built once and cached in ``--work``).
 
 Accuracy is not measured here: the model set's REPORT.md has it per artifact, on the test render.
+``--model-set`` measures another set's files (a build folder holds the files a shipped set left
+out); an option whose file the set lacks is reported as missing, with why when the manifest says.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.index_load import build_model_set  # noqa: E402
 from benchmarks.machine import machine_line, write_results  # noqa: E402
 from edge.bench import capture_parts  # noqa: E402
+from edge.manifest import load_manifest  # noqa: E402
 from edge.pipeline import Pipeline  # noqa: E402
 from edge.settings import EdgeConfig, load_edge_config  # noqa: E402
 
@@ -72,9 +75,18 @@ def _with_engine(cfg: EdgeConfig, runtime: str, precision: str) -> EdgeConfig:
     return cfg.model_copy(update={"engine": engine})
 
 
-def time_options(cfg: EdgeConfig, parts: int, rounds: int) -> dict[str, Any]:
+def available_options(folder: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """The :data:`OPTIONS` the model set in ``folder`` has a file for, and why each other one is missing."""
+    manifest = load_manifest(folder)
+    have = {(f.runtime, f.precision) for f in manifest.files}
+    left = {str(i.get("key")): str(i.get("why")) for i in manifest.evaluation.get("not_shipped", [])}
+    missing = {f"{r}/{p}": left.get(f"{r}/{p}", "no such file") for r, p in OPTIONS if (r, p) not in have}
+    return [o for o in OPTIONS if o in have], missing
+
+
+def time_options(cfg: EdgeConfig, parts: int, rounds: int, options: list[tuple[str, str]]) -> dict[str, Any]:
     """Per option: median over rounds of the per-part median ``infer`` and ``total`` ms."""
-    pipelines = {f"{r}/{p}": Pipeline.from_config(_with_engine(cfg, r, p)) for r, p in OPTIONS}
+    pipelines = {f"{r}/{p}": Pipeline.from_config(_with_engine(cfg, r, p)) for r, p in options}
     try:
         first = next(iter(pipelines.values()))
         groups = capture_parts(first, parts, cfg.capture.views, cfg.capture.step_deg)
@@ -127,11 +139,11 @@ def _child(*args: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def memory(config: Path, folder: Path) -> dict[str, Any]:
+def memory(config: Path, folder: Path, options: list[tuple[str, str]]) -> dict[str, Any]:
     """Per option and recognition mode: the fresh-process figures of :data:`_RSS`."""
     return {
         f"{r}/{p}": {mode: _child(str(config), str(folder), mode, r, p) for mode in ("classifier", "hybrid")}
-        for r, p in OPTIONS
+        for r, p in options
     }
 
 
@@ -144,9 +156,11 @@ def markdown(result: dict[str, Any]) -> str:
         f"Machine: {result['machine']}  ",
         f"Date: {result['date']}; git {result['git']}",
         "",
-        f"Model set: the default set's files ({result['model_set']}); config `{result['config']}` "
+        f"Model set: the files of {result['model_set']}; config `{result['config']}` "
         f"(sim camera, HSV, threads {result['threads']}); {t['parts']} parts of {t['views']} views, "
         f"median of {result['rounds']} interleaved rounds of each option's per-part median.",
+        "",
+        *(f"Not measured: {key} ({why})." for key, why in result.get("missing", {}).items()),
         "",
         "## Speed (per part)",
         "",
@@ -186,6 +200,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/index_load"), help="index cache folder")
     parser.add_argument("--count", type=int, default=94_000)
+    parser.add_argument(
+        "--model-set", type=Path, help="model set whose files are measured (default: the config's)"
+    )
     parser.add_argument("--note", default="", help="added to the machine line (e.g. what else ran)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
@@ -193,10 +210,15 @@ def main() -> int:
     if args.parts < 1 or args.rounds < 1:
         parser.error("--parts and --rounds must be at least 1")
     cfg = load_edge_config(args.config)
+    if args.model_set is not None:
+        cfg = cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"model_set": args.model_set})})
+    options, missing = available_options(cfg.engine.model_set)
+    if ("onnxruntime", "int8") not in options:
+        parser.error(f"{cfg.engine.model_set} has no onnxruntime/int8 file, the baseline of the ratios")
     args.work.mkdir(parents=True, exist_ok=True)
-    folder, _ = build_model_set(args.work, args.count, 128)
-    timing = time_options(cfg, args.parts, args.rounds)
-    mem = memory(args.config, folder)
+    folder, _ = build_model_set(args.work, args.count, 128, cfg.engine.model_set)
+    timing = time_options(cfg, args.parts, args.rounds, options)
+    mem = memory(args.config, folder, options)
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
@@ -210,6 +232,7 @@ def main() -> int:
         "threads": cfg.engine.threads if cfg.engine.threads is not None else "default",
         "rounds": args.rounds,
         "index_count": args.count,
+        "missing": missing,
         "timing": timing,
         "memory": mem,
     }

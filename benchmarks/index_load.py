@@ -90,22 +90,27 @@ pipeline.close()
 """
 
 
-def build_model_set(work: Path, count: int, dim: int) -> tuple[Path, dict[str, Any]]:
-    """The cached model set with a ``count`` x ``dim`` index (built once; reused when it verifies)."""
+def build_model_set(
+    work: Path, count: int, dim: int, source: Path = REPO / "models" / "default"
+) -> tuple[Path, dict[str, Any]]:
+    """``source``'s network files with a ``count`` x ``dim`` index of random unit vectors, cached in
+    ``work`` (reused while it verifies and was made from the same ``source`` manifest)."""
     folder = work / f"model-set-{count}x{dim}"
     stamp = folder / "built.json"
+    made_from = sha256_file(source / "manifest.json")
     if stamp.is_file():
         manifest = load_manifest(folder)
         entry = manifest.index
+        record = json.loads(stamp.read_text())
         if (
             entry is not None
             and entry.count == count
             and entry.graph_sha256 == sha256_file(folder / str(entry.graph))
+            and record.get("source_manifest_sha256") == made_from
         ):
-            return folder, json.loads(stamp.read_text())
+            return folder, record
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    source = REPO / "models" / "default"
     manifest = load_manifest(source)
     if manifest.embedding_dim != dim:
         raise SystemExit(f"--dim must be the default set's embedding size {manifest.embedding_dim}")
@@ -136,7 +141,12 @@ def build_model_set(work: Path, count: int, dim: int) -> tuple[Path, dict[str, A
         graph_sha256=sha256_file(folder / "index.hnsw"),
     )
     write_manifest(folder, manifest.model_copy(update={"index": entry}))
-    record = {"build_s": round(built_s, 1), "save_with_graph_s": round(saved_s, 1)}
+    record = {
+        "build_s": round(built_s, 1),
+        "save_with_graph_s": round(saved_s, 1),
+        "source": str(source),
+        "source_manifest_sha256": made_from,
+    }
     stamp.write_text(json.dumps(record) + "\n")
     return folder, record
 
