@@ -18,6 +18,13 @@ independent test set (e.g. rendered separately, with another seed and stronger r
 vector-search gallery then comes from ``--gallery`` (e.g. the training data; every image of the model's
 parts there). ``--gallery`` folders are added to the gallery of any split.
 
+Masks: by default each image is cropped by its own mask (a render's exact one). ``--segmenter
+FILE`` (an edge config, or a YAML file holding its ``segmenter`` section, e.g. ``config/sim.yaml``)
+crops every image by what that segmenter finds instead, as the rig would: a model that reads the
+part's outline (``background: fill``) can score far lower so. Such a run is a separate figure: its
+report says which masks it used, and it is recorded in the manifest under
+``evaluation.evaluate_segmented`` (the exact-mask figures stay under ``evaluation.evaluate``).
+
 Writes ``report.md``, ``report.json`` and PNG plots into ``--out`` and the figures into the
 manifest's ``evaluation.evaluate``.
 """
@@ -25,6 +32,7 @@ manifest's ``evaluation.evaluate``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -32,12 +40,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError
 from edge.index import EmbeddingIndex
 from edge.manifest import FileEntry, Manifest, load_manifest
 from edge.recognize import Recognizer
+from edge.segment import create_segmenter
 from trainer.data import Sample, holdout_parts
 from trainer.export import (
     DataProtocol,
@@ -54,6 +64,26 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 CHOICES = (*SPLITS, "all")  # "all": --data is an independent test set
 TOP_CONFUSED = 10
+
+
+def load_segmenter_config(path: str | Path) -> dict[str, Any]:
+    """The ``segmenter`` mapping of a YAML file (an edge config or a file holding just that section)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataFileError(f"segmenter config {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"segmenter config {str(path)!r} cannot be read: {exc}") from None
+    section = data.get("segmenter") if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{str(path)!r} has no 'segmenter' mapping; see config/real/*.yaml")
+    # File paths in it are relative to the YAML file's folder, as in edge's configs.
+    for key in ("model", "sidecar", "background"):
+        value = section.get(key)
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            section[key] = str(path.parent / value)
+    return section
 
 
 def group_captures(samples: Sequence[Sample], views: int | None = None) -> list[list[Sample]]:
@@ -284,8 +314,11 @@ def evaluate_model_set(
     gallery_data: Sequence[str | Path] = (),
     threads: int = 2,
     command: str | None = None,
+    segmenter: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the model set's artifacts; returns the figures (also in ``out/report.json``)."""
+    """Evaluate the model set's artifacts; returns the figures (also in ``out/report.json``).
+
+    ``segmenter``: a YAML file with a ``segmenter`` section whose masks replace the images' own."""
     from trainer.report import write_report
 
     if split not in CHOICES or views < 1 or enroll < 1 or (unseen is not None and unseen < 0):
@@ -321,23 +354,30 @@ def evaluate_model_set(
     where = {s: i for i, s in enumerate(needed)}
 
     results: dict[str, Any] = {}
-    for entry in select_artifacts(manifest, artifacts):
-        log.info("evaluating %s (%s) on %d images", entry.key, entry.path, len(needed))
-        with create_engine(
-            entry.runtime, folder, manifest, precision=entry.precision, threads=threads
-        ) as eng:
-            outputs = run_engine(eng, needed)
-        figures = classifier_figures(outputs, test, captures, where, manifest)
-        figures |= vector_figures(outputs, gallery, test, where, manifest, views, "vector_")
-        figures |= vector_figures(
-            outputs, gallery + u["enrolled"], u["queries"], where, manifest, views, "unseen_"
-        )
-        figures.update(file=entry.path, bytes=entry.bytes)
-        results[entry.key] = figures
+    seg_cfg = load_segmenter_config(segmenter) if segmenter is not None else None
+    with contextlib.ExitStack() as stack:
+        mask_fn = None
+        if seg_cfg is not None:
+            seg = stack.enter_context(create_segmenter(seg_cfg))
+            mask_fn = lambda image, _own: seg.mask(image) > 0  # noqa: E731
+        for entry in select_artifacts(manifest, artifacts):
+            log.info("evaluating %s (%s) on %d images", entry.key, entry.path, len(needed))
+            with create_engine(
+                entry.runtime, folder, manifest, precision=entry.precision, threads=threads
+            ) as eng:
+                outputs = run_engine(eng, needed, mask_fn=mask_fn)
+            figures = classifier_figures(outputs, test, captures, where, manifest)
+            figures |= vector_figures(outputs, gallery, test, where, manifest, views, "vector_")
+            figures |= vector_figures(
+                outputs, gallery + u["enrolled"], u["queries"], where, manifest, views, "unseen_"
+            )
+            figures.update(file=entry.path, bytes=entry.bytes)
+            results[entry.key] = figures
 
     report = {
         "model_set": str(folder.resolve()),
         "architecture": manifest.architecture,
+        "masks": "own" if seg_cfg is None else {"segmenter": seg_cfg, "file": str(segmenter)},
         "split": split,
         "views": views,
         "test_images": len(test),
@@ -362,7 +402,7 @@ def evaluate_model_set(
     summary["artifacts"] = {  # the manifest keeps the figures, the report keeps the matrices
         key: {k: v for k, v in f.items() if k != "confusion"} for key, f in results.items()
     }
-    record_evaluation(folder, "evaluate", summary)
+    record_evaluation(folder, "evaluate" if seg_cfg is None else "evaluate_segmented", summary)
     return report
 
 
@@ -388,6 +428,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--gallery", nargs="+", type=Path, default=[], help="extra gallery data folders for vector search"
     )
+    p.add_argument(
+        "--segmenter",
+        type=Path,
+        metavar="FILE",
+        help="crop by this config's segmenter (e.g. config/sim.yaml) instead of the images' own masks",
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.set_defaults(func=main)
 
@@ -406,6 +452,7 @@ def main(args: argparse.Namespace) -> int:
         max_images=args.max_images,
         max_gallery=args.max_gallery,
         gallery_data=args.gallery,
+        segmenter=args.segmenter,
     )
     for key, f in report["artifacts"].items():
         print(

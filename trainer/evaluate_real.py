@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from edge.colors import get_color
@@ -47,7 +46,7 @@ from edge.manifest import FileEntry, Manifest, load_manifest
 from edge.preprocess import prepare
 from edge.recognize import Recognizer
 from edge.segment import Segmenter, create_segmenter
-from trainer.evaluate import select_artifacts
+from trainer.evaluate import load_segmenter_config, select_artifacts
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ENROLL_DEFAULT = (1, 5)
@@ -87,26 +86,6 @@ def read_photo_set(root: str | Path) -> list[Photo]:
     if not photos:
         raise DataFileError(f"no photos under {str(root)!r}; expected {{part}}/*.jpg|png")
     return photos
-
-
-def load_segmenter_config(path: str | Path) -> dict[str, Any]:
-    """The ``segmenter`` mapping of a YAML file (an edge config or a file holding just that section)."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataFileError(f"segmenter config {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"segmenter config {str(path)!r} cannot be read: {exc}") from None
-    section = data.get("segmenter") if isinstance(data, dict) else None
-    if not isinstance(section, dict):
-        raise ConfigError(f"{str(path)!r} has no 'segmenter' mapping; see config/real/*.yaml")
-    # File paths in it are relative to the YAML file's folder, as in edge's configs.
-    for key in ("model", "sidecar", "background"):
-        value = section.get(key)
-        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
-            section[key] = str(path.parent / value)
-    return section
 
 
 def fit_background(empty: Path, out: Path) -> tuple[Path, dict[str, Any]]:

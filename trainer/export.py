@@ -21,7 +21,7 @@ import logging
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -196,11 +196,20 @@ def spread(samples: Sequence[Sample], count: int) -> list[Sample]:
     return [ordered[i] for i in picks]
 
 
-def prepared_batches(samples: Sequence[Sample], spec: InputSpec, batch: int = 32) -> Iterator[np.ndarray]:
-    """Network inputs of ``samples`` through :func:`edge.preprocess.prepare`, ``batch`` at a time."""
+#: Replaces a sample's own mask: ``(RGB image, its mask or None) -> the mask to crop by``.
+MaskFn = Callable[[np.ndarray, np.ndarray | None], np.ndarray | None]
+
+
+def prepared_batches(
+    samples: Sequence[Sample], spec: InputSpec, batch: int = 32, mask_fn: MaskFn | None = None
+) -> Iterator[np.ndarray]:
+    """Network inputs of ``samples`` through :func:`edge.preprocess.prepare`, ``batch`` at a time;
+    ``mask_fn`` (e.g. a rig's segmenter) replaces each sample's own mask."""
     for start in range(0, len(samples), batch):
-        chunk = samples[start : start + batch]
-        yield np.stack([prepare(*read_sample(s), spec) for s in chunk])
+        chunk = [read_sample(s) for s in samples[start : start + batch]]
+        if mask_fn is not None:
+            chunk = [(image, mask_fn(image, mask)) for image, mask in chunk]
+        yield np.stack([prepare(image, mask, spec) for image, mask in chunk])
 
 
 def prepare_samples(samples: Sequence[Sample], spec: InputSpec) -> np.ndarray:
@@ -210,12 +219,15 @@ def prepare_samples(samples: Sequence[Sample], spec: InputSpec) -> np.ndarray:
     return np.concatenate(list(prepared_batches(samples, spec)))
 
 
-def run_engine(engine: Engine, samples: Sequence[Sample], batch: int = 32) -> dict[str, np.ndarray]:
-    """``{role: (N, K)}`` of the engine over ``samples``, prepared by the manifest's input spec."""
+def run_engine(
+    engine: Engine, samples: Sequence[Sample], batch: int = 32, mask_fn: MaskFn | None = None
+) -> dict[str, np.ndarray]:
+    """``{role: (N, K)}`` of the engine over ``samples``, prepared by the manifest's input spec
+    (``mask_fn`` as for :func:`prepared_batches`)."""
     if not samples:
         raise DataFileError("no images to run the model on; the data selection is empty")
     parts: dict[str, list[np.ndarray]] = {}
-    for x in prepared_batches(samples, engine.manifest.input, batch):
+    for x in prepared_batches(samples, engine.manifest.input, batch, mask_fn):
         for role, value in engine.run(x).items():
             parts.setdefault(role, []).append(value)
     return {role: np.concatenate(values) for role, values in parts.items()}

@@ -119,6 +119,13 @@ def markdown(report: dict[str, Any], manifest: Manifest) -> str:
         f"({len(manifest.parts)} parts, {len(manifest.colors)} colours)",
         "",
         f"- model set: `{report['model_set']}`",
+        "- masks: "
+        + (
+            "each image's own (a render's exact mask)"
+            if report.get("masks", "own") == "own"
+            else f"what the `{report['masks']['segmenter'].get('type')}` segmenter of "
+            f"`{report['masks']['file']}` finds, as the rig crops"
+        ),
         f"- split: **{report['split']}**: {report['test_images']} images, "
         f"{report['test_captures']} captures, "
         f"{report['test_parts']} parts; fused figures use up to {report['views']} views per capture",

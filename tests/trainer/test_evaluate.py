@@ -196,3 +196,46 @@ def test_split_all_evaluates_an_independent_test_set(tmp_path: Path) -> None:
     assert args.func(args) == 0
     f = load_manifest(folder).evaluation["evaluate"]["artifacts"]["onnxruntime/fp32"]
     assert f["part_top1"] == pytest.approx(55 / 60) and "vector_top1" not in f
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="plots need matplotlib")
+def test_segmenter_masks_replace_the_images_own_and_are_recorded_apart(tmp_path: Path) -> None:
+    """Red 3001s on a wide blue ground, with no mask of their own: cropped by the whole frame the
+    model reads blue (3004); cropped by an HSV segmenter that keys the blue out, it reads red."""
+    root = tmp_path / "data"
+    rows = []
+    for capture in range(3):
+        for view in range(VIEWS):
+            rel = f"images/3001/3001_{capture}_{view}.png"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            image = np.zeros((32, 32, 3), np.uint8) + np.asarray(BLUE, np.uint8)
+            image[6:26, 6:26] = RED  # 39% of the frame, 69% of the square crop around it
+            cv2.imwrite(str(root / rel), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+            rows.append([rel, "3001", 4, capture, view])
+    with (root / "manifest.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["image_path", "part_num", "color_id", "capture", "view"])
+        writer.writerows(rows)
+    seg = tmp_path / "seg.yaml"
+    seg.write_text(
+        "segmenter:\n  type: hsv\n  background_lower: [100, 100, 50]\n  background_upper: [140, 255, 255]\n"
+        "  blur_px: 0\n  min_area_px: 10\n"
+    )
+    folder = tmp_path / "set"
+    write_known_model_set(folder)
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    common = ["evaluate", "--model-set", str(folder), "--data", str(root), "--split", "all", "--unseen", "0"]
+
+    args = parser.parse_args([*common, "--out", str(tmp_path / "own")])
+    assert args.func(args) == 0
+    args = parser.parse_args([*common, "--segmenter", str(seg), "--out", str(tmp_path / "seg")])
+    assert args.func(args) == 0
+    evaluation = load_manifest(folder).evaluation
+    own, segmented = evaluation["evaluate"], evaluation["evaluate_segmented"]
+    assert own["masks"] == "own" and segmented["masks"]["segmenter"]["type"] == "hsv"
+    assert own["artifacts"]["onnxruntime/fp32"]["part_top1"] == 0.0
+    assert segmented["artifacts"]["onnxruntime/fp32"]["part_top1"] == 1.0
+    md = (tmp_path / "seg" / "report.md").read_text()
+    assert f"masks: what the `hsv` segmenter of `{seg}` finds" in md
+    assert "masks: each image's own" in (tmp_path / "own" / "report.md").read_text()
