@@ -540,7 +540,7 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
     fast, slow = _nn_ms(macs.total, macs.int8, rates["onnxruntime/fp32"], rates["onnxruntime/int8"])
     project_rows.append(
         _row(
-            "infer (EfficientNet-Lite0 int8, 128 px, one batch)",
+            f"infer (EfficientNet-Lite0 int8, {size[0]} px, one batch)",
             {"value": macs.total, "unit": "MACs", "detail": f"{macs.int8:,} int8 + {macs.float:,} float"},
             hsv["infer"]["p50"],
             bench_src,
