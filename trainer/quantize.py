@@ -10,8 +10,9 @@ Formats (``--formats``, comma separated):
   convolutional trunk (heads, colour statistics) stay float. On the default model set's test
   render (single-view part top-1, fp32 0.744; measured on the set that preceded the current one):
   int8 after the first 3 convolutions 0.716, 6: 0.721, 9: 0.723, 12: 0.737, 16: 0.738; the set
-  before that lost 5.5 points with every convolution int8. The current set: fp32 0.767, int8 (12
-  float convolutions) 0.764. ``--float-convs 3`` trades about 2 points for less float work.
+  before that lost 5.5 points with every convolution int8. The 128 px set shipped until 3 December
+  2026: fp32 0.767, int8 (12 float convolutions) 0.764; the 224 px set after it: 0.785 and
+  0.780. ``--float-convs 3`` trades about 2 points for less float work.
 - ``onnx-fp16`` (``model_fp16.onnx``): fp16 weights and compute via onnxconverter-common, float32
   input and outputs kept, so the engine wrapper feeds it like the fp32 file.
 - ``tflite-fp16`` / ``tflite-int8`` (``model_fp16.tflite`` / ``model_int8.tflite``): onnx2tf (with
