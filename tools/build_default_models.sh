@@ -9,24 +9,28 @@
 # a stopped build is re-run with the same command. Environment: EPOCHS (default 10), PARTS (a parts
 # list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
 # MAX_DROP (points of part or colour top-1 a converted file may lose against fp32 and still ship, 3),
-# PER_PART (training captures per part in each training render, 28, or one count per render, e.g.
+# PER_PART (training captures per part in each training render, 12, or one count per render, e.g.
 # "6 12 16"), TRAIN_RENDERS (training renders in the rig layout, each with its own seed, 2),
 # CROP_PER_PART (captures per part of one more training render in the crop layout: 224x224 crops,
 # the part several times larger than in a rig frame, so nearer the pixels a close camera or a
-# phone gives; 0 = none, the default), PATHTRACE_PER_PART (captures per part of one more training
-# render in the crop layout by the path tracer, `trainer render --renderer pathtrace`: about 30
-# times slower than the rasteriser on a CPU; 0 = none, the default; it takes BACKGROUNDS as its
-# grounds when set) and PATHTRACE_WEIGHT (its sampling weight against 1 for a rasterised image,
-# 3), UNSEEN (parts after the first TOP rendered for the unseen-parts test, 10), INPUT_SIZE
-# (network input side, 128; 160 and then 224 did better on real photos, docs/real_transfer.md), BACKGROUND_SWAP (share of training images put on another background by
-# trainer.backgrounds, 0 = off, the default) and BACKGROUNDS (a folder of photos of real empty
-# stages for it, e.g. ../shared/real/backgrounds), BACKGROUND (the input's background mode: keep,
-# the default, or fill: every pixel outside the part's mask painted black, in training and on the
-# rig), MASK_JITTER (share of training masks grown, shrunk or given a stray region as a real
-# segmenter's are, 0 = off), PART_PHOTOMETRIC (share of training draws given strong camera colour
-# changes for the part head, their colour labels dropped; 0 = off), REAL (a folder laid out as ../shared/real:
-# belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real photos by
-# trainer evaluate-real and the figures go into the report).
+# phone gives; 16, 0 = none), PATHTRACE_PER_PART (captures per part of one more training render in
+# the crop layout by the path tracer, `trainer render --renderer pathtrace`, which needs libLLVM 19
+# (`make setup-all` installs it): about 30 times slower than the rasteriser on a CPU; 6, 0 = none;
+# it takes BACKGROUNDS as its grounds when set) and PATHTRACE_WEIGHT (its sampling weight against 1
+# for a rasterised image, 3), UNSEEN (parts after the first TOP rendered for the unseen-parts test,
+# 10), INPUT_SIZE (network input side, 224; 128 < 160 < 224 on real photos,
+# docs/real_transfer.md), BACKGROUND_SWAP (share of training images put on another background by
+# trainer.backgrounds, 0.5, 0 = off) and BACKGROUNDS (a folder of photos of real empty stages for
+# it, e.g. ../shared/real/backgrounds; unset: flat and textured grounds only), BACKGROUND (the
+# input's background mode: keep, the default, or fill: every pixel outside the part's mask painted
+# black, in training and on the rig; fill needs near-exact masks, docs/real_transfer.md),
+# MASK_JITTER (share of training masks grown, shrunk or given a stray region as a real segmenter's
+# are, 0.5, 0 = off), PART_PHOTOMETRIC (share of training draws given strong camera colour changes
+# for the part head, their colour labels dropped; 0.4, 0 = off), REAL (a folder laid out as
+# ../shared/real: belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real
+# photos by trainer evaluate-real and the figures go into the report). The defaults are the
+# recipe of the shipped set (run p of docs/real_transfer.md, built with
+# BACKGROUNDS=../shared/real/backgrounds REAL=../shared/real).
 #
 # Chain: render train data as the rig sees it (full 640x480 frames of the sim rig, `real` layout;
 # 'train' randomisation; TRAIN_RENDERS renders with seeds 1, 3, 4, ...: one render of twice the
@@ -56,20 +60,20 @@ BIN="$REPO/.venv/bin"
 PARTS="${PARTS:-$LDRAW/lists/b200c_popular.txt}"
 TOP="${TOP:-200}"
 EPOCHS="${EPOCHS:-10}"
-PER_PART="${PER_PART:-28}"
+PER_PART="${PER_PART:-12}"
 TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
-CROP_PER_PART="${CROP_PER_PART:-0}"
+CROP_PER_PART="${CROP_PER_PART:-16}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
 MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
 MAX_DROP="${MAX_DROP:-3}"
-INPUT_SIZE="${INPUT_SIZE:-128}"
-BACKGROUND_SWAP="${BACKGROUND_SWAP:-0}"
+INPUT_SIZE="${INPUT_SIZE:-224}"
+BACKGROUND_SWAP="${BACKGROUND_SWAP:-0.5}"
 BACKGROUNDS="${BACKGROUNDS:-}"
 BACKGROUND="${BACKGROUND:-keep}"
-MASK_JITTER="${MASK_JITTER:-0}"
-PART_PHOTOMETRIC="${PART_PHOTOMETRIC:-0}"
-PATHTRACE_PER_PART="${PATHTRACE_PER_PART:-0}"
+MASK_JITTER="${MASK_JITTER:-0.5}"
+PART_PHOTOMETRIC="${PART_PHOTOMETRIC:-0.4}"
+PATHTRACE_PER_PART="${PATHTRACE_PER_PART:-6}"
 PATHTRACE_WEIGHT="${PATHTRACE_WEIGHT:-3}"
 REAL="${REAL:-}"
 DEST="$REPO/models/default"
