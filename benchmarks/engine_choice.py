@@ -79,7 +79,7 @@ def available_options(folder: Path) -> tuple[list[tuple[str, str]], dict[str, st
     """The :data:`OPTIONS` the model set in ``folder`` has a file for, and why each other one is missing."""
     manifest = load_manifest(folder)
     have = {(f.runtime, f.precision) for f in manifest.files}
-    left = {str(i.get("key")): str(i.get("why")) for i in manifest.evaluation.get("not_shipped", [])}
+    left = {key: str(item.get("why")) for key, item in manifest.not_shipped().items()}
     missing = {f"{r}/{p}": left.get(f"{r}/{p}", "no such file") for r, p in OPTIONS if (r, p) not in have}
     return [o for o in OPTIONS if o in have], missing
 

@@ -323,6 +323,14 @@ class Manifest(StrictModel):
             widths["embedding"] = self.embedding_dim
         return {role: widths[role] for role in self.outputs.roles()}
 
+    def not_shipped(self) -> dict[str, Mapping[str, Any]]:
+        """``runtime/precision`` -> the entry (path, why, ...) of each file ``trainer ship`` left out."""
+        return {
+            str(item["key"]): item
+            for item in self.evaluation.get("not_shipped", [])
+            if isinstance(item, Mapping) and item.get("key")
+        }
+
     def select(self, runtime: str, precision: str | None = None) -> FileEntry:
         """The file for ``runtime`` (and ``precision``; None takes the first listed for the runtime)."""
         for entry in self.files:
@@ -332,8 +340,8 @@ class Manifest(StrictModel):
         wanted = f"{runtime}/{precision}" if precision else runtime
         left = [
             f"{item.get('path')}: {item.get('why')}"
-            for item in self.evaluation.get("not_shipped", [])
-            if isinstance(item, Mapping) and str(item.get("key", "")).startswith(wanted)
+            for key, item in self.not_shipped().items()
+            if key.startswith(wanted)
         ]
         why = f" (left out when the set was shipped: {'; '.join(left)})" if left else ""
         raise ModelError(

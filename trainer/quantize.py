@@ -70,6 +70,9 @@ FORMATS: dict[str, tuple[str, str, str]] = {
     "tflite-fp16": ("model_fp16.tflite", "litert", "fp16"),
     "tflite-int8": ("model_int8.tflite", "litert", "int8"),
 }
+#: The artifact every other one is measured against (``evaluation.quantization``).
+REFERENCE = "onnxruntime/fp32"
+
 #: onnx2tf looks for this file in its working folder and downloads it when absent.
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 ONNX2TF_TIMEOUT_S = 3600
@@ -517,12 +520,12 @@ def _measure(
     for entry in entries:
         with create_engine(entry.runtime, folder, manifest, precision=entry.precision) as engine:
             outputs = run_engine(engine, held)
-        if entry.key == "onnxruntime/fp32":
+        if entry.key == REFERENCE:
             reference = outputs
         figures = accuracy_figures(outputs, reference, held, manifest)
         figures.update(file=entry.path, bytes=entry.bytes)
         results[entry.key] = figures
-    base = results["onnxruntime/fp32"]
+    base = results[REFERENCE]
     for figures in results.values():
         figures["part_top1_drop"] = base["part_top1"] - figures["part_top1"]
     for key, figures in results.items():

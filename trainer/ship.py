@@ -51,13 +51,12 @@ from edge.manifest import (
     verify_shipped_segmenter,
     write_manifest,
 )
+from trainer.quantize import REFERENCE as QUANT_REFERENCE
 from trainer.train import TrainConfig, load_train_config
 
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "REPORT.md"
-#: The artifact ``trainer quantize`` measures the others against.
-QUANT_REFERENCE = "onnxruntime/fp32"
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
