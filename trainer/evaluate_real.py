@@ -16,8 +16,13 @@ decided in ``hybrid`` mode with that index, which shows whether enrolment harms 
 ``--enroll-every-part`` also enrols the first k photos of every part, known ones too (a rig taught
 every part on its own stage), and scores each part on its other photos.
 
-``--empty DIR`` fits a background model from frames of the empty stage (for ``bgdiff`` segmenters with
-``calibration: true``), as a rig's background calibration would.
+A folder of frames of the empty stage after a set's segmenter (``--set NAME=PHOTOS:SEGMENTER:EMPTY``)
+fits a background model (for segmenters with ``calibration: true``), as a rig's background
+calibration would.
+
+The output folder gets ``real.json``, ``real.md`` and ``real.png`` (bars per set, artifact and part,
+with the majority and constant guesses marked); ``--report FILE`` puts the markdown section into
+FILE and the drawing beside it as ``real_photos.png``.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ ENROLL_DEFAULT = (1, 5)
 TOP_CONFUSED = 8
 SECTION_START = "<!-- real-photos:start -->"
 SECTION_END = "<!-- real-photos:end -->"
+#: The drawing of the figures: in ``--out``, and beside the ``--report`` file under the second name.
+PLOT, REPORT_PLOT = "real.png", "real_photos.png"
 _SUFFIX = re.compile(r"(?<=\d)[a-z]$")
 
 
@@ -339,8 +346,22 @@ def evaluate_real(
             figures["background_fit"] = fit
         report["sets"][name] = figures
     write_atomic(out / "real.json", json.dumps(report, indent=2, default=str))
-    write_atomic(out / "real.md", render_markdown(report))
+    drawn = _plot(report, out / PLOT)
+    write_atomic(out / "real.md", render_markdown(report, plot=PLOT if drawn else None))
     return report
+
+
+def _plot(report: dict[str, Any], path: Path) -> bool:
+    """Draw :func:`trainer.report.plot_real` into ``path`` through a temporary file (no half PNG);
+    False (and no file) where no set has a figure to draw."""
+    from trainer.report import plot_real, real_rows
+
+    if not any(real_rows(f) for f in report["sets"].values()):
+        return False  # nothing scored: no known part and no enrolment
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    plot_real(report, tmp)
+    tmp.replace(path)
+    return True
 
 
 # ---- reports ---------------------------------------------------------------------------------------
@@ -350,8 +371,9 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
-    """The report as markdown: one section per photo set, a table per artifact."""
+def render_markdown(report: dict[str, Any], command: str | None = None, plot: str | None = None) -> str:
+    """The report as markdown: one section per photo set, a table per artifact; ``plot``: the file
+    name of :func:`trainer.report.plot_real`'s drawing beside the markdown, linked under the command."""
     lines = [SECTION_START, "## Real photos", ""]
     lines += [
         "Single views of real camera photos, through the segmenter named and edge's engines as on the Pi.",
@@ -360,6 +382,8 @@ def render_markdown(report: dict[str, Any], command: str | None = None) -> str:
     ]
     if command:
         lines += ["```sh", command, "```", ""]
+    if plot:
+        lines += [f"![real-photo top-1 and top-5 per set, artifact and part]({plot})", ""]
     for name, figures in report["sets"].items():
         seg = figures["segmenter"]
         lines += [f"### {name} (`{figures['folder']}`)", ""]
@@ -490,7 +514,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also enrol every part's first photos, known parts too, and score all parts on the rest",
     )
-    p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json)")
+    p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json, real.png)")
     p.add_argument(
         "--report", type=Path, help="also put the section into this markdown file (e.g. REPORT.md)"
     )
@@ -531,7 +555,9 @@ def main(args: argparse.Namespace) -> int:
             + (" --enroll-every-part" if args.enroll_every_part else "")
             + (" --record" if args.record else "")
         )
-        update_report(args.report, render_markdown(report, command))
+        beside = args.report.with_name(REPORT_PLOT)
+        drawn = _plot(report, beside)
+        update_report(args.report, render_markdown(report, command, plot=beside.name if drawn else None))
     if args.record:
         from trainer.export import record_evaluation
 

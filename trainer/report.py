@@ -3,6 +3,8 @@
 - ``artifacts.png``: one group of bars per artifact (part top-1 single view and fused, colour top-1,
   vector-search top-1, unseen-parts top-1).
 - ``confusion.png``: the confusion counts among the most confused parts of the first artifact.
+
+:func:`plot_real` draws ``trainer evaluate-real``'s figures (``real.png``) in the same style.
 """
 
 from __future__ import annotations
@@ -109,6 +111,82 @@ def plot_confusion(figures: dict[str, Any], title: str, path: Path) -> Path:
     finally:
         plt.close(fig)
     return path
+
+
+def plot_real(report: dict[str, Any], path: Path) -> Path:
+    """Bars of ``trainer evaluate-real``'s figures: one panel per photo set.
+
+    Rows: every artifact on all known-part photos (with the majority guess marked), then each part
+    and each enrolment figure of the first artifact. Light bar: top-5; dark bar over it: top-1.
+    The dashed line is a constant guess's top-1 mean over parts (1 / number of known parts).
+    """
+    plt = _pyplot()
+    panels = [(name, f) for name, f in report["sets"].items() if real_rows(f)]
+    if not panels:
+        raise ValueError("the real-photo report has no figures to plot (no known part, no enrolment)")
+    heights = [len(real_rows(f)) for _, f in panels]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(7.5, 1.2 + 0.28 * sum(heights) + 0.6 * len(panels)),
+        height_ratios=heights,
+        squeeze=False,
+        constrained_layout=True,
+    )
+    try:
+        for ax, (name, figures) in zip(axes[:, 0], panels, strict=True):
+            rows = real_rows(figures)
+            ys = range(len(rows))
+            top5 = [r[2] if r[2] is not None else math.nan for r in rows]
+            top1 = [r[1] if r[1] is not None else math.nan for r in rows]
+            ax.barh(ys, top5, color="#b8d3ea", label="top-5")
+            bars = ax.barh(ys, top1, color="#2c6fa8", label="top-1")
+            ax.bar_label(bars, labels=[f"{100 * v:.1f}%" if v == v else "" for v in top1], fontsize=7)
+            for y, (_, _, _, majority) in enumerate(rows):
+                if majority is not None:
+                    ax.plot([majority] * 2, [y - 0.4, y + 0.4], color="#c0392b", linewidth=2)
+            first = next(iter(figures["artifacts"].values()))
+            per_part = first.get("known", {}).get("per_part", {})
+            if per_part:
+                ax.axvline(1 / len(per_part), color="grey", linestyle="--", linewidth=1)
+            ax.set_yticks(list(ys), [r[0] for r in rows], fontsize=8)
+            ax.invert_yaxis()
+            ax.set_xlim(0, 1.08)
+            ax.grid(axis="x", alpha=0.3)
+            ax.set_title(
+                f"{name}: {figures['photos']} photos, segmenter {figures['segmenter'].get('type')}; "
+                f"per part: {next(iter(figures['artifacts']))}",
+                fontsize=10,
+            )
+        axes[-1, 0].set_xlabel("share named right (red: majority guess; dashed: constant guess per part)")
+        axes[0, 0].legend(fontsize=8, loc="lower right")
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def real_rows(figures: dict[str, Any]) -> list[tuple[str, float | None, float | None, float | None]]:
+    """``(label, top-1, top-5, majority guess)`` rows of one photo set's panel."""
+    rows: list[tuple[str, float | None, float | None, float | None]] = []
+    if not figures["artifacts"]:
+        return rows
+    for key, f in figures["artifacts"].items():
+        known = f.get("known")
+        if known:
+            rows.append(
+                (f"{key}: all", known["part_top1"], known["part_top5"], known.get("majority_baseline"))
+            )
+    first = next(iter(figures["artifacts"].values()))
+    for part, e in sorted(first.get("known", {}).get("per_part", {}).items()):
+        rows.append((f"{part} ({e['photos']})", e["top1"], e["top5"], None))
+    for name, e in first.items():
+        if name.startswith("enroll_"):
+            every = name.startswith("enroll_all_")
+            k = name.rsplit("_", 1)[1]
+            what = "every part" if every else ", ".join(e["parts"])
+            rows.append((f"{what} enrolled k={k} (vector)", e["vector_top1"], None, None))
+    return rows
 
 
 def markdown(report: dict[str, Any], manifest: Manifest) -> str:

@@ -183,7 +183,14 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     assert belt_fig["segmentation"]["empty_masks"] == 0
     assert belt_fig["artifacts"]["onnxruntime/fp32"]["known"]["part_top1"] == 1.0  # blue on grey: 3004
 
+    # The drawing: in the output folder, and beside the report, linked from its section.
+    for png in (tmp_path / "out" / "real.png", tmp_path / "real_photos.png"):
+        drawn = cv2.imread(str(png))
+        assert drawn is not None and drawn.shape[0] > 200 and drawn.shape[1] > 400
+    assert "](real.png)" in (tmp_path / "out" / "real.md").read_text()
+
     text = report_md.read_text()
+    assert "](real_photos.png)" in text
     assert text.startswith("# Evaluation\n\nrender figures\n")
     assert (
         text.count(SECTION_START) == 1

@@ -1,0 +1,52 @@
+"""The drawing of ``trainer evaluate-real``'s figures (:func:`trainer.report.plot_real`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+
+from trainer.report import plot_real, real_rows
+
+
+def _figures(parts: dict[str, tuple[int, float, float]]) -> dict:
+    known = {
+        "part_top1": 0.5,
+        "part_top5": 0.75,
+        "majority_baseline": 0.6,
+        "per_part": {p: {"photos": n, "top1": t1, "top5": t5} for p, (n, t1, t5) in parts.items()},
+    }
+    enrolled = {"parts": ["43857"], "vector_top1": 0.4, "queries": 10}
+    return {
+        "photos": 12,
+        "segmenter": {"type": "bgdiff"},
+        "artifacts": {
+            "onnxruntime/int8": {"known": known, "enroll_5": enrolled},
+            "litert/int8": {"known": {**known, "part_top1": 0.25}},
+        },
+    }
+
+
+def test_rows_are_each_artifact_then_the_first_artifacts_parts_and_enrolment() -> None:
+    rows = real_rows(_figures({"3023": (4, 0.25, 0.5), "15712": (6, 1.0, 1.0)}))
+    assert rows == [
+        ("onnxruntime/int8: all", 0.5, 0.75, 0.6),
+        ("litert/int8: all", 0.25, 0.75, 0.6),
+        ("15712 (6)", 1.0, 1.0, None),
+        ("3023 (4)", 0.25, 0.5, None),
+        ("43857 enrolled k=5 (vector)", 0.4, None, None),
+    ]
+
+
+def test_plot_has_one_panel_per_set_and_grows_with_the_rows(tmp_path: Path) -> None:
+    one = {"sets": {"belt": _figures({"3023": (4, 0.25, 0.5)})}}
+    two = {"sets": {"belt": one["sets"]["belt"], "cutouts": _figures({p: (3, 0.5, 1.0) for p in "abcdef"})}}
+    small, large = plot_real(one, tmp_path / "one.png"), plot_real(two, tmp_path / "two.png")
+    a, b = cv2.imread(str(small)), cv2.imread(str(large))
+    assert a is not None and b is not None and b.shape[0] > a.shape[0] and a.shape[1] == b.shape[1]
+
+
+def test_a_report_without_figures_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no figures to plot"):
+        plot_real({"sets": {"belt": {"photos": 3, "artifacts": {}}}}, tmp_path / "x.png")
