@@ -30,6 +30,7 @@ import argparse
 import json
 import logging
 import math
+import re
 import warnings
 import zlib
 from collections.abc import Iterable, Sequence
@@ -559,9 +560,20 @@ def quantize_segmenter(out: Path, cfg: SegConfig, images: Sequence[Path]) -> Pat
     return out / INT8_NAME
 
 
-def ship_segmenter(run: Path, model_set: Path, precision: str, report: dict[str, Any]) -> Any:
+def check_ship_name(name: str | None) -> None:
+    """A clear error for a ``--ship-name`` that is not a plain file stem."""
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        raise ConfigError(f"--ship-name {name!r} must be letters, digits, '_' and '-' (no suffix, no folder)")
+
+
+def ship_segmenter(
+    run: Path, model_set: Path, precision: str, report: dict[str, Any], name: str | None = None
+) -> Any:
     """Copy the run's ``precision`` model and sidecar into ``model_set`` and list them in its manifest
-    (replacing an entry of the same file); returns the :class:`edge.manifest.SegmenterEntry`."""
+    (replacing an entry of the same file); returns the :class:`edge.manifest.SegmenterEntry`.
+
+    ``name``: ship them as ``NAME.onnx`` and ``NAME.json`` (default: the run's file names), so that a
+    model set can hold segmenters for different rigs side by side."""
     import shutil
 
     from edge.manifest import SegmenterEntry, load_manifest, sha256_file, write_manifest
@@ -569,22 +581,26 @@ def ship_segmenter(run: Path, model_set: Path, precision: str, report: dict[str,
     names = {"fp32": (MODEL_NAME, SIDECAR_NAME), "int8": (INT8_NAME, INT8_SIDECAR_NAME)}
     if precision not in names:
         raise ConfigError(f"--ship-precision {precision!r} is not one of {sorted(names)}")
+    check_ship_name(name)
     model, sidecar = (run / n for n in names[precision])
     if not model.is_file():
         hint = " (add --int8)" if precision == "int8" else ""
         raise DataFileError(f"{str(model)!r} does not exist: nothing to ship{hint}")
     manifest = load_manifest(model_set)  # a clear ModelError when model_set is not a model set
-    for src in (model, sidecar):
-        with atomic_path(model_set / src.name) as tmp:
+    dest_model, dest_sidecar = (
+        (model.name, sidecar.name) if name is None else (f"{name}.onnx", f"{name}.json")
+    )
+    for src, dest in ((model, dest_model), (sidecar, dest_sidecar)):
+        with atomic_path(model_set / dest) as tmp:
             shutil.copyfile(src, tmp)
     key = "iou_int8" if precision == "int8" else "iou"
     entry = SegmenterEntry(
-        path=model.name,
-        sidecar=sidecar.name,
+        path=dest_model,
+        sidecar=dest_sidecar,
         precision=precision,  # type: ignore[arg-type]
-        sha256=sha256_file(model_set / model.name),
-        sidecar_sha256=sha256_file(model_set / sidecar.name),
-        bytes=(model_set / model.name).stat().st_size,
+        sha256=sha256_file(model_set / dest_model),
+        sidecar_sha256=sha256_file(model_set / dest_sidecar),
+        bytes=(model_set / dest_model).stat().st_size,
         evaluation={
             "mask_iou": report.get(key, {}),
             "config": report.get("config", {}),
@@ -754,6 +770,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--ship-precision", choices=("int8", "fp32"), default="int8", help="which file --ship-to copies"
     )
+    p.add_argument(
+        "--ship-name",
+        metavar="NAME",
+        help="ship as NAME.onnx and NAME.json (default seg / seg_int8): segmenters for other rigs beside it",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_run)
 
@@ -789,6 +810,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--zoom must be within 0..1 and --max-zoom within 1..16")
     if args.epochs < 1 or args.batch_size < 1 or args.epoch_images < 0:
         raise ConfigError("--epochs and --batch-size must be at least 1, --epoch-images at least 0")
+    check_ship_name(args.ship_name)
     if args.ship_to and args.ship_precision == "int8" and not args.int8:
         raise ConfigError("--ship-to with --ship-precision int8 needs --int8 (or ship --ship-precision fp32)")
     cfg = SegConfig(
@@ -827,6 +849,8 @@ def _run(args: argparse.Namespace) -> int:
     written = MODEL_NAME + (f" and {INT8_NAME}" if args.int8 else "")
     print(f"wrote {written} with sidecars in {args.out}; report {Path(args.out) / REPORT_NAME}")
     if args.ship_to:
-        entry = ship_segmenter(Path(args.out), Path(args.ship_to), args.ship_precision, report)
+        entry = ship_segmenter(
+            Path(args.out), Path(args.ship_to), args.ship_precision, report, args.ship_name
+        )
         print(f"shipped {entry.path} ({entry.precision}, {entry.bytes} bytes) into {args.ship_to}")
     return 0

@@ -179,6 +179,15 @@ def test_int8_copy_is_measured_shipped_and_checked_against_the_manifest(tmp_path
     assert main([*args, "--int8", "--ship-to", str(model_set)]) == 0
     assert len(load_manifest(model_set).segmenters) == 1
     assert main([*args, "--ship-to", str(model_set)]) == 2
+    # A second segmenter (another rig's) ships beside it under its own name, checked the same way.
+    named = [*args, "--ship-to", str(model_set), "--ship-precision", "fp32", "--ship-name", "seg_close"]
+    assert main(named) == 0
+    paths = {(e.path, e.sidecar, e.precision) for e in load_manifest(model_set).segmenters}
+    assert paths == {("seg_int8.onnx", "seg_int8.json", "int8"), ("seg_close.onnx", "seg_close.json", "fp32")}
+    close = create_segmenter({"type": "mobileseg", "model": str(model_set / "seg_close.onnx")})
+    assert close.shipped is not None and close.shipped.path == "seg_close.onnx"  # type: ignore[attr-defined]
+    close.close()
+    assert main([*args, "--ship-to", str(model_set), "--ship-precision", "fp32", "--ship-name", "../x"]) == 2
 
 
 def test_zoom_enlarges_the_part_and_keeps_image_and_mask_aligned() -> None:
