@@ -223,3 +223,20 @@ def test_segmenter_yaml_paths_are_taken_from_its_folder(tmp_path: Path) -> None:
     assert section["calibration"] is True
     shipped = load_segmenter_config(Path(__file__).parents[2] / "config" / "real" / "belt-mobileseg.yaml")
     assert Path(shipped["model"]).resolve() == (Path(__file__).parents[2] / "models" / "default" / "seg.onnx")
+
+
+@pytest.mark.parametrize("name", ["belt.yaml", "belt-mobileseg.yaml"])
+def test_real_configs_name_segmenters_the_default_set_ships(name: str) -> None:
+    """The trained segmenters the real-photo configs name are in models/default, listed and intact."""
+    from edge.segment import create_segmenter
+
+    section = load_segmenter_config(Path(__file__).parents[2] / "config" / "real" / name)
+    model = Path(section["model"])
+    assert model.parent.resolve() == (Path(__file__).parents[2] / "models" / "default").resolve()
+    segmenter = create_segmenter({"type": "mobileseg", "model": str(model)})
+    try:
+        assert segmenter.shipped is not None and segmenter.shipped.path == model.name  # type: ignore[attr-defined]
+        frame = np.full((480, 640, 3), 235, np.uint8)
+        assert segmenter.mask(frame).shape == (480, 640)
+    finally:
+        segmenter.close()
