@@ -576,7 +576,14 @@ def ship_segmenter(
     model set can hold segmenters for different rigs side by side."""
     import shutil
 
-    from edge.manifest import SegmenterEntry, load_manifest, sha256_file, write_manifest
+    from edge.manifest import (
+        MANIFEST_NAME,
+        Manifest,
+        SegmenterEntry,
+        load_manifest,
+        sha256_file,
+        write_manifest,
+    )
 
     names = {"fp32": (MODEL_NAME, SIDECAR_NAME), "int8": (INT8_NAME, INT8_SIDECAR_NAME)}
     if precision not in names:
@@ -590,17 +597,14 @@ def ship_segmenter(
     dest_model, dest_sidecar = (
         (model.name, sidecar.name) if name is None else (f"{name}.onnx", f"{name}.json")
     )
-    for src, dest in ((model, dest_model), (sidecar, dest_sidecar)):
-        with atomic_path(model_set / dest) as tmp:
-            shutil.copyfile(src, tmp)
     key = "iou_int8" if precision == "int8" else "iou"
     entry = SegmenterEntry(
         path=dest_model,
         sidecar=dest_sidecar,
         precision=precision,  # type: ignore[arg-type]
-        sha256=sha256_file(model_set / dest_model),
-        sidecar_sha256=sha256_file(model_set / dest_sidecar),
-        bytes=(model_set / dest_model).stat().st_size,
+        sha256=sha256_file(model),  # the copies below are byte for byte
+        sidecar_sha256=sha256_file(sidecar),
+        bytes=model.stat().st_size,
         evaluation={
             "mask_iou": report.get(key, {}),
             "config": report.get("config", {}),
@@ -609,7 +613,19 @@ def ship_segmenter(
         },
     )
     others = [s for s in manifest.segmenters if s.path != entry.path]
-    write_manifest(model_set, manifest.model_copy(update={"segmenters": [*others, entry]}))
+    updated = manifest.model_copy(update={"segmenters": [*others, entry]})
+    try:  # before any file is copied: a name must not overwrite the set's other files
+        if dest_sidecar == MANIFEST_NAME:
+            raise ValueError(f"{dest_sidecar} is the model set's manifest")
+        Manifest.model_validate(updated.model_dump())
+    except ValueError as exc:
+        raise ConfigError(
+            f"cannot ship as {dest_model} / {dest_sidecar}: {exc}; pick another --ship-name"
+        ) from None
+    for src, dest in ((model, dest_model), (sidecar, dest_sidecar)):
+        with atomic_path(model_set / dest) as tmp:
+            shutil.copyfile(src, tmp)
+    write_manifest(model_set, updated)
     return entry
 
 

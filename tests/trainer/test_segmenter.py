@@ -188,6 +188,13 @@ def test_int8_copy_is_measured_shipped_and_checked_against_the_manifest(tmp_path
     assert close.shipped is not None and close.shipped.path == "seg_close.onnx"  # type: ignore[attr-defined]
     close.close()
     assert main([*args, "--ship-to", str(model_set), "--ship-precision", "fp32", "--ship-name", "../x"]) == 2
+    # A name that would overwrite the classifier's file or the manifest is refused, and nothing is copied.
+    classifier = load_manifest(model_set).files[0].path
+    before = {f.name: f.read_bytes() for f in model_set.iterdir()}
+    for stem in (Path(classifier).stem, "manifest"):
+        clash = [*args, "--ship-to", str(model_set), "--ship-precision", "fp32", "--ship-name", stem]
+        assert main(clash) == 2
+    assert {f.name: f.read_bytes() for f in model_set.iterdir()} == before
 
 
 def test_zoom_enlarges_the_part_and_keeps_image_and_mask_aligned() -> None:
