@@ -121,10 +121,10 @@ def plot_real(report: dict[str, Any], path: Path) -> Path:
     The dashed line is a constant guess's top-1 mean over parts (1 / number of known parts).
     """
     plt = _pyplot()
-    panels = [(name, f) for name, f in report["sets"].items() if real_rows(f)]
+    panels = [(name, f, rows) for name, f in report["sets"].items() if (rows := real_rows(f))]
     if not panels:
         raise ValueError("the real-photo report has no figures to plot (no known part, no enrolment)")
-    heights = [len(real_rows(f)) for _, f in panels]
+    heights = [len(rows) for _, _, rows in panels]
     fig, axes = plt.subplots(
         len(panels),
         1,
@@ -134,8 +134,7 @@ def plot_real(report: dict[str, Any], path: Path) -> Path:
         constrained_layout=True,
     )
     try:
-        for ax, (name, figures) in zip(axes[:, 0], panels, strict=True):
-            rows = real_rows(figures)
+        for ax, (name, figures, rows) in zip(axes[:, 0], panels, strict=True):
             ys = range(len(rows))
             top5 = [r[2] if r[2] is not None else math.nan for r in rows]
             top1 = [r[1] if r[1] is not None else math.nan for r in rows]
