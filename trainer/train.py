@@ -8,7 +8,8 @@
 
 Output folder: ``label_map.json``, ``config.json`` (the resolved config), ``splits.json``,
 ``checkpoints/epoch_NNNN/`` (the last ``keep_last`` epochs; ``--resume`` continues after the
-newest one with its optimizer and scheduler state), ``best/`` (best validation part top-1),
+newest one with its optimizer and scheduler state; a new run in a folder holding them is refused
+unless ``--fresh`` deletes them first), ``best/`` (best validation part top-1),
 ``history.json`` and ``curves.png``. Relative paths in a config file are taken from its folder.
 On a CPU the frozen front of the network is cached (:class:`trainer.dataset.FeatureCache`).
 """
@@ -202,7 +203,13 @@ class Datasets:
 
 
 def train(
-    cfg: TrainConfig, stage: str, *, resume: bool = False, max_steps: int | None = None, progress: bool = True
+    cfg: TrainConfig,
+    stage: str,
+    *,
+    resume: bool = False,
+    fresh: bool = False,
+    max_steps: int | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Run a training stage; returns ``{out, best, best_score, history, steps, cache_seconds, cached,
     device}``.
@@ -210,11 +217,13 @@ def train(
     ``max_steps`` stops after that many optimizer steps in all (the schedule still spans
     ``cfg.epochs``, so a stopped run resumed with ``resume=True`` ends where an uninterrupted one
     does). A stop inside an epoch validates and updates ``best/`` but writes no epoch checkpoint.
+    A folder that already holds epoch checkpoints is refused unless ``resume`` (continue it) or
+    ``fresh`` (delete them and start over) says which is meant.
     """
     import torch
     from torch.utils.data import DataLoader
 
-    out, device = start_run(cfg, stage)
+    out, device = start_run(cfg, stage, resume=resume, fresh=fresh)
     data = build_data(cfg, out)
     model, spec = build_model(cfg, data, device)
     sampler = data["sampler"]
@@ -258,16 +267,35 @@ def train(
     }
 
 
-def start_run(cfg: TrainConfig, stage: str) -> tuple[Path, str]:
+def start_run(cfg: TrainConfig, stage: str, *, resume: bool = False, fresh: bool = False) -> tuple[Path, str]:
     """Check the stage, make the output folder, set up the device, seed torch and write
-    ``config.json``; returns ``(out, device)``."""
+    ``config.json``; returns ``(out, device)``.
+
+    A run started without ``resume`` in a folder holding epoch checkpoints would overwrite them
+    one by one and leave a mix of two runs behind, so it is refused unless ``fresh`` asks for
+    them to be deleted first."""
+    import shutil
+
     import torch
+
+    from trainer.checkpoint import latest_checkpoint
 
     if stage not in ("stage1", "stage2"):
         raise ConfigError(f"stage {stage!r} is unknown; use stage1 or stage2")
     if stage == "stage2" and not cfg.init_from:
         raise ConfigError("stage2 needs a stage 1 checkpoint: set init_from in the config or pass --init")
+    if resume and fresh:
+        raise ConfigError("--resume and --fresh contradict each other: pass one")
     out = Path(cfg.out)
+    last = latest_checkpoint(out)
+    if last is not None and not resume:
+        if not fresh:
+            raise ConfigError(
+                f"{str(out)!r} already holds a run's epoch checkpoints (newest {last.name}): pass "
+                "--resume to continue it, --fresh to delete them and start over, or --out another folder"
+            )
+        log.warning("--fresh: deleting the epoch checkpoints in %s", out / "checkpoints")
+        shutil.rmtree(out / "checkpoints")
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     if cfg.threads:
@@ -634,6 +662,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the device")
         p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in all")
         p.add_argument("--resume", action="store_true", help="continue after the newest epoch checkpoint")
+        p.add_argument(
+            "--fresh",
+            action="store_true",
+            help="start over in a folder that holds a run's checkpoints (they are deleted first)",
+        )
         if stage == "stage2":
             p.add_argument("--init", help="stage 1 checkpoint folder (overrides init_from)")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -652,7 +685,12 @@ def main(args: argparse.Namespace) -> int:
         init_from=getattr(args, "init", None),
     )
     result = train(
-        cfg, args.stage, resume=args.resume, max_steps=args.max_steps, progress=not args.no_progress
+        cfg,
+        args.stage,
+        resume=args.resume,
+        fresh=args.fresh,
+        max_steps=args.max_steps,
+        progress=not args.no_progress,
     )
     log.info("best val part top-1 %.3f; checkpoint %s", result["best_score"], result["best"])
     return 0

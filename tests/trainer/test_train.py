@@ -136,6 +136,22 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(synth: Path, tm
         assert x["train_loss"] == y["train_loss"] and x["val_loss"] == y["val_loss"]
 
 
+def test_a_new_run_in_a_folder_with_checkpoints_is_refused_unless_fresh(synth: Path, tmp_path: Path) -> None:
+    cfg = _config(synth, tmp_path, epochs=1)
+    train(cfg, "stage1", progress=False)
+    old = (tmp_path / "checkpoints" / "epoch_0001" / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match=r"epoch_0001.*--resume.*--fresh"):
+        train(cfg, "stage1", progress=False)  # would overwrite the finished run without a word
+    assert (tmp_path / "checkpoints" / "epoch_0001" / "model.safetensors").read_bytes() == old
+    with pytest.raises(ConfigError, match="contradict"):
+        train(cfg, "stage1", resume=True, fresh=True, progress=False)
+
+    again = train(_config(synth, tmp_path, epochs=1, seed=7), "stage1", fresh=True, progress=False)
+    assert [h["epoch"] for h in again["history"]] == [1]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch_0001"]
+    assert (tmp_path / "checkpoints" / "epoch_0001" / "model.safetensors").read_bytes() != old
+
+
 def test_max_steps_inside_an_epoch_keeps_a_best_checkpoint_only(synth: Path, tmp_path: Path) -> None:
     result = train(_config(synth, tmp_path, epochs=5), "stage1", max_steps=1, progress=False)
     assert result["steps"] == 1 and result["history"][0]["complete"] is False
