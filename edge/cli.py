@@ -309,7 +309,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     from edge.engines import create_engine
     from edge.manifest import open_manifest, verify_file
     from edge.memory import check_resident, estimate_memory
-    from edge.pipeline import load_index, make_recognizer
+    from edge.pipeline import load_index, load_rig_index, make_recognizer
     from edge.record import RecordLock, inspect_record
     from edge.rig import Rig
     from edge.segment import create_segmenter
@@ -370,7 +370,11 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
         if manifest.index is not None and cfg.recognition.mode != "classifier":
             _check_index_graph(out, folder, manifest.index)  # classifier mode never loads the index
         if cfg.recognition.mode == "classifier" or index is not None:
-            recognizer = _attempt(out, "recognition", lambda: make_recognizer(cfg, manifest, index))
+            recognizer = _attempt(
+                out,
+                "recognition",
+                lambda: make_recognizer(cfg, manifest, index, load_rig_index(cfg, manifest)),
+            )
             if recognizer is not None:
                 rec = cfg.recognition
                 out.append(("OK", "recognition", f"{rec.mode}, threshold {rec.threshold:g}, k {rec.k}"))

@@ -254,6 +254,32 @@ def embed_crops(pipeline: Any, crops: Sequence[tuple[np.ndarray, np.ndarray]]) -
     return np.concatenate(out)
 
 
+def rig_index(user_path: Path, manifest: Manifest, model: str) -> EmbeddingIndex | None:
+    """The user index alone (the views enrolled on this rig), or None when nothing is enrolled.
+
+    Raises ModelError, naming the fix, when it was embedded by another model.
+    """
+    user = UserIndex.load(user_path)
+    if not len(user) or user.index is None:
+        return None
+    _check_user(user, user_path, manifest, model)
+    return user.index
+
+
+def _check_user(user: UserIndex, user_path: Path, manifest: Manifest, model: str) -> None:
+    assert user.index is not None
+    if user.record.model != model:
+        raise ModelError(
+            f"user index {str(user_path)!r} was embedded by model {user.record.model!r} but the configured "
+            f"model is {model!r}; {_FIX_REINDEX}"
+        )
+    if manifest.embedding_dim is not None and user.index.dim != manifest.embedding_dim:
+        raise ModelError(
+            f"user index {str(user_path)!r} has dimension {user.index.dim}, the model "
+            f"{manifest.embedding_dim}; {_FIX_REINDEX}"
+        )
+
+
 def merged_index(
     shipped: EmbeddingIndex | None, user_path: Path, manifest: Manifest, model: str
 ) -> EmbeddingIndex | None:
@@ -265,16 +291,7 @@ def merged_index(
     user = UserIndex.load(user_path)
     if not len(user) or user.index is None:
         return shipped
-    if user.record.model != model:
-        raise ModelError(
-            f"user index {str(user_path)!r} was embedded by model {user.record.model!r} but the configured "
-            f"model is {model!r}; {_FIX_REINDEX}"
-        )
-    if manifest.embedding_dim is not None and user.index.dim != manifest.embedding_dim:
-        raise ModelError(
-            f"user index {str(user_path)!r} has dimension {user.index.dim}, the model "
-            f"{manifest.embedding_dim}; {_FIX_REINDEX}"
-        )
+    _check_user(user, user_path, manifest, model)
     log.info("user index: %d enrolled view(s) of %d part(s)", len(user), len(user.parts()))
     if shipped is None:
         return user.index

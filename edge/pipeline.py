@@ -21,7 +21,7 @@ import numpy as np
 
 from edge.camera import CameraSource, Frame, create_camera
 from edge.color_correction import IDENTITY, ColorCorrection, DriftCorrection
-from edge.enroll import merged_index, model_key
+from edge.enroll import merged_index, model_key, rig_index
 from edge.errors import ConfigError, ImageError, ModelError
 from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 from edge.index import EmbeddingIndex
@@ -64,8 +64,24 @@ def load_index(cfg: EdgeConfig, manifest: Manifest) -> EmbeddingIndex | None:
     return index
 
 
-def make_recognizer(cfg: EdgeConfig, manifest: Manifest, index: EmbeddingIndex | None) -> Recognizer:
-    """The recognizer of ``cfg.recognition`` over ``manifest`` and ``index`` (see :func:`load_index`)."""
+def load_rig_index(cfg: EdgeConfig, manifest: Manifest) -> EmbeddingIndex | None:
+    """The views enrolled on this rig alone (searched first; see :mod:`edge.recognize`), or None in
+    classifier mode or when nothing is enrolled."""
+    if cfg.recognition.mode == "classifier":
+        return None
+    folder = Path(cfg.engine.model_set)
+    key = model_key(folder, cfg.engine.runtime, cfg.engine.precision)
+    return rig_index(Path(cfg.data.user_index), manifest, key)
+
+
+def make_recognizer(
+    cfg: EdgeConfig,
+    manifest: Manifest,
+    index: EmbeddingIndex | None,
+    rig: EmbeddingIndex | None = None,
+) -> Recognizer:
+    """The recognizer of ``cfg.recognition`` over ``manifest``, ``index`` (see :func:`load_index`)
+    and the rig's own enrolled views ``rig`` (see :func:`load_rig_index`)."""
     rec = cfg.recognition
     return Recognizer(
         manifest,
@@ -75,6 +91,8 @@ def make_recognizer(cfg: EdgeConfig, manifest: Manifest, index: EmbeddingIndex |
         vector_threshold=rec.vector_threshold,
         k=rec.k,
         fusion=rec.fusion,
+        rig_index=rig,
+        rig_threshold=rec.rig_threshold,
     )
 
 
@@ -158,8 +176,8 @@ class Pipeline:
         self.recognizer = recognizer
         self.manifest: Manifest = recognizer.manifest
         self.model_folder = model_folder
-        index = recognizer.index
-        self._timed = index if isinstance(index, _TimedIndex) else None
+        indexes: tuple[Any, ...] = (recognizer.index, recognizer.rig_index)
+        self._timed: list[_TimedIndex] = [i for i in indexes if isinstance(i, _TimedIndex)]
 
     @classmethod
     def from_config(
@@ -185,9 +203,12 @@ class Pipeline:
             correction = ColorCorrection.from_calibration(cfg.calibration)
         if cfg.drift_correction:
             drift = DriftCorrection.from_calibration(cfg.calibration)
-        index = load_index(cfg, manifest)
+        index, rig = load_index(cfg, manifest), load_rig_index(cfg, manifest)
         timed = _TimedIndex(index) if index is not None else None
-        recognizer = make_recognizer(cfg, manifest, cast(EmbeddingIndex | None, timed))
+        timed_rig = _TimedIndex(rig) if rig is not None else None
+        recognizer = make_recognizer(
+            cfg, manifest, cast(EmbeddingIndex | None, timed), cast(EmbeddingIndex | None, timed_rig)
+        )
         engine = create_engine(
             cfg.engine.runtime, folder, manifest, precision=cfg.engine.precision, threads=cfg.engine.threads
         )
@@ -374,13 +395,14 @@ class Pipeline:
         timings: dict[str, float],
     ) -> PartRecord:
         """Recognise and fuse the engine outputs of one part's views; the record (timings completed)."""
-        if self._timed is not None:
-            self._timed.elapsed_ms = 0.0
+        for timed in self._timed:
+            timed.elapsed_ms = 0.0
         start = time.perf_counter()
         decision = self.recognizer.decide(outputs)
         decide_ms = _ms(start)
-        timings["search"] += self._timed.elapsed_ms if self._timed is not None else 0.0
-        timings["fuse"] += max(decide_ms - (self._timed.elapsed_ms if self._timed is not None else 0.0), 0.0)
+        search_ms = sum(timed.elapsed_ms for timed in self._timed)
+        timings["search"] += search_ms
+        timings["fuse"] += max(decide_ms - search_ms, 0.0)
         timings["total"] = sum(timings[s] for s in STAGES)
 
         metas = [f.meta for f in frames if isinstance(f, Frame)]

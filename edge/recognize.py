@@ -12,6 +12,13 @@ Three modes:
   least ``vector_threshold``; then the vector answer is taken. With an empty index (nothing
   enrolled yet) hybrid is the classifier alone; vector mode refuses it.
 
+Parts enrolled on the rig itself (``rig_index``: the user index of ``edge enroll``, from the rig's own
+camera) are searched first in ``vector`` and ``hybrid`` modes: when the views' fused similarity to
+them reaches ``rig_threshold``, that answer is taken before anything else. A real photo sits nearer
+its own part's real views than renders of it, but the shipped index's renders of *other* parts can
+still come nearer than either (a camera's look is shared by every part it sees, and a dense gallery
+of renders offers some render close to any photo), so in one merged search the rig's own views lose.
+
 The colour always comes from the colour head, fused the same way as the part head.
 
 Status, with ``t`` the threshold of the answer's source (``threshold`` for the classifier's fused
@@ -120,7 +127,9 @@ class Recognizer:
 
     ``threshold``: minimum fused classifier probability to sort; ``vector_threshold``: minimum fused
     similarity (cosine or inner product) for a vector answer; ``k``: neighbours per view and length
-    of the top-k lists.
+    of the top-k lists. ``rig_index``: the views enrolled on this rig (searched first, see the module
+    docstring; they may be in ``index`` too); ``rig_threshold``: the fused similarity to them at
+    which their answer is taken (None: ``vector_threshold``).
     """
 
     def __init__(
@@ -133,12 +142,20 @@ class Recognizer:
         vector_threshold: float = 0.7,
         k: int = 5,
         fusion: Fusion = "mean_log_prob",
+        rig_index: EmbeddingIndex | None = None,
+        rig_threshold: float | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"recognition mode {mode!r} must be one of {list(MODES)!r}")
         if fusion not in FUSIONS:
             raise ConfigError(f"fusion {fusion!r} must be one of {list(FUSIONS)!r}")
-        for name, value in (("threshold", threshold), ("vector_threshold", vector_threshold)):
+        if rig_threshold is None:
+            rig_threshold = vector_threshold
+        for name, value in (
+            ("threshold", threshold),
+            ("vector_threshold", vector_threshold),
+            ("rig_threshold", rig_threshold),
+        ):
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value <= 1.0:
                 raise ConfigError(f"{name} {value!r} must be a number in (0, 1]")
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
@@ -154,21 +171,27 @@ class Recognizer:
                     f"recognition mode {mode!r} needs a model with an embedding output, but the model set "
                     "has none; use mode 'classifier' or export a model with an embedding head"
                 )
-            if index.dim != manifest.embedding_dim:
-                raise ModelError(
-                    f"the embedding index has dimension {index.dim} but the model's embedding_dim is "
-                    f"{manifest.embedding_dim}; rebuild the index with `trainer index` for this model set"
-                )
-            if index.space == "l2":
-                raise ModelError(
-                    "the embedding index uses the 'l2' space, whose scores are not similarities a "
-                    "vector_threshold can apply to; rebuild the index with space 'cosine'"
-                )
+            for what, idx in (("embedding index", index), ("rig's enrolled index", rig_index)):
+                if idx is None:
+                    continue
+                if idx.dim != manifest.embedding_dim:
+                    raise ModelError(
+                        f"the {what} has dimension {idx.dim} but the model's embedding_dim is "
+                        f"{manifest.embedding_dim}; rebuild the index with `trainer index` (enrolled "
+                        "parts: `edge reindex`) for this model set"
+                    )
+                if idx.space == "l2":
+                    raise ModelError(
+                        f"the {what} uses the 'l2' space, whose scores are not similarities a "
+                        "vector_threshold can apply to; rebuild the index with space 'cosine'"
+                    )
         self.manifest = manifest
         self.mode: Mode = mode
         self.index = index
         self.threshold = float(threshold)
         self.vector_threshold = float(vector_threshold)
+        self.rig_index = rig_index if mode != "classifier" else None
+        self.rig_threshold = float(rig_threshold)
         self.k = k
         self.fusion: Fusion = fusion
         self._parts = list(manifest.parts)
@@ -231,11 +254,14 @@ class Recognizer:
         fused = fuse(part_lp, self.fusion)
         return _topk(fused, self._parts, self.k), views, fused
 
-    def _vector(self, embeddings: np.ndarray) -> tuple[TopK, list[ViewPrediction]]:
-        """Fused part top-k and per-view predictions from the embedding index."""
-        assert self.index is not None  # checked in __init__
-        k = max(1, min(self.k, len(self.index)))  # a small gallery is fine: no clamping warning
-        labels, scores = self.index.search(np.asarray(embeddings, np.float32), k)
+    def _vector(
+        self, embeddings: np.ndarray, index: EmbeddingIndex | None = None
+    ) -> tuple[TopK, list[ViewPrediction]]:
+        """Fused part top-k and per-view predictions from ``index`` (default: the embedding index)."""
+        index = index if index is not None else self.index
+        assert index is not None  # checked in __init__
+        k = max(1, min(self.k, len(index)))  # a small gallery is fine: no clamping warning
+        labels, scores = index.search(np.asarray(embeddings, np.float32), k)
         votes: dict[str, float] = {}
         views = []
         for i, (row_labels, row_scores) in enumerate(zip(labels, scores, strict=True)):
@@ -276,8 +302,18 @@ class Recognizer:
         if self.mode in ("classifier", "hybrid"):
             topk, per_view, fused_parts = self._classify(outputs)
             distribution = Distribution(self._parts, fused_parts, self._colors, fused_color)
+        rig_answer = False
+        if self.rig_index is not None and len(self.rig_index):
+            rig_topk, rig_views = self._vector(outputs["embedding"], self.rig_index)
+            if rig_topk[0][1] >= self.rig_threshold:  # the rig's own views of a part: taken first
+                per_view += rig_views
+                source, topk, threshold, rig_answer = "vector", rig_topk, self.rig_threshold, True
         # hybrid with an empty index (nothing enrolled yet) is the classifier alone
-        if self.index is not None and (self.mode == "vector" or (self.mode == "hybrid" and len(self.index))):
+        if (
+            not rig_answer
+            and self.index is not None
+            and (self.mode == "vector" or (self.mode == "hybrid" and len(self.index)))
+        ):
             vec_topk, vec_views = self._vector(outputs["embedding"])
             per_view += vec_views
             vec_best, vec_score = vec_topk[0]

@@ -67,6 +67,13 @@ class RecognitionSettings(StrictModel):
     vector_threshold: float = Field(
         default=0.7, gt=0.0, le=1.0, description="minimum fused similarity for a vector answer, (0, 1]"
     )
+    rig_threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="fused similarity at which a part enrolled on this rig (edge enroll) is named from "
+        "its own views before anything else, (0, 1]; unset: vector_threshold",
+    )
     k: int = Field(
         default=5, ge=1, le=100, description="neighbours per view and length of the top-k lists, 1..100"
     )

@@ -10,11 +10,14 @@ letter after the digits is dropped on both sides (3040a ~ 3040b, 3062b ~ 3062), 
 and patterns (``pr``, ``pat`` suffixes) are not merged.
 
 Parts of the photos the model set does not know are scored by enrolment: for each k of ``--enroll``,
-a copy of the model set's embedding index gets the first k photos of each unknown part (by file name),
-and the rest are queried against the whole index (vector top-1); the known parts' photos are then
-decided in ``hybrid`` mode with that index, which shows whether enrolment harms them.
-``--enroll-every-part`` also enrols the first k photos of every part, known ones too (a rig taught
-every part on its own stage), and scores each part on its other photos.
+the first k photos of each unknown part (by file name) are enrolled as the rig's own views, and
+every other photo is decided as the daemon decides in ``hybrid`` mode (the rig's views searched
+first, taken at ``rig_threshold``; see :mod:`edge.recognize`): the enrolled parts' decision top-1,
+and how often a known part's photo is taken for an enrolled part. Beside it: the nearest neighbour
+in one search over a copy of the shipped index with the enrolled views added (vector top-1), the
+decisions of that merged search alone, and a sweep of ``rig_threshold`` (drawn as
+``rig_threshold.png``). ``--enroll-every-part`` also enrols the first k photos of every part, known
+ones too (a rig taught every part on its own stage), and scores each part on its other photos.
 
 A folder of frames of the empty stage after a set's segmenter (``--set NAME=PHOTOS:SEGMENTER:EMPTY``)
 fits a background model (for segmenters with ``calibration: true``), as a rig's background
@@ -22,7 +25,7 @@ calibration would.
 
 The output folder gets ``real.json``, ``real.md`` and ``real.png`` (bars per set, artifact and part,
 with the majority and constant guesses marked); ``--report FILE`` puts the markdown section into
-FILE and the drawing beside it as ``real_photos.png``.
+FILE and the drawings beside it as ``real_photos.png`` and ``real_rig_threshold.png``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge.colors import get_color
+from edge.config import validate_config
 from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError
 from edge.fileio import write_atomic
@@ -51,6 +55,7 @@ from edge.manifest import FileEntry, Manifest, load_manifest
 from edge.preprocess import prepare
 from edge.recognize import Recognizer
 from edge.segment import Segmenter, create_segmenter
+from edge.settings import RecognitionSettings
 from trainer.evaluate import load_segmenter_config, select_artifacts
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -60,6 +65,7 @@ SECTION_START = "<!-- real-photos:start -->"
 SECTION_END = "<!-- real-photos:end -->"
 #: The drawing of the figures: in ``--out``, and beside the ``--report`` file under the second name.
 PLOT, REPORT_PLOT = "real.png", "real_photos.png"
+SWEEP_PLOT, REPORT_SWEEP_PLOT = "rig_threshold.png", "real_rig_threshold.png"
 _SUFFIX = re.compile(r"(?<=\d)[a-z]$")
 
 
@@ -202,6 +208,10 @@ def _color(color_id: int) -> str:
         return str(color_id)
 
 
+#: Rig thresholds swept for the enrolment trade-off (a rig's own views taken first at each).
+RIG_SWEEP: tuple[float, ...] = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))
+
+
 def enrolment_scores(
     photos: Sequence[Photo],
     outputs: dict[str, np.ndarray],
@@ -216,6 +226,11 @@ def enrolment_scores(
 
     ``every_part``: enrol the known parts' first photos too (a rig taught every part on its own
     stage), so every part is scored on the photos after its first ``enroll``.
+
+    Decisions are the daemon's in hybrid mode: the enrolled photos are the rig's own views, searched
+    first (``rig_threshold``, default ``vector_threshold``); ``merged_*`` figures are the decisions
+    of one search over the shipped index and the enrolled views together, and ``rig_sweep`` the
+    enrolled parts' top-1 and the known parts' photos taken for one at each threshold.
     """
     known = set() if every_part else {mould(p) for p in manifest.parts}
     by_part: dict[str, list[int]] = defaultdict(list)
@@ -226,34 +241,73 @@ def enrolment_scores(
     if not usable:
         return None
     index = EmbeddingIndex.load(index_path, expect=manifest.index)
+    rig = EmbeddingIndex(index.dim, space=index.space, threads=1)
     emb = outputs["embedding"]
     enrolled = {i for rows in usable.values() for i in rows[:enroll]}
     for part, rows in usable.items():
         index.add(emb[rows[:enroll]], [part] * enroll)
+        rig.add(emb[rows[:enroll]], [part] * enroll)
     queries = [i for rows in usable.values() for i in rows[enroll:]]
     labels, _ = index.search(emb[queries], k=1)
     vector_hits = [
         mould(str(lab[0])) == mould(photos[i].part) for lab, i in zip(labels, queries, strict=True)
     ]
-    recognizer = Recognizer(manifest, mode="hybrid", index=index, **recognition)
-    hybrid: dict[str, list[bool]] = defaultdict(list)
-    taken: dict[str, list[bool]] = defaultdict(list)  # known parts' photos named as an enrolled part
+    settings = {k: v for k, v in recognition.items() if k != "rig_threshold"}
+    rig_threshold = float(recognition.get("rig_threshold") or settings["vector_threshold"])
+    merged = Recognizer(manifest, mode="hybrid", index=index, **settings)
+    rig_label, rig_score = rig.search(emb, k=1)
     new = {mould(p) for p in usable}
+    rows, truth, merged_answers = [], [], []
     for i, photo in enumerate(photos):
         if i in enrolled:
             continue
-        decision = recognizer.decide({role: value[i : i + 1] for role, value in outputs.items()})
-        answer = decision.part_topk[0][0] if decision.part_topk else ""
-        hybrid[photo.part].append(mould(answer) == mould(photo.part))
-        if photo.part not in usable:
-            taken[photo.part].append(mould(answer) in new)
+        decision = merged.decide({role: value[i : i + 1] for role, value in outputs.items()})
+        rows.append(i)
+        truth.append(photo.part)
+        merged_answers.append(decision.part_topk[0][0] if decision.part_topk else "")
+
+    def decide(threshold: float) -> list[str]:
+        # what Recognizer does with rig_index: a single view's fused rig score is its best neighbour's
+        return [
+            str(rig_label[i, 0]) if rig_score[i, 0] >= threshold else answer
+            for i, answer in zip(rows, merged_answers, strict=True)
+        ]
+
+    def per_part(answers: list[str]) -> tuple[dict[str, float], dict[str, float], float, float | None]:
+        hits: dict[str, list[bool]] = defaultdict(list)
+        taken: dict[str, list[bool]] = defaultdict(list)  # known parts' photos named as an enrolled part
+        for part, answer in zip(truth, answers, strict=True):
+            hits[part].append(mould(answer) == mould(part))
+            if part not in usable:
+                taken[part].append(mould(answer) in new)
+        enrolled_hits = [h for p in usable for h in hits[p]]
+        known_taken = [x for t in taken.values() for x in t]
+        return (
+            {p: round(float(np.mean(h)), 4) for p, h in sorted(hits.items())},
+            {p: round(float(np.mean(t)), 4) for p, t in sorted(taken.items())},
+            round(float(np.mean(enrolled_hits)), 4),
+            round(float(np.mean(known_taken)), 4) if known_taken else None,
+        )
+
+    hybrid, taken, decision_top1, _ = per_part(decide(rig_threshold))
+    merged_hybrid, merged_taken, merged_top1, _ = per_part(merged_answers)
+    sweep = []
+    for threshold in RIG_SWEEP:
+        _, _, top1, share = per_part(decide(threshold))
+        sweep.append({"threshold": threshold, "enrolled_top1": top1, "known_taken": share})
     return {
         "enrolled_per_part": enroll,
         "parts": sorted(usable),
         "queries": len(queries),
         "vector_top1": round(float(np.mean(vector_hits)), 4),
-        "hybrid_top1_per_part": {p: round(float(np.mean(h)), 4) for p, h in sorted(hybrid.items())},
-        "known_taken_for_enrolled": {p: round(float(np.mean(t)), 4) for p, t in sorted(taken.items())},
+        "rig_threshold": rig_threshold,
+        "decision_top1": decision_top1,
+        "merged_decision_top1": merged_top1,
+        "hybrid_top1_per_part": hybrid,
+        "known_taken_for_enrolled": taken,
+        "merged_hybrid_top1_per_part": merged_hybrid,
+        "merged_known_taken_for_enrolled": merged_taken,
+        "rig_sweep": sweep,
     }
 
 
@@ -328,7 +382,9 @@ def evaluate_real(
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write reports."""
     manifest = load_manifest(model_set)
     entries = select_artifacts(manifest, artifacts)
-    recognition = recognition or {"threshold": 0.6, "vector_threshold": 0.7}
+    recognition = recognition or RecognitionSettings().model_dump(
+        include={"threshold", "vector_threshold", "rig_threshold"}
+    )
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"model_set": str(model_set), "sets": {}}
     for name, folder, seg_path, empty in photo_sets:
@@ -347,7 +403,11 @@ def evaluate_real(
         report["sets"][name] = figures
     write_atomic(out / "real.json", json.dumps(report, indent=2, default=str))
     drawn = _plot(report, out / PLOT)
-    write_atomic(out / "real.md", render_markdown(report, plot=PLOT if drawn else None))
+    swept = _plot_sweep(report, out / SWEEP_PLOT)
+    write_atomic(
+        out / "real.md",
+        render_markdown(report, plot=PLOT if drawn else None, sweep=SWEEP_PLOT if swept else None),
+    )
     return report
 
 
@@ -364,6 +424,18 @@ def _plot(report: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def _plot_sweep(report: dict[str, Any], path: Path) -> bool:
+    """Draw :func:`trainer.report.plot_rig_sweep` into ``path`` (through a temporary file); False
+    where no set was enrolled."""
+    from trainer.report import plot_rig_sweep
+
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    if plot_rig_sweep(report, tmp) is None:
+        return False
+    tmp.replace(path)
+    return True
+
+
 # ---- reports ---------------------------------------------------------------------------------------
 
 
@@ -371,9 +443,12 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def render_markdown(report: dict[str, Any], command: str | None = None, plot: str | None = None) -> str:
+def render_markdown(
+    report: dict[str, Any], command: str | None = None, plot: str | None = None, sweep: str | None = None
+) -> str:
     """The report as markdown: one section per photo set, a table per artifact; ``plot``: the file
-    name of :func:`trainer.report.plot_real`'s drawing beside the markdown, linked under the command."""
+    name of :func:`trainer.report.plot_real`'s drawing beside the markdown, linked under the command;
+    ``sweep``: the same for :func:`trainer.report.plot_rig_sweep`."""
     lines = [SECTION_START, "## Real photos", ""]
     lines += [
         "Single views of real camera photos, through the segmenter named and edge's engines as on the Pi.",
@@ -384,6 +459,11 @@ def render_markdown(report: dict[str, Any], command: str | None = None, plot: st
         lines += ["```sh", command, "```", ""]
     if plot:
         lines += [f"![real-photo top-1 and top-5 per set, artifact and part]({plot})", ""]
+    if sweep:
+        lines += [
+            f"![enrolled parts named and known parts taken for them, per rig_threshold]({sweep})",
+            "",
+        ]
     for name, figures in report["sets"].items():
         seg = figures["segmenter"]
         lines += [f"### {name} (`{figures['folder']}`)", ""]
@@ -403,6 +483,8 @@ def render_markdown(report: dict[str, Any], command: str | None = None, plot: st
             "| artifact | known-part photos | part top-1 | part top-5 | majority guess "
             "| top-1 mean over parts | enrolled k=1 | enrolled k=5 |"
         )
+        # enrolled columns: the daemon's decision (the rig's own views first), one merged search's
+        # nearest neighbour in brackets
         lines += ["|---|---:|---:|---:|---:|---:|---:|---:|"]
         for key, f in figures["artifacts"].items():
             known = f.get("known", {})
@@ -410,14 +492,18 @@ def render_markdown(report: dict[str, Any], command: str | None = None, plot: st
                 f"| {key} | {known.get('photos', 0)} | {_pct(known.get('part_top1'))} "
                 f"| {_pct(known.get('part_top5'))} | {_pct(known.get('majority_baseline'))} "
                 f"| {_pct(known.get('part_top1_mean_over_parts'))} "
-                f"| {_pct(f.get('enroll_1', {}).get('vector_top1'))} "
-                f"| {_pct(f.get('enroll_5', {}).get('vector_top1'))} |"
+                f"| {_enrolled_cell(f.get('enroll_1'))} | {_enrolled_cell(f.get('enroll_5'))} |"
             )
         first = next(iter(figures["artifacts"].values()), {})
         known = first.get("known")
         if known:
             key = next(iter(figures["artifacts"]))
             lines += [
+                "",
+                "Enrolled k: the first k photos of each unknown part enrolled as the rig's own views; "
+                "top-1 of the daemon's decision on the part's other photos (the rig's views searched "
+                "first, taken at a fused similarity >= rig_threshold), and in brackets the nearest "
+                "neighbour of one search over the shipped index and the enrolled views together.",
                 "",
                 "Top-1 mean over parts: each part's top-1 averaged, so a part with many photos counts no "
                 f"more than one with few; a constant guess scores 1 / {len(known['per_part'])} = "
@@ -445,8 +531,11 @@ def render_markdown(report: dict[str, Any], command: str | None = None, plot: st
                 taken = ", ".join(f"{p} {_pct(v)}" for p, v in e.get("known_taken_for_enrolled", {}).items())
                 lines += [
                     "",
-                    f"Enrolled {k} photo(s) of {', '.join(e['parts'])}: {e['queries']} queries, vector top-1 "
-                    f"{_pct(e['vector_top1'])}; hybrid decisions top-1 per part with that index: {harmed}"
+                    f"Enrolled {k} photo(s) of {', '.join(e['parts'])}: {e['queries']} queries; "
+                    f"decision top-1 {_pct(e.get('decision_top1'))} at rig_threshold "
+                    f"{e.get('rig_threshold', '-')} ({_pct(e.get('merged_decision_top1'))} from one merged "
+                    f"search; its nearest neighbour {_pct(e['vector_top1'])}); decisions top-1 per part: "
+                    f"{harmed}"
                     + (f"; known parts' photos named as an enrolled part: {taken}" if taken else "")
                     + ".",
                 ]
@@ -456,12 +545,19 @@ def render_markdown(report: dict[str, Any], command: str | None = None, plot: st
                 lines += [
                     "",
                     f"Every part enrolled from its first {k} photo(s) (a rig taught on its own stage): "
-                    f"{e['queries']} queries, vector top-1 {_pct(e['vector_top1'])}; hybrid decisions top-1 "
-                    f"per part: {per_part}.",
+                    f"{e['queries']} queries; decision top-1 {_pct(e.get('decision_top1'))} "
+                    f"({_pct(e.get('merged_decision_top1'))} from one merged search; its nearest neighbour "
+                    f"{_pct(e['vector_top1'])}); decisions top-1 per part: {per_part}.",
                 ]
         lines.append("")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
+
+
+def _enrolled_cell(e: dict[str, Any] | None) -> str:
+    if not e:
+        return "-"
+    return f"{_pct(e.get('decision_top1'))} ({_pct(e['vector_top1'])})"
 
 
 def update_report(path: Path, section: str) -> None:
@@ -514,6 +610,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also enrol every part's first photos, known parts too, and score all parts on the rest",
     )
+    p.add_argument(
+        "--rig-threshold",
+        type=float,
+        help="the daemon's recognition.rig_threshold for the enrolment decisions (default: its default, "
+        "vector_threshold)",
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json, real.png)")
     p.add_argument(
         "--report", type=Path, help="also put the section into this markdown file (e.g. REPORT.md)"
@@ -530,19 +632,26 @@ def main(args: argparse.Namespace) -> int:
         enroll = [int(k) for k in args.enroll.split(",") if k.strip()]
     except ValueError:
         raise ConfigError(f"--enroll {args.enroll!r} must be whole numbers separated by commas") from None
+    recognition = validate_config(
+        RecognitionSettings, {"rig_threshold": args.rig_threshold}, "--rig-threshold"
+    ).model_dump(include={"threshold", "vector_threshold", "rig_threshold"})
     report = evaluate_real(
         args.model_set,
         args.sets,
         args.out,
         artifacts=args.artifacts,
         enroll=enroll,
+        recognition=recognition,
         enroll_every_part=args.enroll_every_part,
     )
     for name, figures in report["sets"].items():
         for key, f in figures["artifacts"].items():
             known = f.get("known", {})
             extra = " ".join(
-                f"enrol k={k} {_pct(f[f'enroll_{k}']['vector_top1'])}" for k in enroll if f"enroll_{k}" in f
+                f"enrol k={k} {_pct(f[f'enroll_{k}'].get('decision_top1'))}"
+                f" (nearest {_pct(f[f'enroll_{k}']['vector_top1'])})"
+                for k in enroll
+                if f"enroll_{k}" in f
             )
             print(
                 f"{name:<10} {key:<18} part top-1 {_pct(known.get('part_top1'))} "
@@ -553,11 +662,17 @@ def main(args: argparse.Namespace) -> int:
         command = (
             f"trainer evaluate-real --model-set {args.model_set} --out OUT {sets} --report {args.report}"
             + (" --enroll-every-part" if args.enroll_every_part else "")
+            + (f" --rig-threshold {args.rig_threshold:g}" if args.rig_threshold is not None else "")
             + (" --record" if args.record else "")
         )
-        beside = args.report.with_name(REPORT_PLOT)
-        drawn = _plot(report, beside)
-        update_report(args.report, render_markdown(report, command, plot=beside.name if drawn else None))
+        beside, sweep = args.report.with_name(REPORT_PLOT), args.report.with_name(REPORT_SWEEP_PLOT)
+        drawn, swept = _plot(report, beside), _plot_sweep(report, sweep)
+        update_report(
+            args.report,
+            render_markdown(
+                report, command, plot=beside.name if drawn else None, sweep=sweep.name if swept else None
+            ),
+        )
     if args.record:
         from trainer.export import record_evaluation
 
@@ -581,5 +696,6 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
             for k in ENROLL_DEFAULT:
                 if f"enroll_{k}" in f:
                     row[f"enroll_{k}_vector_top1"] = f[f"enroll_{k}"]["vector_top1"]
+                    row[f"enroll_{k}_decision_top1"] = f[f"enroll_{k}"].get("decision_top1")
             out.setdefault(name, {})[key] = row
     return out

@@ -184,8 +184,52 @@ def real_rows(figures: dict[str, Any]) -> list[tuple[str, float | None, float | 
             every = name.startswith("enroll_all_")
             k = name.rsplit("_", 1)[1]
             what = "every part" if every else ", ".join(e["parts"])
-            rows.append((f"{what} enrolled k={k} (vector)", e["vector_top1"], None, None))
+            if e.get("decision_top1") is not None:
+                rows.append((f"{what} enrolled k={k} (decision)", e["decision_top1"], None, None))
+            rows.append((f"{what} enrolled k={k} (nearest, merged)", e["vector_top1"], None, None))
     return rows
+
+
+def plot_rig_sweep(report: dict[str, Any], path: Path) -> Path | None:
+    """What ``rig_threshold`` trades, per photo set of ``trainer evaluate-real``: the enrolled parts'
+    decision top-1 (solid) and the share of known parts' photos taken for an enrolled part (dashed)
+    at each threshold, one colour per enrolment; the dotted line is the threshold used. None (and no
+    file) when no set has a sweep."""
+    panels = [
+        (name, [(key, e) for key, e in first.items() if key.startswith("enroll_") and e.get("rig_sweep")])
+        for name, f in report["sets"].items()
+        if (first := next(iter(f["artifacts"].values()), {}))
+    ]
+    panels = [(name, runs) for name, runs in panels if runs]
+    if not panels:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5.5 * len(panels), 4.0), squeeze=False, constrained_layout=True
+    )
+    try:
+        for ax, (name, runs) in zip(axes[0], panels, strict=True):
+            for i, (key, e) in enumerate(runs):
+                color = f"C{i}"
+                every = key.startswith("enroll_all_")
+                what = "every part" if every else ", ".join(e["parts"])
+                label = f"{what}, k={e['enrolled_per_part']}"
+                xs = [r["threshold"] for r in e["rig_sweep"]]
+                ax.plot(xs, [r["enrolled_top1"] for r in e["rig_sweep"]], color=color, label=label)
+                taken = [r["known_taken"] for r in e["rig_sweep"]]
+                if any(t is not None for t in taken):
+                    ax.plot(xs, [math.nan if t is None else t for t in taken], color=color, linestyle="--")
+            ax.axvline(runs[0][1]["rig_threshold"], color="grey", linestyle=":", linewidth=1)
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel("rig_threshold")
+            ax.set_ylabel("share of photos")
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{name}: enrolled parts named (solid), known parts taken (dashed)", fontsize=9)
+            ax.legend(fontsize=7, loc="best")
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def markdown(report: dict[str, Any], manifest: Manifest) -> str:

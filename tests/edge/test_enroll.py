@@ -60,15 +60,19 @@ def test_enroll_list_recognise_reindex_remove(
     rows = json.loads(out)
     assert [(r["part"], r["color_id"], r["views"]) for r in rows] == [("new-1", 4, 3)]
 
-    # The daemon's pipeline searches the shipped index and the user index together (hybrid mode).
+    # The daemon's pipeline searches the rig's own enrolled views first, then the shipped index and
+    # the user index together (hybrid mode); the search time covers both.
     pipe = Pipeline.from_config(cfg, with_camera=False)
     try:
         assert len(pipe.recognizer.index) == 12 + 3  # type: ignore[arg-type]
+        assert len(pipe.recognizer.rig_index) == 3  # type: ignore[arg-type]
+        assert pipe.recognizer.rig_threshold == cfg.recognition.vector_threshold  # unset: the same
         [row] = pipe.classify_images(photos[:1])
     finally:
         pipe.close()
     result = row.result
     assert result is not None and result.decision.source == "vector" and result.decision.part_num == "new-1"
+    assert result.timings["search"] > 0.0
 
     # A new model set: the user index is refused until `edge reindex` embeds the kept crops again.
     write_model_set(config.parent / "models", parts=SIM_PARTS, colors=[4, 1, 14], size=(16, 16), seed=5)

@@ -166,6 +166,46 @@ def test_hybrid_with_an_empty_index_is_the_classifier(manifest: Manifest) -> Non
     assert (d.part_num, len(d.per_view)) == ("3003", 2)
 
 
+def test_the_rigs_own_views_are_taken_first_at_rig_threshold(manifest: Manifest) -> None:
+    # The shipped gallery holds 3001 along axis 0; the rig enrolled 'bolt' from two of its own views
+    # along a direction 0.35 from the query, while the query is 0.9 from the shipped 3001 vector:
+    # in one merged search the render of the other part wins, searched first the rig's views do.
+    query = _unit(0.9 * _basis(0) + np.sqrt(1 - 0.81) * _basis(6))
+    rig_view = _unit(0.8 * _basis(6) + 0.6 * _basis(7))
+    cos = float(query @ rig_view)
+    rig = EmbeddingIndex(DIM, threads=1)
+    rig.add(np.stack([rig_view, rig_view]), ["bolt", "bolt"])
+    merged = _gallery_index()
+    merged.add(np.stack([rig_view, rig_view]), ["bolt", "bolt"])
+    unsure = [[0, 0, 0, 0, 0]]  # the classifier cannot tell
+    out = _outputs(unsure, emb=query[None])
+
+    d = Recognizer(manifest, mode="hybrid", index=merged).decide(out)  # no rig index: one search
+    assert (d.part_num, d.source) == ("3001", "vector")
+    first = Recognizer(manifest, mode="hybrid", index=merged, rig_index=rig, rig_threshold=cos - 0.01)
+    d = first.decide(out)
+    assert (d.part_num, d.source, d.status) == ("bolt", "vector", "sorted")
+    assert d.confidence == pytest.approx(cos, abs=1e-4)
+    # below rig_threshold the rig's answer is not taken and the merged search decides as before
+    d = Recognizer(manifest, mode="hybrid", index=merged, rig_index=rig, rig_threshold=cos + 0.01).decide(out)
+    assert (d.part_num, d.source) == ("3001", "vector")
+    # unset, rig_threshold is vector_threshold
+    by_default = Recognizer(manifest, mode="vector", index=merged, rig_index=rig, vector_threshold=cos - 0.01)
+    assert by_default.rig_threshold == pytest.approx(cos - 0.01)
+    assert by_default.decide(out).part_num == "bolt"
+    # a rig's view beats even a confident classifier: it was taught on this rig
+    d = first.decide(_outputs([[4, 0, 0, 0, 0]], emb=query[None]))
+    assert (d.part_num, d.source) == ("bolt", "vector")
+    # classifier mode never consults it
+    d = Recognizer(manifest, mode="classifier", rig_index=rig, rig_threshold=0.1).decide(out)
+    assert d.source == "classifier" and d.part_num is None
+    # an empty rig index changes nothing
+    empty = Recognizer(
+        manifest, mode="hybrid", index=merged, rig_index=EmbeddingIndex(DIM), rig_threshold=0.1
+    )
+    assert empty.decide(out).part_num == "3001"
+
+
 def test_configuration_errors(manifest: Manifest) -> None:
     for mode in ("vector", "hybrid"):
         with pytest.raises(ConfigError, match=r"needs an embedding index.*trainer index"):
@@ -176,6 +216,10 @@ def test_configuration_errors(manifest: Manifest) -> None:
         Recognizer(manifest, fusion="vote")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"threshold 1\.5"):
         Recognizer(manifest, threshold=1.5)
+    with pytest.raises(ConfigError, match=r"rig_threshold 0"):
+        Recognizer(manifest, rig_threshold=0)
+    with pytest.raises(ModelError, match="rig's enrolled index has dimension 4"):
+        Recognizer(manifest, mode="hybrid", index=_gallery_index(), rig_index=EmbeddingIndex(4))
     with pytest.raises(ConfigError, match="k 0"):
         Recognizer(manifest, k=0)
     with pytest.raises(ModelError, match="dimension 4 but the model's embedding_dim is 8"):

@@ -142,6 +142,7 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
         "--set", f"cloth={cloth}:{tmp_path / 'cloth.yaml'}",
         "--set", f"belt={belt_photos}:{tmp_path / 'belt.yaml'}:{empty}",
         "--enroll", "1,5", "--report", str(report_md), "--record", "--enroll-every-part",
+        "--rig-threshold", "0.85",
     ]  # fmt: skip
     args = parser.parse_args(argv)
     assert args.func(args) == 0
@@ -163,11 +164,22 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     # 3020: 7 yellow photos; with 1 (or 5) enrolled the other 6 (2) are all found by vector search.
     assert f["enroll_1"]["queries"] == 6 and f["enroll_1"]["vector_top1"] == 1.0
     assert f["enroll_5"]["queries"] == 2 and f["enroll_5"]["vector_top1"] == 1.0
-    # Hybrid decisions with the enrolled index: the yellow part is named, the known ones keep theirs.
-    assert f["enroll_1"]["hybrid_top1_per_part"]["3020"] == 1.0
-    assert f["enroll_1"]["hybrid_top1_per_part"]["3003b"] == 1.0
-    # ... and none of the known parts' photos is taken for the enrolled one.
-    assert f["enroll_1"]["known_taken_for_enrolled"] == {"3001": 0.0, "3003b": 0.0}
+    # The daemon's decisions, the enrolled yellow views searched first (--rig-threshold 0.85): the
+    # yellow part is named, the known ones keep theirs, none is taken for the enrolled one.
+    e1 = f["enroll_1"]
+    assert e1["rig_threshold"] == 0.85 and e1["decision_top1"] == 1.0
+    assert e1["hybrid_top1_per_part"]["3020"] == 1.0
+    assert e1["hybrid_top1_per_part"]["3003b"] == 1.0
+    assert e1["known_taken_for_enrolled"] == {"3001": 0.0, "3003b": 0.0}
+    # One merged search decides the same here (the shipped index holds a green vector for 3003).
+    assert e1["merged_known_taken_for_enrolled"] == {"3001": 0.0, "3003b": 0.0}
+    assert e1["merged_decision_top1"] == 1.0
+    # The sweep: in this colour-mean embedding the greenish 3001 photo's cosine to the yellow view
+    # is 0.83 and a red or green one's 0.71, so at 0.7 every known photo goes to the enrolled part.
+    sweep = {r["threshold"]: r for r in e1["rig_sweep"]}
+    assert sweep[0.85]["known_taken"] == 0.0 and sweep[0.8]["known_taken"] == pytest.approx(0.1)
+    assert sweep[0.75]["known_taken"] == pytest.approx(0.1) and sweep[0.7]["known_taken"] == 1.0
+    assert all(r["enrolled_top1"] == 1.0 for r in e1["rig_sweep"])
     # Every part enrolled from its first photo: all three parts are queried on their other photos.
     every = f["enroll_all_1"]
     assert every["parts"] == ["3001", "3003b", "3020"] and every["queries"] == (6 - 1) + (4 - 1) + (7 - 1)
@@ -184,13 +196,19 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     assert belt_fig["artifacts"]["onnxruntime/fp32"]["known"]["part_top1"] == 1.0  # blue on grey: 3004
 
     # The drawing: in the output folder, and beside the report, linked from its section.
-    for png in (tmp_path / "out" / "real.png", tmp_path / "real_photos.png"):
+    for png in (
+        tmp_path / "out" / "real.png",
+        tmp_path / "real_photos.png",
+        tmp_path / "out" / "rig_threshold.png",
+        tmp_path / "real_rig_threshold.png",
+    ):
         drawn = cv2.imread(str(png))
-        assert drawn is not None and drawn.shape[0] > 200 and drawn.shape[1] > 400
+        assert drawn is not None and drawn.shape[0] > 200 and drawn.shape[1] > 400, png
     assert "](real.png)" in (tmp_path / "out" / "real.md").read_text()
+    assert "](rig_threshold.png)" in (tmp_path / "out" / "real.md").read_text()
 
     text = report_md.read_text()
-    assert "](real_photos.png)" in text
+    assert "](real_photos.png)" in text and "](real_rig_threshold.png)" in text
     assert text.startswith("# Evaluation\n\nrender figures\n")
     assert (
         text.count(SECTION_START) == 1
@@ -199,7 +217,7 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     assert "a constant guess scores 1 / 2 = 50.0%" in text
     # The command that remakes the section: model set, sets, report and record, no local output path.
     assert f"trainer evaluate-real --model-set {model_set} --out OUT --set cloth=" in text
-    assert f"--report {report_md} --enroll-every-part --record\n" in text
+    assert f"--report {report_md} --enroll-every-part --rig-threshold 0.85 --record\n" in text
     update_report(report_md, f"{SECTION_START}\nnew\n{SECTION_END}\n")  # a second run replaces it
     assert report_md.read_text().count(SECTION_START) == 1 and "\nnew\n" in report_md.read_text()
     recorded = load_manifest(model_set).evaluation["real"]

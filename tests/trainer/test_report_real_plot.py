@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from trainer.report import plot_real, real_rows
+from trainer.report import plot_real, plot_rig_sweep, real_rows
 
 
 def _figures(parts: dict[str, tuple[int, float, float]]) -> dict:
@@ -17,7 +17,19 @@ def _figures(parts: dict[str, tuple[int, float, float]]) -> dict:
         "majority_baseline": 0.6,
         "per_part": {p: {"photos": n, "top1": t1, "top5": t5} for p, (n, t1, t5) in parts.items()},
     }
-    enrolled = {"parts": ["43857"], "vector_top1": 0.4, "queries": 10}
+    enrolled = {
+        "parts": ["43857"],
+        "vector_top1": 0.4,
+        "decision_top1": 0.7,
+        "queries": 10,
+        "enrolled_per_part": 5,
+        "rig_threshold": 0.7,
+        "rig_sweep": [
+            {"threshold": 0.5, "enrolled_top1": 0.9, "known_taken": 0.2},
+            {"threshold": 0.7, "enrolled_top1": 0.7, "known_taken": 0.05},
+            {"threshold": 0.9, "enrolled_top1": 0.4, "known_taken": 0.0},
+        ],
+    }
     return {
         "photos": 12,
         "segmenter": {"type": "bgdiff"},
@@ -35,8 +47,21 @@ def test_rows_are_each_artifact_then_the_first_artifacts_parts_and_enrolment() -
         ("litert/int8: all", 0.25, 0.75, 0.6),
         ("15712 (6)", 1.0, 1.0, None),
         ("3023 (4)", 0.25, 0.5, None),
-        ("43857 enrolled k=5 (vector)", 0.4, None, None),
+        ("43857 enrolled k=5 (decision)", 0.7, None, None),
+        ("43857 enrolled k=5 (nearest, merged)", 0.4, None, None),
     ]
+
+
+def test_rig_sweep_draws_one_panel_per_enrolled_set_and_nothing_without_enrolment(tmp_path: Path) -> None:
+    one = {"sets": {"belt": _figures({"3023": (4, 0.25, 0.5)})}}
+    two = {"sets": {**one["sets"], "cutouts": _figures({"3001": (3, 0.5, 1.0)})}}
+    small, wide = plot_rig_sweep(one, tmp_path / "one.png"), plot_rig_sweep(two, tmp_path / "two.png")
+    assert small is not None and wide is not None
+    a, b = cv2.imread(str(small)), cv2.imread(str(wide))
+    assert a is not None and b is not None and b.shape[1] > 1.5 * a.shape[1]  # a panel per set
+    bare = {"sets": {"belt": _figures({"3023": (4, 0.25, 0.5)})}}
+    del bare["sets"]["belt"]["artifacts"]["onnxruntime/int8"]["enroll_5"]
+    assert plot_rig_sweep(bare, tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
 
 
 def test_plot_has_one_panel_per_set_and_grows_with_the_rows(tmp_path: Path) -> None:
