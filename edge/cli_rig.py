@@ -247,6 +247,8 @@ def _enrolled(args: argparse.Namespace) -> int:
             )
         print(f"removed {removed} view(s) of {args.remove}; {len(user)} left")
         return 0
+    if args.fit_threshold:
+        return _fit_threshold(user, cfg)
     rows = user.parts()
     if args.json:
         print(dump_json([{**r, "added": r["added"].isoformat()} for r in rows]))
@@ -262,6 +264,32 @@ def _enrolled(args: argparse.Namespace) -> int:
             f"{r['part']:<12} {_color_name(r['color_id']):<26} {r['views']:>5}  {r['added']:%Y-%m-%d %H:%M}"
         )
     print(f"{len(user)} view(s) of {len(rows)} part/colour pair(s) in {cfg.data.user_index}")
+    return 0
+
+
+def _fit_threshold(user: Any, cfg: Any) -> int:
+    """Print the ``recognition.rig_threshold`` fitted to the enrolled views (:func:`fit_rig_threshold`)."""
+    from edge.enroll import fit_rig_threshold
+
+    fit = fit_rig_threshold(user.index.vectors(), list(user.index.labels)) if user.index else None
+    if fit is None:
+        raise ConfigError(
+            f"fitting rig_threshold needs views of at least two parts enrolled in {cfg.data.user_index}; "
+            "enrol another part with `edge enroll` (a part the model knows counts too)"
+        )
+    share = round(100 * fit["quantile"])
+    print(
+        f"recognition.rig_threshold: {fit['threshold']}  ({share}% of {fit['views']} enrolled views of "
+        f"{fit['parts']} parts have their nearest other part's view below it; now "
+        f"{cfg.recognition.rig_threshold or cfg.recognition.vector_threshold})"
+    )
+    median = fit["same_part_median"]
+    if median is not None and median <= fit["threshold"]:
+        print(
+            f"warning: a view's nearest view of its own part is at {median} (median), no higher than "
+            "the threshold: on this rig the model does not tell the enrolled parts apart; enrol more "
+            "views per part or keep the default"
+        )
     return 0
 
 
@@ -342,6 +370,11 @@ def add_rig_commands(sub: Any) -> None:
     _config_args(p)
     p.add_argument("--remove", metavar="PART", help="remove every view of this part")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--fit-threshold",
+        action="store_true",
+        help="print the recognition.rig_threshold fitted to the enrolled views of two or more parts",
+    )
     p.set_defaults(func=_enrolled)
     p = sub.add_parser("reindex", help="re-embed the enrolled crops with the configured model set")
     _config_args(p)

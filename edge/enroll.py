@@ -254,6 +254,47 @@ def embed_crops(pipeline: Any, crops: Sequence[tuple[np.ndarray, np.ndarray]]) -
     return np.concatenate(out)
 
 
+#: Share of enrolled views whose nearest view of another enrolled part :func:`fit_rig_threshold`
+#: keeps below the threshold it suggests.
+FIT_QUANTILE = 0.95
+
+
+def fit_rig_threshold(
+    vectors: np.ndarray, labels: Sequence[str], quantile: float = FIT_QUANTILE
+) -> dict[str, Any] | None:
+    """A ``recognition.rig_threshold`` fitted to the rig's own enrolled views, or None with fewer than
+    two parts enrolled.
+
+    For each enrolled view, the cosine similarity of the nearest view of *another* enrolled part
+    says how alike two different parts look on this rig, camera and light; the threshold is the
+    ``quantile`` of those, so that share of the enrolled views would not be taken for another
+    enrolled part from one view. Returns ``{threshold, views, parts, quantile, same_part_median}``
+    (the last: the median similarity of a view to its own part's nearest other view, None where
+    every part has one view): a fitted threshold above that median warns that the rig's views do
+    not tell its parts apart.
+    """
+    x = np.asarray(vectors, np.float64)
+    names = np.asarray(list(labels), dtype=str)
+    if x.ndim != 2 or len(x) != len(names):
+        raise ModelError(f"got {len(x)} vectors but {len(names)} labels; give exactly one label per vector")
+    if len(set(names.tolist())) < 2:
+        return None
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    sim = x @ x.T
+    same = names[:, None] == names[None, :]
+    np.fill_diagonal(sim, -np.inf)
+    other = np.where(same, -np.inf, sim).max(axis=1)
+    own = np.where(same, sim, -np.inf).max(axis=1)
+    own = own[np.isfinite(own)]
+    return {
+        "threshold": round(float(np.clip(np.quantile(other, quantile), 0.01, 1.0)), 3),
+        "views": len(x),
+        "parts": len(set(names.tolist())),
+        "quantile": quantile,
+        "same_part_median": round(float(np.median(own)), 3) if len(own) else None,
+    }
+
+
 def rig_index(user_path: Path, manifest: Manifest, model: str) -> EmbeddingIndex | None:
     """The user index alone (the views enrolled on this rig), or None when nothing is enrolled.
 

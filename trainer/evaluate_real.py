@@ -47,6 +47,7 @@ from tqdm import tqdm
 from edge.colors import get_color
 from edge.config import validate_config
 from edge.engines import create_engine
+from edge.enroll import fit_rig_threshold
 from edge.errors import ConfigError, DataFileError
 from edge.fileio import write_atomic
 from edge.imagefile import read_image
@@ -230,7 +231,9 @@ def enrolment_scores(
     Decisions are the daemon's in hybrid mode: the enrolled photos are the rig's own views, searched
     first (``rig_threshold``, default ``vector_threshold``); ``merged_*`` figures are the decisions
     of one search over the shipped index and the enrolled views together, and ``rig_sweep`` the
-    enrolled parts' top-1 and the known parts' photos taken for one at each threshold.
+    enrolled parts' top-1 and the known parts' photos taken for one at each threshold. ``fitted``:
+    the threshold :func:`edge.enroll.fit_rig_threshold` finds from the enrolled photos alone (two
+    or more parts enrolled) and the decisions at it.
     """
     known = set() if every_part else {mould(p) for p in manifest.parts}
     by_part: dict[str, list[int]] = defaultdict(list)
@@ -291,6 +294,9 @@ def enrolment_scores(
 
     hybrid, taken, decision_top1, _ = per_part(decide(rig_threshold))
     merged_hybrid, merged_taken, merged_top1, _ = per_part(merged_answers)
+    fit = fit_rig_threshold(rig.vectors(), list(rig.labels))  # from the enrolled views alone
+    if fit is not None:
+        _, _, fit["decision_top1"], fit["known_taken"] = per_part(decide(fit["threshold"]))
     sweep = []
     for threshold in RIG_SWEEP:
         _, _, top1, share = per_part(decide(threshold))
@@ -308,6 +314,7 @@ def enrolment_scores(
         "merged_hybrid_top1_per_part": merged_hybrid,
         "merged_known_taken_for_enrolled": merged_taken,
         "rig_sweep": sweep,
+        "fitted": fit,
     }
 
 
@@ -549,6 +556,12 @@ def render_markdown(
                     f"({_pct(e.get('merged_decision_top1'))} from one merged search; its nearest neighbour "
                     f"{_pct(e['vector_top1'])}); decisions top-1 per part: {per_part}.",
                 ]
+                fit = e.get("fitted")
+                if fit:
+                    lines[-1] += (
+                        f" With rig_threshold fitted to the enrolled photos alone (`edge enrolled "
+                        f"--fit-threshold`: {fit['threshold']}), decision top-1 {_pct(fit['decision_top1'])}."
+                    )
         lines.append("")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edge.camera import create_camera
 from edge.cli import main
-from edge.enroll import UserIndex, crops_dir, record_path
+from edge.enroll import UserIndex, crops_dir, fit_rig_threshold, record_path
 from edge.errors import ModelError
 from edge.pipeline import Pipeline
 from edge.settings import load_edge_config
@@ -106,3 +107,38 @@ def test_enroll_views_on_the_sim_rig(
     assert [v.source for v in user.record.views] == [f"rig view {i}/4" for i in range(1, 5)]
     assert user.index is not None and len(user.index) == 4
     assert _run(capsys, "enroll", "--config", str(config), "--part", "x")[0] == 2  # no images, no --views
+
+
+def test_fit_rig_threshold_keeps_the_quantile_of_other_parts_views_below_it() -> None:
+    # Part a's views along x, part b's 60 degrees away (cosine 0.5), one b view nearer a (0.8).
+    a = [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]]
+    b = [[0.5, np.sqrt(0.75)], [0.5, np.sqrt(0.75)], [0.8, 0.6]]
+    fit = fit_rig_threshold(np.asarray(a + b), ["a"] * 3 + ["b"] * 3, quantile=0.5)
+    assert fit is not None and (fit["views"], fit["parts"]) == (6, 2)
+    # nearest other part: 0.8 for every a view and for b's stray view, 0.5 for b's other two
+    assert fit["threshold"] == pytest.approx(0.8) and fit["same_part_median"] == pytest.approx(1.0)
+    assert fit_rig_threshold(np.asarray(a + b), list("aaabbb"), quantile=0.0)["threshold"] == 0.5  # type: ignore[index]
+    assert fit_rig_threshold(np.asarray(a), ["a"] * 3) is None  # one part: nothing to tell apart
+    with pytest.raises(ModelError, match="one label per vector"):
+        fit_rig_threshold(np.asarray(a), ["a"])
+
+
+def test_enrolled_fit_threshold_needs_two_parts_and_prints_the_fit(
+    rig: tuple[Path, list[Path]], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    config, photos = rig
+    assert _run(capsys, "enroll", "--config", str(config), "--part", "new-1", *map(str, photos[:2]))[0] == 0
+    assert _run(capsys, "enrolled", "--config", str(config), "--fit-threshold")[0] == 2
+    assert "needs views of at least two parts" in caplog.text and "edge enroll" in caplog.text
+    assert _run(capsys, "enroll", "--config", str(config), "--part", "new-2", str(photos[2]))[0] == 0
+    code, out = _run(capsys, "enrolled", "--config", str(config), "--fit-threshold")
+    user = UserIndex.load(load_edge_config(config).data.user_index)
+    assert user.index is not None
+    fit = fit_rig_threshold(user.index.vectors(), list(user.index.labels))
+    assert code == 0 and fit is not None
+    assert out.startswith(
+        f"recognition.rig_threshold: {fit['threshold']}  (95% of 3 enrolled views of 2 parts"
+    )
+    # two views of one part against a third of the "other": the sim renders one part, so the
+    # model cannot tell them apart and says so
+    assert ("warning" in out) == (fit["same_part_median"] <= fit["threshold"])

@@ -184,6 +184,10 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     every = f["enroll_all_1"]
     assert every["parts"] == ["3001", "3003b", "3020"] and every["queries"] == (6 - 1) + (4 - 1) + (7 - 1)
     assert every["known_taken_for_enrolled"] == {} and every["hybrid_top1_per_part"]["3020"] == 1.0
+    # rig_threshold fitted to the 3 enrolled photos alone (none for one enrolled part)
+    assert every["fitted"]["views"] == 3 and every["fitted"]["parts"] == 3 and e1["fitted"] is None
+    assert 0 < every["fitted"]["threshold"] <= 1 and every["fitted"]["decision_top1"] is not None
+    assert "fitted to the enrolled photos alone" in (tmp_path / "out" / "real.md").read_text()
     assert "Every part enrolled from its first 1 photo(s)" in (tmp_path / "out" / "real.md").read_text()
     assert (
         "known parts' photos named as an enrolled part: 3001 0.0%"
