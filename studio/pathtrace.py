@@ -270,7 +270,7 @@ class PathTracedSceneRenderer(SceneRenderer):
         shapes.update(self._light_shapes(shots))
         view_seed = int(pt_stream(shots.seed, "render", round(angle * 1000) % 2**31).integers(2**31))
         linear = self.tracer.render(shapes, cam, view_seed)
-        sensor = self.camera()
+        sensor = self.camera(tilt_deg=place.meta.get("camera_tilt_deg"))
         linear, mask = distort(linear, mask, cam, sensor, *shots.lens)
         linear = vignette(linear, cam, sensor, shots.vignetting)
         return linear, mask, mask_bbox(mask)

@@ -160,10 +160,12 @@ class SceneRenderer:
 
     # ------------------------------------------------------------------ geometry
 
-    def camera(self, width: int | None = None, height: int | None = None) -> Camera:
-        """The rig's fixed camera (full frame), at the rig's resolution unless given."""
+    def camera(
+        self, width: int | None = None, height: int | None = None, tilt_deg: float | None = None
+    ) -> Camera:
+        """The rig's fixed camera (full frame), at the rig's resolution and tilt unless given."""
         rig = self.rig
-        tilt = math.radians(rig.camera_tilt_deg)
+        tilt = math.radians(rig.camera_tilt_deg if tilt_deg is None else tilt_deg)
         h = rig.camera_height_mm / MM_PER_LDU
         position = np.array([0.0, -h, -h * math.tan(tilt)])
         # The exact image-up direction: works straight down (tilt 0) too.
@@ -226,8 +228,10 @@ class SceneRenderer:
             raise ValueError(
                 f"pose_index={pose_index!r} is not one of {name!r}'s {len(poses)} poses (0..{len(poses) - 1})"
             )
-        full = self.camera(out_w, out_h) if frame == "full" else self.camera()
+        tilt = self._uniform(seed, "camera_tilt", "tilt_deg", self.rig.camera_tilt_deg)
+        full = self.camera(out_w, out_h, tilt) if frame == "full" else self.camera(tilt_deg=tilt)
         place = self._draw_placement(mesh, color, poses, seed, pose_index, name, angles_deg, full)
+        place.meta["camera_tilt_deg"] = tilt
         shots = self._prepare_shots(mesh, color, place, full if frame == "full" else None)
         views = []
         for k, angle in enumerate(angles_deg):

@@ -216,6 +216,24 @@ class JpegFactor(_Factor):
     quality: tuple[Quality, Quality] = Field(default=(75, 95), description="range of JPEG quality (1..100)")
 
 
+class CameraTiltFactor(_Factor):
+    """The camera's tilt from vertical, drawn per placement instead of the rig's fixed one: a model
+    trained on one tilt meets rigs and belts seen from straight above. Off unless asked for
+    (``trainer render --camera-tilt``), so the presets' renders stay as they were."""
+
+    enabled: bool = Field(default=False, description="apply this factor (false: the rig's camera_tilt_deg)")
+    tilt_deg: tuple[float, float] = Field(
+        default=(0.0, 45.0), description="range of the camera's tilt from vertical in degrees (0..70)"
+    )
+
+    @model_validator(mode="after")
+    def _in_rig_range(self) -> CameraTiltFactor:
+        lo, hi = self.tilt_deg
+        if not 0.0 <= lo <= hi <= 70.0:
+            raise ValueError(f"tilt_deg={self.tilt_deg!r} must lie within 0..70 degrees, low end first")
+        return self
+
+
 class Randomization(StrictModel):
     """Domain randomisation: one switchable factor per source of variation. Defaults = :meth:`train`."""
 
@@ -247,6 +265,9 @@ class Randomization(StrictModel):
     motion_blur: MotionBlurFactor = Field(default_factory=MotionBlurFactor, description="motion blur")
     sensor_noise: SensorNoiseFactor = Field(default_factory=SensorNoiseFactor, description="sensor noise")
     jpeg: JpegFactor = Field(default_factory=JpegFactor, description="JPEG compression")
+    camera_tilt: CameraTiltFactor = Field(
+        default_factory=CameraTiltFactor, description="camera tilt drawn per placement (off by default)"
+    )
 
     @classmethod
     def off(cls) -> Randomization:

@@ -80,6 +80,8 @@ class RenderJob:
     renderer: str = "raster"
     spp: int = 16
     backgrounds: str | None = None
+    #: Camera tilt from vertical drawn per placement in this range (degrees); None: the rig's own.
+    camera_tilt: tuple[float, float] | None = None
 
 
 @dataclass
@@ -114,7 +116,31 @@ def job_randomization(job: RenderJob) -> Any:
         source = preset(job.factors_from)
         for name in job.factors:
             setattr(out, name, getattr(source, name))
+    if job.camera_tilt is not None:
+        from pydantic import ValidationError
+
+        from studio.scene_config import CameraTiltFactor
+
+        try:
+            out.camera_tilt = CameraTiltFactor(enabled=True, tilt_deg=job.camera_tilt)
+        except ValidationError:
+            raise ConfigError(
+                f"--camera-tilt {job.camera_tilt[0]:g},{job.camera_tilt[1]:g} must be LOW,HIGH degrees "
+                "from vertical within 0..70 (0 = straight down), e.g. 0,45"
+            ) from None
     return out
+
+
+def _tilt_range(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--camera-tilt {text!r} must be two numbers LOW,HIGH in degrees from vertical, e.g. 0,45"
+        ) from None
+    return low, high
 
 
 def read_parts_list(path: Path, top: int | None = None) -> list[str]:
@@ -198,6 +224,8 @@ def _job_key(job: RenderJob) -> dict[str, Any]:
     key = asdict(job)
     for name in ("out", "per_part"):
         key.pop(name)
+    if key["camera_tilt"] is None:  # the rig's own tilt, as every job before the option: still resumes
+        key.pop("camera_tilt")
     return json.loads(json.dumps(key))  # tuples as lists, as they come back from the file
 
 
@@ -430,6 +458,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(e.g. defocus,motion_blur; see studio.scene_config.FACTORS): a one-factor sensitivity study",
     )
     p.add_argument("--factors-from", choices=PRESETS, help="the preset --factors come from (e.g. test)")
+    p.add_argument(
+        "--camera-tilt",
+        metavar="LOW,HIGH",
+        help="draw the camera's tilt from vertical per placement in this range of degrees (0 = straight "
+        "down, as over a belt); default the rig's fixed 30",
+    )
     p.add_argument("--supersample", type=int, default=2, choices=(1, 2, 3, 4))
     p.add_argument(
         "--renderer",
@@ -493,6 +527,7 @@ def main(args: argparse.Namespace) -> int:
         renderer=args.renderer,
         spp=args.spp,
         backgrounds=str(args.backgrounds) if args.backgrounds else None,
+        camera_tilt=_tilt_range(args.camera_tilt),
     )
     job_randomization(job)  # a bad factor name fails here, before any worker starts
     if job.renderer == "pathtrace":

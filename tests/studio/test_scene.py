@@ -62,6 +62,7 @@ STRONG: dict[str, dict[str, Any]] = {
     "motion_blur": {"length_px": (3.0, 5.0)},
     "sensor_noise": {"shot": (0.002, 0.004), "read": (0.005, 0.01)},
     "jpeg": {"quality": (20, 40)},
+    "camera_tilt": {"tilt_deg": (0.0, 10.0)},
 }
 
 
@@ -141,6 +142,28 @@ def test_switching_one_factor_off_leaves_the_others_draws_alone(brick: Mesh) -> 
     assert a.meta["light_elevation_deg"] != b.meta["light_elevation_deg"]
     for key in ("yaw_deg", "offset_mm", "pose_index", "exposure_ev", "main_rgb", "disc", "jpeg_quality"):
         assert a.meta[key] == b.meta[key], key
+
+
+def test_camera_tilt_is_drawn_per_placement_and_the_rigs_own_tilt_changes_nothing(brick: Mesh) -> None:
+    tilts = set()
+    for seed in range(4):
+        views = renderer(only("camera_tilt", tilt_deg=(0.0, 45.0))).render_views(
+            brick, RED, [0, 90], seed=seed
+        )
+        assert views[0].meta["camera_tilt_deg"] == views[1].meta["camera_tilt_deg"]  # one camera per capture
+        tilts.add(views[0].meta["camera_tilt_deg"])
+    assert len(tilts) == 4 and all(0.0 <= t <= 45.0 for t in tilts)
+    # a range holding only the rig's tilt renders exactly what the rig's fixed camera does, in
+    # full frames and crops: the factor has its own random stream
+    rig_tilt = (SMALL_RIG.camera_tilt_deg, SMALL_RIG.camera_tilt_deg)
+    for frame in ("full", "crop"):
+        a = renderer(Randomization.train()).render_views(brick, RED, [0], seed=3, frame=frame)[0]
+        pinned = Randomization.train()
+        pinned.camera_tilt = only("camera_tilt", tilt_deg=rig_tilt).camera_tilt
+        b = renderer(pinned).render_views(brick, RED, [0], seed=3, frame=frame)[0]
+        assert np.array_equal(a.image, b.image) and a.meta == b.meta
+    with pytest.raises(ValidationError, match=r"within 0\.\.70"):
+        only("camera_tilt", tilt_deg=(0.0, 80.0))
 
 
 def test_colour_jitter_keeps_the_part_looking_its_colour(brick: Mesh) -> None:
@@ -308,5 +331,7 @@ def test_config_models_validate() -> None:
         Randomization.model_validate({"color_jitter": {"max_delta_e": 9}})  # would change the colour
     off, train, test = Randomization.off(), Randomization.train(), Randomization.test()
     assert not any(getattr(off, n).enabled for n in Randomization.model_fields)
-    assert all(getattr(train, n).enabled for n in Randomization.model_fields)
+    # every factor is on in the presets but the camera tilt, which would change their renders
+    assert all(getattr(train, n).enabled for n in Randomization.model_fields if n != "camera_tilt")
+    assert not train.camera_tilt.enabled and not test.camera_tilt.enabled
     assert test.exposure.ev[1] > train.exposure.ev[1] and test.jpeg.quality[0] < train.jpeg.quality[0]

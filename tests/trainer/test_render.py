@@ -181,3 +181,26 @@ def test_factors_from_another_preset_make_a_one_factor_study(demo_library: Path,
         _render(demo_library, parts, tmp_path / "bad", "real", "--factors", "bokeh", "--factors-from", "test")
         == 2
     )
+
+
+def test_camera_tilt_renders_from_other_heights_and_is_not_mistaken_for_done(
+    demo_library: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    parts = _parts_file(tmp_path, "demo-3001")
+    out = tmp_path / "out"
+    assert _render(demo_library, parts, out, "real") == 0
+    image = next(p for p in out.rglob("*.jpg"))
+    before = image.read_bytes()
+    assert _render(demo_library, parts, out, "real") == 0  # the rig's own tilt: an old render resumes
+    assert json.loads((out / "render_report.json").read_text())["parts_skipped_as_done"] == 1
+    assert _render(demo_library, parts, out, "real", "--camera-tilt", "0,0") == 0  # straight down
+    report = json.loads((out / "render_report.json").read_text())
+    assert report["parts_skipped_as_done"] == 0 and report["job"]["camera_tilt"] == [0.0, 0.0]
+    assert image.read_bytes() != before
+    job = RenderJob(str(demo_library), "real", str(tmp_path), 1, 2, (4,), 3, "train", 1, camera_tilt=(0, 45))
+    tilt = job_randomization(job).camera_tilt
+    assert tilt.enabled and tilt.tilt_deg == (0, 45)
+    with pytest.raises(ValueError, match=r"within 0\.\.70"):
+        job_randomization(replace(job, camera_tilt=(10, 90)))
+    assert _render(demo_library, parts, out, "real", "--camera-tilt", "steep") == 2
+    assert "--camera-tilt 'steep' must be two numbers" in caplog.text
