@@ -230,7 +230,9 @@ class SceneRenderer:
             )
         tilt = self._uniform(seed, "camera_tilt", "tilt_deg", self.rig.camera_tilt_deg)
         full = self.camera(out_w, out_h, tilt) if frame == "full" else self.camera(tilt_deg=tilt)
-        place = self._draw_placement(mesh, color, poses, seed, pose_index, name, angles_deg, full)
+        place = self._draw_placement(
+            mesh, color, poses, seed, pose_index, name, angles_deg, full, whole_frame=frame == "full"
+        )
         place.meta["camera_tilt_deg"] = tilt
         shots = self._prepare_shots(mesh, color, place, full if frame == "full" else None)
         views = []
@@ -324,6 +326,8 @@ class SceneRenderer:
         name: str,
         angles: Sequence[float],
         frame_cam: Camera,
+        *,
+        whole_frame: bool = True,
     ) -> _Placement:
         rnd, rig = self.randomization, self.rig
         meta: dict[str, Any] = {"seed": int(seed), "color_id": color.id}
@@ -351,7 +355,7 @@ class SceneRenderer:
             r = math.sqrt(rng.uniform()) * pl.max_offset_frac * (disc_radius - part_radius)
             a = rng.uniform(0, 2 * math.pi)
             offset = np.array([r * math.cos(a), r * math.sin(a)])
-        offset = _fit_in_frame(frame_cam, base, offset, angles, name)
+        offset = _fit_in_frame(frame_cam, base, offset, angles, name, strict=whole_frame)
         meta.update(yaw_deg=yaw, offset_mm=[float(v * MM_PER_LDU) for v in offset])
 
         el, az = rig.light_elevation_deg, rig.light_azimuth_deg
@@ -631,9 +635,13 @@ def _shadows(cam: Camera, part: Mesh, to_light: np.ndarray) -> tuple[np.ndarray,
 
 
 def _fit_in_frame(
-    cam: Camera, base: Mesh, offset: np.ndarray, angles: Sequence[float], name: str
+    cam: Camera, base: Mesh, offset: np.ndarray, angles: Sequence[float], name: str, *, strict: bool = True
 ) -> np.ndarray:
-    """``offset`` (LDU), pulled towards the centre until every view of ``cam`` holds the part."""
+    """``offset`` (LDU), pulled towards the centre until every view of ``cam`` holds the part.
+
+    ``strict`` False (crops: a narrow camera frames the part wherever it lies) puts a part that no
+    view of ``cam`` holds whole at the centre instead of failing: a long part seen from straight
+    above can overflow the rig's frame and still make a crop."""
     pts = base.triangles.reshape(-1, 3).astype(np.float64)
     for attempt in range(8):
         trial = offset * (0.5**attempt if attempt < 7 else 0.0)
@@ -647,6 +655,8 @@ def _fit_in_frame(
                 break
         if ok:
             return trial
+    if not strict:
+        return np.zeros_like(offset)
     raise RenderError(
         f"part {name!r} does not fit in the rig camera's view even at the turntable's centre; "
         "raise camera_height_mm or fov_deg in the rig geometry"

@@ -296,9 +296,12 @@ def test_part_too_big_for_the_rig_is_an_error_naming_it(brick: Mesh) -> None:
     tiny_disc = RigGeometry(width=96, height=72, disc_radius_mm=10)
     with pytest.raises(RenderError, match=r"'demo-3001'.*disc_radius_mm"):
         renderer(rig=tiny_disc).render_views(brick, RED, [0], seed=0, name="demo-3001")
-    close_up = RigGeometry(width=96, height=72, camera_height_mm=20, fov_deg=10)
+    close_up = RigGeometry(width=96, height=72, camera_height_mm=60, fov_deg=10)
     with pytest.raises(RenderError, match=r"'big'.*view"):
         renderer(rig=close_up).render_views(brick, RED, [0], seed=0, name="big")
+    # a crop needs no room in the rig's frame: its own narrow camera frames the part at the centre
+    [crop] = renderer(rig=close_up).render_views(brick, RED, [0], seed=0, name="big", frame="crop")
+    assert crop.bbox is not None and crop.meta["offset_mm"] == [0.0, 0.0]
 
 
 @pytest.mark.parametrize(
