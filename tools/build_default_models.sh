@@ -13,7 +13,9 @@
 # "6 12 16"), TRAIN_RENDERS (training renders in the rig layout, each with its own seed, 2),
 # CROP_PER_PART (captures per part of one more training render in the crop layout: 224x224 crops,
 # the part several times larger than in a rig frame, so nearer the pixels a close camera or a
-# phone gives; 16, 0 = none), PATHTRACE_PER_PART (captures per part of one more training render in
+# phone gives; 16, 0 = none), CROP_TILT (LOW,HIGH: that crop render's camera tilt from vertical drawn
+# per capture, `trainer render --camera-tilt`, into render-crop-tilt; unset: the rig's fixed 30
+# degrees), PATHTRACE_PER_PART (captures per part of one more training render in
 # the crop layout by the path tracer, `trainer render --renderer pathtrace`, which needs libLLVM 19
 # (`make setup-all` installs it): about 30 times slower than the rasteriser on a CPU; 6, 0 = none;
 # it takes BACKGROUNDS as its grounds when set) and PATHTRACE_WEIGHT (its sampling weight against 1
@@ -63,6 +65,7 @@ EPOCHS="${EPOCHS:-10}"
 PER_PART="${PER_PART:-12}"
 TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
 CROP_PER_PART="${CROP_PER_PART:-16}"
+CROP_TILT="${CROP_TILT:-}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
 MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
@@ -121,9 +124,12 @@ done
 crop=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --colors 30 --layout legacy
       --workers "$WORKERS" --sheet 0 --views 3 --randomization train)
 if (( CROP_PER_PART > 0 )); then
-    once render-crop "$WORK/render-crop/render_report.json" "${crop[@]}" --supersample 1 \
-        --per-part "$CROP_PER_PART" --seed "$((TRAIN_RENDERS + 2))" --out "$WORK/render-crop"
-    train_dirs+=(render-crop)
+    crop_dir=render-crop
+    [[ -n "$CROP_TILT" ]] && crop_dir=render-crop-tilt
+    once "$crop_dir" "$WORK/$crop_dir/render_report.json" "${crop[@]}" --supersample 1 \
+        ${CROP_TILT:+--camera-tilt "$CROP_TILT"} \
+        --per-part "$CROP_PER_PART" --seed "$((TRAIN_RENDERS + 2))" --out "$WORK/$crop_dir"
+    train_dirs+=("$crop_dir")
 fi
 weights=()
 for _ in "${train_dirs[@]}"; do weights+=(1); done
