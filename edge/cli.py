@@ -309,7 +309,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     from edge.engines import create_engine
     from edge.manifest import open_manifest, verify_file
     from edge.memory import check_resident, estimate_memory
-    from edge.pipeline import load_index, load_rig_index, make_recognizer
+    from edge.pipeline import load_indexes, make_recognizer
     from edge.record import RecordLock, inspect_record
     from edge.rig import Rig
     from edge.segment import create_segmenter
@@ -351,13 +351,13 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                     ("OK", "model load", f"{len(manifest.parts)} parts, {len(manifest.colors)} colours")
                 )
         # The index and recognizer exactly as `edge run` loads them (not only the index's hash).
-        index = None
+        index, rig = None, None
         if cfg.recognition.mode == "classifier":
             if manifest.index is not None:
                 where = folder / manifest.index.path
                 out.append(("OK", "index", f"{where} not loaded (recognition.mode 'classifier')"))
         else:
-            index = _attempt(out, "index", lambda: load_index(cfg, manifest))
+            index, rig = _attempt(out, "index", lambda: load_indexes(cfg, manifest)) or (None, None)
             if index is not None:
                 out.append(
                     (
@@ -373,7 +373,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
             recognizer = _attempt(
                 out,
                 "recognition",
-                lambda: make_recognizer(cfg, manifest, index, load_rig_index(cfg, manifest)),
+                lambda: make_recognizer(cfg, manifest, index, rig),
             )
             if recognizer is not None:
                 rec = cfg.recognition

@@ -11,9 +11,9 @@ index, an :class:`~edge.index.EmbeddingIndex` file (``data.user_index``, default
   with a new model set (no re-capture).
 
 Every file is written atomically; the index is saved after the record's crops exist. In ``vector``
-and ``hybrid`` recognition the pipeline searches the shipped index and the user index together
-(:func:`merged_index`); a user index embedded by another model set is refused with the fix
-(``edge reindex``).
+and ``hybrid`` recognition the pipeline searches the user index first (:func:`rig_index`, see
+:mod:`edge.recognize`), then the shipped index and the user index together (:func:`merged_index`);
+a user index embedded by another model set is refused with the fix (``edge reindex``).
 """
 
 from __future__ import annotations
@@ -303,12 +303,6 @@ def rig_index(user_path: Path, manifest: Manifest, model: str) -> EmbeddingIndex
     user = UserIndex.load(user_path)
     if not len(user) or user.index is None:
         return None
-    _check_user(user, user_path, manifest, model)
-    return user.index
-
-
-def _check_user(user: UserIndex, user_path: Path, manifest: Manifest, model: str) -> None:
-    assert user.index is not None
     if user.record.model != model:
         raise ModelError(
             f"user index {str(user_path)!r} was embedded by model {user.record.model!r} but the configured "
@@ -319,22 +313,16 @@ def _check_user(user: UserIndex, user_path: Path, manifest: Manifest, model: str
             f"user index {str(user_path)!r} has dimension {user.index.dim}, the model "
             f"{manifest.embedding_dim}; {_FIX_REINDEX}"
         )
-
-
-def merged_index(
-    shipped: EmbeddingIndex | None, user_path: Path, manifest: Manifest, model: str
-) -> EmbeddingIndex | None:
-    """``shipped`` (freshly loaded) with the user index's rows added; the shipped file is untouched.
-
-    Returns ``shipped`` when nothing is enrolled, the user index alone when there is no shipped one.
-    Raises ModelError, naming the fix, when the user index was embedded by another model.
-    """
-    user = UserIndex.load(user_path)
-    if not len(user) or user.index is None:
-        return shipped
-    _check_user(user, user_path, manifest, model)
     log.info("user index: %d enrolled view(s) of %d part(s)", len(user), len(user.parts()))
+    return user.index
+
+
+def merged_index(shipped: EmbeddingIndex | None, rig: EmbeddingIndex | None) -> EmbeddingIndex | None:
+    """``shipped`` (freshly loaded) with the rows of :func:`rig_index` added; the shipped file is
+    untouched. ``shipped`` when nothing is enrolled, ``rig`` itself when there is no shipped index."""
+    if rig is None:
+        return shipped
     if shipped is None:
-        return user.index
-    shipped.add(user.index.vectors(), list(user.index.labels))
+        return rig
+    shipped.add(rig.vectors(), list(rig.labels))
     return shipped

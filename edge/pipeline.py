@@ -37,14 +37,17 @@ log = logging.getLogger(__name__)
 STAGES: tuple[str, ...] = ("capture", "segment", "preprocess", "infer", "search", "fuse")
 
 
-def load_index(cfg: EdgeConfig, manifest: Manifest) -> EmbeddingIndex | None:
-    """The embedding index ``cfg`` needs (None in classifier mode), loaded and checked as ``edge run`` does.
+def load_indexes(cfg: EdgeConfig, manifest: Manifest) -> tuple[EmbeddingIndex | None, EmbeddingIndex | None]:
+    """``(index, rig)`` as ``edge run`` loads and checks them: the embedding index ``cfg`` needs (the
+    shipped one with the views enrolled on this rig added) and those enrolled views alone (searched
+    first; see :mod:`edge.recognize`); ``(None, None)`` in classifier mode, ``rig`` None when
+    nothing is enrolled.
 
     ``edge check`` calls this too, so it refuses exactly the indexes the daemon refuses.
     """
     rec = cfg.recognition
     if rec.mode == "classifier":
-        return None
+        return None, None
     folder = Path(cfg.engine.model_set)
     index = None
     if manifest.index is not None:
@@ -54,24 +57,15 @@ def load_index(cfg: EdgeConfig, manifest: Manifest) -> EmbeddingIndex | None:
         index = EmbeddingIndex.from_manifest(folder, manifest.index, memory_budget_mb=cfg.memory_budget_mb)
     # Parts enrolled with `edge enroll` are searched too.
     key = model_key(folder, cfg.engine.runtime, cfg.engine.precision)
-    index = merged_index(index, Path(cfg.data.user_index), manifest, key)
+    rig = rig_index(Path(cfg.data.user_index), manifest, key)
+    index = merged_index(index, rig)
     if index is None:
         raise ConfigError(
             f"recognition.mode {rec.mode!r} needs an embedding index, but the model set {str(folder)!r} "
             "has none; build one with `trainer index`, enrol parts with `edge enroll`, or set "
             "recognition.mode: classifier"
         )
-    return index
-
-
-def load_rig_index(cfg: EdgeConfig, manifest: Manifest) -> EmbeddingIndex | None:
-    """The views enrolled on this rig alone (searched first; see :mod:`edge.recognize`), or None in
-    classifier mode or when nothing is enrolled."""
-    if cfg.recognition.mode == "classifier":
-        return None
-    folder = Path(cfg.engine.model_set)
-    key = model_key(folder, cfg.engine.runtime, cfg.engine.precision)
-    return rig_index(Path(cfg.data.user_index), manifest, key)
+    return index, rig
 
 
 def make_recognizer(
@@ -80,8 +74,8 @@ def make_recognizer(
     index: EmbeddingIndex | None,
     rig: EmbeddingIndex | None = None,
 ) -> Recognizer:
-    """The recognizer of ``cfg.recognition`` over ``manifest``, ``index`` (see :func:`load_index`)
-    and the rig's own enrolled views ``rig`` (see :func:`load_rig_index`)."""
+    """The recognizer of ``cfg.recognition`` over ``manifest``, ``index`` and the rig's own enrolled
+    views ``rig`` (see :func:`load_indexes`)."""
     rec = cfg.recognition
     return Recognizer(
         manifest,
@@ -203,7 +197,7 @@ class Pipeline:
             correction = ColorCorrection.from_calibration(cfg.calibration)
         if cfg.drift_correction:
             drift = DriftCorrection.from_calibration(cfg.calibration)
-        index, rig = load_index(cfg, manifest), load_rig_index(cfg, manifest)
+        index, rig = load_indexes(cfg, manifest)
         timed = _TimedIndex(index) if index is not None else None
         timed_rig = _TimedIndex(rig) if rig is not None else None
         recognizer = make_recognizer(
