@@ -36,7 +36,7 @@ import os
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,6 +209,13 @@ def _color(color_id: int) -> str:
         return str(color_id)
 
 
+def recognition_settings(rig_threshold: float | None = None) -> dict[str, Any]:
+    """The daemon's default recognition thresholds (``recognition`` of :func:`evaluate_real`), with
+    ``rig_threshold`` checked as the daemon's config checks it."""
+    settings = validate_config(RecognitionSettings, {"rig_threshold": rig_threshold}, "--rig-threshold")
+    return settings.model_dump(include={"threshold", "vector_threshold", "rig_threshold"})
+
+
 #: Rig thresholds swept for the enrolment trade-off (a rig's own views taken first at each).
 RIG_SWEEP: tuple[float, ...] = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))
 
@@ -255,9 +262,8 @@ def enrolment_scores(
     vector_hits = [
         mould(str(lab[0])) == mould(photos[i].part) for lab, i in zip(labels, queries, strict=True)
     ]
-    settings = {k: v for k, v in recognition.items() if k != "rig_threshold"}
-    rig_threshold = float(recognition.get("rig_threshold") or settings["vector_threshold"])
-    merged = Recognizer(manifest, mode="hybrid", index=index, **settings)
+    merged = Recognizer(manifest, mode="hybrid", index=index, **recognition)  # one merged search
+    rig_threshold = merged.rig_threshold  # unset: vector_threshold, as the daemon resolves it
     rig_label, rig_score = rig.search(emb, k=1)
     new = {mould(p) for p in usable}
     rows, truth, merged_answers = [], [], []
@@ -389,9 +395,7 @@ def evaluate_real(
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write reports."""
     manifest = load_manifest(model_set)
     entries = select_artifacts(manifest, artifacts)
-    recognition = recognition or RecognitionSettings().model_dump(
-        include={"threshold", "vector_threshold", "rig_threshold"}
-    )
+    recognition = recognition or recognition_settings()
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"model_set": str(model_set), "sets": {}}
     for name, folder, seg_path, empty in photo_sets:
@@ -419,25 +423,27 @@ def evaluate_real(
 
 
 def _plot(report: dict[str, Any], path: Path) -> bool:
-    """Draw :func:`trainer.report.plot_real` into ``path`` through a temporary file (no half PNG);
-    False (and no file) where no set has a figure to draw."""
+    """Draw :func:`trainer.report.plot_real` into ``path``; False (and no file) where no set has a
+    figure to draw."""
     from trainer.report import plot_real, real_rows
 
     if not any(real_rows(f) for f in report["sets"].values()):
         return False  # nothing scored: no known part and no enrolment
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    plot_real(report, tmp)
-    tmp.replace(path)
-    return True
+    return _draw_png(path, lambda tmp: plot_real(report, tmp))
 
 
 def _plot_sweep(report: dict[str, Any], path: Path) -> bool:
-    """Draw :func:`trainer.report.plot_rig_sweep` into ``path`` (through a temporary file); False
-    where no set was enrolled."""
+    """Draw :func:`trainer.report.plot_rig_sweep` into ``path``; False where no set was enrolled."""
     from trainer.report import plot_rig_sweep
 
+    return _draw_png(path, lambda tmp: plot_rig_sweep(report, tmp))
+
+
+def _draw_png(path: Path, draw: Callable[[Path], Path | None]) -> bool:
+    """Run ``draw`` into a temporary file beside ``path`` and move it there (no half PNG); False
+    when ``draw`` drew nothing."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    if plot_rig_sweep(report, tmp) is None:
+    if draw(tmp) is None:
         return False
     tmp.replace(path)
     return True
@@ -645,9 +651,7 @@ def main(args: argparse.Namespace) -> int:
         enroll = [int(k) for k in args.enroll.split(",") if k.strip()]
     except ValueError:
         raise ConfigError(f"--enroll {args.enroll!r} must be whole numbers separated by commas") from None
-    recognition = validate_config(
-        RecognitionSettings, {"rig_threshold": args.rig_threshold}, "--rig-threshold"
-    ).model_dump(include={"threshold", "vector_threshold", "rig_threshold"})
+    recognition = recognition_settings(args.rig_threshold)
     report = evaluate_real(
         args.model_set,
         args.sets,
