@@ -1,13 +1,16 @@
 """Render rate of ``studio.render`` on one CPU core, against an OpenCV painter's-algorithm baseline.
 
     python benchmarks/render_rate.py --ldraw ../shared/ldraw --part 3001 --size 224 \
-        --supersample 2 --seconds 10 [--json FILE] [--markdown FILE] [--profile]
+        --supersample 2 --seconds 10 [--contact-shading] [--json FILE] [--markdown FILE] [--profile]
 
 Pins itself to one core and one thread per library before numpy/OpenCV load, warms up, then renders
 the part repeatedly with the camera orbiting it (a new view every frame) and reports images/s and
 per-image latency. In the same run it times a baseline of the same mesh and views: triangles sorted
 far to near and filled one by one with ``cv2.fillConvexPoly`` in a flat Lambert shade, no
 supersampling, no z-buffer, no lines. The renderer's cost is reported as a ratio to that baseline.
+``--contact-shading`` times a third function in the same loop, the renderer with the part's own
+shadow and ambient occlusion on (``Lighting.shadow``/``occlusion``), and reports its cost against
+the plain renderer's.
 Without ``--ldraw`` a synthetic 2x4 brick (box, 8 studs, 3 tubes) stands in for the part.
 """
 
@@ -26,6 +29,7 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import pstats  # noqa: E402
 import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
@@ -35,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import cpu_model  # noqa: E402
 from studio.mesh import Mesh  # noqa: E402
 from studio.render import (  # noqa: E402
+    OCCLUSION_SAMPLES,
+    SHADOW_MAP_PX,
     Camera,
     Lighting,
     linear_to_srgb,
@@ -202,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="write a Markdown report here")
     ap.add_argument("--note", default="", help="a remark for the Markdown report (e.g. machine load)")
     ap.add_argument("--profile", action="store_true", help="print the top of a cProfile of the renderer")
+    ap.add_argument(
+        "--contact-shading",
+        action="store_true",
+        help="also time the renderer with its self-shadow and ambient occlusion on",
+    )
     args = ap.parse_args(argv)
     os.sched_setaffinity(0, {args.cpu})
     cv2.setNumThreads(1)
@@ -225,10 +236,18 @@ def main(argv: list[str] | None = None) -> int:
     def paint(cam: Camera) -> object:
         return painter_baseline(mesh, cam, rgb, lighting.direction)
 
+    shaded_light = replace(lighting, shadow=0.7, occlusion=0.7, occlusion_radius=16.0)
+
+    def shaded(cam: Camera) -> object:
+        return render_mesh(
+            mesh, tri_rgb, cam, shaded_light, supersample=args.supersample, edge_lines=not args.no_edges
+        )
+
+    fns = {"render": render, "paint": paint, **({"shaded": shaded} if args.contact_shading else {})}
     for cam in cams[:10]:  # warm-up: caches, allocator, lazy imports
-        render(cam)
-        paint(cam)
-    times = _interleaved({"render": render, "paint": paint}, cams, args.seconds)
+        for fn in fns.values():
+            fn(cam)
+    times = _interleaved(fns, cams, args.seconds)
     ms, bms = times["render"]["wall"], times["paint"]["wall"]
     cpu, bcpu = times["render"]["cpu"], times["paint"]["cpu"]
     res = {
@@ -258,6 +277,16 @@ def main(argv: list[str] | None = None) -> int:
         "opencv": cv2.__version__,
         "cores_allowed": sorted(os.sched_getaffinity(0)),
     }
+    if args.contact_shading:
+        sms, scpu = times["shaded"]["wall"], times["shaded"]["cpu"]
+        res.update(
+            shaded_images_per_s=1e3 / sms.mean(),
+            shaded_ms_p50=float(np.percentile(sms, 50)),
+            shaded_ms_p95=float(np.percentile(sms, 95)),
+            shaded_cpu_ms_p50=float(np.percentile(scpu, 50)),
+            shading_ratio_p50=float(np.percentile(sms, 50) / np.percentile(ms, 50)),
+            shading_cpu_ratio_p50=float(np.percentile(scpu, 50) / np.percentile(cpu, 50)),
+        )
     for key, value in res.items():
         print(f"{key:>22}: {value:.2f}" if isinstance(value, float) else f"{key:>22}: {value}")
     if args.json:
@@ -301,10 +330,31 @@ def _write_markdown(path: Path, res: dict, argv: list[str], note: str) -> None: 
         f"Renderer cost / baseline cost (p50): **{res['ratio_p50']:.2f}x** wall clock, "
         f"{res['cpu_ratio_p50']:.2f}x CPU time. Images/s from CPU time: {res['cpu_images_per_s']:.1f}.",
         "",
+        *(_shading_lines(res) if "shaded_ms_p50" in res else []),
         *([f"Note: {note}", ""] if note else []),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+
+
+def _shading_lines(res: dict) -> list[str]:  # type: ignore[type-arg]
+    """The contact-shading column: the renderer with self-shadow and ambient occlusion on."""
+    return [
+        "With contact shading (`Lighting(shadow=0.7, occlusion=0.7, occlusion_radius=16)`: a "
+        f"{SHADOW_MAP_PX} px shadow map and {OCCLUSION_SAMPLES} occlusion samples per pixel), timed in "
+        "the same loop:",
+        "",
+        "| measure | renderer, contact shading |",
+        "|---|---|",
+        f"| images/s (wall clock) | {res['shaded_images_per_s']:.1f} |",
+        f"| ms p50 (wall clock) | {res['shaded_ms_p50']:.2f} |",
+        f"| ms p95 (wall clock) | {res['shaded_ms_p95']:.2f} |",
+        f"| ms p50 (CPU time of the thread) | {res['shaded_cpu_ms_p50']:.2f} |",
+        "",
+        f"Contact shading cost / plain renderer cost (p50): **{res['shading_ratio_p50']:.2f}x** wall "
+        f"clock, {res['shading_cpu_ratio_p50']:.2f}x CPU time.",
+        "",
+    ]
 
 
 if __name__ == "__main__":

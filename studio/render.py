@@ -5,8 +5,11 @@ functions, the spans are expanded into fragments with ``np.repeat``, and the z-b
 by one ``np.maximum.at`` over 64-bit keys (float32 bits of 1/z high, triangle index low), which
 gives depth and a triangle-id buffer at once. Shading runs once per covered pixel: ambient +
 Lambert diffuse + Blinn-Phong specular, with normals smoothed within a crease angle so studs look
-round. Edge lines are depth-tested against the buffer. Antialiasing is supersampling followed by
-``cv2.resize(..., INTER_AREA)``. Nothing here is random.
+round. Two optional terms darken what a photo shows dark: the part's own shadow from the key light
+(``Lighting.shadow``: a shadow map, the part z-buffered once more as seen from the light) and
+screen-space ambient occlusion (``Lighting.occlusion``): a brick's hollow underside and the gaps
+between studs get less light. Edge lines are depth-tested against the buffer. Antialiasing is
+supersampling followed by ``cv2.resize(..., INTER_AREA)``. Nothing here is random.
 """
 
 from __future__ import annotations
@@ -29,6 +32,26 @@ CREASE_ANGLE_DEG = 30.0
 _WELD_LDU = 0.01  # corners closer than this (LDU) count as one vertex when smoothing normals
 _MAX_FAN = 64  # vertices shared by more corners than this keep flat normals (bounds memory)
 _CHUNK = 1 << 22  # fragments z-buffered per pass (bounds memory for huge close-ups)
+
+
+def _occlusion_kernel(count: int) -> np.ndarray:
+    """(count, 3) sample offsets in the unit ball, spread evenly in direction (a Fibonacci sphere)
+    and denser near the centre (lengths rising from 0.25 to 1), so near geometry counts most."""
+    k = np.arange(count) + 0.5
+    polar = np.arccos(1.0 - 2.0 * k / count)
+    azimuth = np.pi * (1.0 + 5.0**0.5) * k
+    dirs = np.stack([np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)], 1)
+    lengths = 0.25 + 0.75 * ((k * 0.618034) % 1.0) ** 2
+    return (dirs * lengths[:, None]).astype(np.float32)
+
+
+#: Occlusion samples per pixel (turned per pixel of a 4 x 4 tile, so 16 x 16 directions in all).
+OCCLUSION_SAMPLES = 16
+_OCCLUSION_KERNEL = _occlusion_kernel(OCCLUSION_SAMPLES)
+#: Turns of the kernel about the line of sight, one per pixel of a 4 x 4 tile (a fixed shuffle).
+_TILE_ANGLES = (np.array([0, 8, 2, 10, 12, 4, 14, 6, 3, 11, 1, 9, 15, 7, 13, 5]) * (np.pi / 8)).astype(
+    np.float32
+)
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -132,6 +155,12 @@ class Lighting:
     ambient: float = 0.35
     specular: float = 0.25
     shininess: float = 24.0
+    #: Screen-space ambient occlusion: a fully enclosed pixel keeps 1 - occlusion of its light (0: off).
+    occlusion: float = 0.0
+    #: How far (LDU) geometry still shades a point; about half a stud pitch reaches into a brick's hollow.
+    occlusion_radius: float = 12.0
+    #: Share of the key light (diffuse and specular) a point in the part's own shadow loses (0: off).
+    shadow: float = 0.0
 
     def __post_init__(self) -> None:
         d = _vec3(self.direction, "Lighting.direction")
@@ -141,7 +170,14 @@ class Lighting:
         object.__setattr__(self, "color", _vec3(self.color, "Lighting.color"))
         if self.color.min() < 0:
             raise RenderError(f"Lighting.color must be >= 0, got {self.color!r}")
-        for name, lo, hi in (("ambient", 0.0, 4.0), ("specular", 0.0, 4.0), ("shininess", 1.0, 4096.0)):
+        for name, lo, hi in (
+            ("ambient", 0.0, 4.0),
+            ("specular", 0.0, 4.0),
+            ("shininess", 1.0, 4096.0),
+            ("occlusion", 0.0, 1.0),
+            ("occlusion_radius", 0.5, 200.0),
+            ("shadow", 0.0, 1.0),
+        ):
             if not lo <= getattr(self, name) <= hi:
                 raise RenderError(f"Lighting.{name} must be in [{lo}, {hi}], got {getattr(self, name)!r}")
 
@@ -282,17 +318,29 @@ def render_mesh(
     planes = np.einsum("tkc,tke->cet", vn * iz[:, :, None], bary).reshape(9, -1).astype(np.float32)
     px, py = col.astype(np.float32) + np.float32(0.5), row.astype(np.float32) + np.float32(0.5)
     diffuse, spec = _shade(ids, px, py, planes, cam, rot, lighting)
+    surf_z = _scratch("z", (h * w,), np.float32, np.inf)
+    surf_z[idx] = 1.0 / (key >> 32).astype(np.int32).view(np.float32)
+    if lighting.shadow > 0:
+        lit = np.float32(1.0) - np.float32(lighting.shadow) * _self_shadow(
+            mesh, prep.tris, idx, px, py, surf_z, cam, lighting
+        )
+        diffuse *= lit
+        spec *= lit
+    if lighting.occlusion > 0:
+        ao = _occlusion(idx, ids, px, py, planes, surf_z, cam, lighting.occlusion_radius)
+        ao = np.float32(1.0) - np.float32(lighting.occlusion) * ao
+        diffuse *= ao
+        spec *= ao
     rgba = _scratch("rgba", (4, h * w), np.float32, 0)  # premultiplied colour planes + coverage
     uniform = bool((alpha == alpha[0]).all() and (base == base[0]).all())  # skip per-pixel gathers
     a = np.float32(alpha[0]) if uniform else alpha[src].astype(np.float32)[ids]
+    ambient = np.float32(lighting.ambient) if lighting.occlusion <= 0 else np.float32(lighting.ambient) * ao
     for c in range(3):
         light = np.float32(lighting.color[c])
         albedo = np.float32(base[0, c]) if uniform else base[src, c].astype(np.float32)[ids]
-        tone = albedo * (diffuse * light + np.float32(lighting.ambient)) + spec * light
+        tone = albedo * (diffuse * light + ambient) + spec * light
         rgba[c, idx] = np.minimum(tone, 1.0) * a
     rgba[3, idx] = a
-    surf_z = _scratch("z", (h * w,), np.float32, np.inf)
-    surf_z[idx] = 1.0 / (key >> 32).astype(np.int32).view(np.float32)
     if edge_lines:
         seg, seg_rgb = _visible_segments(mesh, cam, edge_rgb, cond_edge_rgb)
         if len(seg):
@@ -430,7 +478,9 @@ def _edge_functions(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.stack([ea, eb, ec, np.broadcast_to(area2, ea.shape)])
 
 
-def _rasterize(edges: np.ndarray, y: np.ndarray, iz: np.ndarray, width: int, height: int) -> np.ndarray:
+def _rasterize(
+    edges: np.ndarray, y: np.ndarray, iz: np.ndarray, width: int, height: int, scratch: str = "keys"
+) -> np.ndarray:
     """Z-buffer triangles; ``y`` and ``iz`` (1/depth) are per corner (T, 3).
 
     Returns (height * width,) int64 keys: 0 where empty, else float32 bits of 1/depth << 32 | index.
@@ -460,7 +510,7 @@ def _rasterize(edges: np.ndarray, y: np.ndarray, iz: np.ndarray, width: int, hei
     iz0 = (slope * (c0 + 0.5) + plane[1, tri] * yc + plane[2, tri]).astype(np.float32)
     pix0 = (yc - 0.5).astype(np.int64) * width + c0.astype(np.int64)
     slope = slope.astype(np.float32)
-    buf = _scratch("keys", (width * height,), np.int64, 0)
+    buf = _scratch(scratch, (width * height,), np.int64, 0)
     ends = np.cumsum(n)
     cuts = np.searchsorted(ends, np.arange(_CHUNK, int(ends[-1]) if len(ends) else 0, _CHUNK))
     for lo_r, hi_r in zip(np.r_[0, cuts], np.r_[cuts, len(n)], strict=True):
@@ -505,6 +555,126 @@ def _shade(
     spec = _power(np.maximum(ndh, 0, out=ndh), lighting.shininess)
     spec *= (ndl > 0) * f32(lighting.specular)
     return np.maximum(ndl, 0, out=ndl), spec
+
+
+#: Side of the shadow map in texels; 3 x 3 of them are averaged per lookup (soft edges).
+SHADOW_MAP_PX = 256
+
+
+def _self_shadow(
+    mesh: Mesh,
+    tris: np.ndarray,
+    idx: np.ndarray,
+    px: np.ndarray,
+    py: np.ndarray,
+    surf_z: np.ndarray,
+    cam: Camera,
+    lighting: Lighting,
+) -> np.ndarray:
+    """Share of each covered pixel's key light that the part itself blocks (0 lit .. 1 shadowed).
+
+    A shadow map: the part is z-buffered from a distant narrow camera in the light's direction
+    (nearly parallel rays, as from the directional key light), both faces of every triangle
+    counting as occluders. A pixel's point is in shadow where the map holds a surface nearer to the
+    light than it by more than a bias of a few texels; 3 x 3 texels are averaged for soft edges.
+    """
+    size = SHADOW_MAP_PX
+    light = look_at_part(mesh, size, size, direction=tuple(lighting.direction), fov_deg=2.0, margin=1.05)
+    lrot = light.rotation()
+    verts, _ = _clip_near((tris - light.position) @ lrot.T, light.near)
+    z = verts[:, :, 2]
+    x = verts[:, :, 0] / z * light.focal + size / 2
+    y = verts[:, :, 1] / z * light.focal + size / 2
+    area2 = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
+    keep = area2 != 0
+    if not keep.any():
+        return np.zeros(len(idx), np.float32)
+    buf = _rasterize(_edge_functions(x[keep], y[keep]), y[keep], 1.0 / z[keep], size, size, "shadow")
+    depth = np.full(size * size, np.inf, np.float32)
+    hit = buf != 0
+    depth[hit] = 1.0 / (buf[hit] >> 32).astype(np.int32).view(np.float32)
+    f32 = np.float32
+    # camera space -> the light's camera space in one affine map (float32: the map's own precision)
+    to_light = lrot @ cam.rotation().T
+    shift = (lrot @ (cam.position - light.position)).astype(f32)
+    z = surf_z[idx]
+    cx, cy = (
+        (px - f32(cam.width / 2)) * (z / f32(cam.focal)),
+        (py - f32(cam.height / 2)) * (z / f32(cam.focal)),
+    )
+    m = to_light.astype(f32)
+    lc = [m[r, 0] * cx + m[r, 1] * cy + m[r, 2] * z + shift[r] for r in range(3)]
+    scale = f32(light.focal) / lc[2]
+    ix0 = np.floor(lc[0] * scale + f32(size / 2)).astype(np.int32)
+    iy0 = np.floor(lc[1] * scale + f32(size / 2)).astype(np.int32)
+    texel = float(lc[2].mean()) / light.focal  # LDU per texel at the part
+    bias = f32(3.0 * texel)
+    padded = np.pad(depth.reshape(size, size), 1, constant_values=np.inf).reshape(-1)
+    np.clip(ix0, -1, size, out=ix0)
+    np.clip(iy0, -1, size, out=iy0)
+    base = (iy0 + 1) * (size + 2) + (ix0 + 1)  # a lookup just off the map reads the inf border
+    reach = lc[2] - bias
+    shadowed = np.zeros(len(idx), np.float32)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            taps = np.clip(base + (dy * (size + 2) + dx), 0, len(padded) - 1)
+            shadowed += reach > padded[taps]
+    return shadowed / f32(9.0)
+
+
+def _occlusion(
+    idx: np.ndarray,
+    ids: np.ndarray,
+    px: np.ndarray,
+    py: np.ndarray,
+    planes: np.ndarray,
+    surf_z: np.ndarray,
+    cam: Camera,
+    radius: float,
+) -> np.ndarray:
+    """Share of each covered pixel's surroundings that is blocked (0 open .. 1 enclosed).
+
+    Screen-space ambient occlusion from the depth buffer: each pixel's camera-space point gets the
+    kernel's samples within ``radius`` LDU, flipped into the hemisphere its normal faces; a sample
+    is blocked where the depth buffer at its projection is nearer than it by more than a small bias
+    (numerical slack) and by less than ``radius`` (a surface far in front does not shade it). The
+    map is then averaged over each pixel's 4 x 4 covered neighbours.
+    """
+    f32 = np.float32
+    w, h, f = cam.width, cam.height, f32(cam.focal)
+    cx, cy = f32(w / 2), f32(h / 2)
+    z = surf_z[idx]
+    pts = ((px - cx) / f * z, (py - cy) / f * z, z)
+    pl = np.take(planes, ids, axis=1)
+    nrm = [pl[3 * c] * px + pl[3 * c + 1] * py + pl[3 * c + 2] for c in range(3)]
+    inv = f32(1.0) / np.sqrt(nrm[0] * nrm[0] + nrm[1] * nrm[1] + nrm[2] * nrm[2] + f32(1e-30))
+    rad = f32(radius)
+    bias = z * f32(0.002) + rad * f32(0.05)
+    blocked = np.zeros(len(idx), np.float32)
+    # The kernel turned about the line of sight by one of 16 angles in a 4 x 4 tile of pixels, so
+    # its few directions leave fine noise, which the 4 x 4 average below removes, instead of bands.
+    row, col = np.divmod(idx, w)
+    turn = _TILE_ANGLES[(row % 4) * 4 + col % 4]
+    cos_t, sin_t = np.cos(turn), np.sin(turn)
+    for d in _OCCLUSION_KERNEL:
+        dx, dy, dz = d[0] * cos_t - d[1] * sin_t, d[0] * sin_t + d[1] * cos_t, d[2]
+        side = np.where((nrm[0] * dx + nrm[1] * dy + nrm[2] * dz) * inv < 0, f32(-rad), rad)
+        sx, sy, sz = (pts[c] + side * dc for c, dc in enumerate((dx, dy, dz)))
+        sz = np.maximum(sz, f32(cam.near))
+        ix = np.floor(sx / sz * f + cx).astype(np.int64)
+        iy = np.floor(sy / sz * f + cy).astype(np.int64)
+        inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
+        front = np.where(inside, surf_z[np.where(inside, iy * w + ix, 0)], np.inf)
+        gap = sz - front
+        blocked += (gap > bias) & (gap < rad)
+    blocked /= f32(len(_OCCLUSION_KERNEL))
+    grid = np.zeros(h * w, np.float32)
+    grid[idx] = blocked
+    hit = np.zeros(h * w, np.float32)
+    hit[idx] = 1.0
+    total = cv2.blur(grid.reshape(h, w), (4, 4), borderType=cv2.BORDER_CONSTANT).reshape(-1)[idx]
+    count = cv2.blur(hit.reshape(h, w), (4, 4), borderType=cv2.BORDER_CONSTANT).reshape(-1)[idx]
+    return total / np.maximum(count, f32(1e-6))
 
 
 def _power(x: np.ndarray, exponent: float) -> np.ndarray:

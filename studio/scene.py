@@ -368,7 +368,16 @@ class SceneRenderer:
         direction = np.array([math.sin(a) * math.cos(e), -math.sin(e), -math.cos(a) * math.cos(e)])
         specular, shininess = _FINISH.get(color.material, _FINISH["solid"])
         key = np.full(3, _KEY_LIGHT * intensity)
-        lighting = Lighting(direction, key, _AMBIENT * intensity, specular * intensity, shininess)
+        shading: dict[str, float] = {}
+        if rnd.contact_shading.enabled:
+            cs, rng = rnd.contact_shading, _stream(seed, "contact_shading")
+            shading = {
+                "shadow": float(rng.uniform(*cs.shadow)),
+                "occlusion": float(rng.uniform(*cs.occlusion)),
+                "occlusion_radius": float(rng.uniform(*cs.radius_ldu)),
+            }
+            meta["contact_shading"] = shading
+        lighting = Lighting(direction, key, _AMBIENT * intensity, specular * intensity, shininess, **shading)
         meta.update(light_elevation_deg=el, light_azimuth_deg=az, light_intensity=intensity)
 
         # Camera gains. One light colour for key and ambient light makes the scene linear in it,

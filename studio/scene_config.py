@@ -234,6 +234,31 @@ class CameraTiltFactor(_Factor):
         return self
 
 
+class ContactShadingFactor(_Factor):
+    """The part's own shadow from the key light and ambient occlusion (rasteriser only; the path
+    tracer has both by nature): a brick's hollow underside and the gaps between studs come out dark
+    as in a photo. Off unless asked for (``trainer render --contact-shading``), so the presets'
+    renders stay as they were."""
+
+    enabled: bool = Field(default=False, description="apply this factor (false: no shadow or occlusion)")
+    shadow: tuple[Frac, Frac] = Field(
+        default=(0.5, 0.9), description="range of the share of key light lost in the part's own shadow"
+    )
+    occlusion: tuple[Frac, Frac] = Field(
+        default=(0.5, 0.9), description="range of the share of light lost by a fully enclosed point"
+    )
+    radius_ldu: tuple[float, float] = Field(
+        default=(10.0, 24.0), description="range of the distance (LDU) within which geometry occludes"
+    )
+
+    @model_validator(mode="after")
+    def _radius_range(self) -> ContactShadingFactor:
+        lo, hi = self.radius_ldu
+        if not 0.5 <= lo <= hi <= 200.0:
+            raise ValueError(f"radius_ldu={self.radius_ldu!r} must lie within 0.5..200 LDU, low end first")
+        return self
+
+
 class Randomization(StrictModel):
     """Domain randomisation: one switchable factor per source of variation. Defaults = :meth:`train`."""
 
@@ -267,6 +292,10 @@ class Randomization(StrictModel):
     jpeg: JpegFactor = Field(default_factory=JpegFactor, description="JPEG compression")
     camera_tilt: CameraTiltFactor = Field(
         default_factory=CameraTiltFactor, description="camera tilt drawn per placement (off by default)"
+    )
+    contact_shading: ContactShadingFactor = Field(
+        default_factory=ContactShadingFactor,
+        description="the part's own shadow and ambient occlusion (off by default)",
     )
 
     @classmethod

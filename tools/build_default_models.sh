@@ -15,7 +15,8 @@
 # the part several times larger than in a rig frame, so nearer the pixels a close camera or a
 # phone gives; 16, 0 = none), CROP_TILT (LOW,HIGH: that crop render's camera tilt from vertical drawn
 # per capture, `trainer render --camera-tilt`, into render-crop-tilt; unset: the rig's fixed 30
-# degrees), PATHTRACE_PER_PART (captures per part of one more training render in
+# degrees), CROP_SHADING (1: that crop render with `--contact-shading`, into render-crop-shaded, or
+# render-crop-tilt-shaded with CROP_TILT; unset: off), PATHTRACE_PER_PART (captures per part of one more training render in
 # the crop layout by the path tracer, `trainer render --renderer pathtrace`, which needs libLLVM 19
 # (`make setup-all` installs it): about 30 times slower than the rasteriser on a CPU; 6, 0 = none;
 # it takes BACKGROUNDS as its grounds when set) and PATHTRACE_WEIGHT (its sampling weight against 1
@@ -66,6 +67,7 @@ PER_PART="${PER_PART:-12}"
 TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
 CROP_PER_PART="${CROP_PER_PART:-16}"
 CROP_TILT="${CROP_TILT:-}"
+CROP_SHADING="${CROP_SHADING:-}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
 MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
@@ -126,8 +128,9 @@ crop=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --col
 if (( CROP_PER_PART > 0 )); then
     crop_dir=render-crop
     [[ -n "$CROP_TILT" ]] && crop_dir=render-crop-tilt
+    [[ -n "$CROP_SHADING" ]] && crop_dir="$crop_dir-shaded"
     once "$crop_dir" "$WORK/$crop_dir/render_report.json" "${crop[@]}" --supersample 1 \
-        ${CROP_TILT:+--camera-tilt "$CROP_TILT"} \
+        ${CROP_TILT:+--camera-tilt "$CROP_TILT"} ${CROP_SHADING:+--contact-shading} \
         --per-part "$CROP_PER_PART" --seed "$((TRAIN_RENDERS + 2))" --out "$WORK/$crop_dir"
     train_dirs+=("$crop_dir")
 fi

@@ -82,6 +82,8 @@ class RenderJob:
     backgrounds: str | None = None
     #: Camera tilt from vertical drawn per placement in this range (degrees); None: the rig's own.
     camera_tilt: tuple[float, float] | None = None
+    #: Rasteriser: the part's own shadow and ambient occlusion (studio.scene_config.ContactShadingFactor).
+    contact_shading: bool = False
 
 
 @dataclass
@@ -128,6 +130,13 @@ def job_randomization(job: RenderJob) -> Any:
                 f"--camera-tilt {job.camera_tilt[0]:g},{job.camera_tilt[1]:g} must be LOW,HIGH degrees "
                 "from vertical within 0..70 (0 = straight down), e.g. 0,45"
             ) from None
+    if job.contact_shading:
+        if job.renderer == "pathtrace":
+            raise ConfigError(
+                "--contact-shading is for the rasteriser; the path tracer shades contact and cavities "
+                "by nature: drop the option or use --renderer raster"
+            )
+        out.contact_shading.enabled = True
     return out
 
 
@@ -226,6 +235,8 @@ def _job_key(job: RenderJob) -> dict[str, Any]:
         key.pop(name)
     if key["camera_tilt"] is None:  # the rig's own tilt, as every job before the option: still resumes
         key.pop("camera_tilt")
+    if not key["contact_shading"]:  # as every job before the option: still resumes
+        key.pop("contact_shading")
     return json.loads(json.dumps(key))  # tuples as lists, as they come back from the file
 
 
@@ -464,6 +475,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="draw the camera's tilt from vertical per placement in this range of degrees (0 = straight "
         "down, as over a belt); default the rig's fixed 30",
     )
+    p.add_argument(
+        "--contact-shading",
+        action="store_true",
+        help="rasteriser: darken the part's own shadow and its hollows (ambient occlusion), as a photo "
+        "shows a brick's underside; default off",
+    )
     p.add_argument("--supersample", type=int, default=2, choices=(1, 2, 3, 4))
     p.add_argument(
         "--renderer",
@@ -528,6 +545,7 @@ def main(args: argparse.Namespace) -> int:
         spp=args.spp,
         backgrounds=str(args.backgrounds) if args.backgrounds else None,
         camera_tilt=_tilt_range(args.camera_tilt),
+        contact_shading=args.contact_shading,
     )
     job_randomization(job)  # a bad factor name fails here, before any worker starts
     if job.renderer == "pathtrace":

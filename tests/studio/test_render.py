@@ -182,6 +182,68 @@ def test_lambert_shading_follows_face_orientation():
     assert seen[1] > seen[0] > seen[2]
 
 
+def open_box(half: float = 15.0, depth: float = 20.0) -> Mesh:
+    """A box open towards the front camera: a floor at z = depth / 2 and four walls reaching
+    forward to z = -depth / 2 (two-sided, so winding does not matter)."""
+    h, zf, zn = half, depth / 2, -depth / 2
+    c = [(-h, -h), (h, -h), (h, h), (-h, h)]
+    tris = quad([(x, y, zf) for x, y in c])
+    for (x0, y0), (x1, y1) in zip(c, c[1:] + c[:1], strict=True):
+        tris += quad([(x0, y0, zn), (x1, y1, zn), (x1, y1, zf), (x0, y0, zf)])
+    return make_mesh(tris, two_sided=True)
+
+
+def test_ambient_occlusion_darkens_a_hollow_near_its_walls_only():
+    box = open_box()
+    cam = front_camera(96, fov_deg=30)
+    plain = render_mesh(box, colors(box), cam, FLAT, edge_lines=False, supersample=1)
+    lit = Lighting(direction=FLAT.direction, ambient=0.3, specular=0.0, occlusion=1.0, occlusion_radius=12)
+    shaded = render_mesh(box, colors(box), cam, lit, edge_lines=False, supersample=1)
+    corner, centre = pixel(cam, (13.0, 13.0, 10.0)), pixel(cam, (0.0, 0.0, 10.0))
+    assert shaded.rgb[corner[::-1]][0] < 0.85 * plain.rgb[corner[::-1]][0]  # walls on two sides
+    assert np.allclose(shaded.rgb[centre[::-1]], plain.rgb[centre[::-1]])  # walls 15 LDU away: beyond reach
+    assert np.array_equal(shaded.mask, plain.mask) and np.array_equal(shaded.depth, plain.depth)
+
+
+def test_ambient_occlusion_leaves_an_open_face_alone_at_any_slant():
+    for degrees in (0.0, 60.0):
+        a = np.radians(degrees)
+        corners = [(-10 * np.cos(a), -10, -10 * np.sin(a)), (10 * np.cos(a), -10, 10 * np.sin(a))]
+        corners += [(10 * np.cos(a), 10, 10 * np.sin(a)), (-10 * np.cos(a), 10, -10 * np.sin(a))]
+        face = make_mesh(quad(corners), two_sided=True)
+        cam = front_camera(64)
+        plain = render_mesh(face, colors(face), cam, FLAT, edge_lines=False)
+        lit = Lighting(
+            direction=FLAT.direction, ambient=0.3, specular=0.0, occlusion=1.0, occlusion_radius=20
+        )
+        assert np.allclose(render_mesh(face, colors(face), cam, lit, edge_lines=False).rgb, plain.rgb), (
+            degrees
+        )
+
+
+@pytest.mark.parametrize("strength", [0.5, 1.0])
+def test_the_part_shadows_itself_where_it_hides_the_key_light(strength):
+    floor = quad([(-40, -40, 10), (40, -40, 10), (40, 40, 10), (-40, 40, 10)])
+    roof = quad([(-5, -5, -10), (5, -5, -10), (5, 5, -10), (-5, 5, -10)])
+    mesh = make_mesh(floor + roof, two_sided=True)
+    cam = front_camera(96, fov_deg=50)
+    light = np.array([1.0, 0.0, -1.0])  # towards +x and the camera: the roof's shadow falls at x ~ -20
+    res = render_mesh(
+        mesh,
+        colors(mesh, (0.5, 0.5, 0.5)),
+        cam,
+        Lighting(direction=light, ambient=0.3, specular=0.0, shadow=strength),
+        edge_lines=False,
+    )
+    ndl = float(np.dot(light / np.linalg.norm(light), (0.0, 0.0, -1.0)))
+    in_shadow, beside, aside = (
+        pixel(cam, p) for p in ((-20.0, 0.0, 10.0), (20.0, 0.0, 10.0), (-20.0, 20.0, 10.0))
+    )
+    assert np.allclose(res.rgb[in_shadow[::-1]], 0.5 * (0.3 + (1 - strength) * ndl), atol=2e-3)
+    for lit in (beside, aside):
+        assert np.allclose(res.rgb[lit[::-1]], 0.5 * (0.3 + ndl), atol=2e-3)
+
+
 def test_specular_highlight_peaks_where_the_surface_mirrors_light_to_the_eye():
     sheet = make_mesh(quad([(-30, -30, 0), (30, -30, 0), (30, 30, 0), (-30, 30, 0)]), True)
     cam = front_camera(64, fov_deg=50)
@@ -416,6 +478,9 @@ def test_errors_name_the_problem():
         Camera(np.array([0.0, 10.0, 0.0]), np.zeros(3), 32, 32)
     with pytest.raises(RenderError, match="direction"):
         Lighting(direction=np.zeros(3))
+    for name, value in (("occlusion", 1.5), ("occlusion_radius", 0.0), ("shadow", -0.1)):
+        with pytest.raises(RenderError, match=name):
+            Lighting(direction=np.ones(3), **{name: value})
 
 
 def test_edited_writeable_mesh_is_not_served_from_cache():

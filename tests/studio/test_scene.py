@@ -63,6 +63,7 @@ STRONG: dict[str, dict[str, Any]] = {
     "sensor_noise": {"shot": (0.002, 0.004), "read": (0.005, 0.01)},
     "jpeg": {"quality": (20, 40)},
     "camera_tilt": {"tilt_deg": (0.0, 10.0)},
+    "contact_shading": {"shadow": (0.8, 0.9), "occlusion": (0.8, 0.9)},
 }
 
 
@@ -334,7 +335,9 @@ def test_config_models_validate() -> None:
         Randomization.model_validate({"color_jitter": {"max_delta_e": 9}})  # would change the colour
     off, train, test = Randomization.off(), Randomization.train(), Randomization.test()
     assert not any(getattr(off, n).enabled for n in Randomization.model_fields)
-    # every factor is on in the presets but the camera tilt, which would change their renders
-    assert all(getattr(train, n).enabled for n in Randomization.model_fields if n != "camera_tilt")
-    assert not train.camera_tilt.enabled and not test.camera_tilt.enabled
+    # every factor is on in the presets but the camera tilt and the contact shading, which would
+    # change their renders
+    later = ("camera_tilt", "contact_shading")
+    assert all(getattr(train, n).enabled for n in Randomization.model_fields if n not in later)
+    assert not any(getattr(preset, n).enabled for preset in (train, test) for n in later)
     assert test.exposure.ev[1] > train.exposure.ev[1] and test.jpeg.quality[0] < train.jpeg.quality[0]

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from edge.errors import ConfigError
 from trainer.cli import main
 from trainer.render import REAL_COLUMNS, RenderJob, job_randomization, read_parts_list
 
@@ -204,3 +205,25 @@ def test_camera_tilt_renders_from_other_heights_and_is_not_mistaken_for_done(
         job_randomization(replace(job, camera_tilt=(10, 90)))
     assert _render(demo_library, parts, out, "real", "--camera-tilt", "steep") == 2
     assert "--camera-tilt 'steep' must be two numbers" in caplog.text
+
+
+def test_contact_shading_darkens_the_renders_and_is_not_mistaken_for_done(
+    demo_library: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    parts = _parts_file(tmp_path, "demo-3001")
+    out = tmp_path / "out"
+    assert _render(demo_library, parts, out, "real") == 0
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    before = [cv2.imread(str(out / r["image_path"])).astype(int) for r in rows]
+    assert _render(demo_library, parts, out, "real", "--contact-shading") == 0
+    report = json.loads((out / "render_report.json").read_text())
+    assert report["parts_skipped_as_done"] == 0 and report["job"]["contact_shading"] is True
+    after = [cv2.imread(str(out / r["image_path"])).astype(int) for r in rows]
+    # shading only takes light away: no pixel brighter beyond JPEG noise, some visibly darker
+    assert all((b - a).max() <= 24 for a, b in zip(before, after, strict=True))
+    assert any((a - b).max() >= 24 for a, b in zip(before, after, strict=True))
+    job = RenderJob(str(demo_library), "real", str(tmp_path), 1, 2, (4,), 3, "train", 1, contact_shading=True)
+    assert job_randomization(job).contact_shading.enabled
+    assert not job_randomization(replace(job, contact_shading=False)).contact_shading.enabled
+    with pytest.raises(ConfigError, match="--contact-shading is for the rasteriser"):
+        job_randomization(replace(job, renderer="pathtrace"))
