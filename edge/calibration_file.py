@@ -9,7 +9,9 @@ optional and each stamped with the time it was measured:
 * ``color``: white-balance gains, a 3x3 colour-correction matrix (both in linear sRGB) and the
   Delta E 2000 of each reference patch after correction;
 * ``camera``: the locked exposure time, analogue gain, white-balance gains (and lens position);
-* ``turntable``: steps per turn and the zero offset in steps.
+* ``turntable``: steps per turn and the zero offset in steps;
+* ``recognition``: the ``rig_threshold`` fitted to the views enrolled on this rig (``edge enrolled
+  --fit-threshold --save``), with the model that embedded them and how many there were.
 
 The file carries ``format_version``; files of the older unversioned layout (top-level
 ``background_hsv``, ``background_model``, ``camera``) are read and migrated in memory. Writes are
@@ -41,6 +43,7 @@ FIX_RUN = {
     "color": "run `edge calibrate color`",
     "camera": "run `edge calibrate camera` or set the camera's exposure/gain in the config",
     "turntable": "run `edge calibrate turntable`",
+    "recognition": "run `edge enrolled --fit-threshold --save`",
 }
 
 Hue = Annotated[int, Field(ge=0, le=179, description="OpenCV hue, 0..179 (degrees / 2)")]
@@ -180,7 +183,22 @@ class TurntableSection(Section):
     )
 
 
-SECTIONS = ("background", "color", "camera", "turntable")
+class RecognitionSection(Section):
+    """The rig's ``recognition.rig_threshold``, fitted to the views enrolled on it
+    (:func:`edge.enroll.fit_rig_threshold`). Used while the config leaves the setting unset, and
+    only with the model that embedded those views."""
+
+    rig_threshold: float = Field(gt=0.0, le=1.0, description="the fitted rig_threshold, (0, 1]")
+    model: str = Field(
+        min_length=1,
+        description="the model the enrolled views were embedded with (edge.enroll.model_key: manifest "
+        "sha256 and runtime/precision); another model set ignores the fit",
+    )
+    views: int = Field(ge=2, description="enrolled views the fit saw")
+    parts: int = Field(ge=2, description="enrolled parts the fit saw")
+
+
+SECTIONS = ("background", "color", "camera", "turntable", "recognition")
 
 
 class CalibrationFile(StrictModel):
@@ -191,6 +209,9 @@ class CalibrationFile(StrictModel):
     color: ColorSection | None = Field(default=None, description="white balance and colour-correction matrix")
     camera: CameraSection | None = Field(default=None, description="locked exposure, gain, colour gains")
     turntable: TurntableSection | None = Field(default=None, description="steps per turn, zero offset")
+    recognition: RecognitionSection | None = Field(
+        default=None, description="rig_threshold fitted to the views enrolled on this rig"
+    )
 
     def ages(self, now: datetime | None = None) -> dict[str, float | None]:
         """Seconds since each present section was measured (None: no timestamp)."""
@@ -356,10 +377,15 @@ def clipping_advice(patches: list[PatchError]) -> str:
 
 
 def check_calibration(
-    path: str | Path, *, stale_days: float = 90.0, steps_per_turn: int | None = None
+    path: str | Path,
+    *,
+    stale_days: float = 90.0,
+    steps_per_turn: int | None = None,
+    model_key: str | None = None,
 ) -> list[tuple[str, str, str]]:
-    """``edge check`` lines for a calibration file: validity, each section's age, and (given the
-    config's ``steps_per_turn``) which steps per turn the rig turns by when they differ."""
+    """``edge check`` lines for a calibration file: validity, each section's age, (given the
+    config's ``steps_per_turn``) which steps per turn the rig turns by when they differ, and (given
+    the configured model's ``model_key``) whether the fitted rig_threshold belongs to that model."""
     path = Path(path)
     try:
         cal = read_calibration(path)
@@ -387,6 +413,16 @@ def check_calibration(
                 "calibration turntable",
                 f"the rig turns by the {measured} steps per turn measured; the config's "
                 f"rig.turntable.steps_per_turn ({steps_per_turn}) is the fallback without this file",
+            )
+        )
+    fit = cal.recognition
+    if fit is not None and model_key is not None and fit.model != model_key:
+        out.append(
+            (
+                "WARN",
+                "calibration recognition",
+                f"rig_threshold {fit.rig_threshold:g} was fitted with another model ({fit.model}; the "
+                f"config's is {model_key}), so edge run does not use it; {FIX_RUN['recognition']}",
             )
         )
     if cal.color is not None:

@@ -307,6 +307,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     """Every check of ``edge check`` as (level, what, detail) lines; stops early only on a bad config."""
     from edge.camera import create_camera
     from edge.engines import create_engine
+    from edge.enroll import model_key
     from edge.manifest import open_manifest, verify_file
     from edge.memory import check_resident, estimate_memory
     from edge.pipeline import load_indexes, make_recognizer
@@ -377,7 +378,18 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
             )
             if recognizer is not None:
                 rec = cfg.recognition
-                out.append(("OK", "recognition", f"{rec.mode}, threshold {rec.threshold:g}, k {rec.k}"))
+                rig_note = ""
+                if rig is not None:
+                    if rec.rig_threshold is not None:
+                        where = "from the config"
+                    elif recognizer.rig_threshold != rec.vector_threshold:
+                        where = "fitted, from the calibration file"
+                    else:
+                        where = "unset: vector_threshold"
+                    rig_note = f", rig_threshold {recognizer.rig_threshold:g} ({where})"
+                out.append(
+                    ("OK", "recognition", f"{rec.mode}, threshold {rec.threshold:g}, k {rec.k}{rig_note}")
+                )
         sorter = _attempt(
             out,
             "sorting",
@@ -395,7 +407,11 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     if cfg.calibration is not None:
         from edge.calibration_file import check_calibration
 
-        out += check_calibration(cfg.calibration, steps_per_turn=cfg.rig.turntable.steps_per_turn)
+        out += check_calibration(
+            cfg.calibration,
+            steps_per_turn=cfg.rig.turntable.steps_per_turn,
+            model_key=model_key(Path(cfg.engine.model_set), cfg.engine.runtime, cfg.engine.precision),
+        )
     _check_corrections(cfg, out)
     segmenter = _attempt(
         out, "segmenter", lambda: create_segmenter(cfg.segmenter, calibration=cfg.calibration)

@@ -247,8 +247,10 @@ def _enrolled(args: argparse.Namespace) -> int:
             )
         print(f"removed {removed} view(s) of {args.remove}; {len(user)} left")
         return 0
+    if args.save and not args.fit_threshold:
+        raise ConfigError("--save keeps a fitted threshold: use it with --fit-threshold")
     if args.fit_threshold:
-        return _fit_threshold(user, cfg)
+        return _fit_threshold(user, cfg, save=args.save)
     rows = user.parts()
     if args.json:
         print(dump_json([{**r, "added": r["added"].isoformat()} for r in rows]))
@@ -267,8 +269,9 @@ def _enrolled(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_threshold(user: Any, cfg: Any) -> int:
-    """Print the ``recognition.rig_threshold`` fitted to the enrolled views (:func:`fit_rig_threshold`)."""
+def _fit_threshold(user: Any, cfg: Any, *, save: bool = False) -> int:
+    """Print the ``recognition.rig_threshold`` fitted to the enrolled views (:func:`fit_rig_threshold`);
+    with ``save``, keep it in the calibration file's ``recognition`` section for the daemon."""
     from edge.enroll import fit_rig_threshold
 
     fit = fit_rig_threshold(user.index.vectors(), list(user.index.labels)) if user.index else None
@@ -290,7 +293,33 @@ def _fit_threshold(user: Any, cfg: Any) -> int:
             "the threshold: on this rig the model does not tell the enrolled parts apart; enrol more "
             "views per part or keep the default"
         )
+    if save:
+        _save_fit(fit, cfg)
     return 0
+
+
+def _save_fit(fit: dict[str, Any], cfg: Any) -> None:
+    """Write ``fit`` into the calibration file's ``recognition`` section, stamped with the model."""
+    from edge.calibration_file import update_calibration
+    from edge.enroll import model_key
+
+    if cfg.calibration is None:
+        raise ConfigError(
+            "--save writes the fitted threshold to the rig's calibration file, and the config names none: "
+            "set `calibration: PATH` in the config (e.g. calibration.json beside it), or copy the value "
+            "into recognition.rig_threshold by hand"
+        )
+    key = model_key(Path(cfg.engine.model_set), cfg.engine.runtime, cfg.engine.precision)
+    section = {"rig_threshold": fit["threshold"], "model": key, "views": fit["views"], "parts": fit["parts"]}
+    update_calibration(cfg.calibration, recognition=section)
+    print(f"saved to {cfg.calibration} (recognition section)")
+    if cfg.recognition.rig_threshold is not None:
+        print(
+            f"note: the config sets recognition.rig_threshold: {cfg.recognition.rig_threshold}, which wins; "
+            "remove it from the config to use the fitted value"
+        )
+    else:
+        print("`edge run` uses it from its next start, while the config leaves rig_threshold unset")
 
 
 def _reindex(args: argparse.Namespace) -> int:
@@ -374,6 +403,12 @@ def add_rig_commands(sub: Any) -> None:
         "--fit-threshold",
         action="store_true",
         help="print the recognition.rig_threshold fitted to the enrolled views of two or more parts",
+    )
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="with --fit-threshold: keep the value in the calibration file, where `edge run` takes it "
+        "from while the config leaves recognition.rig_threshold unset",
     )
     p.set_defaults(func=_enrolled)
     p = sub.add_parser("reindex", help="re-embed the enrolled crops with the configured model set")

@@ -77,6 +77,9 @@ def make_recognizer(
     """The recognizer of ``cfg.recognition`` over ``manifest``, ``index`` and the rig's own enrolled
     views ``rig`` (see :func:`load_indexes`)."""
     rec = cfg.recognition
+    rig_threshold = rec.rig_threshold
+    if rig_threshold is None and rig is not None:
+        rig_threshold = fitted_rig_threshold(cfg)
     return Recognizer(
         manifest,
         mode=rec.mode,
@@ -86,8 +89,34 @@ def make_recognizer(
         k=rec.k,
         fusion=rec.fusion,
         rig_index=rig,
-        rig_threshold=rec.rig_threshold,
+        rig_threshold=rig_threshold,
     )
+
+
+def fitted_rig_threshold(cfg: EdgeConfig) -> float | None:
+    """The ``rig_threshold`` saved in the calibration file's ``recognition`` section (``edge enrolled
+    --fit-threshold --save``), or None: no calibration file or no fit in it, or a fit made with
+    another model than the configured one (logged: it would not fit this model's similarities)."""
+    from edge.calibration_file import FIX_RUN, read_calibration
+
+    if cfg.calibration is None or not Path(cfg.calibration).is_file():
+        return None
+    fit = read_calibration(cfg.calibration).recognition
+    if fit is None:
+        return None
+    key = model_key(Path(cfg.engine.model_set), cfg.engine.runtime, cfg.engine.precision)
+    if fit.model != key:
+        log.warning(
+            "calibration %s: rig_threshold %s was fitted with another model (%s; now %s), so it is not "
+            "used: %s",
+            cfg.calibration,
+            fit.rig_threshold,
+            fit.model,
+            key,
+            FIX_RUN["recognition"],
+        )
+        return None
+    return fit.rig_threshold
 
 
 def _ms(since: float) -> float:

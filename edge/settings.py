@@ -72,7 +72,8 @@ class RecognitionSettings(StrictModel):
         gt=0.0,
         le=1.0,
         description="fused similarity at which a part enrolled on this rig (edge enroll) is named from "
-        "its own views before anything else, (0, 1]; unset: vector_threshold",
+        "its own views before anything else, (0, 1]; unset: the calibration file's fit (edge enrolled "
+        "--fit-threshold --save), else vector_threshold",
     )
     k: int = Field(
         default=5, ge=1, le=100, description="neighbours per view and length of the top-k lists, 1..100"

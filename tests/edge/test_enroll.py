@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
+from edge.calibration_file import read_calibration
 from edge.camera import create_camera
 from edge.cli import main
-from edge.enroll import UserIndex, crops_dir, fit_rig_threshold, record_path
+from edge.enroll import UserIndex, crops_dir, fit_rig_threshold, model_key, record_path
 from edge.errors import ModelError
 from edge.pipeline import Pipeline
 from edge.settings import load_edge_config
@@ -142,3 +144,57 @@ def test_enrolled_fit_threshold_needs_two_parts_and_prints_the_fit(
     # two views of one part against a third of the "other": the sim renders one part, so the
     # model cannot tell them apart and says so
     assert ("warning" in out) == (fit["same_part_median"] <= fit["threshold"])
+
+
+def test_a_saved_fit_is_used_while_the_config_leaves_rig_threshold_unset_and_the_model_is_the_same(
+    rig: tuple[Path, list[Path]],
+    demo_library: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config, photos = rig
+    folder = config.parent
+    assert _run(capsys, "enroll", "--config", str(config), "--part", "new-1", *map(str, photos[:2]))[0] == 0
+    assert _run(capsys, "enroll", "--config", str(config), "--part", "new-2", str(photos[2]))[0] == 0
+    assert _run(capsys, "enrolled", "--config", str(config), "--save")[0] == 2  # --save alone
+    assert "use it with --fit-threshold" in caplog.text
+    assert _run(capsys, "enrolled", "--config", str(config), "--fit-threshold", "--save")[0] == 2
+    assert "the config names none" in caplog.text  # nowhere to keep it
+
+    hybrid = {"mode": "hybrid", "vector_threshold": 0.5}
+    write_sim_setup(folder, demo_library, recognition=hybrid, calibration="calibration.json")
+    code, out = _run(capsys, "enrolled", "--config", str(config), "--fit-threshold", "--save")
+    assert code == 0 and f"saved to {folder / 'calibration.json'}" in out
+    cfg = load_edge_config(config)
+    fit = read_calibration(folder / "calibration.json").recognition
+    assert fit is not None and (fit.views, fit.parts) == (3, 2) and fit.timestamp is not None
+    assert fit.model == model_key(folder / "models", "onnxruntime", "fp32")
+    assert fit.rig_threshold != cfg.recognition.vector_threshold  # so the assertions below can tell
+
+    def rig_threshold(cfg: Any) -> float:
+        pipe = Pipeline.from_config(cfg, with_camera=False)
+        try:
+            return pipe.recognizer.rig_threshold
+        finally:
+            pipe.close()
+
+    assert rig_threshold(cfg) == fit.rig_threshold  # unset in the config: the fit
+    code, out = _run(capsys, "check", "--config", str(config))
+    assert f"rig_threshold {fit.rig_threshold:g} (fitted, from the calibration file)" in out
+    write_sim_setup(
+        folder, demo_library, recognition={**hybrid, "rig_threshold": 0.9}, calibration="calibration.json"
+    )
+    assert rig_threshold(load_edge_config(config)) == 0.9  # set in the config: the config wins
+    code, out = _run(capsys, "enrolled", "--config", str(config), "--fit-threshold", "--save")
+    assert code == 0 and "which wins" in out
+
+    # Another model set: the views are re-embedded, the old fit is not used and edge check says so.
+    write_sim_setup(folder, demo_library, recognition=hybrid, calibration="calibration.json")
+    write_model_set(folder / "models", parts=SIM_PARTS, colors=[4, 1, 14], size=(16, 16), seed=5)
+    add_index(folder / "models")
+    assert _run(capsys, "reindex", "--config", str(config))[0] == 0
+    assert rig_threshold(load_edge_config(config)) == 0.5  # vector_threshold
+    assert "was fitted with another model" in caplog.text
+    code, out = _run(capsys, "check", "--config", str(config))
+    assert "WARN calibration recognition" in out and "edge enrolled --fit-threshold --save" in out
+    assert "rig_threshold 0.5 (unset: vector_threshold)" in out
