@@ -307,7 +307,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     """Every check of ``edge check`` as (level, what, detail) lines; stops early only on a bad config."""
     from edge.camera import create_camera
     from edge.engines import create_engine
-    from edge.enroll import model_key
+    from edge.enroll import engine_model_key
     from edge.manifest import open_manifest, verify_file
     from edge.memory import check_resident, estimate_memory
     from edge.pipeline import load_indexes, make_recognizer
@@ -410,7 +410,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
         out += check_calibration(
             cfg.calibration,
             steps_per_turn=cfg.rig.turntable.steps_per_turn,
-            model_key=model_key(Path(cfg.engine.model_set), cfg.engine.runtime, cfg.engine.precision),
+            model_key=engine_model_key(cfg.engine),
         )
     _check_corrections(cfg, out)
     segmenter = _attempt(

@@ -66,7 +66,7 @@ def _review(args: argparse.Namespace) -> int:
 
 def _relabel(args: argparse.Namespace) -> int:
     """Record a correction of one decision (a new row) and enrol its kept crops into the user index."""
-    from edge.enroll import UserIndex, embed_crops, model_key
+    from edge.enroll import UserIndex, embed_crops, engine_model_key
     from edge.review import add_correction, crop_masks, open_record, read_crop, recorded_part
 
     cfg = _config(args)
@@ -91,7 +91,7 @@ def _relabel(args: argparse.Namespace) -> int:
         user = UserIndex.load(cfg.data.user_index)
         source = f"{db.resolve()}#part{item.part_id}/"
         replaced = user.remove_sources(source)  # an earlier correction of this decision
-        key = model_key(cfg.engine.model_set, cfg.engine.runtime, cfg.engine.precision)
+        key = engine_model_key(cfg.engine)
         names = [f"{source}{p.name}" for p in item.crops]
         user.add(vectors, pairs, part=part, color_id=color_id, sources=names, model=key)
         enrolled = len(vectors)

@@ -203,7 +203,7 @@ def _rig_views(pipeline: Any, cfg: Any, count: int, sim: bool) -> tuple[list[Any
 def _enroll(args: argparse.Namespace) -> int:
     """Embed views of one part and add them to the user index."""
     from edge.colors import color_by_name, get_color
-    from edge.enroll import UserIndex, embed_views, model_key
+    from edge.enroll import UserIndex, embed_views, engine_model_key
     from edge.imagefile import read_image
 
     if bool(args.images) == bool(args.views):
@@ -223,7 +223,7 @@ def _enroll(args: argparse.Namespace) -> int:
     finally:
         pipeline.close()
     user = UserIndex.load(cfg.data.user_index)
-    key = model_key(cfg.engine.model_set, cfg.engine.runtime, cfg.engine.precision)
+    key = engine_model_key(cfg.engine)
     user.add(vectors, crops, part=args.part, color_id=color_id, sources=names, model=key)
     print(f"enrolled {len(vectors)} view(s) of {args.part} into {cfg.data.user_index} ({len(user)} in all)")
     if cfg.recognition.mode == "classifier":
@@ -301,7 +301,7 @@ def _fit_threshold(user: Any, cfg: Any, *, save: bool = False) -> int:
 def _save_fit(fit: dict[str, Any], cfg: Any) -> None:
     """Write ``fit`` into the calibration file's ``recognition`` section, stamped with the model."""
     from edge.calibration_file import update_calibration
-    from edge.enroll import model_key
+    from edge.enroll import engine_model_key
 
     if cfg.calibration is None:
         raise ConfigError(
@@ -309,7 +309,7 @@ def _save_fit(fit: dict[str, Any], cfg: Any) -> None:
             "set `calibration: PATH` in the config (e.g. calibration.json beside it), or copy the value "
             "into recognition.rig_threshold by hand"
         )
-    key = model_key(Path(cfg.engine.model_set), cfg.engine.runtime, cfg.engine.precision)
+    key = engine_model_key(cfg.engine)
     section = {"rig_threshold": fit["threshold"], "model": key, "views": fit["views"], "parts": fit["parts"]}
     update_calibration(cfg.calibration, recognition=section)
     print(f"saved to {cfg.calibration} (recognition section)")
@@ -324,7 +324,7 @@ def _save_fit(fit: dict[str, Any], cfg: Any) -> None:
 
 def _reindex(args: argparse.Namespace) -> int:
     """Re-embed the kept crops of the user index with the configured model."""
-    from edge.enroll import UserIndex, embed_crops, model_key
+    from edge.enroll import UserIndex, embed_crops, engine_model_key
 
     cfg = _config(args)
     user = UserIndex.load(cfg.data.user_index)
@@ -336,7 +336,7 @@ def _reindex(args: argparse.Namespace) -> int:
         vectors = embed_crops(pipeline, user.load_crops())
     finally:
         pipeline.close()
-    key = model_key(cfg.engine.model_set, cfg.engine.runtime, cfg.engine.precision)
+    key = engine_model_key(cfg.engine)
     user.replace_vectors(vectors, key)
     print(f"re-embedded {len(vectors)} view(s) with {key}")
     return 0

@@ -64,6 +64,11 @@ def model_key(folder: Path, runtime: str, precision: str) -> str:
     return f"{sha256_file(Path(folder) / 'manifest.json')[:16]}:{runtime}/{precision}"
 
 
+def engine_model_key(engine: Any) -> str:
+    """:func:`model_key` of the model a config's ``engine`` section runs."""
+    return model_key(Path(engine.model_set), engine.runtime, engine.precision)
+
+
 def record_path(index_path: Path) -> Path:
     """``user_index.json`` beside ``user_index.npz``."""
     return index_path.with_suffix(".json")

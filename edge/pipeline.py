@@ -21,7 +21,7 @@ import numpy as np
 
 from edge.camera import CameraSource, Frame, create_camera
 from edge.color_correction import IDENTITY, ColorCorrection, DriftCorrection
-from edge.enroll import merged_index, model_key, rig_index
+from edge.enroll import engine_model_key, merged_index, rig_index
 from edge.errors import ConfigError, ImageError, ModelError
 from edge.imagefile import DEFAULT_MAX_MEGAPIXELS, read_image
 from edge.index import EmbeddingIndex
@@ -56,7 +56,7 @@ def load_indexes(cfg: EdgeConfig, manifest: Manifest) -> tuple[EmbeddingIndex | 
             inside(folder, manifest.index.graph, "index graph")
         index = EmbeddingIndex.from_manifest(folder, manifest.index, memory_budget_mb=cfg.memory_budget_mb)
     # Parts enrolled with `edge enroll` are searched too.
-    key = model_key(folder, cfg.engine.runtime, cfg.engine.precision)
+    key = engine_model_key(cfg.engine)
     rig = rig_index(Path(cfg.data.user_index), manifest, key)
     index = merged_index(index, rig)
     if index is None:
@@ -104,7 +104,7 @@ def fitted_rig_threshold(cfg: EdgeConfig) -> float | None:
     fit = read_calibration(cfg.calibration).recognition
     if fit is None:
         return None
-    key = model_key(Path(cfg.engine.model_set), cfg.engine.runtime, cfg.engine.precision)
+    key = engine_model_key(cfg.engine)
     if fit.model != key:
         log.warning(
             "calibration %s: rig_threshold %s was fitted with another model (%s; now %s), so it is not "
