@@ -13,10 +13,11 @@
 # "6 12 16"), TRAIN_RENDERS (training renders in the rig layout, each with its own seed, 2),
 # CROP_PER_PART (captures per part of one more training render in the crop layout: 224x224 crops,
 # the part several times larger than in a rig frame, so nearer the pixels a close camera or a
-# phone gives; 16, 0 = none), CROP_TILT (LOW,HIGH: that crop render's camera tilt from vertical drawn
-# per capture, `trainer render --camera-tilt`, into render-crop-tilt; unset: the rig's fixed 30
-# degrees), CROP_SHADING (1: that crop render with `--contact-shading`, into render-crop-shaded, or
-# render-crop-tilt-shaded with CROP_TILT; unset: off), PATHTRACE_PER_PART (captures per part of one more training render in
+# phone gives; 16, 0 = none), CROP_TILTS (one such crop render per word: `fixed`, the rig's 30
+# degrees from vertical, into render-crop, or LOW,HIGH, the camera's tilt drawn per capture,
+# `trainer render --camera-tilt`, into render-crop-tilt, render-crop-tilt2...; default `fixed`;
+# "fixed 0,45" trains on both, docs/real_transfer.md), CROP_SHADING (1: those crop renders with
+# `--contact-shading`, each folder's name ending -shaded; unset: off), PATHTRACE_PER_PART (captures per part of one more training render in
 # the crop layout by the path tracer, `trainer render --renderer pathtrace`, which needs libLLVM 19
 # (`make setup-all` installs it): about 30 times slower than the rasteriser on a CPU; 6, 0 = none;
 # it takes BACKGROUNDS as its grounds when set) and PATHTRACE_WEIGHT (its sampling weight against 1
@@ -66,7 +67,7 @@ EPOCHS="${EPOCHS:-10}"
 PER_PART="${PER_PART:-12}"
 TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
 CROP_PER_PART="${CROP_PER_PART:-16}"
-CROP_TILT="${CROP_TILT:-}"
+CROP_TILTS="${CROP_TILTS:-fixed}"
 CROP_SHADING="${CROP_SHADING:-}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
@@ -126,13 +127,21 @@ done
 crop=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --colors 30 --layout legacy
       --workers "$WORKERS" --sheet 0 --views 3 --randomization train)
 if (( CROP_PER_PART > 0 )); then
-    crop_dir=render-crop
-    [[ -n "$CROP_TILT" ]] && crop_dir=render-crop-tilt
-    [[ -n "$CROP_SHADING" ]] && crop_dir="$crop_dir-shaded"
-    once "$crop_dir" "$WORK/$crop_dir/render_report.json" "${crop[@]}" --supersample 1 \
-        ${CROP_TILT:+--camera-tilt "$CROP_TILT"} ${CROP_SHADING:+--contact-shading} \
-        --per-part "$CROP_PER_PART" --seed "$((TRAIN_RENDERS + 2))" --out "$WORK/$crop_dir"
-    train_dirs+=("$crop_dir")
+    tilted=0
+    for tilt in $CROP_TILTS; do
+        if [[ "$tilt" == fixed ]]; then
+            crop_dir=render-crop tilt_arg=()
+        else
+            tilted=$((tilted + 1)) tilt_arg=(--camera-tilt "$tilt")
+            crop_dir=render-crop-tilt
+            (( tilted > 1 )) && crop_dir="render-crop-tilt$tilted"
+        fi
+        [[ -n "$CROP_SHADING" ]] && crop_dir="$crop_dir-shaded"
+        once "$crop_dir" "$WORK/$crop_dir/render_report.json" "${crop[@]}" --supersample 1 \
+            "${tilt_arg[@]}" ${CROP_SHADING:+--contact-shading} \
+            --per-part "$CROP_PER_PART" --seed "$((TRAIN_RENDERS + 2))" --out "$WORK/$crop_dir"
+        train_dirs+=("$crop_dir")
+    done
 fi
 weights=()
 for _ in "${train_dirs[@]}"; do weights+=(1); done
