@@ -23,6 +23,8 @@ Kelvin = Annotated[float, Field(ge=1667, le=25000)]
 Stops = Annotated[float, Field(ge=-4, le=4)]
 Frac = Annotated[float, Field(ge=0, le=1)]
 Px = Annotated[float, Field(ge=0, le=50)]
+#: An occlusion reach in LDU (``studio.render.Lighting.occlusion_radius``'s range).
+Ldu = Annotated[float, Field(ge=0.5, le=200)]
 Quality = Annotated[int, Field(ge=1, le=100)]
 
 
@@ -247,16 +249,9 @@ class ContactShadingFactor(_Factor):
     occlusion: tuple[Frac, Frac] = Field(
         default=(0.5, 0.9), description="range of the share of light lost by a fully enclosed point"
     )
-    radius_ldu: tuple[float, float] = Field(
+    radius_ldu: tuple[Ldu, Ldu] = Field(
         default=(10.0, 24.0), description="range of the distance (LDU) within which geometry occludes"
     )
-
-    @model_validator(mode="after")
-    def _radius_range(self) -> ContactShadingFactor:
-        lo, hi = self.radius_ldu
-        if not 0.5 <= lo <= hi <= 200.0:
-            raise ValueError(f"radius_ldu={self.radius_ldu!r} must lie within 0.5..200 LDU, low end first")
-        return self
 
 
 class Randomization(StrictModel):

@@ -7,6 +7,7 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
@@ -184,6 +185,15 @@ def test_factors_from_another_preset_make_a_one_factor_study(demo_library: Path,
     )
 
 
+def _render_again(library: Path, parts: Path, out: Path, *flags: str) -> dict[str, Any]:
+    """Render ``out`` again with ``flags``; returns the job recorded. A job with other settings must
+    render every part again, not take the earlier run's images as done."""
+    assert _render(library, parts, out, "real", *flags) == 0
+    report = json.loads((out / "render_report.json").read_text())
+    assert report["parts_skipped_as_done"] == 0
+    return report["job"]
+
+
 def test_camera_tilt_renders_from_other_heights_and_is_not_mistaken_for_done(
     demo_library: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -194,9 +204,7 @@ def test_camera_tilt_renders_from_other_heights_and_is_not_mistaken_for_done(
     before = image.read_bytes()
     assert _render(demo_library, parts, out, "real") == 0  # the rig's own tilt: an old render resumes
     assert json.loads((out / "render_report.json").read_text())["parts_skipped_as_done"] == 1
-    assert _render(demo_library, parts, out, "real", "--camera-tilt", "0,0") == 0  # straight down
-    report = json.loads((out / "render_report.json").read_text())
-    assert report["parts_skipped_as_done"] == 0 and report["job"]["camera_tilt"] == [0.0, 0.0]
+    assert _render_again(demo_library, parts, out, "--camera-tilt", "0,0")["camera_tilt"] == [0.0, 0.0]
     assert image.read_bytes() != before
     job = RenderJob(str(demo_library), "real", str(tmp_path), 1, 2, (4,), 3, "train", 1, camera_tilt=(0, 45))
     tilt = job_randomization(job).camera_tilt
@@ -208,16 +216,14 @@ def test_camera_tilt_renders_from_other_heights_and_is_not_mistaken_for_done(
 
 
 def test_contact_shading_darkens_the_renders_and_is_not_mistaken_for_done(
-    demo_library: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    demo_library: Path, tmp_path: Path
 ) -> None:
     parts = _parts_file(tmp_path, "demo-3001")
     out = tmp_path / "out"
     assert _render(demo_library, parts, out, "real") == 0
     rows = list(csv.DictReader((out / "manifest.csv").open()))
     before = [cv2.imread(str(out / r["image_path"])).astype(int) for r in rows]
-    assert _render(demo_library, parts, out, "real", "--contact-shading") == 0
-    report = json.loads((out / "render_report.json").read_text())
-    assert report["parts_skipped_as_done"] == 0 and report["job"]["contact_shading"] is True
+    assert _render_again(demo_library, parts, out, "--contact-shading")["contact_shading"] is True
     after = [cv2.imread(str(out / r["image_path"])).astype(int) for r in rows]
     # shading only takes light away: no pixel brighter beyond JPEG noise, some visibly darker
     assert all((b - a).max() <= 24 for a, b in zip(before, after, strict=True))
