@@ -93,10 +93,11 @@ def make_recognizer(
     )
 
 
-def fitted_rig_threshold(cfg: EdgeConfig) -> float | None:
+def fitted_rig_threshold(cfg: EdgeConfig, *, warn: bool = True) -> float | None:
     """The ``rig_threshold`` saved in the calibration file's ``recognition`` section (``edge enrolled
     --fit-threshold --save``), or None: no calibration file or no fit in it, or a fit made with
-    another model than the configured one (logged: it would not fit this model's similarities)."""
+    another model than the configured one (logged unless ``warn`` is false: it would not fit this
+    model's similarities)."""
     from edge.calibration_file import FIX_RUN, read_calibration
 
     if cfg.calibration is None or not Path(cfg.calibration).is_file():
@@ -106,15 +107,16 @@ def fitted_rig_threshold(cfg: EdgeConfig) -> float | None:
         return None
     key = engine_model_key(cfg.engine)
     if fit.model != key:
-        log.warning(
-            "calibration %s: rig_threshold %s was fitted with another model (%s; now %s), so it is not "
-            "used: %s",
-            cfg.calibration,
-            fit.rig_threshold,
-            fit.model,
-            key,
-            FIX_RUN["recognition"],
-        )
+        if warn:
+            log.warning(
+                "calibration %s: rig_threshold %s was fitted with another model (%s; now %s), so it is "
+                "not used: %s",
+                cfg.calibration,
+                fit.rig_threshold,
+                fit.model,
+                key,
+                FIX_RUN["recognition"],
+            )
         return None
     return fit.rig_threshold
 
