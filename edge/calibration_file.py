@@ -10,6 +10,8 @@ optional and each stamped with the time it was measured:
   Delta E 2000 of each reference patch after correction;
 * ``camera``: the locked exposure time, analogue gain, white-balance gains (and lens position);
 * ``turntable``: steps per turn and the zero offset in steps;
+* ``scale``: pixels per millimetre on the stage, fitted to views of a reference part of known size
+  (``edge calibrate scale``), for the size prior (:mod:`edge.size`);
 * ``recognition``: the ``rig_threshold`` fitted to the views enrolled on this rig (``edge enrolled
   --fit-threshold --save``), with the model that embedded them and how many there were.
 
@@ -44,6 +46,7 @@ FIX_RUN = {
     "camera": "run `edge calibrate camera` or set the camera's exposure/gain in the config",
     "turntable": "run `edge calibrate turntable`",
     "recognition": "run `edge enrolled --fit-threshold --save`",
+    "scale": "run `edge calibrate scale --part PART IMAGE...` with views of a part of known size",
 }
 
 Hue = Annotated[int, Field(ge=0, le=179, description="OpenCV hue, 0..179 (degrees / 2)")]
@@ -198,7 +201,16 @@ class RecognitionSection(Section):
     parts: int = Field(ge=2, description="enrolled parts the fit saw")
 
 
-SECTIONS = ("background", "color", "camera", "turntable", "recognition")
+class ScaleSection(Section):
+    """Pixels per millimetre on the stage (:func:`edge.size.fit_scale`), from views of a reference
+    part whose footprints the model set knows."""
+
+    px_per_mm: float = Field(ge=0.05, le=200.0, description="pixels per millimetre on the stage")
+    part: str = Field(min_length=1, max_length=100, description="the reference part")
+    views: int = Field(ge=1, description="views of it the fit measured")
+
+
+SECTIONS = ("background", "color", "camera", "turntable", "recognition", "scale")
 
 
 class CalibrationFile(StrictModel):
@@ -212,6 +224,7 @@ class CalibrationFile(StrictModel):
     recognition: RecognitionSection | None = Field(
         default=None, description="rig_threshold fitted to the views enrolled on this rig"
     )
+    scale: ScaleSection | None = Field(default=None, description="pixels per millimetre on the stage")
 
     def ages(self, now: datetime | None = None) -> dict[str, float | None]:
         """Seconds since each present section was measured (None: no timestamp)."""

@@ -387,8 +387,24 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                     else:
                         where = "unset: vector_threshold"
                     rig_note = f", rig_threshold {recognizer.rig_threshold:g} ({where})"
+                size = recognizer.size
+                if size is not None:
+                    size_note = (
+                        f", size prior on ({size.px_per_mm:g} px/mm, footprints of {size.covered} of "
+                        f"{len(size.parts)} parts, sigma {size.sigma:g})"
+                    )
+                elif not rec.size_prior:
+                    size_note = ", size prior off (recognition.size_prior: false)"
+                elif not manifest.footprints:
+                    size_note = ", size prior off (no footprints in the model set: trainer footprints)"
+                else:
+                    size_note = ", size prior off (no scale in the calibration file: edge calibrate scale)"
                 out.append(
-                    ("OK", "recognition", f"{rec.mode}, threshold {rec.threshold:g}, k {rec.k}{rig_note}")
+                    (
+                        "OK",
+                        "recognition",
+                        f"{rec.mode}, threshold {rec.threshold:g}, k {rec.k}{rig_note}{size_note}",
+                    )
                 )
         sorter = _attempt(
             out,

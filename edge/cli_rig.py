@@ -1,4 +1,4 @@
-"""The rig workflow's commands: ``edge calibrate camera|background|color|turntable``, ``edge enroll``,
+"""The rig workflow's commands: ``edge calibrate camera|background|color|turntable|scale``, ``edge enroll``,
 ``edge enrolled``, ``edge reindex``.
 
 Registered on ``edge``'s parser by :func:`add_rig_commands`. The ``calibration`` package is imported
@@ -117,6 +117,40 @@ def _calibrate_color(args: argparse.Namespace) -> int:
         f"wrote the color section of {path}; set color_correction: true in the config to apply it "
         "(and drift_correction: true to hold colours steady against the stage around each part)"
     )
+    return 0
+
+
+def _calibrate_scale(args: argparse.Namespace) -> int:
+    """Fit the stage's pixels per millimetre from views of a reference part; write the scale section."""
+    from calibration.capture import frames_from_dir
+    from calibration.scale import calibrate_scale
+    from edge.imagefile import read_image
+    from edge.manifest import open_manifest
+    from edge.segment import create_segmenter
+    from edge.size import reference_footprints
+
+    cfg = _config(args)
+    path = calibration_path(args, cfg)
+    calibration = path if path.exists() else None
+    manifest = open_manifest(Path(cfg.engine.model_set))
+    reference_footprints(manifest, args.part)  # fail before any capture when the part cannot be used
+    if args.images:
+        images = [read_image(p) for p in args.images]
+    elif args.source is not None:
+        images = frames_from_dir(args.source)
+    else:
+        from edge.camera import create_camera
+
+        images = []
+        with create_camera(cfg.camera, calibration=calibration) as camera:
+            for i in range(args.views):
+                input(f"drop the {args.part} on the stage ({i + 1}/{args.views}), then press Enter ")
+                images.append(camera.capture().image)
+    with create_segmenter(cfg.segmenter, calibration=calibration) as segmenter:
+        fit = calibrate_scale(images, segmenter, manifest, args.part, path, cfg.recognition.size_sigma)
+    for line in fit.lines():
+        print(line)
+    print(f"wrote the scale section of {path}; the size prior is on while recognition.size_prior is true")
     return 0
 
 
@@ -349,7 +383,7 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 def add_rig_commands(sub: Any) -> None:
     """Add ``calibrate`` (with its steps), ``enroll``, ``enrolled`` and ``reindex`` to ``edge``'s parser."""
-    cal = sub.add_parser("calibrate", help="calibrate the rig: camera, background, color, turntable")
+    cal = sub.add_parser("calibrate", help="calibrate the rig: camera, background, color, turntable, scale")
     steps = cal.add_subparsers(dest="step", required=True, metavar="STEP")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -387,6 +421,18 @@ def add_rig_commands(sub: Any) -> None:
     common(p)
     p.add_argument("--sim-steps-per-turn", type=int, help=argparse.SUPPRESS)  # the sim platter's truth
     p.set_defaults(func=_calibrate_turntable)
+
+    p = steps.add_parser("scale", help="fit the stage's pixels per millimetre from views of a known part")
+    common(p)
+    p.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="views of the part (else captured)")
+    p.add_argument(
+        "--part", default="3001", help="the reference part, one the model set knows (default 3001)"
+    )
+    p.add_argument(
+        "--views", type=int, default=5, help="views to capture when no images are given (default 5)"
+    )
+    p.add_argument("--from", dest="source", type=Path, help="read the views from this folder of images")
+    p.set_defaults(func=_calibrate_scale)
 
     p = sub.add_parser("enroll", help="add a part's views to the user index (images, or --views on the rig)")
     p.add_argument("images", nargs="*", type=Path, metavar="IMAGE")

@@ -40,6 +40,8 @@ _Fraction = Annotated[float, Field(ge=-10.0, le=10.0)]
 _PositiveStd = Annotated[float, Field(gt=0.0, le=1000.0)]
 _Byte = Annotated[int, Field(ge=0, le=255)]
 _Side = Annotated[int, Field(ge=1, le=4096)]
+PositiveMm = Annotated[float, Field(gt=0.0, le=10000.0, description="millimetres")]
+Probability = Annotated[float, Field(gt=0.0, le=1.0)]
 _SHA256 = r"^[0-9a-f]{64}$"
 _FIX_HASH = "re-download/re-export the model set or run `trainer export` again"
 
@@ -265,6 +267,12 @@ class Manifest(StrictModel):
         description="part id -> category name (Brick, Plate, Tile, Slope, Technic...; from the LDraw "
         "files, written by `trainer categories`), so sorting rules can match by category; optional",
     )
+    footprints: dict[str, list[tuple[PositiveMm, PositiveMm, Probability]]] = Field(
+        default_factory=dict,
+        description="part id -> [long mm, short mm, probability] of each stable resting pose's outline "
+        "seen from above (from the LDraw files, written by `trainer footprints`), for the size prior "
+        "(edge/size.py); optional",
+    )
     evaluation: dict[str, Any] = Field(default_factory=dict, description="free-form evaluation figures")
     build: dict[str, Any] = Field(
         default_factory=dict, description="free-form build record: command, date, git commit, versions"
@@ -306,12 +314,13 @@ class Manifest(StrictModel):
             raise ValueError("outputs.color_logits is set but colors is empty; list the colour ids")
         if self.outputs.embedding is not None and self.embedding_dim is None:
             raise ValueError("outputs.embedding is set but embedding_dim is missing")
-        strangers = sorted(set(self.categories) - set(self.parts))
-        if strangers:
-            shown = ", ".join(strangers[:5]) + (" ..." if len(strangers) > 5 else "")
-            raise ValueError(
-                f"categories names part(s) not in parts: {shown}; run `trainer categories` again"
-            )
+        for table, command in ((self.categories, "categories"), (self.footprints, "footprints")):
+            strangers = sorted(set(table) - set(self.parts))
+            if strangers:
+                shown = ", ".join(strangers[:5]) + (" ..." if len(strangers) > 5 else "")
+                raise ValueError(
+                    f"{command} names part(s) not in parts: {shown}; run `trainer {command}` again"
+                )
         if self.index is not None and self.index.dim != self.embedding_dim:
             raise ValueError(f"index.dim {self.index.dim} differs from embedding_dim {self.embedding_dim}")
         return self

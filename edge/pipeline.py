@@ -31,6 +31,7 @@ from edge.preprocess import Crop, crop_for, crop_to_mask, prepare_batch, prepare
 from edge.recognize import Decision, Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import EdgeConfig
+from edge.size import SizePrior, measure
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,29 @@ def make_recognizer(
         fusion=rec.fusion,
         rig_index=rig,
         rig_threshold=rig_threshold,
+        size=size_prior(cfg, manifest) if rec.size_prior else None,
     )
+
+
+def size_prior(cfg: EdgeConfig, manifest: Manifest) -> SizePrior | None:
+    """The size prior (:mod:`edge.size`) of the calibration file's scale and the manifest's
+    footprints, or None where either is missing (logged when only one of them is)."""
+    from edge.calibration_file import FIX_RUN, read_calibration
+
+    scale = None
+    if cfg.calibration is not None and Path(cfg.calibration).is_file():
+        scale = read_calibration(cfg.calibration).scale
+    if scale is None or not manifest.footprints:
+        if scale is not None:
+            log.warning(
+                "calibration %s has a scale but the model set has no footprints, so the size prior is "
+                "off: run `trainer footprints` on the model set",
+                cfg.calibration,
+            )
+        elif manifest.footprints and cfg.calibration is not None:
+            log.info("no scale in the calibration file: the size prior is off (%s)", FIX_RUN["scale"])
+        return None
+    return SizePrior(manifest.parts, manifest.footprints, scale.px_per_mm, cfg.recognition.size_sigma)
 
 
 def fitted_rig_threshold(cfg: EdgeConfig, *, warn: bool = True) -> float | None:
@@ -155,6 +178,7 @@ class ViewResult:
     crop: np.ndarray
     objects: int  # regions the segmenter found
     timings: dict[str, float]  # ms: segment, preprocess, infer
+    footprint: tuple[float, float] | None = None  # the mask's footprint in px (size prior only)
 
     @property
     def compute_ms(self) -> float:
@@ -333,7 +357,7 @@ class Pipeline:
         start = time.perf_counter()
         outputs = self.engine.run(batch)
         timings["infer"] = _ms(start)
-        return self._decided(frames, outputs, crops, objects, timings)
+        return self._decided(frames, outputs, crops, objects, timings, self._footprints(masks))
 
     def process_view(self, frame: Frame | np.ndarray) -> ViewResult:
         """Segment, crop and infer ONE view (an engine run of its own), to be fused by :meth:`decide_views`.
@@ -351,7 +375,7 @@ class Pipeline:
         start = time.perf_counter()
         outputs = self.engine.run(batch)
         timings["infer"] = _ms(start)
-        return ViewResult(frame, outputs, crops[0], objects[0], timings)
+        return ViewResult(frame, outputs, crops[0], objects[0], timings, self._footprints(masks)[0])
 
     def decide_views(self, views: Sequence[ViewResult], capture_ms: float = 0.0) -> PartRecord:
         """The part's record from views recognised one at a time: the same decision as
@@ -370,11 +394,22 @@ class Pipeline:
             role: np.concatenate([np.asarray(v.outputs[role]) for v in views]) for role in views[0].outputs
         }
         part = self._decided(
-            [v.frame for v in views], outputs, [v.crop for v in views], [v.objects for v in views], timings
+            [v.frame for v in views],
+            outputs,
+            [v.crop for v in views],
+            [v.objects for v in views],
+            timings,
+            [v.footprint for v in views],
         )
         for record, view in zip(part.views, views, strict=True):
             record.compute_ms = view.compute_ms
         return part
+
+    def _footprints(self, masks: list[np.ndarray]) -> list[tuple[float, float] | None]:
+        """Each view's footprint in pixels where the recognizer has a size prior to weigh it by."""
+        if self.recognizer.size is None:
+            return [None] * len(masks)
+        return [measure(m) for m in masks]
 
     def _segment(
         self, images: list[np.ndarray]
@@ -418,12 +453,13 @@ class Pipeline:
         crops: list[np.ndarray],
         objects: list[int],
         timings: dict[str, float],
+        footprints: Sequence[tuple[float, float] | None] | None = None,
     ) -> PartRecord:
         """Recognise and fuse the engine outputs of one part's views; the record (timings completed)."""
         for timed in self._timed:
             timed.elapsed_ms = 0.0
         start = time.perf_counter()
-        decision = self.recognizer.decide(outputs)
+        decision = self.recognizer.decide(outputs, footprints)
         decide_ms = _ms(start)
         search_ms = sum(timed.elapsed_ms for timed in self._timed)
         timings["search"] += search_ms

@@ -39,6 +39,7 @@ import numpy as np
 from edge.errors import ConfigError, ModelError
 from edge.index import EmbeddingIndex
 from edge.manifest import Manifest
+from edge.size import SizePrior
 
 Mode = Literal["classifier", "vector", "hybrid"]
 Fusion = Literal["mean_log_prob", "mean_prob", "max"]
@@ -144,6 +145,7 @@ class Recognizer:
         fusion: Fusion = "mean_log_prob",
         rig_index: EmbeddingIndex | None = None,
         rig_threshold: float | None = None,
+        size: SizePrior | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"recognition mode {mode!r} must be one of {list(MODES)!r}")
@@ -194,6 +196,9 @@ class Recognizer:
         self.rig_threshold = float(rig_threshold)
         self.k = k
         self.fusion: Fusion = fusion
+        if size is not None and list(size.parts) != list(manifest.parts):
+            raise ConfigError("the size prior's parts differ from the model's; build it from this manifest")
+        self.size = size
         self._parts = list(manifest.parts)
         self._known = frozenset(manifest.parts)
         self._colors = list(manifest.colors)
@@ -231,8 +236,11 @@ class Recognizer:
             return "sorted"
         return "low_confidence" if confidence >= threshold / 2 else "unknown"
 
-    def _classify(self, outputs: dict[str, np.ndarray]) -> tuple[TopK, list[ViewPrediction], np.ndarray]:
-        """Fused part top-k, per-view predictions and the fused part scores of the classifier."""
+    def _classify(
+        self, outputs: dict[str, np.ndarray], footprints: Sequence[tuple[float, float] | None] | None = None
+    ) -> tuple[TopK, list[ViewPrediction], np.ndarray]:
+        """Fused part top-k, per-view predictions and the fused part scores of the classifier
+        (updated by the views' measured footprints where there is a size prior)."""
         part_lp = log_softmax(outputs["part_logits"])
         color_lp = log_softmax(outputs["color_logits"]) if "color_logits" in outputs else None
         emb = outputs.get("embedding")
@@ -252,6 +260,8 @@ class Recognizer:
             for i in range(len(part_lp))
         ]
         fused = fuse(part_lp, self.fusion)
+        if self.size is not None and footprints is not None:
+            fused = self.size.update(fused, footprints)
         return _topk(fused, self._parts, self.k), views, fused
 
     def _vector(
@@ -276,8 +286,16 @@ class Recognizer:
         fused = sorted(((lab, s / len(labels)) for lab, s in votes.items()), key=lambda x: -x[1])
         return fused[: self.k], views
 
-    def decide(self, outputs: dict[str, np.ndarray]) -> Decision:
-        """One decision from the outputs of ONE part's N views (one ``Engine.run`` batch)."""
+    def decide(
+        self,
+        outputs: dict[str, np.ndarray],
+        footprints: Sequence[tuple[float, float] | None] | None = None,
+    ) -> Decision:
+        """One decision from the outputs of ONE part's N views (one ``Engine.run`` batch).
+
+        ``footprints``: each view's measured footprint in pixels (:func:`edge.size.measure`; None
+        for a view without one), used by the size prior when the recognizer has one.
+        """
         self._check(outputs)
         if self.manifest.temperatures:  # calibrated probabilities (manifest.temperatures)
             outputs = {
@@ -300,7 +318,7 @@ class Recognizer:
         threshold = self.threshold
         distribution = None
         if self.mode in ("classifier", "hybrid"):
-            topk, per_view, fused_parts = self._classify(outputs)
+            topk, per_view, fused_parts = self._classify(outputs, footprints)
             distribution = Distribution(self._parts, fused_parts, self._colors, fused_color)
         rig_answer = False
         if self.rig_index is not None and len(self.rig_index):

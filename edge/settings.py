@@ -81,6 +81,19 @@ class RecognitionSettings(StrictModel):
     fusion: Literal["mean_log_prob", "mean_prob", "max"] = Field(
         default="mean_log_prob", description="how views are fused: mean_log_prob, mean_prob or max"
     )
+    size_prior: bool = Field(
+        default=True,
+        description="weigh the classifier's answer by the part's measured footprint (edge/size.py) when "
+        "the calibration file has a scale (edge calibrate scale) and the model set has footprints "
+        "(trainer footprints); the camera should look (nearly) straight down",
+    )
+    size_sigma: float = Field(
+        default=0.15,
+        ge=0.01,
+        le=2.0,
+        description="relative spread of a measured footprint for the size prior (0.15: a side within "
+        "about 15% of the part's is as expected)",
+    )
 
 
 class AdaptiveViews(StrictModel):
