@@ -181,6 +181,7 @@ step export "$BIN/trainer" export --checkpoint "$RUN/best" --out "$SET" --force
 step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "${train_dirs[@]/#/$WORK/}"
 step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" --split all
 step categories "$BIN/trainer" categories --model-set "$SET" --ldraw "$LDRAW"
+step footprints "$BIN/trainer" footprints --model-set "$SET" --ldraw "$LDRAW"
 step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" \
     "$WORK/render-unseen" --split all \
     --gallery "$WORK/render-train" --out "$WORK/report"
@@ -189,7 +190,7 @@ if [[ -n "$REAL" ]]; then
     step evaluate-real "$BIN/trainer" evaluate-real --model-set "$SET" --out "$WORK/real" \
         --set "belt=$REAL/belt:$REPO/config/real/belt.yaml:$REAL/belt/_empty" \
         --set "cutouts=$REAL/cutouts:$REPO/config/real/cutouts.yaml" \
-        --enroll-every-part --report "$WORK/report/report.md" --record
+        --enroll-every-part --scale-from 15712:5 --report "$WORK/report/report.md" --record
 fi
 step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$REPO/edge/data/sim" \
     --captures 240 --margin 0.35

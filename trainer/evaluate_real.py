@@ -54,14 +54,17 @@ from edge.imagefile import read_image
 from edge.index import EmbeddingIndex
 from edge.manifest import FileEntry, Manifest, load_manifest
 from edge.preprocess import prepare
-from edge.recognize import Recognizer
+from edge.recognize import Recognizer, log_softmax
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import RecognitionSettings
+from edge.size import SizePrior, fit_scale, measure, reference_footprints
 from trainer.evaluate import load_segmenter_config, select_artifacts
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ENROLL_DEFAULT = (1, 5)
 TOP_CONFUSED = 8
+#: The size prior's spread in ``--scale-from`` figures: the daemon's default.
+SIZE_SIGMA = RecognitionSettings().size_sigma
 SECTION_START = "<!-- real-photos:start -->"
 SECTION_END = "<!-- real-photos:end -->"
 #: The drawing of the figures: in ``--out``, and beside the ``--report`` file under the second name.
@@ -121,18 +124,20 @@ def fit_background(empty: Path, out: Path) -> tuple[Path, dict[str, Any]]:
 
 def prepare_inputs(
     photos: Sequence[Photo], segmenter: Segmenter, manifest: Manifest
-) -> tuple[np.ndarray, dict]:
-    """Network inputs of every photo (segmented, cropped as on the Pi) and segmentation figures."""
-    inputs, areas, empty = [], [], 0
+) -> tuple[np.ndarray, dict, list[tuple[float, float] | None]]:
+    """Network inputs of every photo (segmented, cropped as on the Pi), segmentation figures and
+    each mask's footprint in pixels (:func:`edge.size.measure`)."""
+    inputs, areas, footprints, empty = [], [], [], 0
     for photo in tqdm(photos, desc="segment", unit="photo", leave=False):
         image = read_image(photo.path)
         mask = segmenter.mask(image)
         share = float(np.count_nonzero(mask)) / mask.size
         empty += share == 0
         areas.append(share)
+        footprints.append(measure(mask))
         inputs.append(prepare(image, mask, manifest.input))
     stats = {"empty_masks": int(empty), "median_mask_share": round(float(np.median(areas)), 4)}
-    return np.stack(inputs), stats
+    return np.stack(inputs), stats, footprints
 
 
 def run_batches(engine: Any, x: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
@@ -189,6 +194,41 @@ def classifier_scores(
     if colors is not None:
         out.update(color_figures(photos, colors, manifest))
     return out
+
+
+def size_scores(
+    photos: Sequence[Photo],
+    logits: np.ndarray,
+    footprints: Sequence[tuple[float, float] | None],
+    manifest: Manifest,
+    reference: tuple[str, int],
+    sigma: float,
+) -> dict[str, Any] | None:
+    """Known-part figures with and without the size prior (:mod:`edge.size`), the rig's scale fitted
+    from the first k photos of the reference part (as ``edge calibrate scale`` would), which are then
+    left out of both; None when the set holds no photos of that part."""
+    part, k = reference
+    rows = [i for i, p in enumerate(photos) if p.part == part][:k]
+    if not rows:
+        return None
+    known = {mould(p) for p in manifest.parts}
+    measured = [footprints[i] for i in rows if footprints[i] is not None]
+    px_per_mm = fit_scale(measured, reference_footprints(manifest, part), sigma)
+    prior = SizePrior(manifest.parts, manifest.footprints, px_per_mm, sigma)
+    scored = [i for i, p in enumerate(photos) if mould(p.part) in known and i not in rows]
+    temperature = manifest.temperatures.get("part_logits", 1.0)
+    plain = np.exp(log_softmax(logits[scored] / temperature))
+    updated = np.stack([prior.update(p, [footprints[i]]) for p, i in zip(plain, scored, strict=True)])
+    subset = [photos[i] for i in scored]
+    return {
+        "reference": part,
+        "reference_photos": len(rows),
+        "px_per_mm": round(px_per_mm, 3),
+        "sigma": sigma,
+        "photos": len(scored),
+        "without": classifier_scores(subset, np.log(plain), manifest, None),
+        "with": classifier_scores(subset, np.log(np.clip(updated, 1e-300, None)), manifest, None),
+    }
 
 
 def color_figures(photos: Sequence[Photo], colors: np.ndarray, manifest: Manifest) -> dict[str, Any]:
@@ -334,10 +374,11 @@ def evaluate_photo_set(
     enroll: Iterable[int],
     recognition: dict[str, Any],
     enroll_every_part: bool = False,
+    scale_from: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     """Every figure of one photo set for each artifact."""
     start = time.perf_counter()
-    x, seg_stats = prepare_inputs(photos, segmenter, manifest)
+    x, seg_stats, footprints = prepare_inputs(photos, segmenter, manifest)
     known = {mould(p) for p in manifest.parts}
     known_rows = [i for i, p in enumerate(photos) if mould(p.part) in known]
     result: dict[str, Any] = {
@@ -365,6 +406,12 @@ def evaluate_photo_set(
             figures["known"]["majority_baseline"] = round(
                 max(Counter(p.part for p in kp).values()) / len(kp), 4
             )
+            if scale_from is not None:
+                sized = size_scores(
+                    photos, outputs["part_logits"], footprints, manifest, scale_from, SIZE_SIGMA
+                )
+                if sized is not None:
+                    figures["size"] = sized
         if manifest.index is not None and "embedding" in outputs:
             index_path = model_set / manifest.index.path
             modes = (
@@ -391,10 +438,13 @@ def evaluate_real(
     enroll: Sequence[int] = ENROLL_DEFAULT,
     recognition: dict[str, Any] | None = None,
     enroll_every_part: bool = False,
+    scale_from: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write reports."""
     manifest = load_manifest(model_set)
     entries = select_artifacts(manifest, artifacts)
+    if scale_from is not None:
+        reference_footprints(manifest, scale_from[0])  # fails early, saying how to get footprints
     recognition = recognition or recognition_settings()
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"model_set": str(model_set), "sets": {}}
@@ -406,7 +456,16 @@ def evaluate_real(
         photos = read_photo_set(folder)
         with create_segmenter(seg_cfg, calibration=calibration) as segmenter:
             figures = evaluate_photo_set(
-                name, photos, segmenter, model_set, manifest, entries, enroll, recognition, enroll_every_part
+                name,
+                photos,
+                segmenter,
+                model_set,
+                manifest,
+                entries,
+                enroll,
+                recognition,
+                enroll_every_part,
+                scale_from,
             )
         figures.update(folder=str(folder), segmenter=seg_cfg, segmenter_file=str(seg_path))
         if fit is not None:
@@ -537,6 +596,7 @@ def render_markdown(
             colours = ", ".join(f"{c} ({n})" for c, n in known.get("predicted_colors", []))
             if colours:
                 lines += ["", f"Colours predicted most often (all known-part photos): {colours}."]
+        lines += _size_lines(figures["artifacts"])
         for k in ENROLL_DEFAULT:
             e = first.get(f"enroll_{k}")
             if e:
@@ -573,6 +633,29 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _size_lines(artifacts: dict[str, Any]) -> list[str]:
+    """The size prior's figures (``--scale-from``), one line per artifact."""
+    out: list[str] = []
+    for key, f in artifacts.items():
+        size = f.get("size")
+        if not size:
+            continue
+        before, after = size["without"], size["with"]
+        per_part = ", ".join(
+            f"{p} {_pct(before['per_part'][p]['top1'])} -> {_pct(e['top1'])}"
+            for p, e in sorted(after["per_part"].items())
+        )
+        out += [
+            "",
+            f"Size prior ({key}; `edge/size.py`): scale {size['px_per_mm']:g} px/mm fitted from the first "
+            f"{size['reference_photos']} photos of {size['reference']} (as `edge calibrate scale` does; "
+            f"left out), sigma {size['sigma']:g}; on the other {size['photos']} known-part photos part "
+            f"top-1 {_pct(before['part_top1'])} -> **{_pct(after['part_top1'])}**, top-5 "
+            f"{_pct(before['part_top5'])} -> {_pct(after['part_top5'])}; per part {per_part}.",
+        ]
+    return out
+
+
 def _enrolled_cell(e: dict[str, Any] | None) -> str:
     if not e:
         return "-"
@@ -605,6 +688,14 @@ def _photo_set(spec: str) -> tuple[str, Path, Path, Path | None]:
     return name, Path(fields[0]), Path(fields[1]), Path(fields[2]) if len(fields) == 3 else None
 
 
+def _scale_from(spec: str) -> tuple[str, int]:
+    """``PART:K``."""
+    part, sep, k = spec.partition(":")
+    if not sep or not part or not k.isdigit() or int(k) < 1:
+        raise argparse.ArgumentTypeError(f"--scale-from {spec!r} must be PART:K, e.g. 15712:5")
+    return part, int(k)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trainer evaluate-real``."""
     p = sub.add_parser(
@@ -635,6 +726,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the daemon's recognition.rig_threshold for the enrolment decisions (default: its default, "
         "vector_threshold)",
     )
+    p.add_argument(
+        "--scale-from",
+        type=_scale_from,
+        help="PART:K: fit the stage's scale from the first K photos of PART (as `edge calibrate scale` "
+        "does; those photos are then not scored) and score the known parts with and without the size "
+        "prior, in each set holding PART",
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json, real.png)")
     p.add_argument(
         "--report", type=Path, help="also put the section into this markdown file (e.g. REPORT.md)"
@@ -660,6 +758,7 @@ def main(args: argparse.Namespace) -> int:
         enroll=enroll,
         recognition=recognition,
         enroll_every_part=args.enroll_every_part,
+        scale_from=args.scale_from,
     )
     for name, figures in report["sets"].items():
         for key, f in figures["artifacts"].items():
@@ -679,6 +778,7 @@ def main(args: argparse.Namespace) -> int:
         command = (
             f"trainer evaluate-real --model-set {args.model_set} --out OUT {sets} --report {args.report}"
             + (" --enroll-every-part" if args.enroll_every_part else "")
+            + (f" --scale-from {':'.join(map(str, args.scale_from))}" if args.scale_from else "")
             + (f" --rig-threshold {args.rig_threshold:g}" if args.rig_threshold is not None else "")
             + (" --record" if args.record else "")
         )
@@ -709,6 +809,13 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
                     part_top1=f["known"]["part_top1"],
                     part_top5=f["known"]["part_top5"],
                     part_top1_mean_over_parts=f["known"]["part_top1_mean_over_parts"],
+                )
+            if "size" in f:
+                row.update(
+                    size_px_per_mm=f["size"]["px_per_mm"],
+                    size_photos=f["size"]["photos"],
+                    size_part_top1_without=f["size"]["without"]["part_top1"],
+                    size_part_top1=f["size"]["with"]["part_top1"],
                 )
             for k in ENROLL_DEFAULT:
                 if f"enroll_{k}" in f:
