@@ -398,7 +398,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                 elif not manifest.footprints:
                     size_note = ", size prior off (no footprints in the model set: trainer footprints)"
                 else:
-                    size_note = ", size prior off (no scale in the calibration file: edge calibrate scale)"
+                    size_note = ", size prior off (no scale calibrated: edge calibrate scale)"
                 out.append(
                     (
                         "OK",

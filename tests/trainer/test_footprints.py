@@ -73,7 +73,7 @@ def test_calibrated_scale_turns_on_the_size_prior_in_the_pipeline(
     assert "no footprint in the model set" in caplog.text
 
     edge_main(["check", "--config", str(config)])
-    assert "size prior off (no scale in the calibration file" in capsys.readouterr().out
+    assert "size prior off (no scale calibrated" in capsys.readouterr().out
     assert edge_main(args) == 0  # 64 x 32 px views of a 32 x 16 mm brick: 2 px/mm
     assert "scale: 2.0" in capsys.readouterr().out
     edge_main(["check", "--config", str(config)])
