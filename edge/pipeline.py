@@ -350,6 +350,7 @@ class Pipeline:
         timings["capture"] = float(capture_ms)
         start = time.perf_counter()
         masks, objects, boxes = self._segment(images)
+        footprints = self._footprints(masks)  # the size prior's measurement is part of segmenting
         timings["segment"] = _ms(start)
         start = time.perf_counter()
         batch, crops = self._prepare(images, masks, boxes)
@@ -357,7 +358,7 @@ class Pipeline:
         start = time.perf_counter()
         outputs = self.engine.run(batch)
         timings["infer"] = _ms(start)
-        return self._decided(frames, outputs, crops, objects, timings, self._footprints(masks))
+        return self._decided(frames, outputs, crops, objects, timings, footprints)
 
     def process_view(self, frame: Frame | np.ndarray) -> ViewResult:
         """Segment, crop and infer ONE view (an engine run of its own), to be fused by :meth:`decide_views`.
@@ -368,6 +369,7 @@ class Pipeline:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         masks, objects, boxes = self._segment([image])
+        footprint = self._footprints(masks)[0]
         timings["segment"] = _ms(start)
         start = time.perf_counter()
         batch, crops = self._prepare([image], masks, boxes)
@@ -375,7 +377,7 @@ class Pipeline:
         start = time.perf_counter()
         outputs = self.engine.run(batch)
         timings["infer"] = _ms(start)
-        return ViewResult(frame, outputs, crops[0], objects[0], timings, self._footprints(masks)[0])
+        return ViewResult(frame, outputs, crops[0], objects[0], timings, footprint)
 
     def decide_views(self, views: Sequence[ViewResult], capture_ms: float = 0.0) -> PartRecord:
         """The part's record from views recognised one at a time: the same decision as

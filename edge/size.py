@@ -48,10 +48,15 @@ SCALE_RANGE = (0.05, 200.0)
 def measure(mask: np.ndarray) -> tuple[float, float] | None:
     """(long, short) side in pixels of the smallest rotated rectangle around the mask's non-zero
     pixels; None when the mask is empty."""
-    points = cv2.findNonZero(np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8))
-    if points is None:
+    # The outer contours' points have the same convex hull as all the mask's pixels, and are few.
+    contours, _ = cv2.findContours(
+        np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8),
+        cv2.RETR_EXTERNAL,
+        cv2.CHAIN_APPROX_SIMPLE,
+    )
+    if not contours:
         return None
-    (_, _), (a, b), _ = cv2.minAreaRect(points)
+    (_, _), (a, b), _ = cv2.minAreaRect(np.concatenate(contours))
     # a one-pixel-wide line has a zero side: a pixel is the least a side can measure
     return max(a, b, 1.0), max(min(a, b), 1.0)
 
@@ -102,12 +107,20 @@ class SizePrior:
         self.sigma = _check_sigma(sigma)
         self.px_per_mm = float(px_per_mm)
         self.parts = list(parts)
-        self._terms = [_pose_terms(footprints[p]) if footprints.get(p) else None for p in self.parts]
-        self.covered = sum(t is not None for t in self._terms)
+        terms = [_pose_terms(footprints[p]) if footprints.get(p) else None for p in self.parts]
+        self._has = np.array([t is not None for t in terms])
+        self.covered = int(self._has.sum())
         if not self.covered:
             raise ConfigError(
                 "none of the model's parts has a footprint; run `trainer footprints` on the model set"
             )
+        # Every part's poses in one padded array, so one view is scored against all parts at once.
+        poses = max(len(t[1]) for t in terms if t is not None)
+        self._mu = np.zeros((len(terms), poses, 2))
+        self._log_w = np.full((len(terms), poses), -np.inf)
+        for j, t in enumerate(terms):
+            if t is not None:
+                self._mu[j, : len(t[1])], self._log_w[j, : len(t[1])] = t
 
     def log_likelihood(self, footprints_px: Sequence[tuple[float, float] | None]) -> np.ndarray | None:
         """(K,) mean over the views of each part's log-likelihood of the measured footprints
@@ -116,11 +129,13 @@ class SizePrior:
         if not measured:
             return None
         log_dims = np.log(np.sort(np.asarray(measured, np.float64), axis=1)[:, ::-1] / self.px_per_mm)
-        scores = np.full(len(self.parts), np.nan)
-        for j, terms in enumerate(self._terms):
-            if terms is not None:
-                scores[j] = _mixture(log_dims, *terms, self.sigma).mean()
-        scores[np.isnan(scores)] = np.nanmedian(scores)
+        # (V, K, P): each view against each part's poses
+        d2 = ((log_dims[:, None, None, :] - self._mu[None]) ** 2).sum(-1) / (2.0 * self.sigma * self.sigma)
+        terms = self._log_w[None] - d2
+        top = terms.max(axis=2, keepdims=True)
+        with np.errstate(invalid="ignore"):  # parts without poses: all -inf, replaced below
+            scores = (top + np.log(np.exp(terms - top).sum(axis=2, keepdims=True)))[..., 0].mean(axis=0)
+        scores[~self._has] = np.median(scores[self._has])
         return scores - scores.max()
 
     def update(self, probs: np.ndarray, footprints_px: Sequence[tuple[float, float] | None]) -> np.ndarray:
