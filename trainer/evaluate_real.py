@@ -269,8 +269,12 @@ def enrolment_scores(
     recognition: dict[str, Any],
     *,
     every_part: bool = False,
+    turned: Sequence[np.ndarray] = (),
 ) -> dict[str, Any] | None:
     """Enrol the first ``enroll`` photos of each unknown part into a copy of the index; score the rest.
+
+    ``turned``: embeddings of every photo's input turned by further quarter turns, enrolled beside
+    each enrolled photo's own (a part lands at any yaw; see ``--enroll-turns``).
 
     ``every_part``: enrol the known parts' first photos too (a rig taught every part on its own
     stage), so every part is scored on the photos after its first ``enroll``.
@@ -295,8 +299,9 @@ def enrolment_scores(
     emb = outputs["embedding"]
     enrolled = {i for rows in usable.values() for i in rows[:enroll]}
     for part, rows in usable.items():
-        index.add(emb[rows[:enroll]], [part] * enroll)
-        rig.add(emb[rows[:enroll]], [part] * enroll)
+        for views in (emb, *turned):
+            index.add(views[rows[:enroll]], [part] * enroll)
+            rig.add(views[rows[:enroll]], [part] * enroll)
     queries = [i for rows in usable.values() for i in rows[enroll:]]
     labels, _ = index.search(emb[queries], k=1)
     vector_hits = [
@@ -349,6 +354,7 @@ def enrolment_scores(
         sweep.append({"threshold": threshold, "enrolled_top1": top1, "known_taken": share})
     return {
         "enrolled_per_part": enroll,
+        "turns_per_photo": 1 + len(turned),
         "parts": sorted(usable),
         "queries": len(queries),
         "vector_top1": round(float(np.mean(vector_hits)), 4),
@@ -375,6 +381,7 @@ def evaluate_photo_set(
     recognition: dict[str, Any],
     enroll_every_part: bool = False,
     scale_from: tuple[str, int] | None = None,
+    enroll_turns: bool = False,
 ) -> dict[str, Any]:
     """Every figure of one photo set for each artifact."""
     start = time.perf_counter()
@@ -393,6 +400,13 @@ def evaluate_photo_set(
             entry.runtime, model_set, manifest, precision=entry.precision, threads=os.cpu_count() or 1
         ) as engine:
             outputs = run_batches(engine, x)
+            turned = []
+            if enroll_turns and "embedding" in outputs:
+                axes = (2, 3) if manifest.input.layout == "NCHW" else (1, 2)
+                turned = [
+                    run_batches(engine, np.ascontiguousarray(np.rot90(x, r, axes=axes)))["embedding"]
+                    for r in (1, 2, 3)
+                ]
         figures: dict[str, Any] = {}
         if known_rows:
             kp = [photos[i] for i in known_rows]
@@ -420,7 +434,14 @@ def evaluate_photo_set(
             for k in enroll:
                 for every_part, prefix in modes:
                     scores = enrolment_scores(
-                        photos, outputs, manifest, index_path, k, recognition, every_part=every_part
+                        photos,
+                        outputs,
+                        manifest,
+                        index_path,
+                        k,
+                        recognition,
+                        every_part=every_part,
+                        turned=turned,
                     )
                     if scores is not None:
                         figures[f"{prefix}{k}"] = scores
@@ -439,6 +460,7 @@ def evaluate_real(
     recognition: dict[str, Any] | None = None,
     enroll_every_part: bool = False,
     scale_from: tuple[str, int] | None = None,
+    enroll_turns: bool = False,
 ) -> dict[str, Any]:
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write reports."""
     manifest = load_manifest(model_set)
@@ -466,6 +488,7 @@ def evaluate_real(
                 recognition,
                 enroll_every_part,
                 scale_from,
+                enroll_turns,
             )
         figures.update(folder=str(folder), segmenter=seg_cfg, segmenter_file=str(seg_path))
         if fit is not None:
@@ -727,6 +750,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "vector_threshold)",
     )
     p.add_argument(
+        "--enroll-turns",
+        action="store_true",
+        help="enrol each enrolled photo also turned by 90, 180 and 270 degrees (4 views per photo)",
+    )
+    p.add_argument(
         "--scale-from",
         type=_scale_from,
         help="PART:K: fit the stage's scale from the first K photos of PART (as `edge calibrate scale` "
@@ -759,6 +787,7 @@ def main(args: argparse.Namespace) -> int:
         recognition=recognition,
         enroll_every_part=args.enroll_every_part,
         scale_from=args.scale_from,
+        enroll_turns=args.enroll_turns,
     )
     for name, figures in report["sets"].items():
         for key, f in figures["artifacts"].items():
@@ -778,6 +807,7 @@ def main(args: argparse.Namespace) -> int:
         command = (
             f"trainer evaluate-real --model-set {args.model_set} --out OUT {sets} --report {args.report}"
             + (" --enroll-every-part" if args.enroll_every_part else "")
+            + (" --enroll-turns" if args.enroll_turns else "")
             + (f" --scale-from {':'.join(map(str, args.scale_from))}" if args.scale_from else "")
             + (f" --rig-threshold {args.rig_threshold:g}" if args.rig_threshold is not None else "")
             + (" --record" if args.record else "")

@@ -305,3 +305,29 @@ def test_scale_from_a_reference_part_scores_known_parts_with_the_size_prior(tmp_
     unknown = parser.parse_args([*argv[:-4], "--scale-from", "3020:2"])
     with pytest.raises(ConfigError, match="no footprint"):
         unknown.func(unknown)
+
+
+def test_enroll_turns_enrols_each_photo_at_four_quarter_turns(tmp_path: Path) -> None:
+    model_set = tmp_path / "set"
+    write_model_set_with_index(model_set)
+    cloth = tmp_path / "cloth"
+    write_cloth_photos(cloth)
+    (tmp_path / "cloth.yaml").write_text("segmenter: {type: bgdiff, background_rgb: [0, 0, 0]}\n")
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    argv = [
+        "evaluate-real", "--model-set", str(model_set), "--out", str(tmp_path / "out"),
+        "--set", f"cloth={cloth}:{tmp_path / 'cloth.yaml'}", "--enroll", "1", "--enroll-every-part",
+        "--enroll-turns",
+    ]  # fmt: skip
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    f = json.loads((tmp_path / "out" / "real.json").read_text())["sets"]["cloth"]["artifacts"][
+        "onnxruntime/fp32"
+    ]
+    assert f["enroll_1"]["turns_per_photo"] == 4
+    every = f["enroll_all_1"]
+    # three parts, one photo each, four turns of it: the fit sees 12 enrolled views
+    assert every["turns_per_photo"] == 4 and every["fitted"]["views"] == 12
+    # the colour-mean embedding does not change when the crop turns: the same decisions as unturned
+    assert f["enroll_1"]["decision_top1"] == 1.0 and every["hybrid_top1_per_part"]["3020"] == 1.0
