@@ -17,8 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from edge.errors import DataFileError
-from edge.manifest import load_manifest, write_manifest
+from trainer.manifest_tables import add_ldraw_parser, write_part_table
 
 log = logging.getLogger(__name__)
 
@@ -86,28 +85,17 @@ def part_categories(ldraw: str | Path, parts: Iterable[str]) -> tuple[dict[str, 
 
 def write_categories(model_set: str | Path, ldraw: str | Path) -> tuple[dict[str, str], list[str]]:
     """Write the categories of the model set's parts into its manifest; return (table, missing)."""
-    ldraw = Path(ldraw)
-    if not (ldraw / "parts").is_dir():
-        raise DataFileError(
-            f"{str(ldraw)!r} is not an LDraw library (no parts/ folder); give the folder that holds parts/"
-        )
-    manifest = load_manifest(model_set)
-    table, missing = part_categories(ldraw, manifest.parts)
-    write_manifest(model_set, manifest.model_copy(update={"categories": table}))
-    load_manifest(model_set)  # the rewritten manifest still passes its own checks
-    return table, missing
+    return write_part_table(model_set, ldraw, "categories", part_categories)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    add_ldraw_parser(
+        sub,
         "categories",
-        help="write each part's category (from the LDraw files) into a model set's manifest",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "write each part's category (from the LDraw files) into a model set's manifest",
+        __doc__,
+        main,
     )
-    p.add_argument("--model-set", required=True, type=Path, help="model set folder (its manifest.json)")
-    p.add_argument("--ldraw", required=True, type=Path, help="LDraw library (the folder holding parts/)")
-    p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -18,11 +18,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge.errors import DataFileError
-from edge.manifest import load_manifest, write_manifest
 from studio.errors import StudioError
 from studio.ldraw import LDrawLibrary
 from studio.poses import placement, stable_poses
+from trainer.manifest_tables import add_ldraw_parser, write_part_table
 
 #: Millimetres per LDraw unit.
 MM_PER_LDU = 0.4
@@ -65,28 +64,19 @@ def write_footprints(
     model_set: str | Path, ldraw: str | Path, progress: bool = True
 ) -> tuple[dict[str, list[tuple[float, float, float]]], dict[str, str]]:
     """Write the footprints of the model set's parts into its manifest; return (table, failed)."""
-    ldraw = Path(ldraw)
-    if not (ldraw / "parts").is_dir():
-        raise DataFileError(
-            f"{str(ldraw)!r} is not an LDraw library (no parts/ folder); give the folder that holds parts/"
-        )
-    manifest = load_manifest(model_set)
-    table, failed = footprint_table(ldraw, manifest.parts, progress)
-    write_manifest(model_set, manifest.model_copy(update={"footprints": table}))
-    load_manifest(model_set)  # the rewritten manifest still passes its own checks
-    return table, failed
+    return write_part_table(
+        model_set, ldraw, "footprints", lambda root, parts: footprint_table(root, parts, progress)
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    add_ldraw_parser(
+        sub,
         "footprints",
-        help="write each part's footprints on the stage (from the LDraw files) into a model set's manifest",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "write each part's footprints on the stage (from the LDraw files) into a model set's manifest",
+        __doc__,
+        main,
     )
-    p.add_argument("--model-set", required=True, type=Path, help="model set folder (its manifest.json)")
-    p.add_argument("--ldraw", required=True, type=Path, help="LDraw library (the folder holding parts/)")
-    p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
