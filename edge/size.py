@@ -69,20 +69,27 @@ def _check_sigma(sigma: float) -> float:
     return float(sigma)
 
 
+def _log_sides(sides: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """(N, 2) log of each row's (long, short) side, whatever order the row gives them in."""
+    return np.log(np.sort(np.asarray(sides, np.float64).reshape(-1, 2), axis=1)[:, ::-1])
+
+
 def _pose_terms(footprints: Sequence[Footprint]) -> tuple[np.ndarray, np.ndarray]:
     rows = np.asarray(footprints, np.float64).reshape(-1, 3)
-    sides = np.sort(rows[:, :2], axis=1)[:, ::-1]  # long, short
-    if not (np.isfinite(rows).all() and (sides > 0).all() and (rows[:, 2] > 0).all()):
+    if not (np.isfinite(rows).all() and (rows > 0).all()):
         raise ConfigError(f"footprints {footprints!r} must be positive (long mm, short mm, probability) rows")
-    return np.log(sides), np.log(rows[:, 2] / rows[:, 2].sum())
+    return _log_sides(rows[:, :2]), np.log(rows[:, 2] / rows[:, 2].sum())
 
 
-def _mixture(log_dims: np.ndarray, mu: np.ndarray, log_w: np.ndarray, sigma: float) -> np.ndarray:
-    """log sum_pose w exp(-|x - mu|^2 / 2 sigma^2) for each row of ``log_dims`` (N, 2): (N,)."""
-    d2 = ((log_dims[:, None, :] - mu[None]) ** 2).sum(-1) / (2.0 * sigma * sigma)
+def _log_mixture(log_dims: np.ndarray, mu: np.ndarray, log_w: np.ndarray, sigma: float) -> np.ndarray:
+    """(V, K): log sum_pose w exp(-|x - mu|^2 / 2 sigma^2) of each view ``log_dims`` (V, 2) under
+    each part's poses ``mu`` (K, P, 2) weighted by ``log_w`` (K, P; -inf pads a part's missing
+    poses, and a part with none at all scores NaN)."""
+    d2 = ((log_dims[:, None, None, :] - mu[None]) ** 2).sum(-1) / (2.0 * sigma * sigma)
     terms = log_w[None] - d2
-    top = terms.max(axis=1, keepdims=True)
-    return (top + np.log(np.exp(terms - top).sum(axis=1, keepdims=True)))[:, 0]
+    top = terms.max(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        return (top + np.log(np.exp(terms - top).sum(axis=2, keepdims=True)))[..., 0]
 
 
 class SizePrior:
@@ -128,14 +135,9 @@ class SizePrior:
         measured = [f for f in footprints_px if f is not None]
         if not measured:
             return None
-        log_dims = np.log(np.sort(np.asarray(measured, np.float64), axis=1)[:, ::-1] / self.px_per_mm)
-        # (V, K, P): each view against each part's poses
-        d2 = ((log_dims[:, None, None, :] - self._mu[None]) ** 2).sum(-1) / (2.0 * self.sigma * self.sigma)
-        terms = self._log_w[None] - d2
-        top = terms.max(axis=2, keepdims=True)
-        with np.errstate(invalid="ignore"):  # parts without poses: all -inf, replaced below
-            scores = (top + np.log(np.exp(terms - top).sum(axis=2, keepdims=True)))[..., 0].mean(axis=0)
-        scores[~self._has] = np.median(scores[self._has])
+        log_dims = _log_sides(measured) - math.log(self.px_per_mm)
+        scores = _log_mixture(log_dims, self._mu, self._log_w, self.sigma).mean(axis=0)
+        scores[~self._has] = np.median(scores[self._has])  # parts without poses scored NaN
         return scores - scores.max()
 
     def update(self, probs: np.ndarray, footprints_px: Sequence[tuple[float, float] | None]) -> np.ndarray:
@@ -161,12 +163,12 @@ def fit_scale(
             "no footprint was measured on the reference views; check that the segmenter finds the part"
         )
     mu, log_w = _pose_terms(reference)
-    log_px = np.log(np.sort(np.asarray(footprints_px, np.float64).reshape(-1, 2), axis=1)[:, ::-1])
+    log_px = _log_sides(footprints_px)
     lo, hi = math.log(SCALE_RANGE[0]), math.log(SCALE_RANGE[1])
     best = 0.0
     for steps in (2000, 200):
         grid = np.linspace(lo, hi, steps)
-        total = np.array([_mixture(log_px - g, mu, log_w, sigma).sum() for g in grid])
+        total = np.array([_log_mixture(log_px - g, mu[None], log_w[None], sigma).sum() for g in grid])
         best = float(grid[int(np.argmax(total))])
         width = (hi - lo) / steps
         lo, hi = best - 2 * width, best + 2 * width

@@ -54,7 +54,7 @@ from edge.imagefile import read_image
 from edge.index import EmbeddingIndex
 from edge.manifest import FileEntry, Manifest, load_manifest
 from edge.preprocess import prepare
-from edge.recognize import Recognizer, log_softmax
+from edge.recognize import Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import RecognitionSettings
 from edge.size import SizePrior, fit_scale, measure, reference_footprints
@@ -214,11 +214,13 @@ def size_scores(
     known = {mould(p) for p in manifest.parts}
     measured = [footprints[i] for i in rows if footprints[i] is not None]
     px_per_mm = fit_scale(measured, reference_footprints(manifest, part), sigma)
-    prior = SizePrior(manifest.parts, manifest.footprints, px_per_mm, sigma)
     scored = [i for i, p in enumerate(photos) if mould(p.part) in known and i not in rows]
-    temperature = manifest.temperatures.get("part_logits", 1.0)
-    plain = np.exp(log_softmax(logits[scored] / temperature))
-    updated = np.stack([prior.update(p, [footprints[i]]) for p, i in zip(plain, scored, strict=True)])
+    # the daemon's decision (temperatures, fusion) without and with the prior, one view per photo
+    sized = Recognizer(manifest, size=SizePrior(manifest.parts, manifest.footprints, px_per_mm, sigma))
+    plain, updated = (
+        np.stack([_part_probs(recognizer, logits[i : i + 1], [footprints[i]]) for i in scored])
+        for recognizer in (Recognizer(manifest), sized)
+    )
     subset = [photos[i] for i in scored]
     return {
         "reference": part,
@@ -226,9 +228,18 @@ def size_scores(
         "px_per_mm": round(px_per_mm, 3),
         "sigma": sigma,
         "photos": len(scored),
-        "without": classifier_scores(subset, np.log(plain), manifest, None),
+        "without": classifier_scores(subset, np.log(np.clip(plain, 1e-300, None)), manifest, None),
         "with": classifier_scores(subset, np.log(np.clip(updated, 1e-300, None)), manifest, None),
     }
+
+
+def _part_probs(
+    recognizer: Recognizer, logits: np.ndarray, footprints: Sequence[tuple[float, float] | None]
+) -> np.ndarray:
+    """The fused part probabilities the recognizer decides from."""
+    distribution = recognizer.decide({"part_logits": logits}, footprints).distribution
+    assert distribution is not None  # classifier mode always fuses the classifier
+    return distribution.part_probs
 
 
 def color_figures(photos: Sequence[Photo], colors: np.ndarray, manifest: Manifest) -> dict[str, Any]:
