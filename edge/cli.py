@@ -399,11 +399,18 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                     size_note = ", size prior off (no footprints in the model set: trainer footprints)"
                 else:
                     size_note = ", size prior off (no scale calibrated: edge calibrate scale)"
+                prior = recognizer.prior
+                prior_note = (
+                    ", part prior off (recognition.part_prior: none)"
+                    if prior is None
+                    else f", part prior on ({prior.source}; {prior.covered} of {len(prior.parts)} listed)"
+                )
+                notes = f"{rig_note}{size_note}{prior_note}"
                 out.append(
                     (
                         "OK",
                         "recognition",
-                        f"{rec.mode}, threshold {rec.threshold:g}, k {rec.k}{rig_note}{size_note}",
+                        f"{rec.mode}, threshold {rec.threshold:g}, k {rec.k}{notes}",
                     )
                 )
         sorter = _attempt(

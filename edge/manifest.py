@@ -273,6 +273,11 @@ class Manifest(StrictModel):
         "seen from above (from the LDraw files, written by `trainer footprints`), for the size prior "
         "(edge/size.py); optional",
     )
+    popularity: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict,
+        description="part id -> rank, 1 = most common (from the training parts list's order, written by "
+        "`trainer popularity`), for the part prior (edge/prior.py); optional",
+    )
     evaluation: dict[str, Any] = Field(default_factory=dict, description="free-form evaluation figures")
     build: dict[str, Any] = Field(
         default_factory=dict, description="free-form build record: command, date, git commit, versions"
@@ -314,7 +319,11 @@ class Manifest(StrictModel):
             raise ValueError("outputs.color_logits is set but colors is empty; list the colour ids")
         if self.outputs.embedding is not None and self.embedding_dim is None:
             raise ValueError("outputs.embedding is set but embedding_dim is missing")
-        for table, command in ((self.categories, "categories"), (self.footprints, "footprints")):
+        for table, command in (
+            (self.categories, "categories"),
+            (self.footprints, "footprints"),
+            (self.popularity, "popularity"),
+        ):
             strangers = sorted(set(table) - set(self.parts))
             if strangers:
                 shown = ", ".join(strangers[:5]) + (" ..." if len(strangers) > 5 else "")

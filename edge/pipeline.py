@@ -28,6 +28,7 @@ from edge.index import EmbeddingIndex
 from edge.manifest import Manifest, inside, open_manifest
 from edge.part import PartRecord, ViewRecord
 from edge.preprocess import Crop, crop_for, crop_to_mask, prepare_batch, prepare_crop
+from edge.prior import load_part_prior
 from edge.recognize import Decision, Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import EdgeConfig
@@ -92,6 +93,7 @@ def make_recognizer(
         rig_index=rig,
         rig_threshold=rig_threshold,
         size=size_prior(cfg, manifest) if rec.size_prior else None,
+        prior=load_part_prior(rec.part_prior, manifest),
     )
 
 

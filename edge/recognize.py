@@ -39,6 +39,7 @@ import numpy as np
 from edge.errors import ConfigError, ModelError
 from edge.index import EmbeddingIndex
 from edge.manifest import Manifest
+from edge.prior import PartPrior
 from edge.size import SizePrior
 
 Mode = Literal["classifier", "vector", "hybrid"]
@@ -130,7 +131,8 @@ class Recognizer:
     similarity (cosine or inner product) for a vector answer; ``k``: neighbours per view and length
     of the top-k lists. ``rig_index``: the views enrolled on this rig (searched first, see the module
     docstring; they may be in ``index`` too); ``rig_threshold``: the fused similarity to them at
-    which their answer is taken (None: ``vector_threshold``).
+    which their answer is taken (None: ``vector_threshold``). ``size`` (:mod:`edge.size`) and
+    ``prior`` (:mod:`edge.prior`) update the classifier's fused probabilities, in that order.
     """
 
     def __init__(
@@ -146,6 +148,7 @@ class Recognizer:
         rig_index: EmbeddingIndex | None = None,
         rig_threshold: float | None = None,
         size: SizePrior | None = None,
+        prior: PartPrior | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"recognition mode {mode!r} must be one of {list(MODES)!r}")
@@ -199,6 +202,9 @@ class Recognizer:
         if size is not None and list(size.parts) != list(manifest.parts):
             raise ConfigError("the size prior's parts differ from the model's; build it from this manifest")
         self.size = size
+        if prior is not None and list(prior.parts) != list(manifest.parts):
+            raise ConfigError("the part prior's parts differ from the model's; build it from this manifest")
+        self.prior = prior
         self._parts = list(manifest.parts)
         self._known = frozenset(manifest.parts)
         self._colors = list(manifest.colors)
@@ -262,6 +268,8 @@ class Recognizer:
         fused = fuse(part_lp, self.fusion)
         if self.size is not None and footprints is not None:
             fused = self.size.update(fused, footprints)
+        if self.prior is not None:
+            fused = self.prior.update(fused)
         return _topk(fused, self._parts, self.k), views, fused
 
     def _vector(

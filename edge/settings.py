@@ -94,6 +94,13 @@ class RecognitionSettings(StrictModel):
         description="relative spread of a measured footprint for the size prior (0.15: a side within "
         "about 15% of the part's is as expected)",
     )
+    part_prior: Literal["none", "popularity"] | Path = Field(
+        default="none",
+        description="weigh the classifier's answer by how common each part is (edge/prior.py): none; "
+        "popularity (the model set's ranking, trainer popularity; weight 1 / rank); or a parts file "
+        "(relative to the config): one part per line, most common first, or 'PART COUNT' lines, or a "
+        "CSV with part and quantity columns such as a set's inventory",
+    )
 
 
 class AdaptiveViews(StrictModel):
@@ -432,6 +439,11 @@ def resolve_paths(cfg: EdgeConfig, base: Path) -> EdgeConfig:
             "camera": backend(cfg.camera),
             "segmenter": backend(cfg.segmenter),
             "engine": cfg.engine.model_copy(update={"model_set": _resolve(cfg.engine.model_set, base)}),
+            "recognition": cfg.recognition.model_copy(
+                update={"part_prior": _resolve(cfg.recognition.part_prior, base)}
+            )
+            if isinstance(cfg.recognition.part_prior, Path)
+            else cfg.recognition,
             "sorting": cfg.sorting.model_copy(
                 update={"categories_file": _resolve(cfg.sorting.categories_file, base)}
             ),
