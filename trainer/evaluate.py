@@ -46,6 +46,7 @@ from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError
 from edge.index import EmbeddingIndex
 from edge.manifest import FileEntry, Manifest, load_manifest
+from edge.prior import PartPrior, load_part_prior
 from edge.recognize import Recognizer
 from edge.segment import create_segmenter
 from trainer.data import Sample, holdout_parts
@@ -186,8 +187,10 @@ def classifier_figures(
     captures: list[list[Sample]],
     where: dict[Sample, int],
     manifest: Manifest,
+    prior: PartPrior | None = None,
 ) -> dict[str, Any]:
-    """Single-view and fused part/colour figures, and the confused pairs."""
+    """Single-view and fused part/colour figures, and the confused pairs; with ``prior``, the part
+    figures also with the part prior (:mod:`edge.prior`) in the decision (``prior_*``)."""
     part_ix = {p: i for i, p in enumerate(manifest.parts)}
     rows = _rows(test, where)
     logits = out["part_logits"][rows]
@@ -224,6 +227,8 @@ def classifier_figures(
     if captures:
         f["fused_part_top1"] = top1 / len(captures)
         f["fused_part_top5"] = top5 / len(captures)
+    if prior is not None:
+        f |= _prior_figures(out, test, captures, where, manifest, prior)
     if cn:
         f["fused_color_top1"] = ctop1 / cn
     f["top_confused"] = _confused(
@@ -231,6 +236,32 @@ def classifier_figures(
     )
     f["confusion"] = confusion_submatrix(truth, pred, manifest.parts, f["top_confused"])
     return f
+
+
+def _prior_figures(
+    out: dict[str, np.ndarray],
+    test: list[Sample],
+    captures: list[list[Sample]],
+    where: dict[Sample, int],
+    manifest: Manifest,
+    prior: PartPrior,
+) -> dict[str, Any]:
+    """Part top-1, single view and fused, of the daemon's decision with the part prior."""
+    recognizer = Recognizer(manifest, mode="classifier", k=5, prior=prior)
+    logits = out["part_logits"]
+
+    def hits(groups: Sequence[Sequence[Sample]]) -> float:
+        named = [
+            recognizer.decide({"part_logits": logits[_rows(g, where)]}).part_topk[0][0] == g[0].part_num
+            for g in groups
+        ]
+        return float(np.mean(named))
+
+    return {
+        "prior_source": prior.source,
+        "prior_part_top1": hits([[s] for s in test]),
+        "prior_fused_part_top1": hits(captures) if captures else None,
+    }
 
 
 def _confused(pairs: Sequence[tuple[Any, Any]]) -> list[dict[str, Any]]:
@@ -315,10 +346,12 @@ def evaluate_model_set(
     threads: int = 2,
     command: str | None = None,
     segmenter: str | Path | None = None,
+    part_prior: str | Path = "none",
 ) -> dict[str, Any]:
     """Evaluate the model set's artifacts; returns the figures (also in ``out/report.json``).
 
-    ``segmenter``: a YAML file with a ``segmenter`` section whose masks replace the images' own."""
+    ``segmenter``: a YAML file with a ``segmenter`` section whose masks replace the images' own;
+    ``part_prior``: as ``recognition.part_prior``, part figures also with it (``prior_*``)."""
     from trainer.report import write_report
 
     if split not in CHOICES or views < 1 or enroll < 1 or (unseen is not None and unseen < 0):
@@ -328,6 +361,7 @@ def evaluate_model_set(
         )
     folder = Path(model_set)
     manifest = load_manifest(folder)
+    prior = load_part_prior(part_prior, manifest)
     protocol = DataProtocol.from_manifest(manifest)
     samples = load_samples(data, protocol)
     known = set(manifest.parts)
@@ -366,7 +400,7 @@ def evaluate_model_set(
                 entry.runtime, folder, manifest, precision=entry.precision, threads=threads
             ) as eng:
                 outputs = run_engine(eng, needed, mask_fn=mask_fn)
-            figures = classifier_figures(outputs, test, captures, where, manifest)
+            figures = classifier_figures(outputs, test, captures, where, manifest, prior)
             figures |= vector_figures(outputs, gallery, test, where, manifest, views, "vector_")
             figures |= vector_figures(
                 outputs, gallery + u["enrolled"], u["queries"], where, manifest, views, "unseen_"
@@ -434,6 +468,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="crop by this config's segmenter (e.g. config/sim.yaml) instead of the images' own masks",
     )
+    p.add_argument(
+        "--part-prior",
+        default="none",
+        help="as recognition.part_prior: none, popularity or a parts file; part figures also with it",
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.set_defaults(func=main)
 
@@ -453,6 +492,7 @@ def main(args: argparse.Namespace) -> int:
         max_gallery=args.max_gallery,
         gallery_data=args.gallery,
         segmenter=args.segmenter,
+        part_prior=args.part_prior,
     )
     for key, f in report["artifacts"].items():
         print(

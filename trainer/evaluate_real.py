@@ -54,6 +54,7 @@ from edge.imagefile import read_image
 from edge.index import EmbeddingIndex
 from edge.manifest import FileEntry, Manifest, load_manifest
 from edge.preprocess import prepare
+from edge.prior import PartPrior, load_part_prior
 from edge.recognize import Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import RecognitionSettings
@@ -203,10 +204,12 @@ def size_scores(
     manifest: Manifest,
     reference: tuple[str, int],
     sigma: float,
+    prior: PartPrior | None = None,
 ) -> dict[str, Any] | None:
     """Known-part figures with and without the size prior (:mod:`edge.size`), the rig's scale fitted
     from the first k photos of the reference part (as ``edge calibrate scale`` would), which are then
-    left out of both; None when the set holds no photos of that part."""
+    left out of both; with ``prior``, also with the size prior and the part prior together (key
+    ``with_prior``). None when the set holds no photos of that part."""
     part, k = reference
     rows = [i for i, p in enumerate(photos) if p.part == part][:k]
     if not rows:
@@ -216,21 +219,34 @@ def size_scores(
     px_per_mm = fit_scale(measured, reference_footprints(manifest, part), sigma)
     scored = [i for i, p in enumerate(photos) if mould(p.part) in known and i not in rows]
     # the daemon's decision (temperatures, fusion) without and with the prior, one view per photo
-    sized = Recognizer(manifest, size=SizePrior(manifest.parts, manifest.footprints, px_per_mm, sigma))
-    plain, updated = (
-        np.stack([_part_probs(recognizer, logits[i : i + 1], [footprints[i]]) for i in scored])
-        for recognizer in (Recognizer(manifest), sized)
-    )
+    size = SizePrior(manifest.parts, manifest.footprints, px_per_mm, sigma)
+    recognizers = {"without": Recognizer(manifest), "with": Recognizer(manifest, size=size)}
+    if prior is not None:
+        recognizers["with_prior"] = Recognizer(manifest, size=size, prior=prior)
     subset = [photos[i] for i in scored]
-    return {
+    out: dict[str, Any] = {
         "reference": part,
         "reference_photos": len(rows),
         "px_per_mm": round(px_per_mm, 3),
         "sigma": sigma,
         "photos": len(scored),
-        "without": classifier_scores(subset, np.log(np.clip(plain, 1e-300, None)), manifest, None),
-        "with": classifier_scores(subset, np.log(np.clip(updated, 1e-300, None)), manifest, None),
     }
+    for name, recognizer in recognizers.items():
+        probs = np.stack([_part_probs(recognizer, logits[i : i + 1], [footprints[i]]) for i in scored])
+        out[name] = classifier_scores(subset, np.log(np.clip(probs, 1e-300, None)), manifest, None)
+    return out
+
+
+def prior_scores(
+    photos: Sequence[Photo], logits: np.ndarray, manifest: Manifest, prior: PartPrior
+) -> dict[str, Any]:
+    """Figures of the photos (of known parts) with and without the part prior (:mod:`edge.prior`),
+    decided as the daemon does (temperatures), one view per photo."""
+    out: dict[str, Any] = {"source": prior.source, "photos": len(photos)}
+    for name, recognizer in (("without", Recognizer(manifest)), ("with", Recognizer(manifest, prior=prior))):
+        probs = np.stack([_part_probs(recognizer, logits[i : i + 1], [None]) for i in range(len(photos))])
+        out[name] = classifier_scores(photos, np.log(np.clip(probs, 1e-300, None)), manifest, None)
+    return out
 
 
 def _part_probs(
@@ -393,6 +409,7 @@ def evaluate_photo_set(
     enroll_every_part: bool = False,
     scale_from: tuple[str, int] | None = None,
     enroll_turns: bool = False,
+    prior: PartPrior | None = None,
 ) -> dict[str, Any]:
     """Every figure of one photo set for each artifact."""
     start = time.perf_counter()
@@ -431,9 +448,11 @@ def evaluate_photo_set(
             figures["known"]["majority_baseline"] = round(
                 max(Counter(p.part for p in kp).values()) / len(kp), 4
             )
+            if prior is not None:
+                figures["prior"] = prior_scores(kp, outputs["part_logits"][known_rows], manifest, prior)
             if scale_from is not None:
                 sized = size_scores(
-                    photos, outputs["part_logits"], footprints, manifest, scale_from, SIZE_SIGMA
+                    photos, outputs["part_logits"], footprints, manifest, scale_from, SIZE_SIGMA, prior
                 )
                 if sized is not None:
                     figures["size"] = sized
@@ -472,10 +491,13 @@ def evaluate_real(
     enroll_every_part: bool = False,
     scale_from: tuple[str, int] | None = None,
     enroll_turns: bool = False,
+    part_prior: str | Path = "none",
 ) -> dict[str, Any]:
-    """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write reports."""
+    """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write
+    reports. ``part_prior``: as ``recognition.part_prior`` (figures with and without it)."""
     manifest = load_manifest(model_set)
     entries = select_artifacts(manifest, artifacts)
+    prior = load_part_prior(part_prior, manifest)
     if scale_from is not None:
         reference_footprints(manifest, scale_from[0])  # fails early, saying how to get footprints
     recognition = recognition or recognition_settings()
@@ -500,6 +522,7 @@ def evaluate_real(
                 enroll_every_part,
                 scale_from,
                 enroll_turns,
+                prior,
             )
         figures.update(folder=str(folder), segmenter=seg_cfg, segmenter_file=str(seg_path))
         if fit is not None:
@@ -631,6 +654,7 @@ def render_markdown(
             if colours:
                 lines += ["", f"Colours predicted most often (all known-part photos): {colours}."]
         lines += _size_lines(figures["artifacts"])
+        lines += _prior_lines(figures["artifacts"])
         for k in ENROLL_DEFAULT:
             e = first.get(f"enroll_{k}")
             if e:
@@ -687,7 +711,34 @@ def _size_lines(artifacts: dict[str, Any]) -> list[str]:
             f"top-1 {_pct(before['part_top1'])} -> **{_pct(after['part_top1'])}**, top-5 "
             f"{_pct(before['part_top5'])} -> {_pct(after['part_top5'])}; per part {per_part}.",
         ]
+        both = size.get("with_prior")
+        if both:
+            out[-1] += (
+                f" With the part prior as well: top-1 **{_pct(both['part_top1'])}**, top-5 "
+                f"{_pct(both['part_top5'])}; per part {_per_part(both)}."
+            )
     return out
+
+
+def _prior_lines(artifacts: dict[str, Any]) -> list[str]:
+    """The part prior's figures (``--part-prior``), one line per artifact."""
+    out: list[str] = []
+    for key, f in artifacts.items():
+        prior = f.get("prior")
+        if not prior:
+            continue
+        before, after = prior["without"], prior["with"]
+        out += [
+            "",
+            f"Part prior ({key}; `edge/prior.py`, {prior['source']}): on the {prior['photos']} known-part "
+            f"photos part top-1 {_pct(before['part_top1'])} -> **{_pct(after['part_top1'])}**, top-5 "
+            f"{_pct(before['part_top5'])} -> {_pct(after['part_top5'])}; per part {_per_part(after)}.",
+        ]
+    return out
+
+
+def _per_part(figures: dict[str, Any]) -> str:
+    return ", ".join(f"{p} {_pct(e['top1'])}" for p, e in sorted(figures["per_part"].items()))
 
 
 def _enrolled_cell(e: dict[str, Any] | None) -> str:
@@ -772,6 +823,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "does; those photos are then not scored) and score the known parts with and without the size "
         "prior, in each set holding PART",
     )
+    p.add_argument(
+        "--part-prior",
+        default="none",
+        help="as recognition.part_prior: none, popularity (the manifest's ranks) or a parts file; the "
+        "known parts are scored with and without it (default none)",
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json, real.png)")
     p.add_argument(
         "--report", type=Path, help="also put the section into this markdown file (e.g. REPORT.md)"
@@ -799,6 +856,7 @@ def main(args: argparse.Namespace) -> int:
         enroll_every_part=args.enroll_every_part,
         scale_from=args.scale_from,
         enroll_turns=args.enroll_turns,
+        part_prior=args.part_prior,
     )
     for name, figures in report["sets"].items():
         for key, f in figures["artifacts"].items():
@@ -821,6 +879,7 @@ def main(args: argparse.Namespace) -> int:
             + (" --enroll-turns" if args.enroll_turns else "")
             + (f" --scale-from {':'.join(map(str, args.scale_from))}" if args.scale_from else "")
             + (f" --rig-threshold {args.rig_threshold:g}" if args.rig_threshold is not None else "")
+            + (f" --part-prior {args.part_prior}" if args.part_prior != "none" else "")
             + (" --record" if args.record else "")
         )
         beside, sweep = args.report.with_name(REPORT_PLOT), args.report.with_name(REPORT_SWEEP_PLOT)
@@ -857,6 +916,14 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
                     size_photos=f["size"]["photos"],
                     size_part_top1_without=f["size"]["without"]["part_top1"],
                     size_part_top1=f["size"]["with"]["part_top1"],
+                )
+                if "with_prior" in f["size"]:
+                    row["size_and_prior_part_top1"] = f["size"]["with_prior"]["part_top1"]
+            if "prior" in f:
+                row.update(
+                    prior_source=f["prior"]["source"],
+                    prior_part_top1_without=f["prior"]["without"]["part_top1"],
+                    prior_part_top1=f["prior"]["with"]["part_top1"],
                 )
             for k in ENROLL_DEFAULT:
                 if f"enroll_{k}" in f:

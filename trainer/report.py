@@ -275,6 +275,15 @@ def markdown(report: dict[str, Any], manifest: Manifest) -> str:
         cells = [_fmt(f.get(k)) for k, _ in COLUMNS]
         lines.append(f"| {key} | {f['file']} | {f['bytes'] / 1e6:.2f} | " + " | ".join(cells) + " |")
     first = next(iter(report["artifacts"]))
+    for key, f in report["artifacts"].items():
+        if f.get("prior_part_top1") is not None:
+            lines += [
+                "",
+                f"Part prior ({key}; `edge/prior.py`, {f['prior_source']}): part top-1 "
+                f"{_fmt(f['part_top1'])} -> {_fmt(f['prior_part_top1'])}, fused top-1 "
+                f"{_fmt(f.get('fused_part_top1'))} -> {_fmt(f.get('prior_fused_part_top1'))} (every part "
+                "is equally common in this test, so the prior is expected to cost here).",
+            ]
     lines += [
         "",
         "![figures per artifact](artifacts.png)",

@@ -198,6 +198,29 @@ def test_split_all_evaluates_an_independent_test_set(tmp_path: Path) -> None:
     assert f["part_top1"] == pytest.approx(55 / 60) and "vector_top1" not in f
 
 
+def test_part_prior_figures_sit_beside_the_plain_ones(tmp_path: Path) -> None:
+    """A prior 1000 times for 3001: the greenish 3001 view (3003 by e^6.3 = 528 times) flips to
+    3001; pure green and blue views (e^7.8 = 2,545 times) keep their answers."""
+    test = write_data(tmp_path / "test-data")
+    folder = tmp_path / "set"
+    write_known_model_set(folder)
+    (tmp_path / "parts.txt").write_text("3001 1000\n3003 1\n3004 1\n")
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    argv = ["evaluate", "--model-set", str(folder), "--data", str(test), "--split", "all", "--out"]
+    args = parser.parse_args([*argv, str(tmp_path / "r"), "--part-prior", str(tmp_path / "parts.txt")])
+    assert args.func(args) == 0
+    f = load_manifest(folder).evaluation["evaluate"]["artifacts"]["onnxruntime/fp32"]
+    assert f["part_top1"] == pytest.approx(55 / 60) and f["prior_part_top1"] == 1.0
+    assert f["fused_part_top1"] == 1.0 and f["prior_fused_part_top1"] == 1.0
+    assert "parts.txt" in f["prior_source"]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "Part prior (onnxruntime/fp32" in md and "0.917 -> 1.000" in md
+    args = parser.parse_args([*argv, str(tmp_path / "r2"), "--part-prior", "popularity"])
+    with pytest.raises(ConfigError, match="trainer popularity"):
+        args.func(args)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="plots need matplotlib")
 def test_segmenter_masks_replace_the_images_own_and_are_recorded_apart(tmp_path: Path) -> None:
     """Red 3001s on a wide blue ground, with no mask of their own: cropped by the whole frame the

@@ -264,9 +264,10 @@ def test_real_configs_name_segmenters_the_default_set_ships(name: str) -> None:
         segmenter.close()
 
 
-def test_scale_from_a_reference_part_scores_known_parts_with_the_size_prior(tmp_path: Path) -> None:
-    """A bluish-green 2x2 brick (3003) reads as blue (3004, a 1x2) to the colour classifier; its
-    16 x 16 mm footprint, at the scale fitted from two 3004 photos (then left out), names it."""
+def write_cloth_set(tmp_path: Path) -> tuple[Path, Path]:
+    """The hand-weighted model set with footprints, and three photos each of a blue 1x2 brick
+    (3004, 48 x 24 px) and a bluish-green 2x2 brick (3003, 48 x 48 px) on black cloth at 3 px/mm;
+    returns (model set, photos)."""
     model_set = tmp_path / "set"
     manifest = write_known_model_set(model_set)
     footprints = {"3001": [(32.0, 16.0, 1.0)], "3003": [(16.0, 16.0, 1.0)], "3004": [(16.0, 8.0, 1.0)]}
@@ -280,6 +281,13 @@ def test_scale_from_a_reference_part_scores_known_parts_with_the_size_prior(tmp_
         teal[30 + 5 * i : 78 + 5 * i, 40 + 10 * i : 88 + 10 * i] = (0, 140, 160)
         save(photos / "3003" / f"{i}.png", teal)
     (tmp_path / "cloth.yaml").write_text("segmenter: {type: bgdiff, background_rgb: [0, 0, 0]}\n")
+    return model_set, photos
+
+
+def test_scale_from_a_reference_part_scores_known_parts_with_the_size_prior(tmp_path: Path) -> None:
+    """A bluish-green 2x2 brick (3003) reads as blue (3004, a 1x2) to the colour classifier; its
+    16 x 16 mm footprint, at the scale fitted from two 3004 photos (then left out), names it."""
+    model_set, photos = write_cloth_set(tmp_path)
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
     argv = [
@@ -305,6 +313,37 @@ def test_scale_from_a_reference_part_scores_known_parts_with_the_size_prior(tmp_
     unknown = parser.parse_args([*argv[:-4], "--scale-from", "3020:2"])
     with pytest.raises(ConfigError, match="no footprint"):
         unknown.func(unknown)
+
+
+def test_part_prior_figures_with_and_without_the_size_prior(tmp_path: Path) -> None:
+    """A parts file that makes 3003 a hundred times as common as 3004: alone it names every photo
+    3003 (the network finds the blue 1x2 only e^2.3 = 10 times likelier 3004, its crop being half
+    black cloth); with the size prior too, the 1x2's footprint (under a 2x2's by e^-9 or less)
+    gives the blue photo back to 3004."""
+    model_set, photos = write_cloth_set(tmp_path)
+    (tmp_path / "parts.txt").write_text("3003 100\n3004 1\n3001 1\n")
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        [
+            "evaluate-real", "--model-set", str(model_set), "--out", str(tmp_path / "out"),
+            "--set", f"cloth={photos}:{tmp_path / 'cloth.yaml'}", "--scale-from", "3004:2", "--enroll", "",
+            "--part-prior", str(tmp_path / "parts.txt"), "--report", str(tmp_path / "REPORT.md"),
+        ]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    f = json.loads((tmp_path / "out" / "real.json").read_text())["sets"]["cloth"]["artifacts"][
+        "onnxruntime/fp32"
+    ]
+    prior = f["prior"]
+    assert prior["photos"] == 6 and "parts.txt" in prior["source"]
+    assert prior["without"]["part_top1"] == pytest.approx(0.5)  # the blue photos only
+    assert prior["with"]["part_top1"] == pytest.approx(0.5)  # the bluish-green photos only
+    assert prior["with"]["per_part"]["3003"]["top1"] == 1.0 and prior["with"]["per_part"]["3004"]["top1"] == 0
+    assert f["size"]["with"]["part_top1"] == 1.0 and f["size"]["with_prior"]["part_top1"] == 1.0
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "--part-prior" in report and "Part prior (onnxruntime/fp32" in report
+    assert "With the part prior as well: top-1 **100.0%**" in report
 
 
 def test_enroll_turns_enrols_each_photo_at_four_quarter_turns(tmp_path: Path) -> None:
