@@ -182,15 +182,18 @@ step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "${train_dirs[@
 step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" --split all
 step categories "$BIN/trainer" categories --model-set "$SET" --ldraw "$LDRAW"
 step footprints "$BIN/trainer" footprints --model-set "$SET" --ldraw "$LDRAW"
+# The parts list is ordered most common first: its ranks are the part prior's (opt-in) weights.
+step popularity "$BIN/trainer" popularity --model-set "$SET" --parts "$PARTS"
 step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" \
     "$WORK/render-unseen" --split all \
-    --gallery "$WORK/render-train" --out "$WORK/report"
+    --gallery "$WORK/render-train" --out "$WORK/report" --part-prior popularity
 if [[ -n "$REAL" ]]; then
     # Real photos, evaluation only: read in place, never copied or trained on.
     step evaluate-real "$BIN/trainer" evaluate-real --model-set "$SET" --out "$WORK/real" \
         --set "belt=$REAL/belt:$REPO/config/real/belt.yaml:$REAL/belt/_empty" \
         --set "cutouts=$REAL/cutouts:$REPO/config/real/cutouts.yaml" \
-        --enroll-every-part --scale-from 15712:5 --report "$WORK/report/report.md" --record
+        --enroll-every-part --scale-from 15712:5 --part-prior popularity --report "$WORK/report/report.md" \
+        --record
 fi
 step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$REPO/edge/data/sim" \
     --captures 240 --margin 0.35
