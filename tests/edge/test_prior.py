@@ -18,6 +18,7 @@ from edge.recognize import Recognizer
 from edge.settings import load_edge_config
 from tests.edge.test_settings import SIM_PARTS, write_sim_setup
 from tests.helpers.onnx_models import write_model_set
+from tests.helpers.pipeline import decided_probs
 from trainer import cli
 
 
@@ -131,20 +132,8 @@ def test_trainer_popularity_writes_ranks_and_the_rig_uses_them(
     frame[50:70, 70:90] = (200, 30, 30)
     probs = {}
     for setting in ("none", "popularity"):
-        cfg = load_edge_config(config)
-        cfg = cfg.model_copy(
-            update={"recognition": cfg.recognition.model_copy(update={"part_prior": setting})}
-        )
-        pipeline = Pipeline.from_config(cfg, with_camera=False)
-        try:
-            assert (pipeline.recognizer.prior is not None) is (setting == "popularity")
-            decision = pipeline.process([frame, frame]).decision
-            assert decision is not None and decision.distribution is not None
-            probs[setting] = dict(
-                zip(decision.distribution.parts, decision.distribution.part_probs, strict=True)
-            )
-        finally:
-            pipeline.close()
+        probs[setting], recognizer = decided_probs(config, frame, part_prior=setting)
+        assert (recognizer.prior is not None) is (setting == "popularity")
     assert probs["popularity"]["demo-3062b"] > probs["none"]["demo-3062b"]
     assert probs["popularity"]["demo-3039"] < probs["none"]["demo-3039"]  # unlisted: the rarest
 

@@ -14,10 +14,9 @@ from edge.calibration_file import read_calibration
 from edge.cli import main as edge_main
 from edge.errors import DataFileError
 from edge.manifest import load_manifest, sha256_file
-from edge.pipeline import Pipeline
-from edge.settings import load_edge_config
 from tests.edge.test_settings import write_sim_setup
 from tests.helpers.onnx_models import write_model_set
+from tests.helpers.pipeline import decided_probs
 from trainer import cli
 from trainer.footprints import write_footprints
 
@@ -87,17 +86,7 @@ def test_calibrated_scale_turns_on_the_size_prior_in_the_pipeline(
     frame = part_frame(16, 16, 0)
     probs = {}
     for prior in (False, True):
-        cfg = load_edge_config(config)
-        cfg = cfg.model_copy(update={"recognition": cfg.recognition.model_copy(update={"size_prior": prior})})
-        pipeline = Pipeline.from_config(cfg, with_camera=False)
-        try:
-            assert (pipeline.recognizer.size is not None) is prior
-            decision = pipeline.process([frame, frame]).decision
-            assert decision is not None and decision.distribution is not None
-            probs[prior] = dict(
-                zip(decision.distribution.parts, decision.distribution.part_probs, strict=True)
-            )
-        finally:
-            pipeline.close()
+        probs[prior], recognizer = decided_probs(config, frame, size_prior=prior)
+        assert (recognizer.size is not None) is prior
     assert probs[True]["demo-3062b"] > probs[False]["demo-3062b"]
     assert probs[True]["demo-3001"] < probs[False]["demo-3001"]
