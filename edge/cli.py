@@ -586,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=_positive, default=40, help="frames to capture (default 40)")
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     p.set_defaults(func=_bench)
-    from edge.cli_review import add_review_commands  # review, relabel
+    from edge.cli_review import add_review_commands  # review, relabel, counts
     from edge.cli_rig import add_rig_commands  # calibrate, enroll, enrolled, reindex
 
     add_rig_commands(sub)

@@ -1,4 +1,5 @@
-"""``edge review`` and ``edge relabel``: the doubtful parts of the decision record, and corrections.
+"""``edge review``, ``edge relabel`` and ``edge counts``: the doubtful parts of the decision record,
+corrections, and how often the rig met each part.
 
 Registered on ``edge``'s parser by :func:`add_review_commands`; the work is in :mod:`edge.review`.
 """
@@ -116,8 +117,24 @@ def _relabel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _counts(args: argparse.Namespace) -> int:
+    """Write how often the rig met each part (the decision record) as a part prior's parts file."""
+    from edge.review import open_record, part_counts, write_part_counts
+
+    cfg = _config(args)
+    db = Path(cfg.data.db)
+    with open_record(db) as con:
+        counts, corrected = part_counts(con, corrected_only=args.corrected_only)
+    what = "corrected parts" if args.corrected_only else "sorted and corrected parts"
+    path = write_part_counts(counts, args.out, f"decision record {db} ({what})")
+    total = sum(counts.values())
+    print(f"{len(counts)} part(s) counted over {total} {what} ({corrected} corrected) into {path}")
+    print(f"use it with recognition.part_prior: {path.resolve()}")
+    return 0
+
+
 def add_review_commands(sub: Any) -> None:
-    """Add ``review`` and ``relabel`` to ``edge``'s parser."""
+    """Add ``review``, ``relabel`` and ``counts`` to ``edge``'s parser."""
     from edge.cli_rig import _config_args
 
     p = sub.add_parser("review", help="list the unknown and doubtful parts with their crops (PNG + HTML)")
@@ -134,3 +151,17 @@ def add_review_commands(sub: Any) -> None:
     p.add_argument("--note", help="a note kept with the correction")
     p.add_argument("--no-enroll", action="store_true", help="record the correction only")
     p.set_defaults(func=_relabel)
+    p = sub.add_parser(
+        "counts",
+        help="write how often the rig met each part (the decision record) as a parts file for the "
+        "part prior (recognition.part_prior)",
+    )
+    _config_args(p)
+    p.add_argument("--out", required=True, type=Path, help="parts file to write ('PART COUNT' lines)")
+    p.add_argument(
+        "--corrected-only",
+        action="store_true",
+        help="count only parts corrected with `edge relabel` (the rig's own answers can reinforce "
+        "themselves through the prior)",
+    )
+    p.set_defaults(func=_counts)

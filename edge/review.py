@@ -7,6 +7,8 @@ one decision: the correction is a NEW row of the ``corrections`` table that poin
 (``parts.id``); nothing in ``parts`` or ``views`` is changed, so the record still shows what the
 rig decided. The latest correction of a part is the one that counts. The correction's kept crops
 are enrolled into the user index (:mod:`edge.enroll`) so the rig recognises the part next time.
+``edge counts`` writes how often the rig met each part (corrections first, then sorted decisions)
+as a parts file for the part prior (:mod:`edge.prior`).
 
 This module owns the ``corrections`` table: it creates it in an existing decision record the first
 time a correction is made (``CREATE TABLE IF NOT EXISTS``); the record's own schema version is
@@ -31,7 +33,7 @@ import cv2
 import numpy as np
 
 from edge.errors import DataFileError, ImageError
-from edge.fileio import atomic_write
+from edge.fileio import atomic_write, write_atomic
 from edge.record import SCHEMA_VERSION, UNCERTAIN
 
 CORRECTIONS_SQL = (
@@ -127,6 +129,40 @@ def corrections(con: sqlite3.Connection) -> list[dict[str, Any]]:
     if not _has_corrections(con):
         return []
     return [dict(r) for r in con.execute("SELECT * FROM corrections ORDER BY id")]
+
+
+def part_counts(con: sqlite3.Connection, *, corrected_only: bool = False) -> tuple[Counter[str], int]:
+    """How often the rig met each part: a corrected part counts as its latest correction says, a
+    sorted one (unless ``corrected_only``) as decided; unknown, doubtful, failed and abandoned
+    parts without a correction do not count. Returns (counts, how many of them are corrections)."""
+    latest = (
+        "(SELECT c.part_num FROM corrections c WHERE c.part_id = p.id ORDER BY c.id DESC LIMIT 1)"
+        if _has_corrections(con)
+        else "NULL"
+    )
+    counts: Counter[str] = Counter()
+    corrected = 0
+    for row in con.execute(f"SELECT p.status, p.part_num, {latest} AS corrected FROM parts p"):
+        if row["corrected"]:
+            counts[row["corrected"]] += 1
+            corrected += 1
+        elif row["status"] == "sorted" and row["part_num"] and not corrected_only:
+            counts[row["part_num"]] += 1
+    return counts, corrected
+
+
+def write_part_counts(counts: Counter[str], path: str | Path, source: str) -> Path:
+    """``counts`` as a parts file of ``PART COUNT`` lines, most common first (the part prior's
+    form, :mod:`edge.prior`), written atomically."""
+    if not counts:
+        raise DataFileError(
+            f"{source} holds no sorted or corrected part to count; run the rig longer or correct "
+            "parts with `edge relabel`"
+        )
+    lines = [f"# parts met on the rig, from {source}; for recognition.part_prior", "# part count"]
+    lines += [f"{part} {n}" for part, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    write_atomic(path, "\n".join(lines) + "\n")
+    return Path(path)
 
 
 def _item(con: sqlite3.Connection, row: sqlite3.Row, crops_dir: Path) -> ReviewItem:

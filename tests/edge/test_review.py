@@ -15,6 +15,7 @@ from edge.cli import main
 from edge.enroll import UserIndex, crops_dir
 from edge.errors import DataFileError
 from edge.pipeline import Pipeline
+from edge.prior import read_parts_file
 from edge.record import DecisionRecord
 from edge.review import add_correction, open_record
 from edge.settings import load_edge_config
@@ -138,3 +139,39 @@ def test_relabel_and_review_refuse_what_is_not_there(
         pass
     with pytest.raises(DataFileError, match="does not exist"), open_record(tmp_path / "missing.db"):
         pass
+
+
+def test_counts_writes_the_parts_the_rig_met_as_a_part_prior_file(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library)
+    db = Path(load_edge_config(config).data.db)
+    out = tmp_path / "met.txt"
+    code, _ = _run(capsys, "counts", "--config", str(config), "--out", str(out))
+    assert code == 2 and not out.exists()  # no record yet: refused, nothing written
+    code, _ = _run(capsys, "run", "--sim", "--config", str(config), "--parts", "6")
+    assert code == 0
+    sorted_rows = _rows(db, "SELECT id, part_num FROM parts WHERE status = 'sorted'")
+    other = _rows(db, "SELECT id FROM parts WHERE status != 'sorted'")
+    assert sorted_rows, "the sim rig sorted no part; the test needs some"
+    # One sorted part corrected to a part the model does not know; one doubtful part (if any) too.
+    code, _ = _run(capsys, "relabel", str(sorted_rows[0]["id"]), "--config", str(config), "--part", "x-1")
+    assert code == 0
+    corrected = [sorted_rows[0]["id"]]
+    if other:
+        assert _run(capsys, "relabel", str(other[0]["id"]), "--config", str(config), "--part", "x-1")[0] == 0
+        corrected.append(other[0]["id"])
+    expected: dict[str, int] = {"x-1": len(corrected)}
+    for row in sorted_rows[1:]:
+        expected[str(row["part_num"])] = expected.get(str(row["part_num"]), 0) + 1
+
+    code, printed = _run(capsys, "counts", "--config", str(config), "--out", str(out))
+    assert code == 0 and f"({len(corrected)} corrected)" in printed and "recognition.part_prior" in printed
+    lines = [ln.split() for ln in out.read_text().splitlines() if not ln.startswith("#")]
+    assert {p: int(n) for p, n in lines} == expected
+    assert [int(n) for _, n in lines] == sorted((int(n) for _, n in lines), reverse=True)
+    assert read_parts_file(out) == {p: float(n) for p, n in expected.items()}  # the prior reads it
+
+    code, _ = _run(capsys, "counts", "--config", str(config), "--out", str(out), "--corrected-only")
+    assert code == 0
+    assert [ln for ln in out.read_text().splitlines() if not ln.startswith("#")] == [f"x-1 {len(corrected)}"]
