@@ -116,8 +116,9 @@ def plot_confusion(figures: dict[str, Any], title: str, path: Path) -> Path:
 def plot_real(report: dict[str, Any], path: Path) -> Path:
     """Bars of ``trainer evaluate-real``'s figures: one panel per photo set.
 
-    Rows: every artifact on all known-part photos (with the majority guess marked), then each part
-    and each enrolment figure of the first artifact. Light bar: top-5; dark bar over it: top-1.
+    Rows: every artifact on all known-part photos (with the majority guess marked), then the first
+    artifact's decision with the size prior and the part prior where measured, each part and each
+    enrolment figure. Light bar: top-5; dark bar over it: top-1.
     The dashed line is a constant guess's top-1 mean over parts (1 / number of known parts).
     """
     plt = _pyplot()
@@ -176,7 +177,18 @@ def real_rows(figures: dict[str, Any]) -> list[tuple[str, float | None, float | 
             rows.append(
                 (f"{key}: all", known["part_top1"], known["part_top5"], known.get("majority_baseline"))
             )
-    first = next(iter(figures["artifacts"].values()))
+    key, first = next(iter(figures["artifacts"].items()))
+    # the first artifact's decision with the size prior and/or the part prior (their own photos)
+    size, prior = first.get("size"), first.get("prior")
+    decided = [
+        (size, "with", "size prior"),
+        (size, "with_prior", "size + part prior"),
+        (prior, "with", "part prior"),
+    ]
+    for entry, variant, what in decided:
+        if entry and entry.get(variant):
+            e = entry[variant]
+            rows.append((f"{key}: {what} ({entry['photos']})", e["part_top1"], e["part_top5"], None))
     for part, e in sorted(first.get("known", {}).get("per_part", {}).items()):
         rows.append((f"{part} ({e['photos']})", e["top1"], e["top5"], None))
     for name, e in first.items():

@@ -52,6 +52,20 @@ def test_rows_are_each_artifact_then_the_first_artifacts_parts_and_enrolment() -
     ]
 
 
+def test_rows_show_the_size_and_part_prior_decisions_after_the_artifacts() -> None:
+    figures = _figures({"3023": (4, 0.25, 0.5)})
+    decided = {"part_top1": 0.9, "part_top5": 1.0}
+    figures["artifacts"]["onnxruntime/int8"] |= {
+        "size": {"photos": 3, "with": {"part_top1": 0.6, "part_top5": 0.8}, "with_prior": decided},
+        "prior": {"photos": 4, "with": {"part_top1": 0.7, "part_top5": 0.9}},
+    }
+    assert real_rows(figures)[2:5] == [
+        ("onnxruntime/int8: size prior (3)", 0.6, 0.8, None),
+        ("onnxruntime/int8: size + part prior (3)", 0.9, 1.0, None),
+        ("onnxruntime/int8: part prior (4)", 0.7, 0.9, None),
+    ]
+
+
 def test_rig_sweep_draws_one_panel_per_enrolled_set_and_nothing_without_enrolment(tmp_path: Path) -> None:
     one = {"sets": {"belt": _figures({"3023": (4, 0.25, 0.5)})}}
     two = {"sets": {**one["sets"], "cutouts": _figures({"3001": (3, 0.5, 1.0)})}}
