@@ -1,4 +1,5 @@
-"""What the size prior costs per part: the daemon's pipeline with it on against off, in one run.
+"""What the size prior and the part prior cost per part: the daemon's pipeline with them against
+without, in one run.
 
     python benchmarks/size_prior.py [--belt ../shared/real/belt] [--frames 200] \\
         [--json FILE] [--markdown FILE]
@@ -7,10 +8,10 @@ The pipeline of a belt rig: the default model set's ONNX int8 network (classifie
 per part), the belt's segmenter (``config/real/belt.yaml``: ``seg_close`` with the empty belt
 learned from ``_empty/``), and a calibration file whose scale ``edge calibrate scale`` fitted from
 the first 5 frames of 15712 (``calibration.scale.calibrate_scale``). The frames are read in place
-(timing only; nothing is kept). Each frame is processed once with the size prior and once without,
-alternating which goes first, so both see the same background load; the medians per part and their
-ratio, and the prior's own work (the mask's footprint and the update of the fused probabilities)
-timed alone on the same masks.
+(timing only; nothing is kept). Each frame is processed by three pipelines (no prior, the size
+prior, the size prior and the part prior ``popularity``), the order rotating from frame to frame
+so all see the same background load; the medians per part and their ratios to the first, and each
+prior's own work (the mask's footprint and the size update; the part prior's update) timed alone.
 """
 
 from __future__ import annotations
@@ -55,64 +56,85 @@ def run(belt: Path, frames: int, note: str = "") -> dict[str, Any]:
             fit = calibrate_scale(
                 [read_image(p.path) for p in reference], segmenter, manifest, "15712", calibration
             )
+        settings = {
+            "off": {"size_prior": False, "part_prior": "none"},
+            "size": {"size_prior": True, "part_prior": "none"},
+            "size+part": {"size_prior": True, "part_prior": "popularity"},
+        }
         pipelines = {}
-        for prior in (True, False):
-            rec = base.recognition.model_copy(update={"size_prior": prior})
-            pipelines[prior] = Pipeline.from_config(
+        for name, update in settings.items():
+            rec = base.recognition.model_copy(update=update)
+            pipelines[name] = Pipeline.from_config(
                 base.model_copy(update={"recognition": rec}), with_camera=False
             )
-        assert pipelines[True].recognizer.size is not None and pipelines[False].recognizer.size is None
+        assert pipelines["off"].recognizer.size is None and pipelines["size"].recognizer.prior is None
         images = [read_image(p.path) for p in scored]
-        times: dict[bool, list[float]] = {True: [], False: []}
-        prior_ms: list[float] = []
+        times: dict[str, list[float]] = {name: [] for name in settings}
+        size_ms: list[float] = []
+        part_ms: list[float] = []
+        names = list(settings)
         try:
             for image in images[:3]:  # warm-up
                 for pipeline in pipelines.values():
                     pipeline.process([image])
             for i, image in enumerate(images):
-                for prior in (True, False) if i % 2 else (False, True):
+                for name in names[i % 3 :] + names[: i % 3]:
                     start = time.perf_counter()
-                    pipelines[prior].process([image])
-                    times[prior].append((time.perf_counter() - start) * 1000)
-            size = pipelines[True].recognizer.size
-            assert size is not None
+                    pipelines[name].process([image])
+                    times[name].append((time.perf_counter() - start) * 1000)
+            size, part = pipelines["size+part"].recognizer.size, pipelines["size+part"].recognizer.prior
+            assert size is not None and part is not None
             probs = np.full(len(manifest.parts), 1.0 / len(manifest.parts))
-            masks = [pipelines[True].segmenter.mask(image) for image in images[:50]]
+            masks = [pipelines["size"].segmenter.mask(image) for image in images[:50]]
             from edge.size import measure
 
             for mask in masks:
                 start = time.perf_counter()
                 size.update(probs, [measure(mask)])
-                prior_ms.append((time.perf_counter() - start) * 1000)
+                size_ms.append((time.perf_counter() - start) * 1000)
+                start = time.perf_counter()
+                part.update(probs)
+                part_ms.append((time.perf_counter() - start) * 1000)
         finally:
             for pipeline in pipelines.values():
                 pipeline.close()
-    on, off = statistics.median(times[True]), statistics.median(times[False])
+    med = {name: statistics.median(t) for name, t in times.items()}
     return {
         "machine": machine_line(note),
         "frames": len(images),
         "frame_size": list(images[0].shape[:2]),
         "scale_px_per_mm": round(fit.px_per_mm, 3),
         "parts_with_footprints": size.covered,
-        "median_ms_per_part": {"size_prior_on": round(on, 2), "size_prior_off": round(off, 2)},
-        "ratio_on_to_off": round(on / off, 3),
-        "size_prior_alone_ms": round(statistics.median(prior_ms), 3),
+        "parts_ranked": part.covered,
+        "median_ms_per_part": {
+            "no_prior": round(med["off"], 2),
+            "size_prior": round(med["size"], 2),
+            "size_and_part_prior": round(med["size+part"], 2),
+        },
+        "ratio_size_to_none": round(med["size"] / med["off"], 3),
+        "ratio_both_to_none": round(med["size+part"] / med["off"], 3),
+        "size_prior_alone_ms": round(statistics.median(size_ms), 3),
+        "part_prior_alone_ms": round(statistics.median(part_ms), 4),
     }
 
 
 def markdown(r: dict[str, Any]) -> str:
-    on, off = r["median_ms_per_part"]["size_prior_on"], r["median_ms_per_part"]["size_prior_off"]
+    ms = r["median_ms_per_part"]
     return (
-        "# The size prior's cost per part\n\n"
+        "# The size prior's and the part prior's cost per part\n\n"
         f"`python benchmarks/size_prior.py` on {r['machine']}.\n\n"
         f"{r['frames']} real belt frames ({r['frame_size'][1]}x{r['frame_size'][0]}), one view per part, "
         "the default set's ONNX int8 network and the belt's `seg_close` segmenter; scale "
         f"{r['scale_px_per_mm']} px/mm from `edge calibrate scale` on 5 frames of 15712; footprints of "
-        f"{r['parts_with_footprints']} parts.\n\n"
-        "| pipeline | median ms per part |\n|---|---:|\n"
-        f"| size prior off (baseline) | {off} |\n| size prior on | {on} |\n\n"
-        f"Ratio on / off: **{r['ratio_on_to_off']}** (same run, alternating). The prior's own work "
-        f"(the mask's footprint and the update over every part's poses): {r['size_prior_alone_ms']} ms.\n"
+        f"{r['parts_with_footprints']} parts; part prior `popularity` ({r['parts_ranked']} parts "
+        "ranked).\n\n"
+        "| pipeline | median ms per part | ratio to no prior |\n|---|---:|---:|\n"
+        f"| no prior (baseline) | {ms['no_prior']} | 1 |\n"
+        f"| size prior | {ms['size_prior']} | {r['ratio_size_to_none']} |\n"
+        f"| size prior and part prior | {ms['size_and_part_prior']} | {r['ratio_both_to_none']} |\n\n"
+        "Same run, the order rotating per frame. Each prior's own work: the size prior (the mask's "
+        f"footprint and the update over every part's poses) {r['size_prior_alone_ms']} ms; the part prior "
+        f"(one weighted renormalisation) {r['part_prior_alone_ms']} ms.\n"
     )
 
 
