@@ -374,7 +374,7 @@ def enrolment_scores(
     merged_hybrid, merged_taken, merged_top1, _ = per_part(merged_answers)
     fit = fit_rig_threshold(rig.vectors(), list(rig.labels))  # from the enrolled views alone
     if fit is not None:
-        _, _, fit["decision_top1"], fit["known_taken"] = per_part(decide(fit["threshold"]))
+        fit["top1_per_part"], _, fit["decision_top1"], fit["known_taken"] = per_part(decide(fit["threshold"]))
     sweep = []
     for threshold in RIG_SWEEP:
         _, _, top1, share = per_part(decide(threshold))
@@ -658,8 +658,8 @@ def render_markdown(
         for k in ENROLL_DEFAULT:
             e = first.get(f"enroll_{k}")
             if e:
-                harmed = ", ".join(f"{p} {_pct(v)}" for p, v in e["hybrid_top1_per_part"].items())
-                taken = ", ".join(f"{p} {_pct(v)}" for p, v in e.get("known_taken_for_enrolled", {}).items())
+                harmed = _per_part_pct(e["hybrid_top1_per_part"])
+                taken = _per_part_pct(e.get("known_taken_for_enrolled", {}))
                 lines += [
                     "",
                     f"Enrolled {k} photo(s) of {', '.join(e['parts'])}: {e['queries']} queries; "
@@ -672,7 +672,7 @@ def render_markdown(
                 ]
             e = first.get(f"enroll_all_{k}")
             if e:
-                per_part = ", ".join(f"{p} {_pct(v)}" for p, v in e["hybrid_top1_per_part"].items())
+                per_part = _per_part_pct(e["hybrid_top1_per_part"])
                 lines += [
                     "",
                     f"Every part enrolled from its first {k} photo(s) (a rig taught on its own stage): "
@@ -684,7 +684,13 @@ def render_markdown(
                 if fit:
                     lines[-1] += (
                         f" With rig_threshold fitted to the enrolled photos alone (`edge enrolled "
-                        f"--fit-threshold`: {fit['threshold']}), decision top-1 {_pct(fit['decision_top1'])}."
+                        f"--fit-threshold`: {fit['threshold']}), decision top-1 {_pct(fit['decision_top1'])}"
+                        + (
+                            f" (per part: {_per_part_pct(fit['top1_per_part'])})"
+                            if fit.get("top1_per_part")
+                            else ""
+                        )
+                        + "."
                     )
         lines.append("")
     lines.append(SECTION_END)
@@ -735,6 +741,11 @@ def _prior_lines(artifacts: dict[str, Any]) -> list[str]:
             f"{_pct(before['part_top5'])} -> {_pct(after['part_top5'])}; per part {_per_part(after)}.",
         ]
     return out
+
+
+def _per_part_pct(top1: dict[str, float]) -> str:
+    """``part share, ...`` of a per-part figure."""
+    return ", ".join(f"{p} {_pct(v)}" for p, v in top1.items())
 
 
 def _per_part(figures: dict[str, Any]) -> str:

@@ -187,6 +187,12 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
     # rig_threshold fitted to the 3 enrolled photos alone (none for one enrolled part)
     assert every["fitted"]["views"] == 3 and every["fitted"]["parts"] == 3 and e1["fitted"] is None
     assert 0 < every["fitted"]["threshold"] <= 1 and every["fitted"]["decision_top1"] is not None
+    fitted_per_part = every["fitted"]["top1_per_part"]
+    assert set(fitted_per_part) == {"3001", "3003b", "3020"}
+    counts = {"3001": 6 - 1, "3003b": 4 - 1, "3020": 7 - 1}  # each part's scored photos
+    assert every["fitted"]["decision_top1"] == pytest.approx(
+        sum(fitted_per_part[p] * n for p, n in counts.items()) / sum(counts.values()), abs=1e-3
+    )
     assert "fitted to the enrolled photos alone" in (tmp_path / "out" / "real.md").read_text()
     assert "Every part enrolled from its first 1 photo(s)" in (tmp_path / "out" / "real.md").read_text()
     assert (
