@@ -60,8 +60,8 @@ def read_parts_file(path: str | Path) -> dict[str, float]:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFileError(f"cannot read parts file {str(path)!r}: {exc}") from exc
-    lines = [ln.strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    lines = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]  # '#' starts a comment
+    lines = [ln for ln in lines if ln]
     if not lines:
         raise DataFileError(f"parts file {str(path)!r} lists no part; write one part id per line")
     header = [h.strip().lower() for h in next(csv.reader([lines[0]]))]

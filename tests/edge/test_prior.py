@@ -36,7 +36,7 @@ def test_a_ranked_list_weighs_each_part_by_one_over_its_rank(tmp_path: Path) -> 
 
 
 def test_counts_and_inventory_csvs_are_summed_per_part(tmp_path: Path) -> None:
-    counts = write(tmp_path / "counts.txt", "3023 12\n3001, 2\n3023\t3\n")
+    counts = write(tmp_path / "counts.txt", "3023 12  # plates\n3001, 2\n3023\t3\n")
     assert read_parts_file(counts) == {"3023": 15.0, "3001": 2.0}
     inventory = write(
         tmp_path / "inventory.csv",
