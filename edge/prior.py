@@ -154,9 +154,15 @@ class PartPrior:
 
     def update(self, probs: np.ndarray) -> np.ndarray:
         """The fused part probabilities ``probs`` (K,) times the weights, renormalised."""
-        log_post = np.log(np.clip(np.asarray(probs, np.float64), 1e-300, None)) + self.log_weights
-        post = np.exp(log_post - log_post.max())
-        return post / post.sum()
+        return reweigh(probs, self.log_weights)
+
+
+def reweigh(probs: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
+    """Probabilities ``probs`` (K,) times ``exp(log_weights)`` (K,), renormalised: a Bayes update
+    by independent evidence (the part prior's weights, the size prior's likelihoods)."""
+    log_post = np.log(np.clip(np.asarray(probs, np.float64), 1e-300, None)) + log_weights
+    post = np.exp(log_post - log_post.max())
+    return post / post.sum()
 
 
 def load_part_prior(setting: str | Path, manifest: Manifest) -> PartPrior | None:

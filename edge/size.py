@@ -38,6 +38,7 @@ import numpy as np
 
 from edge.errors import ConfigError
 from edge.manifest import Manifest
+from edge.prior import reweigh
 
 #: One resting pose's footprint: long side (mm), short side (mm), probability of the pose.
 Footprint = tuple[float, float, float]
@@ -144,11 +145,7 @@ class SizePrior:
         """The fused part probabilities ``probs`` (K,) updated by the views' footprints, renormalised
         (unchanged when no view measured one)."""
         ll = self.log_likelihood(footprints_px)
-        if ll is None:
-            return probs
-        log_post = np.log(np.clip(np.asarray(probs, np.float64), 1e-300, None)) + ll
-        post = np.exp(log_post - log_post.max())
-        return post / post.sum()
+        return probs if ll is None else reweigh(probs, ll)
 
 
 def fit_scale(
