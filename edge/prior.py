@@ -15,7 +15,9 @@ the size prior of :mod:`edge.size`). Its source (``recognition.part_prior``):
   ``part_num``) and a count column (``quantity``, ``qty``, ``count``), such as an inventory
   export, counts summed over the rows of a part (its colours).
 
-Parts the source does not list get the weight of the least common part it lists: a stray part can
+``recognition.part_prior_strength`` raises every weight to a power (1 by default; 0.5 halves the
+log-weights, a gentler prior). Parts the source does not list get the weight of the least common
+part it lists: a stray part can
 still be named, only less readily. The cost is on parts that are rarer than their look-alikes: on a
 test where every part is equally common the prior loses answers (docs/real_transfer.md has the
 figures); it pays where parts come at their real rates.
@@ -133,12 +135,19 @@ class PartPrior:
     """Each part's log-weight in the classifier's order.
 
     ``weights``: part -> positive weight (any scale); parts it lacks get its smallest weight among
-    the model's parts. ``source``: what the weights came from, for messages.
+    the model's parts. ``source``: what the weights came from, for messages (the strength added
+    when it is not 1). ``strength``: the power the weights are raised to (1: as given; 0.5: their
+    square roots, a gentler prior; 0: none).
     """
 
-    def __init__(self, parts: Sequence[str], weights: Mapping[str, float], source: str) -> None:
+    def __init__(
+        self, parts: Sequence[str], weights: Mapping[str, float], source: str, strength: float = 1.0
+    ) -> None:
+        if isinstance(strength, bool) or not isinstance(strength, int | float) or not 0 <= strength <= 3:
+            raise ConfigError(f"part prior strength {strength!r} must be a number in [0, 3] (1: as given)")
         self.parts = list(parts)
-        self.source = source
+        self.strength = float(strength)
+        self.source = source if self.strength == 1 else f"{source}, strength {self.strength:g}"
         listed = [float(weights[p]) for p in self.parts if p in weights]
         self.covered = len(listed)
         if not self.covered:
@@ -150,7 +159,7 @@ class PartPrior:
             raise ConfigError(f"the part prior from {source} has weights that are not positive numbers")
         floor = min(listed)
         w = np.log(np.array([float(weights.get(p, floor)) for p in self.parts], np.float64))
-        self.log_weights = w - w.max()
+        self.log_weights = self.strength * (w - w.max())
 
     def update(self, probs: np.ndarray) -> np.ndarray:
         """The fused part probabilities ``probs`` (K,) times the weights, renormalised."""
@@ -165,9 +174,9 @@ def reweigh(probs: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
     return post / post.sum()
 
 
-def load_part_prior(setting: str | Path, manifest: Manifest) -> PartPrior | None:
+def load_part_prior(setting: str | Path, manifest: Manifest, strength: float = 1.0) -> PartPrior | None:
     """The prior ``recognition.part_prior`` names: None for ``"none"``, the manifest's ranks for
-    ``"popularity"``, else the parts file at that path."""
+    ``"popularity"``, else the parts file at that path; ``strength`` as for :class:`PartPrior`."""
     if setting == "none":
         return None
     if setting == "popularity":
@@ -177,5 +186,5 @@ def load_part_prior(setting: str | Path, manifest: Manifest) -> PartPrior | None
                 "`trainer popularity --model-set DIR --parts LIST` (LIST most common first), or set "
                 "part_prior to 'none' or a parts file"
             )
-        return PartPrior(manifest.parts, zipf_weights(manifest.popularity), "the model set's ranks")
-    return PartPrior(manifest.parts, read_parts_file(setting), f"parts file {str(setting)!r}")
+        return PartPrior(manifest.parts, zipf_weights(manifest.popularity), "the model set's ranks", strength)
+    return PartPrior(manifest.parts, read_parts_file(setting), f"parts file {str(setting)!r}", strength)

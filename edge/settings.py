@@ -101,6 +101,13 @@ class RecognitionSettings(StrictModel):
         "(relative to the config): one part per line, most common first, or 'PART COUNT' lines, or a "
         "CSV with part and quantity columns such as a set's inventory",
     )
+    part_prior_strength: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=3.0,
+        description="power the part prior's weights are raised to, 0..3 (1: as given, 1 / rank for "
+        "popularity; 0.5: a gentler prior)",
+    )
 
 
 class AdaptiveViews(StrictModel):

@@ -347,11 +347,13 @@ def evaluate_model_set(
     command: str | None = None,
     segmenter: str | Path | None = None,
     part_prior: str | Path = "none",
+    part_prior_strength: float = 1.0,
 ) -> dict[str, Any]:
     """Evaluate the model set's artifacts; returns the figures (also in ``out/report.json``).
 
     ``segmenter``: a YAML file with a ``segmenter`` section whose masks replace the images' own;
-    ``part_prior``: as ``recognition.part_prior``, part figures also with it (``prior_*``)."""
+    ``part_prior`` (and its strength): as ``recognition.part_prior``, part figures also with it
+    (``prior_*``)."""
     from trainer.report import write_report
 
     if split not in CHOICES or views < 1 or enroll < 1 or (unseen is not None and unseen < 0):
@@ -361,7 +363,7 @@ def evaluate_model_set(
         )
     folder = Path(model_set)
     manifest = load_manifest(folder)
-    prior = load_part_prior(part_prior, manifest)
+    prior = load_part_prior(part_prior, manifest, part_prior_strength)
     protocol = DataProtocol.from_manifest(manifest)
     samples = load_samples(data, protocol)
     known = set(manifest.parts)
@@ -473,6 +475,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="as recognition.part_prior: none, popularity or a parts file; part figures also with it",
     )
+    p.add_argument(
+        "--part-prior-strength",
+        type=float,
+        default=1.0,
+        help="as recognition.part_prior_strength: the power of the prior's weights (default 1)",
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.set_defaults(func=main)
 
@@ -493,6 +501,7 @@ def main(args: argparse.Namespace) -> int:
         gallery_data=args.gallery,
         segmenter=args.segmenter,
         part_prior=args.part_prior,
+        part_prior_strength=args.part_prior_strength,
     )
     for key, f in report["artifacts"].items():
         print(

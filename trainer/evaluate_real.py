@@ -492,12 +492,14 @@ def evaluate_real(
     scale_from: tuple[str, int] | None = None,
     enroll_turns: bool = False,
     part_prior: str | Path = "none",
+    part_prior_strength: float = 1.0,
 ) -> dict[str, Any]:
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write
-    reports. ``part_prior``: as ``recognition.part_prior`` (figures with and without it)."""
+    reports. ``part_prior`` (and its strength): as ``recognition.part_prior`` (figures with and
+    without it)."""
     manifest = load_manifest(model_set)
     entries = select_artifacts(manifest, artifacts)
-    prior = load_part_prior(part_prior, manifest)
+    prior = load_part_prior(part_prior, manifest, part_prior_strength)
     if scale_from is not None:
         reference_footprints(manifest, scale_from[0])  # fails early, saying how to get footprints
     recognition = recognition or recognition_settings()
@@ -840,6 +842,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="as recognition.part_prior: none, popularity (the manifest's ranks) or a parts file; the "
         "known parts are scored with and without it (default none)",
     )
+    p.add_argument(
+        "--part-prior-strength",
+        type=float,
+        default=1.0,
+        help="as recognition.part_prior_strength: the power of the prior's weights (default 1)",
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json, real.png)")
     p.add_argument(
         "--report", type=Path, help="also put the section into this markdown file (e.g. REPORT.md)"
@@ -868,6 +876,7 @@ def main(args: argparse.Namespace) -> int:
         scale_from=args.scale_from,
         enroll_turns=args.enroll_turns,
         part_prior=args.part_prior,
+        part_prior_strength=args.part_prior_strength,
     )
     for name, figures in report["sets"].items():
         for key, f in figures["artifacts"].items():
@@ -891,6 +900,11 @@ def main(args: argparse.Namespace) -> int:
             + (f" --scale-from {':'.join(map(str, args.scale_from))}" if args.scale_from else "")
             + (f" --rig-threshold {args.rig_threshold:g}" if args.rig_threshold is not None else "")
             + (f" --part-prior {args.part_prior}" if args.part_prior != "none" else "")
+            + (
+                f" --part-prior-strength {args.part_prior_strength:g}"
+                if args.part_prior != "none" and args.part_prior_strength != 1
+                else ""
+            )
             + (" --record" if args.record else "")
         )
         beside, sweep = args.report.with_name(REPORT_PLOT), args.report.with_name(REPORT_SWEEP_PLOT)

@@ -156,3 +156,20 @@ def test_the_manifest_refuses_ranks_of_parts_it_lacks(tmp_path: Path) -> None:
     write_manifest(tmp_path, manifest.model_copy(update={"popularity": {"3023": 1}}))
     with pytest.raises(ModelError, match=r"popularity names part.*3023.*trainer popularity"):
         load_manifest(tmp_path)
+
+
+def test_strength_raises_the_weights_to_a_power(tmp_path: Path) -> None:
+    weights = {"3023": 1.0, "18677": 1 / 144}
+    full = PartPrior(["18677", "3023"], weights, "test")
+    half = PartPrior(["18677", "3023"], weights, "test", strength=0.5)
+    assert half.log_weights == pytest.approx(full.log_weights / 2)
+    assert half.log_weights[0] == pytest.approx(np.log(1 / 12)) and "strength 0.5" in half.source
+    probs = np.array([0.7, 0.3])
+    assert PartPrior(["18677", "3023"], weights, "test", strength=0).update(probs) == pytest.approx(probs)
+    for bad in (-0.1, 3.5, True):
+        with pytest.raises(ConfigError, match="strength"):
+            PartPrior(["3023"], weights, "test", strength=bad)
+    manifest = write_model_set(tmp_path, parts=["3001", "3023"], colors=[4])
+    ranked = manifest.model_copy(update={"popularity": {"3023": 1, "3001": 4}})
+    prior = load_part_prior("popularity", ranked, 0.5)
+    assert prior is not None and prior.log_weights.tolist() == pytest.approx([np.log(0.5), 0.0])

@@ -216,6 +216,20 @@ def test_part_prior_figures_sit_beside_the_plain_ones(tmp_path: Path) -> None:
     assert "parts.txt" in f["prior_source"]
     md = (tmp_path / "r" / "report.md").read_text()
     assert "Part prior (onnxruntime/fp32" in md and "0.917 -> 1.000" in md
+    # At strength 0.5 the 3001 weight is sqrt(1000) = 32: too little to outweigh the greenish view.
+    args = parser.parse_args(
+        [
+            *argv,
+            str(tmp_path / "r3"),
+            "--part-prior",
+            str(tmp_path / "parts.txt"),
+            "--part-prior-strength",
+            "0.5",
+        ]
+    )
+    assert args.func(args) == 0
+    f = load_manifest(folder).evaluation["evaluate"]["artifacts"]["onnxruntime/fp32"]
+    assert f["prior_part_top1"] == pytest.approx(55 / 60) and "strength 0.5" in f["prior_source"]
     args = parser.parse_args([*argv, str(tmp_path / "r2"), "--part-prior", "popularity"])
     with pytest.raises(ConfigError, match="trainer popularity"):
         args.func(args)
