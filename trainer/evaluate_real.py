@@ -197,38 +197,57 @@ def classifier_scores(
     return out
 
 
+@dataclass
+class FittedScale:
+    """The size prior of a photo set's scale, fitted from the first photos of a reference part (as
+    ``edge calibrate scale`` would); ``rows``: those photos (left out of the size figures)."""
+
+    reference: str
+    rows: list[int]
+    prior: SizePrior
+
+
+def fit_photo_scale(
+    photos: Sequence[Photo],
+    footprints: Sequence[tuple[float, float] | None],
+    manifest: Manifest,
+    reference: tuple[str, int],
+    sigma: float,
+) -> FittedScale | None:
+    """The scale from the first k photos of the reference part; None when the set has none of it."""
+    part, k = reference
+    rows = [i for i, p in enumerate(photos) if p.part == part][:k]
+    if not rows:
+        return None
+    measured = [footprints[i] for i in rows if footprints[i] is not None]
+    px_per_mm = fit_scale(measured, reference_footprints(manifest, part), sigma)
+    return FittedScale(part, rows, SizePrior(manifest.parts, manifest.footprints, px_per_mm, sigma))
+
+
 def size_scores(
     photos: Sequence[Photo],
     logits: np.ndarray,
     footprints: Sequence[tuple[float, float] | None],
     manifest: Manifest,
-    reference: tuple[str, int],
-    sigma: float,
+    scale: FittedScale,
     prior: PartPrior | None = None,
-) -> dict[str, Any] | None:
-    """Known-part figures with and without the size prior (:mod:`edge.size`), the rig's scale fitted
-    from the first k photos of the reference part (as ``edge calibrate scale`` would), which are then
-    left out of both; with ``prior``, also with the size prior and the part prior together (key
-    ``with_prior``). None when the set holds no photos of that part."""
-    part, k = reference
-    rows = [i for i, p in enumerate(photos) if p.part == part][:k]
-    if not rows:
-        return None
+) -> dict[str, Any]:
+    """Known-part figures with and without the size prior (:mod:`edge.size`) of ``scale``, on the
+    photos other than its reference photos; with ``prior``, also with the size prior and the part
+    prior together (key ``with_prior``)."""
     known = {mould(p) for p in manifest.parts}
-    measured = [footprints[i] for i in rows if footprints[i] is not None]
-    px_per_mm = fit_scale(measured, reference_footprints(manifest, part), sigma)
-    scored = [i for i, p in enumerate(photos) if mould(p.part) in known and i not in rows]
+    scored = [i for i, p in enumerate(photos) if mould(p.part) in known and i not in scale.rows]
     # the daemon's decision (temperatures, fusion) without and with the prior, one view per photo
-    size = SizePrior(manifest.parts, manifest.footprints, px_per_mm, sigma)
+    size = scale.prior
     recognizers = {"without": Recognizer(manifest), "with": Recognizer(manifest, size=size)}
     if prior is not None:
         recognizers["with_prior"] = Recognizer(manifest, size=size, prior=prior)
     subset = [photos[i] for i in scored]
     out: dict[str, Any] = {
-        "reference": part,
-        "reference_photos": len(rows),
-        "px_per_mm": round(px_per_mm, 3),
-        "sigma": sigma,
+        "reference": scale.reference,
+        "reference_photos": len(scale.rows),
+        "px_per_mm": round(size.px_per_mm, 3),
+        "sigma": size.sigma,
         "photos": len(scored),
     }
     for name, recognizer in recognizers.items():
@@ -297,6 +316,9 @@ def enrolment_scores(
     *,
     every_part: bool = False,
     turned: Sequence[np.ndarray] = (),
+    size: SizePrior | None = None,
+    prior: PartPrior | None = None,
+    footprints: Sequence[tuple[float, float] | None] = (),
 ) -> dict[str, Any] | None:
     """Enrol the first ``enroll`` photos of each unknown part into a copy of the index; score the rest.
 
@@ -311,7 +333,9 @@ def enrolment_scores(
     of one search over the shipped index and the enrolled views together, and ``rig_sweep`` the
     enrolled parts' top-1 and the known parts' photos taken for one at each threshold. ``fitted``:
     the threshold :func:`edge.enroll.fit_rig_threshold` finds from the enrolled photos alone (two
-    or more parts enrolled) and the decisions at it.
+    or more parts enrolled) and the decisions at it. With ``size`` (and each photo's ``footprints``)
+    or ``prior``, ``with_priors`` holds the same decisions with the classifier's answers weighed by
+    them, at ``rig_threshold`` and at the fitted one.
     """
     known = set() if every_part else {mould(p) for p in manifest.parts}
     by_part: dict[str, list[int]] = defaultdict(list)
@@ -338,20 +362,27 @@ def enrolment_scores(
     rig_threshold = merged.rig_threshold  # unset: vector_threshold, as the daemon resolves it
     rig_label, rig_score = rig.search(emb, k=1)
     new = {mould(p) for p in usable}
-    rows, truth, merged_answers = [], [], []
+    weighed = None  # the same merged search, the classifier's answers weighed by the priors
+    if size is not None or prior is not None:
+        weighed = Recognizer(manifest, mode="hybrid", index=index, size=size, prior=prior, **recognition)
+    rows, truth, merged_answers, weighed_answers = [], [], [], []
     for i, photo in enumerate(photos):
         if i in enrolled:
             continue
-        decision = merged.decide({role: value[i : i + 1] for role, value in outputs.items()})
+        one = {role: value[i : i + 1] for role, value in outputs.items()}
+        decision = merged.decide(one)
         rows.append(i)
         truth.append(photo.part)
         merged_answers.append(decision.part_topk[0][0] if decision.part_topk else "")
+        if weighed is not None:
+            decision = weighed.decide(one, [footprints[i]] if footprints else None)
+            weighed_answers.append(decision.part_topk[0][0] if decision.part_topk else "")
 
-    def decide(threshold: float) -> list[str]:
+    def decide(threshold: float, answers: list[str] | None = None) -> list[str]:
         # what Recognizer does with rig_index: a single view's fused rig score is its best neighbour's
         return [
             str(rig_label[i, 0]) if rig_score[i, 0] >= threshold else answer
-            for i, answer in zip(rows, merged_answers, strict=True)
+            for i, answer in zip(rows, merged_answers if answers is None else answers, strict=True)
         ]
 
     def per_part(answers: list[str]) -> tuple[dict[str, float], dict[str, float], float, float | None]:
@@ -375,6 +406,13 @@ def enrolment_scores(
     fit = fit_rig_threshold(rig.vectors(), list(rig.labels))  # from the enrolled views alone
     if fit is not None:
         fit["top1_per_part"], _, fit["decision_top1"], fit["known_taken"] = per_part(decide(fit["threshold"]))
+    with_priors = None
+    if weighed is not None:
+        top1_per_part, _, top1, _ = per_part(decide(rig_threshold, weighed_answers))
+        with_priors = {"decision_top1": top1, "top1_per_part": top1_per_part}
+        if fit is not None:
+            fitted_per_part, _, fitted_top1, _ = per_part(decide(fit["threshold"], weighed_answers))
+            with_priors |= {"fitted_decision_top1": fitted_top1, "fitted_top1_per_part": fitted_per_part}
     sweep = []
     for threshold in RIG_SWEEP:
         _, _, top1, share = per_part(decide(threshold))
@@ -394,6 +432,7 @@ def enrolment_scores(
         "merged_known_taken_for_enrolled": merged_taken,
         "rig_sweep": sweep,
         "fitted": fit,
+        "with_priors": with_priors,
     }
 
 
@@ -414,6 +453,9 @@ def evaluate_photo_set(
     """Every figure of one photo set for each artifact."""
     start = time.perf_counter()
     x, seg_stats, footprints = prepare_inputs(photos, segmenter, manifest)
+    scale = None
+    if scale_from is not None:
+        scale = fit_photo_scale(photos, footprints, manifest, scale_from, SIZE_SIGMA)
     known = {mould(p) for p in manifest.parts}
     known_rows = [i for i, p in enumerate(photos) if mould(p.part) in known]
     result: dict[str, Any] = {
@@ -450,12 +492,10 @@ def evaluate_photo_set(
             )
             if prior is not None:
                 figures["prior"] = prior_scores(kp, outputs["part_logits"][known_rows], manifest, prior)
-            if scale_from is not None:
-                sized = size_scores(
-                    photos, outputs["part_logits"], footprints, manifest, scale_from, SIZE_SIGMA, prior
+            if scale is not None:
+                figures["size"] = size_scores(
+                    photos, outputs["part_logits"], footprints, manifest, scale, prior
                 )
-                if sized is not None:
-                    figures["size"] = sized
         if manifest.index is not None and "embedding" in outputs:
             index_path = model_set / manifest.index.path
             modes = (
@@ -472,6 +512,9 @@ def evaluate_photo_set(
                         recognition,
                         every_part=every_part,
                         turned=turned,
+                        size=None if scale is None else scale.prior,
+                        prior=prior,
+                        footprints=footprints,
                     )
                     if scores is not None:
                         figures[f"{prefix}{k}"] = scores
@@ -670,7 +713,8 @@ def render_markdown(
                     f"search; its nearest neighbour {_pct(e['vector_top1'])}); decisions top-1 per part: "
                     f"{harmed}"
                     + (f"; known parts' photos named as an enrolled part: {taken}" if taken else "")
-                    + ".",
+                    + "."
+                    + _with_priors_text(e),
                 ]
             e = first.get(f"enroll_all_{k}")
             if e:
@@ -694,6 +738,7 @@ def render_markdown(
                         )
                         + "."
                     )
+                lines[-1] += _with_priors_text(e)
         lines.append("")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
@@ -743,6 +788,23 @@ def _prior_lines(artifacts: dict[str, Any]) -> list[str]:
             f"{_pct(before['part_top5'])} -> {_pct(after['part_top5'])}; per part {_per_part(after)}.",
         ]
     return out
+
+
+def _with_priors_text(e: dict[str, Any]) -> str:
+    """The enrolment decisions with the classifier's answers weighed by the size and part priors."""
+    w = e.get("with_priors")
+    if not w:
+        return ""
+    text = (
+        f" With the priors (size and/or part, as above) weighing the classifier's answers: decision "
+        f"top-1 {_pct(w['decision_top1'])} (per part: {_per_part_pct(w['top1_per_part'])})"
+    )
+    if w.get("fitted_decision_top1") is not None:
+        text += (
+            f"; at the fitted threshold {_pct(w['fitted_decision_top1'])} "
+            f"(per part: {_per_part_pct(w['fitted_top1_per_part'])})"
+        )
+    return text + "."
 
 
 def _per_part_pct(top1: dict[str, float]) -> str:

@@ -271,11 +271,12 @@ def test_real_configs_name_segmenters_the_default_set_ships(name: str) -> None:
 
 
 def write_cloth_set(tmp_path: Path) -> tuple[Path, Path]:
-    """The hand-weighted model set with footprints, and three photos each of a blue 1x2 brick
+    """The hand-weighted model set with an index and footprints, and three photos each of a blue 1x2 brick
     (3004, 48 x 24 px) and a bluish-green 2x2 brick (3003, 48 x 48 px) on black cloth at 3 px/mm;
     returns (model set, photos)."""
     model_set = tmp_path / "set"
-    manifest = write_known_model_set(model_set)
+    write_model_set_with_index(model_set)
+    manifest = load_manifest(model_set)
     footprints = {"3001": [(32.0, 16.0, 1.0)], "3003": [(16.0, 16.0, 1.0)], "3004": [(16.0, 8.0, 1.0)]}
     write_manifest(model_set, manifest.model_copy(update={"footprints": footprints}))
     photos, black = tmp_path / "photos", np.zeros((120, 160, 3), np.uint8)
@@ -335,6 +336,7 @@ def test_part_prior_figures_with_and_without_the_size_prior(tmp_path: Path) -> N
             "evaluate-real", "--model-set", str(model_set), "--out", str(tmp_path / "out"),
             "--set", f"cloth={photos}:{tmp_path / 'cloth.yaml'}", "--scale-from", "3004:2", "--enroll", "",
             "--part-prior", str(tmp_path / "parts.txt"), "--report", str(tmp_path / "REPORT.md"),
+            "--enroll", "1", "--enroll-every-part",
         ]
     )  # fmt: skip
     assert args.func(args) == 0
@@ -350,6 +352,13 @@ def test_part_prior_figures_with_and_without_the_size_prior(tmp_path: Path) -> N
     report = (tmp_path / "REPORT.md").read_text()
     assert "--part-prior" in report and "Part prior (onnxruntime/fp32" in report
     assert "With the part prior as well: top-1 **100.0%**" in report
+    # Every part enrolled from its first photo: each other photo is a flat-colour twin of its own
+    # part's enrolled view, so the rig's views answer before the classifier (priors or not).
+    every = f["enroll_all_1"]
+    assert every["with_priors"]["decision_top1"] == every["decision_top1"] == 1.0
+    assert set(every["with_priors"]["top1_per_part"]) == {"3003", "3004"}
+    assert every["with_priors"]["fitted_decision_top1"] == every["fitted"]["decision_top1"]
+    assert "With the priors (size and/or part, as above)" in report
 
 
 def test_enroll_turns_enrols_each_photo_at_four_quarter_turns(tmp_path: Path) -> None:
