@@ -251,8 +251,7 @@ def size_scores(
         "photos": len(scored),
     }
     for name, recognizer in recognizers.items():
-        probs = np.stack([_part_probs(recognizer, logits[i : i + 1], [footprints[i]]) for i in scored])
-        out[name] = classifier_scores(subset, np.log(np.clip(probs, 1e-300, None)), manifest, None)
+        out[name] = decided_scores(recognizer, subset, logits[scored], [footprints[i] for i in scored])
     return out
 
 
@@ -263,18 +262,25 @@ def prior_scores(
     decided as the daemon does (temperatures), one view per photo."""
     out: dict[str, Any] = {"source": prior.source, "photos": len(photos)}
     for name, recognizer in (("without", Recognizer(manifest)), ("with", Recognizer(manifest, prior=prior))):
-        probs = np.stack([_part_probs(recognizer, logits[i : i + 1], [None]) for i in range(len(photos))])
-        out[name] = classifier_scores(photos, np.log(np.clip(probs, 1e-300, None)), manifest, None)
+        out[name] = decided_scores(recognizer, photos, logits, [None] * len(photos))
     return out
 
 
-def _part_probs(
-    recognizer: Recognizer, logits: np.ndarray, footprints: Sequence[tuple[float, float] | None]
-) -> np.ndarray:
-    """The fused part probabilities the recognizer decides from."""
-    distribution = recognizer.decide({"part_logits": logits}, footprints).distribution
-    assert distribution is not None  # classifier mode always fuses the classifier
-    return distribution.part_probs
+def decided_scores(
+    recognizer: Recognizer,
+    photos: Sequence[Photo],
+    logits: np.ndarray,
+    footprints: Sequence[tuple[float, float] | None],
+) -> dict[str, Any]:
+    """:func:`classifier_scores` of the fused part probabilities ``recognizer`` decides from, one
+    photo (its logits row and footprint) at a time, as the daemon decides a one-view part."""
+    probs = []
+    for row, footprint in zip(logits, footprints, strict=True):
+        distribution = recognizer.decide({"part_logits": row[None]}, [footprint]).distribution
+        assert distribution is not None  # classifier mode always fuses the classifier
+        probs.append(distribution.part_probs)
+    log_probs = np.log(np.clip(np.stack(probs), 1e-300, None))
+    return classifier_scores(photos, log_probs, recognizer.manifest, None)
 
 
 def color_figures(photos: Sequence[Photo], colors: np.ndarray, manifest: Manifest) -> dict[str, Any]:
@@ -813,7 +819,8 @@ def _per_part_pct(top1: dict[str, float]) -> str:
 
 
 def _per_part(figures: dict[str, Any]) -> str:
-    return ", ".join(f"{p} {_pct(e['top1'])}" for p, e in sorted(figures["per_part"].items()))
+    """The top-1 per part of :func:`classifier_scores`' figures, by part."""
+    return _per_part_pct({p: e["top1"] for p, e in sorted(figures["per_part"].items())})
 
 
 def _enrolled_cell(e: dict[str, Any] | None) -> str:

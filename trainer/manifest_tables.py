@@ -1,6 +1,6 @@
-"""What ``trainer categories`` and ``trainer footprints`` share: a table per part, computed from the
-LDraw library, written into a model set's manifest (only ``manifest.json`` is rewritten, atomically;
-no model file changes, so their checksums still hold)."""
+"""What ``trainer categories``, ``trainer footprints`` and ``trainer popularity`` share: a table per
+part (from the LDraw library, or a parts list) written into a model set's manifest (only
+``manifest.json`` is rewritten, atomically; no model file changes, so their checksums still hold)."""
 
 from __future__ import annotations
 
@@ -15,24 +15,31 @@ from edge.manifest import load_manifest, write_manifest
 T = TypeVar("T")
 
 
+def write_table(
+    model_set: str | Path, field: str, compute: Callable[[Sequence[str]], tuple[T, Any]]
+) -> tuple[T, Any]:
+    """``compute(parts)`` -> (table, what it could not do); the table goes into the manifest's
+    ``field``; returns both."""
+    manifest = load_manifest(model_set)
+    table, missing = compute(manifest.parts)
+    write_manifest(model_set, manifest.model_copy(update={field: table}))
+    load_manifest(model_set)  # the rewritten manifest still passes its own checks
+    return table, missing
+
+
 def write_part_table(
     model_set: str | Path,
     ldraw: str | Path,
     field: str,
     compute: Callable[[Path, Sequence[str]], tuple[T, Any]],
 ) -> tuple[T, Any]:
-    """``compute(ldraw, parts)`` -> (table, what it could not do); the table goes into the manifest's
-    ``field``; returns both."""
+    """:func:`write_table` of ``compute(ldraw, parts)``, once ``ldraw`` is an LDraw library."""
     ldraw = Path(ldraw)
     if not (ldraw / "parts").is_dir():
         raise DataFileError(
             f"{str(ldraw)!r} is not an LDraw library (no parts/ folder); give the folder that holds parts/"
         )
-    manifest = load_manifest(model_set)
-    table, missing = compute(ldraw, manifest.parts)
-    write_manifest(model_set, manifest.model_copy(update={field: table}))
-    load_manifest(model_set)  # the rewritten manifest still passes its own checks
-    return table, missing
+    return write_table(model_set, field, lambda parts: compute(ldraw, parts))
 
 
 def add_ldraw_parser(

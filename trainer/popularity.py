@@ -12,9 +12,10 @@ weight) and are reported.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
-from edge.manifest import load_manifest, write_manifest
+from trainer.manifest_tables import write_table
 from trainer.render import read_parts_list
 
 
@@ -22,12 +23,11 @@ def write_popularity(model_set: str | Path, parts_list: str | Path) -> tuple[dic
     """Write the ranks of the model set's parts into its manifest; return (ranks, parts unranked)."""
     order = read_parts_list(Path(parts_list))
     rank = {part: i + 1 for i, part in enumerate(order)}
-    manifest = load_manifest(model_set)
-    ranks = {p: rank[p] for p in manifest.parts if p in rank}
-    missing = [p for p in manifest.parts if p not in rank]
-    write_manifest(model_set, manifest.model_copy(update={"popularity": ranks}))
-    load_manifest(model_set)  # the rewritten manifest still passes its own checks
-    return ranks, missing
+
+    def ranks(parts: Sequence[str]) -> tuple[dict[str, int], list[str]]:
+        return {p: rank[p] for p in parts if p in rank}, [p for p in parts if p not in rank]
+
+    return write_table(model_set, "popularity", ranks)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
