@@ -400,11 +400,13 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                 else:
                     size_note = ", size prior off (no scale calibrated: edge calibrate scale)"
                 prior = recognizer.prior
-                prior_note = (
-                    ", part prior off (recognition.part_prior: none)"
-                    if prior is None
-                    else f", part prior on ({prior.source}; {prior.covered} of {len(prior.parts)} listed)"
-                )
+                if prior is not None:
+                    listed = f"{prior.covered} of {len(prior.parts)} listed"
+                    prior_note = f", part prior on ({prior.source}; {listed})"
+                elif rec.part_prior == "none":
+                    prior_note = ", part prior off (recognition.part_prior: none)"
+                else:
+                    prior_note = ", part prior off (no part ranks in the model set: trainer popularity)"
                 notes = f"{rig_note}{size_note}{prior_note}"
                 out.append(
                     (

@@ -93,7 +93,9 @@ def make_recognizer(
         rig_index=rig,
         rig_threshold=rig_threshold,
         size=size_prior(cfg, manifest) if rec.size_prior else None,
-        prior=load_part_prior(rec.part_prior, manifest, rec.part_prior_strength),
+        prior=load_part_prior(
+            rec.part_prior, manifest, rec.part_prior_strength, required="part_prior" in rec.model_fields_set
+        ),
     )
 
 

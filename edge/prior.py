@@ -15,17 +15,20 @@ the size prior of :mod:`edge.size`). Its source (``recognition.part_prior``):
   ``part_num``) and a count column (``quantity``, ``qty``, ``count``), such as an inventory
   export, counts summed over the rows of a part (its colours).
 
-``recognition.part_prior_strength`` raises every weight to a power (1 by default; 0.5 halves the
-log-weights, a gentler prior). Parts the source does not list get the weight of the least common
-part it lists: a stray part can
-still be named, only less readily. The cost is on parts that are rarer than their look-alikes: on a
-test where every part is equally common the prior loses answers (docs/real_transfer.md has the
-figures); it pays where parts come at their real rates.
+``recognition.part_prior_strength`` raises every weight to a power (the given weights at 1; 0.5
+halves the log-weights). The default is ``popularity`` at strength 0.25 (``1 / rank ** 0.25``: the
+most common part weighs 3.8 times the 200th), chosen by a rule written before the real photos were
+scored at it (docs/real_transfer.md, "How common a part is"); a model set without ranks then runs
+without a prior, with a warning. Parts the source does not list get the weight of the least common
+part it lists: a stray part can still be named, only less readily. The cost is on parts that are
+rarer than their look-alikes: on a test where every part is equally common the prior loses answers
+(docs/real_transfer.md has the figures); it pays where parts come at their real rates.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -35,6 +38,11 @@ import numpy as np
 
 from edge.errors import ConfigError, DataFileError
 from edge.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+#: ``recognition.part_prior_strength``'s default (docs/real_transfer.md, rule 3).
+DEFAULT_STRENGTH = 0.25
 
 #: Header names taken as the part and the count column of a CSV parts file (lower case).
 PART_COLUMNS = ("part", "part_num", "part num", "partnum", "design id")
@@ -174,13 +182,24 @@ def reweigh(probs: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
     return post / post.sum()
 
 
-def load_part_prior(setting: str | Path, manifest: Manifest, strength: float = 1.0) -> PartPrior | None:
+def load_part_prior(
+    setting: str | Path, manifest: Manifest, strength: float = 1.0, *, required: bool = True
+) -> PartPrior | None:
     """The prior ``recognition.part_prior`` names: None for ``"none"``, the manifest's ranks for
-    ``"popularity"``, else the parts file at that path; ``strength`` as for :class:`PartPrior`."""
+    ``"popularity"``, else the parts file at that path; ``strength`` as for :class:`PartPrior`.
+
+    ``required=False`` (the setting is the default, not the config's own): a model set without
+    ranks gets no prior and a warning, so that older model sets run as before."""
     if setting == "none":
         return None
     if setting == "popularity":
         if not manifest.popularity:
+            if not required:
+                log.warning(
+                    "part prior off: the model set has no part ranks (run `trainer popularity --model-set "
+                    "DIR --parts LIST`, or set recognition.part_prior to 'none' to silence this)"
+                )
+                return None
             raise ConfigError(
                 "recognition.part_prior is 'popularity' but the model set has no part ranks; run "
                 "`trainer popularity --model-set DIR --parts LIST` (LIST most common first), or set "

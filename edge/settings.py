@@ -19,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 from edge.camera import camera_config_type
 from edge.config import MAX_ERRORS_SHOWN, StrictModel, load_config, preview, short_name
 from edge.errors import ConfigError
+from edge.prior import DEFAULT_STRENGTH
 from edge.rig import RigConfig
 from edge.segment import segmenter_config_type
 
@@ -95,18 +96,19 @@ class RecognitionSettings(StrictModel):
         "about 15% of the part's is as expected)",
     )
     part_prior: Literal["none", "popularity"] | Path = Field(
-        default="none",
+        default="popularity",
         description="weigh the classifier's answer by how common each part is (edge/prior.py): none; "
-        "popularity (the model set's ranking, trainer popularity; weight 1 / rank); or a parts file "
+        "popularity (the default: the model set's ranking, trainer popularity; weight 1 / rank, raised "
+        "to part_prior_strength; a model set without ranks runs without it, with a warning); or a parts file "
         "(relative to the config): one part per line, most common first, or 'PART COUNT' lines, or a "
         "CSV with part and quantity columns such as a set's inventory",
     )
     part_prior_strength: float = Field(
-        default=1.0,
+        default=DEFAULT_STRENGTH,
         ge=0.0,
         le=3.0,
-        description="power the part prior's weights are raised to, 0..3 (1: as given, 1 / rank for "
-        "popularity; 0.5: a gentler prior)",
+        description="power the part prior's weights are raised to, 0..3 (0.25, the default: a gentle "
+        "prior, 1 / rank ** 0.25 for popularity; 1: the weights as given, e.g. a set's counts)",
     )
 
 

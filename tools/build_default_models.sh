@@ -182,7 +182,8 @@ step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "${train_dirs[@
 step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" --split all
 step categories "$BIN/trainer" categories --model-set "$SET" --ldraw "$LDRAW"
 step footprints "$BIN/trainer" footprints --model-set "$SET" --ldraw "$LDRAW"
-# The parts list is ordered most common first: its ranks are the part prior's (opt-in) weights.
+# The parts list is ordered most common first: its ranks are the part prior's weights (the daemon's
+# default: popularity at strength 0.25; the evaluations below use that strength too).
 step popularity "$BIN/trainer" popularity --model-set "$SET" --parts "$PARTS"
 step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" \
     "$WORK/render-unseen" --split all \

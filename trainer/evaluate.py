@@ -46,7 +46,7 @@ from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError
 from edge.index import EmbeddingIndex
 from edge.manifest import FileEntry, Manifest, load_manifest
-from edge.prior import PartPrior, load_part_prior
+from edge.prior import DEFAULT_STRENGTH, PartPrior, load_part_prior
 from edge.recognize import Recognizer
 from edge.segment import create_segmenter
 from trainer.data import Sample, holdout_parts
@@ -347,7 +347,7 @@ def evaluate_model_set(
     command: str | None = None,
     segmenter: str | Path | None = None,
     part_prior: str | Path = "none",
-    part_prior_strength: float = 1.0,
+    part_prior_strength: float = DEFAULT_STRENGTH,
 ) -> dict[str, Any]:
     """Evaluate the model set's artifacts; returns the figures (also in ``out/report.json``).
 
@@ -478,8 +478,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--part-prior-strength",
         type=float,
-        default=1.0,
-        help="as recognition.part_prior_strength: the power of the prior's weights (default 1)",
+        default=DEFAULT_STRENGTH,
+        help="as recognition.part_prior_strength: the power of the prior's weights "
+        f"(default {DEFAULT_STRENGTH:g}, as the daemon's)",
     )
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.set_defaults(func=main)

@@ -54,7 +54,7 @@ from edge.imagefile import read_image
 from edge.index import EmbeddingIndex
 from edge.manifest import FileEntry, Manifest, load_manifest
 from edge.preprocess import prepare
-from edge.prior import PartPrior, load_part_prior
+from edge.prior import DEFAULT_STRENGTH, PartPrior, load_part_prior
 from edge.recognize import Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import RecognitionSettings
@@ -541,7 +541,7 @@ def evaluate_real(
     scale_from: tuple[str, int] | None = None,
     enroll_turns: bool = False,
     part_prior: str | Path = "none",
-    part_prior_strength: float = 1.0,
+    part_prior_strength: float = DEFAULT_STRENGTH,
 ) -> dict[str, Any]:
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write
     reports. ``part_prior`` (and its strength): as ``recognition.part_prior`` (figures with and
@@ -914,8 +914,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--part-prior-strength",
         type=float,
-        default=1.0,
-        help="as recognition.part_prior_strength: the power of the prior's weights (default 1)",
+        default=DEFAULT_STRENGTH,
+        help="as recognition.part_prior_strength: the power of the prior's weights "
+        f"(default {DEFAULT_STRENGTH:g}, as the daemon's)",
     )
     p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json, real.png)")
     p.add_argument(
@@ -969,11 +970,7 @@ def main(args: argparse.Namespace) -> int:
             + (f" --scale-from {':'.join(map(str, args.scale_from))}" if args.scale_from else "")
             + (f" --rig-threshold {args.rig_threshold:g}" if args.rig_threshold is not None else "")
             + (f" --part-prior {args.part_prior}" if args.part_prior != "none" else "")
-            + (
-                f" --part-prior-strength {args.part_prior_strength:g}"
-                if args.part_prior != "none" and args.part_prior_strength != 1
-                else ""
-            )
+            + (f" --part-prior-strength {args.part_prior_strength:g}" if args.part_prior != "none" else "")
             + (" --record" if args.record else "")
         )
         beside, sweep = args.report.with_name(REPORT_PLOT), args.report.with_name(REPORT_SWEEP_PLOT)

@@ -125,7 +125,7 @@ def test_trainer_popularity_writes_ranks_and_the_rig_uses_them(
     assert manifest.popularity == {"demo-3062b": 1, "demo-3001": 3}
     assert sha256_file(models / "classifier.onnx") == model_hash  # only the manifest changed
     edge_main(["check", "--config", str(config)])
-    assert "part prior on (the model set's ranks; 2 of 3 listed)" in capsys.readouterr().out
+    assert "part prior on (the model set's ranks, strength 0.25; 2 of 3 listed)" in capsys.readouterr().out
 
     # The pipeline's decision moves toward the most common part, whatever the random model says.
     frame = np.full((120, 160, 3), (200, 40, 190), np.uint8)
@@ -136,6 +136,34 @@ def test_trainer_popularity_writes_ranks_and_the_rig_uses_them(
         assert (recognizer.prior is not None) is (setting == "popularity")
     assert probs["popularity"]["demo-3062b"] > probs["none"]["demo-3062b"]
     assert probs["popularity"]["demo-3039"] < probs["none"]["demo-3039"]  # unlisted: the rarest
+
+
+def test_the_default_prior_is_gentle_popularity_and_waits_for_ranks(
+    demo_library: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A config that does not name a prior gets popularity at strength 0.25; a model set without
+    # ranks runs without it (warned), where naming popularity outright refuses to start (above).
+    config = write_sim_setup(tmp_path, demo_library)
+    cfg = load_edge_config(config)
+    assert (cfg.recognition.part_prior, cfg.recognition.part_prior_strength) == ("popularity", 0.25)
+    models = tmp_path / "models"
+    with caplog.at_level("WARNING", logger="edge.prior"):
+        pipeline = Pipeline.from_config(cfg, with_camera=False)
+        pipeline.close()
+    assert pipeline.recognizer.prior is None and "no part ranks" in caplog.text
+    assert edge_main(["check", "--config", str(config)]) == 0
+    assert "part prior off (no part ranks in the model set: trainer popularity)" in capsys.readouterr().out
+    ranking = write(tmp_path / "popular.txt", "demo-3062b\ndemo-3001\n")
+    assert cli.main(["popularity", "--model-set", str(models), "--parts", str(ranking)]) == 0
+    pipeline = Pipeline.from_config(load_edge_config(config), with_camera=False)
+    try:
+        prior = pipeline.recognizer.prior
+        assert prior is not None and prior.strength == 0.25 and "strength 0.25" in prior.source
+        # 1 / rank ** 0.25: the second part weighs 2 ** -0.25 of the first.
+        ranked = dict(zip(prior.parts, prior.log_weights.tolist(), strict=True))
+        assert ranked["demo-3001"] - ranked["demo-3062b"] == pytest.approx(-0.25 * np.log(2))
+    finally:
+        pipeline.close()
 
 
 def test_a_parts_file_is_found_beside_the_config(demo_library: Path, tmp_path: Path) -> None:

@@ -208,7 +208,9 @@ def test_part_prior_figures_sit_beside_the_plain_ones(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
     argv = ["evaluate", "--model-set", str(folder), "--data", str(test), "--split", "all", "--out"]
-    args = parser.parse_args([*argv, str(tmp_path / "r"), "--part-prior", str(tmp_path / "parts.txt")])
+    prior = ["--part-prior", str(tmp_path / "parts.txt")]
+    assert parser.parse_args([*argv, "r", *prior]).part_prior_strength == 0.25  # the daemon's default
+    args = parser.parse_args([*argv, str(tmp_path / "r"), *prior, "--part-prior-strength", "1"])
     assert args.func(args) == 0
     f = load_manifest(folder).evaluation["evaluate"]["artifacts"]["onnxruntime/fp32"]
     assert f["part_top1"] == pytest.approx(55 / 60) and f["prior_part_top1"] == 1.0

@@ -335,8 +335,8 @@ def test_part_prior_figures_with_and_without_the_size_prior(tmp_path: Path) -> N
         [
             "evaluate-real", "--model-set", str(model_set), "--out", str(tmp_path / "out"),
             "--set", f"cloth={photos}:{tmp_path / 'cloth.yaml'}", "--scale-from", "3004:2", "--enroll", "",
-            "--part-prior", str(tmp_path / "parts.txt"), "--report", str(tmp_path / "REPORT.md"),
-            "--enroll", "1", "--enroll-every-part",
+            "--part-prior", str(tmp_path / "parts.txt"), "--part-prior-strength", "1",
+            "--report", str(tmp_path / "REPORT.md"), "--enroll", "1", "--enroll-every-part",
         ]
     )  # fmt: skip
     assert args.func(args) == 0
@@ -350,7 +350,7 @@ def test_part_prior_figures_with_and_without_the_size_prior(tmp_path: Path) -> N
     assert prior["with"]["per_part"]["3003"]["top1"] == 1.0 and prior["with"]["per_part"]["3004"]["top1"] == 0
     assert f["size"]["with"]["part_top1"] == 1.0 and f["size"]["with_prior"]["part_top1"] == 1.0
     report = (tmp_path / "REPORT.md").read_text()
-    assert "--part-prior" in report and "Part prior (onnxruntime/fp32" in report
+    assert "parts.txt --part-prior-strength 1\n" in report and "Part prior (onnxruntime/fp32" in report
     assert "With the part prior as well: top-1 **100.0%**" in report
     # Every part enrolled from its first photo: each other photo is a flat-colour twin of its own
     # part's enrolled view, so the rig's views answer before the classifier (priors or not).
