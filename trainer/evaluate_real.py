@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import binomtest
 from tqdm import tqdm
 
 from edge.colors import get_color
@@ -151,9 +152,15 @@ def run_batches(engine: Any, x: np.ndarray, batch: int = 32) -> dict[str, np.nda
 
 
 def classifier_scores(
-    photos: Sequence[Photo], logits: np.ndarray, manifest: Manifest, colors: np.ndarray | None
+    photos: Sequence[Photo],
+    logits: np.ndarray,
+    manifest: Manifest,
+    colors: np.ndarray | None,
+    keep_hits: bool = False,
 ) -> dict[str, Any]:
-    """Top-1/top-5 on the mould for photos of known parts, per part, confusions, colours."""
+    """Top-1/top-5 on the mould for photos of known parts (top-1 with its 95% Wilson interval), per
+    part, confusions, colours; ``keep_hits``: also each photo's top-1 hit (``hits``), for
+    :func:`paired_change`."""
     names = [mould(p) for p in manifest.parts]
     top = np.argsort(-logits, axis=1, kind="stable")[:, :5]
     per_part: dict[str, dict[str, Any]] = {}
@@ -184,6 +191,7 @@ def classifier_scores(
     out: dict[str, Any] = {
         "photos": len(photos),
         "part_top1": round(float(np.mean(hits1)), 4),
+        "part_top1_ci95": wilson_interval(sum(hits1), len(hits1)),
         "part_top5": round(float(np.mean(hits5)), 4),
         # each part counts once, however many photos it has (a constant guess scores 1 / parts)
         "part_top1_mean_over_parts": round(mean_over_parts, 4),
@@ -194,7 +202,34 @@ def classifier_scores(
     }
     if colors is not None:
         out.update(color_figures(photos, colors, manifest))
+    if keep_hits:
+        out["hits"] = [bool(h) for h in hits1]
     return out
+
+
+def wilson_interval(hits: int, n: int) -> list[float]:
+    """The 95% Wilson score interval of a share of ``hits`` in ``n`` photos (scipy's binomtest)."""
+    ci = binomtest(int(hits), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
+
+
+def paired_change(before: Sequence[bool], after: Sequence[bool]) -> dict[str, Any]:
+    """How one change moved the same photos' top-1: photos it gained and lost, and the two-sided
+    exact McNemar p-value (a binomial test on the photos that changed), the chance of a split at
+    least this uneven were the change doing nothing."""
+    if len(before) != len(after):
+        raise ValueError(f"paired figures need the same photos: {len(before)} != {len(after)}")
+    gained = sum(1 for b, a in zip(before, after, strict=True) if a and not b)
+    lost = sum(1 for b, a in zip(before, after, strict=True) if b and not a)
+    p = binomtest(gained, gained + lost).pvalue if gained + lost else 1.0
+    return {"gained": gained, "lost": lost, "p": float(f"{p:.3g}")}
+
+
+def _pop_paired(out: dict[str, Any], bases: dict[str, str]) -> None:
+    """Replace the figures' per-photo ``hits`` by ``out["paired"][name]``: the change of figure
+    ``name`` against figure ``bases[name]`` on the same photos."""
+    hits = {name: out[name].pop("hits") for name in {*bases, *bases.values()}}
+    out["paired"] = {name: paired_change(hits[base], hits[name]) for name, base in bases.items()}
 
 
 @dataclass
@@ -252,6 +287,8 @@ def size_scores(
     }
     for name, recognizer in recognizers.items():
         out[name] = decided_scores(recognizer, subset, logits[scored], [footprints[i] for i in scored])
+    # the size prior against none; both priors against the size prior alone
+    _pop_paired(out, {"with": "without", "with_prior": "with"} if prior is not None else {"with": "without"})
     return out
 
 
@@ -263,6 +300,7 @@ def prior_scores(
     out: dict[str, Any] = {"source": prior.source, "photos": len(photos)}
     for name, recognizer in (("without", Recognizer(manifest)), ("with", Recognizer(manifest, prior=prior))):
         out[name] = decided_scores(recognizer, photos, logits, [None] * len(photos))
+    _pop_paired(out, {"with": "without"})
     return out
 
 
@@ -280,7 +318,7 @@ def decided_scores(
         assert distribution is not None  # classifier mode always fuses the classifier
         probs.append(distribution.part_probs)
     log_probs = np.log(np.clip(np.stack(probs), 1e-300, None))
-    return classifier_scores(photos, log_probs, recognizer.manifest, None)
+    return classifier_scores(photos, log_probs, recognizer.manifest, None, keep_hits=True)
 
 
 def color_figures(photos: Sequence[Photo], colors: np.ndarray, manifest: Manifest) -> dict[str, Any]:
@@ -674,6 +712,13 @@ def render_markdown(
                 f"| {_pct(known.get('part_top1_mean_over_parts'))} "
                 f"| {_enrolled_cell(f.get('enroll_1'))} | {_enrolled_cell(f.get('enroll_5'))} |"
             )
+        intervals = ", ".join(
+            f"{key} {_pct(f['known']['part_top1_ci95'][0])}-{_pct(f['known']['part_top1_ci95'][1])}"
+            for key, f in figures["artifacts"].items()
+            if "part_top1_ci95" in f.get("known", {})
+        )
+        if intervals:
+            lines += ["", f"95% intervals (Wilson) of part top-1: {intervals}."]
         first = next(iter(figures["artifacts"].values()), {})
         known = first.get("known")
         if known:
@@ -767,13 +812,15 @@ def _size_lines(artifacts: dict[str, Any]) -> list[str]:
             f"Size prior ({key}; `edge/size.py`): scale {size['px_per_mm']:g} px/mm fitted from the first "
             f"{size['reference_photos']} photos of {size['reference']} (as `edge calibrate scale` does; "
             f"left out), sigma {size['sigma']:g}; on the other {size['photos']} known-part photos part "
-            f"top-1 {_pct(before['part_top1'])} -> **{_pct(after['part_top1'])}**, top-5 "
+            f"top-1 {_pct(before['part_top1'])} -> **{_pct(after['part_top1'])}**"
+            f"{_paired_text(size, 'with')}, top-5 "
             f"{_pct(before['part_top5'])} -> {_pct(after['part_top5'])}; per part {per_part}.",
         ]
         both = size.get("with_prior")
         if both:
             out[-1] += (
-                f" With the part prior as well: top-1 **{_pct(both['part_top1'])}**, top-5 "
+                f" With the part prior as well: top-1 **{_pct(both['part_top1'])}**"
+                f"{_paired_text(size, 'with_prior', ' against the size prior alone')}, top-5 "
                 f"{_pct(both['part_top5'])}; per part {_per_part(both)}."
             )
     return out
@@ -790,10 +837,22 @@ def _prior_lines(artifacts: dict[str, Any]) -> list[str]:
         out += [
             "",
             f"Part prior ({key}; `edge/prior.py`, {prior['source']}): on the {prior['photos']} known-part "
-            f"photos part top-1 {_pct(before['part_top1'])} -> **{_pct(after['part_top1'])}**, top-5 "
+            f"photos part top-1 {_pct(before['part_top1'])} -> **{_pct(after['part_top1'])}**"
+            f"{_paired_text(prior, 'with')}, top-5 "
             f"{_pct(before['part_top5'])} -> {_pct(after['part_top5'])}; per part {_per_part(after)}.",
         ]
     return out
+
+
+def _paired_text(figures: dict[str, Any], name: str, against: str = "") -> str:
+    """The photos ``figures["paired"][name]`` gained and lost against the figure before it, with
+    McNemar's p, as text to follow a top-1; empty for figures recorded without them."""
+    change = figures.get("paired", {}).get(name)
+    if not change:
+        return ""
+    return (
+        f" ({change['gained']} photos gained, {change['lost']} lost{against}; McNemar p = {change['p']:.2g})"
+    )
 
 
 def _with_priors_text(e: dict[str, Any]) -> str:

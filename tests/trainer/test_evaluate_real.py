@@ -27,8 +27,10 @@ from trainer.evaluate_real import (
     add_parser,
     load_segmenter_config,
     mould,
+    paired_change,
     read_photo_set,
     update_report,
+    wilson_interval,
 )
 
 RED, GREEN, BLUE, YELLOW, GREENISH = (200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0), (40, 200, 0)
@@ -349,9 +351,16 @@ def test_part_prior_figures_with_and_without_the_size_prior(tmp_path: Path) -> N
     assert prior["with"]["part_top1"] == pytest.approx(0.5)  # the bluish-green photos only
     assert prior["with"]["per_part"]["3003"]["top1"] == 1.0 and prior["with"]["per_part"]["3004"]["top1"] == 0
     assert f["size"]["with"]["part_top1"] == 1.0 and f["size"]["with_prior"]["part_top1"] == 1.0
+    # Paired against the same photos without: the prior swaps which three photos are right.
+    assert prior["paired"]["with"] == {"gained": 3, "lost": 3, "p": 1.0}
+    assert f["size"]["paired"]["with"] == {"gained": 3, "lost": 0, "p": 0.25}
+    assert f["size"]["paired"]["with_prior"] == {"gained": 0, "lost": 0, "p": 1.0}  # against the size prior
+    assert "hits" not in prior["with"] and "hits" not in f["size"]["without"]
     report = (tmp_path / "REPORT.md").read_text()
     assert "parts.txt --part-prior-strength 1\n" in report and "Part prior (onnxruntime/fp32" in report
-    assert "With the part prior as well: top-1 **100.0%**" in report
+    with_both = "**100.0%** (0 photos gained, 0 lost against the size prior alone; McNemar p = 1)"
+    assert with_both in report
+    assert "95% intervals (Wilson) of part top-1: onnxruntime/fp32 " in report
     # Every part enrolled from its first photo: each other photo is a flat-colour twin of its own
     # part's enrolled view, so the rig's views answer before the classifier (priors or not).
     every = f["enroll_all_1"]
@@ -385,3 +394,13 @@ def test_enroll_turns_enrols_each_photo_at_four_quarter_turns(tmp_path: Path) ->
     assert every["turns_per_photo"] == 4 and every["fitted"]["views"] == 12
     # the colour-mean embedding does not change when the crop turns: the same decisions as unturned
     assert f["enroll_1"]["decision_top1"] == 1.0 and every["hybrid_top1_per_part"]["3020"] == 1.0
+
+
+def test_intervals_and_paired_changes_are_the_textbook_ones() -> None:
+    assert wilson_interval(8, 10) == pytest.approx([0.4902, 0.9433], abs=1e-4)
+    assert wilson_interval(0, 5)[0] == 0.0
+    # ten photos gained and none lost: 2 * 0.5 ** 10 under a change that does nothing
+    assert paired_change([False] * 12, [True] * 10 + [False] * 2) == {"gained": 10, "lost": 0, "p": 0.00195}
+    assert paired_change([True, False], [True, False]) == {"gained": 0, "lost": 0, "p": 1.0}
+    with pytest.raises(ValueError, match="same photos"):
+        paired_change([True], [True, False])
