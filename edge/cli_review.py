@@ -129,7 +129,11 @@ def _counts(args: argparse.Namespace) -> int:
     path = write_part_counts(counts, args.out, f"decision record {db} ({what})")
     total = sum(counts.values())
     print(f"{len(counts)} part(s) counted over {total} {what} ({corrected} corrected) into {path}")
-    print(f"use it with recognition.part_prior: {path.resolve()}")
+    print(
+        f"use it with recognition.part_prior: {path.resolve()} (its weights are raised to "
+        f"part_prior_strength, {cfg.recognition.part_prior_strength:g} now; 1 weighs by the counts "
+        "as they are)"
+    )
     return 0
 
 

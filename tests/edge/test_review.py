@@ -167,6 +167,7 @@ def test_counts_writes_the_parts_the_rig_met_as_a_part_prior_file(
 
     code, printed = _run(capsys, "counts", "--config", str(config), "--out", str(out))
     assert code == 0 and f"({len(corrected)} corrected)" in printed and "recognition.part_prior" in printed
+    assert "part_prior_strength, 0.25 now" in printed  # the default, named so an owner can change it
     lines = [ln.split() for ln in out.read_text().splitlines() if not ln.startswith("#")]
     assert {p: int(n) for p, n in lines} == expected
     assert [int(n) for _, n in lines] == sorted((int(n) for _, n in lines), reverse=True)
