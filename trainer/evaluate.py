@@ -59,6 +59,7 @@ from trainer.export import (
     split_like_training,
 )
 from trainer.export import spread as spread_samples
+from trainer.stats import paired_change
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ def classifier_figures(
         f["fused_part_top1"] = top1 / len(captures)
         f["fused_part_top5"] = top5 / len(captures)
     if prior is not None:
-        f |= _prior_figures(out, test, captures, where, manifest, prior)
+        f |= _prior_figures(out, test, captures, where, manifest, prior, (pred == truth).tolist())
     if cn:
         f["fused_color_top1"] = ctop1 / cn
     f["top_confused"] = _confused(
@@ -245,22 +246,25 @@ def _prior_figures(
     where: dict[Sample, int],
     manifest: Manifest,
     prior: PartPrior,
+    plain_hits: Sequence[bool],
 ) -> dict[str, Any]:
-    """Part top-1, single view and fused, of the daemon's decision with the part prior."""
+    """Part top-1, single view and fused, of the daemon's decision with the part prior; and the
+    single views it gained and lost against ``plain_hits`` (each test image's top-1 without it)."""
     recognizer = Recognizer(manifest, mode="classifier", k=5, prior=prior)
     logits = out["part_logits"]
 
-    def hits(groups: Sequence[Sequence[Sample]]) -> float:
-        named = [
+    def hits(groups: Sequence[Sequence[Sample]]) -> list[bool]:
+        return [
             recognizer.decide({"part_logits": logits[_rows(g, where)]}).part_topk[0][0] == g[0].part_num
             for g in groups
         ]
-        return float(np.mean(named))
 
+    single = hits([[s] for s in test])
     return {
         "prior_source": prior.source,
-        "prior_part_top1": hits([[s] for s in test]),
-        "prior_fused_part_top1": hits(captures) if captures else None,
+        "prior_part_top1": float(np.mean(single)),
+        "prior_paired": paired_change(plain_hits, single),
+        "prior_fused_part_top1": float(np.mean(hits(captures))) if captures else None,
     }
 
 

@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import binomtest
 from tqdm import tqdm
 
 from edge.colors import get_color
@@ -61,6 +60,7 @@ from edge.segment import Segmenter, create_segmenter
 from edge.settings import RecognitionSettings
 from edge.size import SizePrior, fit_scale, measure, reference_footprints
 from trainer.evaluate import load_segmenter_config, select_artifacts
+from trainer.stats import paired_change, wilson_interval
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ENROLL_DEFAULT = (1, 5)
@@ -205,24 +205,6 @@ def classifier_scores(
     if keep_hits:
         out["hits"] = [bool(h) for h in hits1]
     return out
-
-
-def wilson_interval(hits: int, n: int) -> list[float]:
-    """The 95% Wilson score interval of a share of ``hits`` in ``n`` photos (scipy's binomtest)."""
-    ci = binomtest(int(hits), int(n)).proportion_ci(confidence_level=0.95, method="wilson")
-    return [round(float(ci.low), 4), round(float(ci.high), 4)]
-
-
-def paired_change(before: Sequence[bool], after: Sequence[bool]) -> dict[str, Any]:
-    """How one change moved the same photos' top-1: photos it gained and lost, and the two-sided
-    exact McNemar p-value (a binomial test on the photos that changed), the chance of a split at
-    least this uneven were the change doing nothing."""
-    if len(before) != len(after):
-        raise ValueError(f"paired figures need the same photos: {len(before)} != {len(after)}")
-    gained = sum(1 for b, a in zip(before, after, strict=True) if a and not b)
-    lost = sum(1 for b, a in zip(before, after, strict=True) if b and not a)
-    p = binomtest(gained, gained + lost).pvalue if gained + lost else 1.0
-    return {"gained": gained, "lost": lost, "p": float(f"{p:.3g}")}
 
 
 def _pop_paired(out: dict[str, Any], bases: dict[str, str]) -> None:

@@ -46,6 +46,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _paired(change: dict[str, Any] | None) -> str:
+    """The single views a paired change gained and lost, with McNemar's p, as text; "" for none."""
+    if not change:
+        return ""
+    return f" ({change['gained']} images gained, {change['lost']} lost; McNemar p = {change['p']:.2g})"
+
+
 def _fmt(value: Any) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
@@ -292,7 +299,8 @@ def markdown(report: dict[str, Any], manifest: Manifest) -> str:
             lines += [
                 "",
                 f"Part prior ({key}; `edge/prior.py`, {f['prior_source']}): part top-1 "
-                f"{_fmt(f['part_top1'])} -> {_fmt(f['prior_part_top1'])}, fused top-1 "
+                f"{_fmt(f['part_top1'])} -> {_fmt(f['prior_part_top1'])}"
+                f"{_paired(f.get('prior_paired'))}, fused top-1 "
                 f"{_fmt(f.get('fused_part_top1'))} -> {_fmt(f.get('prior_fused_part_top1'))} (every part "
                 "is equally common in this test, so the prior is expected to cost here).",
             ]

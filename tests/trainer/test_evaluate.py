@@ -214,10 +214,12 @@ def test_part_prior_figures_sit_beside_the_plain_ones(tmp_path: Path) -> None:
     assert args.func(args) == 0
     f = load_manifest(folder).evaluation["evaluate"]["artifacts"]["onnxruntime/fp32"]
     assert f["part_top1"] == pytest.approx(55 / 60) and f["prior_part_top1"] == 1.0
+    assert f["prior_paired"] == {"gained": 5, "lost": 0, "p": 0.0625}  # the five greenish views
     assert f["fused_part_top1"] == 1.0 and f["prior_fused_part_top1"] == 1.0
     assert "parts.txt" in f["prior_source"]
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "Part prior (onnxruntime/fp32" in md and "0.917 -> 1.000" in md
+    assert "Part prior (onnxruntime/fp32" in md
+    assert "0.917 -> 1.000 (5 images gained, 0 lost; McNemar p = 0.062)" in md
     # At strength 0.5 the 3001 weight is sqrt(1000) = 32: too little to outweigh the greenish view.
     args = parser.parse_args(
         [

@@ -27,11 +27,10 @@ from trainer.evaluate_real import (
     add_parser,
     load_segmenter_config,
     mould,
-    paired_change,
     read_photo_set,
     update_report,
-    wilson_interval,
 )
+from trainer.stats import paired_change, wilson_interval
 
 RED, GREEN, BLUE, YELLOW, GREENISH = (200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0), (40, 200, 0)
 
