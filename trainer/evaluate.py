@@ -446,6 +446,23 @@ def evaluate_model_set(
     return report
 
 
+def add_part_prior_arguments(p: argparse.ArgumentParser, scored: str) -> None:
+    """``--part-prior`` and ``--part-prior-strength``, as ``recognition.part_prior`` and its strength;
+    ``scored``: what the evaluation does with the prior, for the help."""
+    p.add_argument(
+        "--part-prior",
+        default="none",
+        help=f"as recognition.part_prior: none, popularity (the manifest's ranks) or a parts file; {scored}",
+    )
+    p.add_argument(
+        "--part-prior-strength",
+        type=float,
+        default=DEFAULT_STRENGTH,
+        help="as recognition.part_prior_strength: the power of the prior's weights "
+        f"(default {DEFAULT_STRENGTH:g}, as the daemon's)",
+    )
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trainer evaluate``."""
     p = sub.add_parser(
@@ -474,18 +491,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="crop by this config's segmenter (e.g. config/sim.yaml) instead of the images' own masks",
     )
-    p.add_argument(
-        "--part-prior",
-        default="none",
-        help="as recognition.part_prior: none, popularity or a parts file; part figures also with it",
-    )
-    p.add_argument(
-        "--part-prior-strength",
-        type=float,
-        default=DEFAULT_STRENGTH,
-        help="as recognition.part_prior_strength: the power of the prior's weights "
-        f"(default {DEFAULT_STRENGTH:g}, as the daemon's)",
-    )
+    add_part_prior_arguments(p, "part figures also with it")
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.set_defaults(func=main)
 

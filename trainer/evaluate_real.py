@@ -59,8 +59,8 @@ from edge.recognize import Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import RecognitionSettings
 from edge.size import SizePrior, fit_scale, measure, reference_footprints
-from trainer.evaluate import load_segmenter_config, select_artifacts
-from trainer.stats import paired_change, wilson_interval
+from trainer.evaluate import add_part_prior_arguments, load_segmenter_config, select_artifacts
+from trainer.stats import paired_change, paired_text, wilson_interval
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 ENROLL_DEFAULT = (1, 5)
@@ -785,6 +785,7 @@ def _size_lines(artifacts: dict[str, Any]) -> list[str]:
         if not size:
             continue
         before, after = size["without"], size["with"]
+        paired = size.get("paired", {})
         per_part = ", ".join(
             f"{p} {_pct(before['per_part'][p]['top1'])} -> {_pct(e['top1'])}"
             for p, e in sorted(after["per_part"].items())
@@ -795,14 +796,14 @@ def _size_lines(artifacts: dict[str, Any]) -> list[str]:
             f"{size['reference_photos']} photos of {size['reference']} (as `edge calibrate scale` does; "
             f"left out), sigma {size['sigma']:g}; on the other {size['photos']} known-part photos part "
             f"top-1 {_pct(before['part_top1'])} -> **{_pct(after['part_top1'])}**"
-            f"{_paired_text(size, 'with')}, top-5 "
+            f"{paired_text(paired.get('with'))}, top-5 "
             f"{_pct(before['part_top5'])} -> {_pct(after['part_top5'])}; per part {per_part}.",
         ]
         both = size.get("with_prior")
         if both:
             out[-1] += (
                 f" With the part prior as well: top-1 **{_pct(both['part_top1'])}**"
-                f"{_paired_text(size, 'with_prior', ' against the size prior alone')}, top-5 "
+                f"{paired_text(paired.get('with_prior'), against=' against the size prior alone')}, top-5 "
                 f"{_pct(both['part_top5'])}; per part {_per_part(both)}."
             )
     return out
@@ -820,21 +821,10 @@ def _prior_lines(artifacts: dict[str, Any]) -> list[str]:
             "",
             f"Part prior ({key}; `edge/prior.py`, {prior['source']}): on the {prior['photos']} known-part "
             f"photos part top-1 {_pct(before['part_top1'])} -> **{_pct(after['part_top1'])}**"
-            f"{_paired_text(prior, 'with')}, top-5 "
+            f"{paired_text(prior.get('paired', {}).get('with'))}, top-5 "
             f"{_pct(before['part_top5'])} -> {_pct(after['part_top5'])}; per part {_per_part(after)}.",
         ]
     return out
-
-
-def _paired_text(figures: dict[str, Any], name: str, against: str = "") -> str:
-    """The photos ``figures["paired"][name]`` gained and lost against the figure before it, with
-    McNemar's p, as text to follow a top-1; empty for figures recorded without them."""
-    change = figures.get("paired", {}).get(name)
-    if not change:
-        return ""
-    return (
-        f" ({change['gained']} photos gained, {change['lost']} lost{against}; McNemar p = {change['p']:.2g})"
-    )
 
 
 def _with_priors_text(e: dict[str, Any]) -> str:
@@ -946,19 +936,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "does; those photos are then not scored) and score the known parts with and without the size "
         "prior, in each set holding PART",
     )
-    p.add_argument(
-        "--part-prior",
-        default="none",
-        help="as recognition.part_prior: none, popularity (the manifest's ranks) or a parts file; the "
-        "known parts are scored with and without it (default none)",
-    )
-    p.add_argument(
-        "--part-prior-strength",
-        type=float,
-        default=DEFAULT_STRENGTH,
-        help="as recognition.part_prior_strength: the power of the prior's weights "
-        f"(default {DEFAULT_STRENGTH:g}, as the daemon's)",
-    )
+    add_part_prior_arguments(p, "the known parts are scored with and without it (default none)")
     p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json, real.png)")
     p.add_argument(
         "--report", type=Path, help="also put the section into this markdown file (e.g. REPORT.md)"

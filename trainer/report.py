@@ -18,6 +18,7 @@ from typing import Any
 from edge.colors import get_color
 from edge.errors import MissingDependencyError, UnknownColorError
 from edge.manifest import Manifest
+from trainer.stats import paired_text
 
 #: (figure key, column / bar label) shown for each artifact.
 COLUMNS = (
@@ -44,13 +45,6 @@ def _pyplot() -> Any:
     except ImportError:
         raise MissingDependencyError("matplotlib", "train", "evaluation plots") from None
     return plt
-
-
-def _paired(change: dict[str, Any] | None) -> str:
-    """The single views a paired change gained and lost, with McNemar's p, as text; "" for none."""
-    if not change:
-        return ""
-    return f" ({change['gained']} images gained, {change['lost']} lost; McNemar p = {change['p']:.2g})"
 
 
 def _fmt(value: Any) -> str:
@@ -300,7 +294,7 @@ def markdown(report: dict[str, Any], manifest: Manifest) -> str:
                 "",
                 f"Part prior ({key}; `edge/prior.py`, {f['prior_source']}): part top-1 "
                 f"{_fmt(f['part_top1'])} -> {_fmt(f['prior_part_top1'])}"
-                f"{_paired(f.get('prior_paired'))}, fused top-1 "
+                f"{paired_text(f.get('prior_paired'), 'images')}, fused top-1 "
                 f"{_fmt(f.get('fused_part_top1'))} -> {_fmt(f.get('prior_fused_part_top1'))} (every part "
                 "is equally common in this test, so the prior is expected to cost here).",
             ]

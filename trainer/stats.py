@@ -25,3 +25,13 @@ def paired_change(before: Sequence[bool], after: Sequence[bool]) -> dict[str, An
     lost = sum(1 for b, a in zip(before, after, strict=True) if b and not a)
     p = binomtest(gained, gained + lost).pvalue if gained + lost else 1.0
     return {"gained": gained, "lost": lost, "p": float(f"{p:.3g}")}
+
+
+def paired_text(change: dict[str, Any] | None, unit: str = "photos", against: str = "") -> str:
+    """A :func:`paired_change` as text to follow a top-1: the ``unit`` gained and lost (``against``
+    after "lost") and McNemar's p; empty where none was kept (figures recorded before it was)."""
+    if not change:
+        return ""
+    return (
+        f" ({change['gained']} {unit} gained, {change['lost']} lost{against}; McNemar p = {change['p']:.2g})"
+    )
