@@ -310,7 +310,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     from edge.enroll import engine_model_key
     from edge.manifest import open_manifest, verify_file
     from edge.memory import check_resident, estimate_memory
-    from edge.pipeline import fitted_rig_threshold, load_indexes, make_recognizer
+    from edge.pipeline import fitted_rig_threshold, load_indexes, make_recognizer, stale_fit_note
     from edge.record import RecordLock, inspect_record
     from edge.rig import Rig
     from edge.segment import create_segmenter
@@ -384,6 +384,9 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                         where = "from the config"
                     elif fitted_rig_threshold(cfg, warn=False) is not None:  # the one make_recognizer took
                         where = "fitted, from the calibration file"
+                        stale = stale_fit_note(cfg, len(rig), len(set(rig.labels)))
+                        if stale:
+                            out.append(("WARN", "rig threshold", stale))
                     else:
                         where = "unset: vector_threshold"
                     rig_note = f", rig_threshold {recognizer.rig_threshold:g} ({where})"

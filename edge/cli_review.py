@@ -107,7 +107,10 @@ def _relabel(args: argparse.Namespace) -> int:
     was = f"{item.guess or '?'} {_color_name(item.color_id)} ({item.status})"
     print(f"correction {cid}: part {item.part_id} is {part} {_color_name(color_id)} (the rig said {was})")
     if enrolled:
+        from edge.cli_rig import print_stale_fit
+
         print(f"enrolled {enrolled} kept crop(s) of part {item.part_id} into {cfg.data.user_index}")
+        print_stale_fit(cfg, user)
         if cfg.recognition.mode == "classifier":
             print("note: recognition.mode is 'classifier'; set 'hybrid' (or 'vector') to use enrolled parts")
     elif not args.no_enroll:

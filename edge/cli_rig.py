@@ -260,6 +260,7 @@ def _enroll(args: argparse.Namespace) -> int:
     key = engine_model_key(cfg.engine)
     user.add(vectors, crops, part=args.part, color_id=color_id, sources=names, model=key)
     print(f"enrolled {len(vectors)} view(s) of {args.part} into {cfg.data.user_index} ({len(user)} in all)")
+    print_stale_fit(cfg, user)
     if cfg.recognition.mode == "classifier":
         print(
             "note: recognition.mode is 'classifier'; set it to 'hybrid' (or 'vector') to use enrolled parts"
@@ -280,6 +281,7 @@ def _enrolled(args: argparse.Namespace) -> int:
                 f"part {args.remove!r} is not enrolled in {cfg.data.user_index}; see `edge enrolled`"
             )
         print(f"removed {removed} view(s) of {args.remove}; {len(user)} left")
+        print_stale_fit(cfg, user)
         return 0
     if args.save and not args.fit_threshold:
         raise ConfigError("--save keeps a fitted threshold: use it with --fit-threshold")
@@ -301,6 +303,17 @@ def _enrolled(args: argparse.Namespace) -> int:
         )
     print(f"{len(user)} view(s) of {len(rows)} part/colour pair(s) in {cfg.data.user_index}")
     return 0
+
+
+def print_stale_fit(cfg: Any, user: Any) -> None:
+    """Say so when the calibration file's fitted ``rig_threshold`` was fitted to other enrolled views
+    than ``user`` (a :class:`~edge.enroll.UserIndex`) holds now (:func:`edge.pipeline.stale_fit_note`)."""
+    from edge.pipeline import stale_fit_note
+
+    labels = [] if user.index is None else list(user.index.labels)
+    note = stale_fit_note(cfg, len(labels), len(set(labels)))
+    if note:
+        print(f"note: {note}")
 
 
 def _fit_threshold(user: Any, cfg: Any, *, save: bool = False) -> int:
@@ -326,6 +339,12 @@ def _fit_threshold(user: Any, cfg: Any, *, save: bool = False) -> int:
             f"warning: a view's nearest view of its own part is at {median} (median), no higher than "
             "the threshold: on this rig the model does not tell the enrolled parts apart; enrol more "
             "views per part or keep the default"
+        )
+    if fit["threshold"] < (cfg.recognition.rig_threshold or cfg.recognition.vector_threshold):
+        print(
+            "note: the fit sees only the enrolled parts; at a lower threshold the photos of parts this rig "
+            "meets but were never enrolled are taken for enrolled ones more often (docs/real_transfer.md, "
+            "rule 4): enrol every part the rig sorts before saving it"
         )
     if save:
         _save_fit(fit, cfg)

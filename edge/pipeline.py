@@ -82,6 +82,9 @@ def make_recognizer(
     rig_threshold = rec.rig_threshold
     if rig_threshold is None and rig is not None:
         rig_threshold = fitted_rig_threshold(cfg)
+        note = stale_fit_note(cfg, len(rig), len(set(rig.labels)))
+        if note:
+            log.warning("%s", note)
     return Recognizer(
         manifest,
         mode=rec.mode,
@@ -146,6 +149,36 @@ def fitted_rig_threshold(cfg: EdgeConfig, *, warn: bool = True) -> float | None:
             )
         return None
     return fit.rig_threshold
+
+
+def stale_fit_note(cfg: EdgeConfig, views: int, parts: int) -> str | None:
+    """What to do when the ``rig_threshold`` saved in the calibration file (the one the daemon takes
+    while the config leaves the setting unset) was fitted to other enrolled views than the ``views``
+    of ``parts`` parts enrolled now; None when it was fitted to as many (or the config sets the
+    threshold, or no fit of this model is saved).
+
+    The fit is not redone by itself: a threshold fitted to some of a rig's parts takes the photos of
+    parts never enrolled for enrolled ones (docs/real_transfer.md, rule 4), so refitting is the
+    owner's call."""
+    from edge.calibration_file import FIX_RUN, read_calibration
+
+    if cfg.recognition.rig_threshold is not None or fitted_rig_threshold(cfg, warn=False) is None:
+        return None
+    assert cfg.calibration is not None  # a fit was read from it
+    fit = read_calibration(cfg.calibration).recognition
+    assert fit is not None
+    if (fit.views, fit.parts) == (views, parts):
+        return None
+    fix = (
+        FIX_RUN["recognition"]
+        if parts >= 2
+        else "fewer than two parts are enrolled, so it cannot be refitted: set recognition.rig_threshold "
+        "in the config to use another"
+    )
+    return (
+        f"the rig_threshold {fit.rig_threshold:g} in {cfg.calibration} was fitted to {fit.views} enrolled "
+        f"view(s) of {fit.parts} parts; {views} view(s) of {parts} part(s) are enrolled now: {fix}"
+    )
 
 
 def _ms(since: float) -> float:

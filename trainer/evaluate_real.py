@@ -36,7 +36,7 @@ import os
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -341,10 +341,12 @@ def enrolment_scores(
     recognition: dict[str, Any],
     *,
     every_part: bool = False,
+    enrol_parts: Collection[str] | None = None,
     turned: Sequence[np.ndarray] = (),
     size: SizePrior | None = None,
     prior: PartPrior | None = None,
     footprints: Sequence[tuple[float, float] | None] = (),
+    keep_answers: bool = False,
 ) -> dict[str, Any] | None:
     """Enrol the first ``enroll`` photos of each unknown part into a copy of the index; score the rest.
 
@@ -352,7 +354,8 @@ def enrolment_scores(
     each enrolled photo's own (a part lands at any yaw; see ``--enroll-turns``).
 
     ``every_part``: enrol the known parts' first photos too (a rig taught every part on its own
-    stage), so every part is scored on the photos after its first ``enroll``.
+    stage), so every part is scored on the photos after its first ``enroll``. ``enrol_parts``:
+    enrol exactly these parts (known or not); every other part's photos are all scored.
 
     Decisions are the daemon's in hybrid mode: the enrolled photos are the rig's own views, searched
     first (``rig_threshold``, default ``vector_threshold``); ``merged_*`` figures are the decisions
@@ -361,12 +364,14 @@ def enrolment_scores(
     the threshold :func:`edge.enroll.fit_rig_threshold` finds from the enrolled photos alone (two
     or more parts enrolled) and the decisions at it. With ``size`` (and each photo's ``footprints``)
     or ``prior``, ``with_priors`` holds the same decisions with the classifier's answers weighed by
-    them, at ``rig_threshold`` and at the fitted one.
+    them, at ``rig_threshold`` and at the fitted one. ``keep_answers``: also ``answers``, each
+    scored photo's row, truth and decisions at ``rig_threshold`` and at the fitted one (the
+    classifier's answers weighed by the priors where given).
     """
     known = set() if every_part else {mould(p) for p in manifest.parts}
     by_part: dict[str, list[int]] = defaultdict(list)
     for i, photo in enumerate(photos):
-        if mould(photo.part) not in known:
+        if photo.part in enrol_parts if enrol_parts is not None else mould(photo.part) not in known:
             by_part[photo.part].append(i)
     usable = {p: rows for p, rows in by_part.items() if len(rows) > enroll}
     if not usable:
@@ -439,6 +444,15 @@ def enrolment_scores(
         if fit is not None:
             fitted_per_part, _, fitted_top1, _ = per_part(decide(fit["threshold"], weighed_answers))
             with_priors |= {"fitted_decision_top1": fitted_top1, "fitted_top1_per_part": fitted_per_part}
+    answers = None
+    if keep_answers:
+        base = weighed_answers if weighed is not None else merged_answers
+        answers = {
+            "rows": rows,
+            "truth": truth,
+            "default": decide(rig_threshold, base),
+            "fitted": decide(fit["threshold"], base) if fit is not None else None,
+        }
     sweep = []
     for threshold in RIG_SWEEP:
         _, _, top1, share = per_part(decide(threshold))
@@ -459,6 +473,77 @@ def enrolment_scores(
         "rig_sweep": sweep,
         "fitted": fit,
         "with_priors": with_priors,
+    } | ({"answers": answers} if answers is not None else {})
+
+
+def _share(hits: Sequence[bool]) -> float:
+    return round(float(np.mean(hits)), 4)
+
+
+def partial_enrolment_scores(
+    photos: Sequence[Photo],
+    outputs: dict[str, np.ndarray],
+    manifest: Manifest,
+    index_path: Path,
+    enroll: int,
+    recognition: dict[str, Any],
+    **priors: Any,
+) -> dict[str, Any] | None:
+    """A rig taught all its parts but one: for each part of the set in turn, the first ``enroll``
+    photos of every other part are enrolled and every photo not enrolled is decided (the left-out
+    part's all of them), at the default ``rig_threshold`` and at the one fitted to the enrolled
+    views. Summed over the subsets: photos decided right at each, the photos the fit gained and
+    lost against the default, and the left-out parts' photos taken for an enrolled part. ``priors``:
+    ``size``, ``prior`` and ``footprints`` as for :func:`enrolment_scores`. None with fewer than 3
+    parts that have more than ``enroll`` photos (a fit needs 2 parts enrolled)."""
+    counts = Counter(p.part for p in photos)
+    parts = sorted(p for p, n in counts.items() if n > enroll)
+    if len(parts) < 3:
+        return None
+    default: list[bool] = []
+    fitted: list[bool] = []
+    taken: dict[str, list[bool]] = {}
+    thresholds: dict[str, float] = {}
+    resolved = None
+    for left_out in parts:
+        scores = enrolment_scores(
+            photos,
+            outputs,
+            manifest,
+            index_path,
+            enroll,
+            recognition,
+            enrol_parts=[p for p in parts if p != left_out],
+            keep_answers=True,
+            **priors,
+        )
+        if scores is None or scores["fitted"] is None:
+            continue
+        a, resolved = scores["answers"], scores["rig_threshold"]
+        enrolled = {mould(p) for p in scores["parts"]}
+        thresholds[left_out] = scores["fitted"]["threshold"]
+        for truth, at_default, at_fit in zip(a["truth"], a["default"], a["fitted"], strict=True):
+            default.append(mould(at_default) == mould(truth))
+            fitted.append(mould(at_fit) == mould(truth))
+            if truth == left_out:
+                taken.setdefault(left_out, [[], []])
+                taken[left_out][0].append(mould(at_default) in enrolled)
+                taken[left_out][1].append(mould(at_fit) in enrolled)
+    if not default:
+        return None
+    left = [x for t in taken.values() for x in t[0]], [x for t in taken.values() for x in t[1]]
+    return {
+        "enrolled_per_part": enroll,
+        "subsets": len(thresholds),
+        "decisions": len(default),
+        "rig_threshold": resolved,
+        "fitted_thresholds": thresholds,
+        "top1_default": _share(default),
+        "top1_fitted": _share(fitted),
+        "fitted_vs_default": paired_change(default, fitted),
+        "left_out_taken_default": _share(left[0]),
+        "left_out_taken_fitted": _share(left[1]),
+        "left_out_taken_per_part": {p: [_share(d), _share(f)] for p, (d, f) in sorted(taken.items())},
     }
 
 
@@ -475,6 +560,7 @@ def evaluate_photo_set(
     scale_from: tuple[str, int] | None = None,
     enroll_turns: bool = False,
     prior: PartPrior | None = None,
+    enroll_partial: bool = False,
 ) -> dict[str, Any]:
     """Every figure of one photo set for each artifact."""
     start = time.perf_counter()
@@ -544,6 +630,20 @@ def evaluate_photo_set(
                     )
                     if scores is not None:
                         figures[f"{prefix}{k}"] = scores
+                if enroll_partial:
+                    partial = partial_enrolment_scores(
+                        photos,
+                        outputs,
+                        manifest,
+                        index_path,
+                        k,
+                        recognition,
+                        size=None if scale is None else scale.prior,
+                        prior=prior,
+                        footprints=footprints,
+                    )
+                    if partial is not None:
+                        figures[f"partial_enroll_{k}"] = partial
         result["artifacts"][entry.key] = figures
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
@@ -562,6 +662,7 @@ def evaluate_real(
     enroll_turns: bool = False,
     part_prior: str | Path = "none",
     part_prior_strength: float = DEFAULT_STRENGTH,
+    enroll_partial: bool = False,
 ) -> dict[str, Any]:
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write
     reports. ``part_prior`` (and its strength): as ``recognition.part_prior`` (figures with and
@@ -594,6 +695,7 @@ def evaluate_real(
                 scale_from,
                 enroll_turns,
                 prior,
+                enroll_partial,
             )
         figures.update(folder=str(folder), segmenter=seg_cfg, segmenter_file=str(seg_path))
         if fit is not None:
@@ -772,9 +874,31 @@ def render_markdown(
                         + "."
                     )
                 lines[-1] += _with_priors_text(e)
+            e = first.get(f"partial_enroll_{k}")
+            if e:
+                lines += ["", _partial_text(e)]
         lines.append("")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
+
+
+def _partial_text(e: dict[str, Any]) -> str:
+    """The paragraph of :func:`partial_enrolment_scores`' figures."""
+    thresholds = list(e["fitted_thresholds"].values())
+    change = e["fitted_vs_default"]
+    per_part = ", ".join(f"{p} {_pct(d)} -> {_pct(f)}" for p, (d, f) in e["left_out_taken_per_part"].items())
+    return (
+        f"All parts but one enrolled from their first {e['enrolled_per_part']} photo(s), each part "
+        f"left out in turn ({e['subsets']} subsets; a rig taught all but one of its parts): "
+        f"{e['decisions']} decisions (the classifier's answers weighed by the priors where given); "
+        f"top-1 {_pct(e['top1_default'])} at rig_threshold {e['rig_threshold']}, "
+        f"**{_pct(e['top1_fitted'])}** at the threshold fitted to each subset's enrolled photos "
+        f"({min(thresholds):.3f}-{max(thresholds):.3f}; "
+        f"{change['gained']} photos gained, {change['lost']} lost against the default; McNemar p = "
+        f"{change['p']:.2g}); "
+        f"the left-out part's photos taken for an enrolled part {_pct(e['left_out_taken_default'])} "
+        f"-> {_pct(e['left_out_taken_fitted'])} (per part: {per_part})."
+    )
 
 
 def _size_lines(artifacts: dict[str, Any]) -> list[str]:
@@ -925,6 +1049,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "vector_threshold)",
     )
     p.add_argument(
+        "--enroll-partial",
+        action="store_true",
+        help="also leave each part out in turn and enrol every other part's first photos: the left-out "
+        "part's photos decided at the default and at the fitted rig_threshold (a rig taught all but one)",
+    )
+    p.add_argument(
         "--enroll-turns",
         action="store_true",
         help="enrol each enrolled photo also turned by 90, 180 and 270 degrees (4 views per photo)",
@@ -964,6 +1094,7 @@ def main(args: argparse.Namespace) -> int:
         enroll_every_part=args.enroll_every_part,
         scale_from=args.scale_from,
         enroll_turns=args.enroll_turns,
+        enroll_partial=args.enroll_partial,
         part_prior=args.part_prior,
         part_prior_strength=args.part_prior_strength,
     )
@@ -986,6 +1117,7 @@ def main(args: argparse.Namespace) -> int:
             f"trainer evaluate-real --model-set {args.model_set} --out OUT {sets} --report {args.report}"
             + (" --enroll-every-part" if args.enroll_every_part else "")
             + (" --enroll-turns" if args.enroll_turns else "")
+            + (" --enroll-partial" if args.enroll_partial else "")
             + (f" --scale-from {':'.join(map(str, args.scale_from))}" if args.scale_from else "")
             + (f" --rig-threshold {args.rig_threshold:g}" if args.rig_threshold is not None else "")
             + (f" --part-prior {args.part_prior}" if args.part_prior != "none" else "")

@@ -193,6 +193,10 @@ def real_rows(figures: dict[str, Any]) -> list[tuple[str, float | None, float | 
     for part, e in sorted(first.get("known", {}).get("per_part", {}).items()):
         rows.append((f"{part} ({e['photos']})", e["top1"], e["top5"], None))
     for name, e in first.items():
+        if name.startswith("partial_enroll_"):
+            what = f"all but one enrolled k={e['enrolled_per_part']}"
+            rows.append((f"{what} (at {e['rig_threshold']})", e["top1_default"], None, None))
+            rows.append((f"{what} (fitted)", e["top1_fitted"], None, None))
         if name.startswith("enroll_"):
             every = name.startswith("enroll_all_")
             k = name.rsplit("_", 1)[1]

@@ -198,3 +198,58 @@ def test_a_saved_fit_is_used_while_the_config_leaves_rig_threshold_unset_and_the
     code, out = _run(capsys, "check", "--config", str(config))
     assert "WARN calibration recognition" in out and "edge enrolled --fit-threshold --save" in out
     assert "rig_threshold 0.5 (unset: vector_threshold)" in out
+
+
+def test_a_saved_fit_of_other_enrolled_views_is_named_stale_by_enroll_remove_check_and_the_daemon(
+    rig: tuple[Path, list[Path]],
+    demo_library: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config, photos = rig
+    folder = config.parent
+    write_sim_setup(
+        folder,
+        demo_library,
+        recognition={"mode": "hybrid", "vector_threshold": 0.5},
+        calibration="calibration.json",
+    )
+    assert _run(capsys, "enroll", "--config", str(config), "--part", "new-1", *map(str, photos[:2]))[0] == 0
+    code, out = _run(capsys, "enroll", "--config", str(config), "--part", "new-2", str(photos[2]))
+    assert code == 0 and "note:" not in out  # nothing saved yet: nothing to be stale
+    code, out = _run(capsys, "enrolled", "--config", str(config), "--fit-threshold", "--save")
+    fit = read_calibration(folder / "calibration.json").recognition
+    assert code == 0 and fit is not None and (fit.views, fit.parts) == (3, 2)
+    # a fit below the threshold in use warns that parts never enrolled may be taken for enrolled ones
+    assert ("never enrolled" in out) == (fit.rig_threshold < 0.5)
+    code, out = _run(capsys, "check", "--config", str(config))
+    assert "rig threshold" not in out  # fitted to exactly the views enrolled
+
+    code, out = _run(capsys, "enroll", "--config", str(config), "--part", "new-2", str(photos[0]))
+    assert code == 0
+    assert (
+        f"note: the rig_threshold {fit.rig_threshold:g} in {folder / 'calibration.json'} was fitted to 3 "
+        "enrolled view(s) of 2 parts; 4 view(s) of 2 part(s) are enrolled now: run `edge enrolled "
+        "--fit-threshold --save`"
+    ) in out
+    code, out = _run(capsys, "check", "--config", str(config))
+    assert "WARN rig threshold" in out and "4 view(s) of 2 part(s)" in out
+    caplog.clear()
+    pipe = Pipeline.from_config(load_edge_config(config), with_camera=False)
+    try:
+        assert pipe.recognizer.rig_threshold == fit.rig_threshold  # still used, with a warning
+    finally:
+        pipe.close()
+    assert "4 view(s) of 2 part(s) are enrolled now" in caplog.text
+
+    code, out = _run(capsys, "enrolled", "--config", str(config), "--remove", "new-2")
+    assert code == 0 and "fewer than two parts are enrolled, so it cannot be refitted" in out
+    # the config's own threshold wins over the fit, so nothing is stale
+    write_sim_setup(
+        folder,
+        demo_library,
+        recognition={"mode": "hybrid", "vector_threshold": 0.5, "rig_threshold": 0.9},
+        calibration="calibration.json",
+    )
+    code, out = _run(capsys, "enroll", "--config", str(config), "--part", "new-3", str(photos[1]))
+    assert code == 0 and "note:" not in out

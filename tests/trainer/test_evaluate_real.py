@@ -395,6 +395,46 @@ def test_enroll_turns_enrols_each_photo_at_four_quarter_turns(tmp_path: Path) ->
     assert f["enroll_1"]["decision_top1"] == 1.0 and every["hybrid_top1_per_part"]["3020"] == 1.0
 
 
+def test_enroll_partial_leaves_each_part_out_and_shows_what_a_fitted_threshold_takes(tmp_path: Path) -> None:
+    model_set = tmp_path / "set"
+    write_model_set_with_index(model_set)
+    cloth = tmp_path / "cloth"
+    write_cloth_photos(cloth)
+    (tmp_path / "cloth.yaml").write_text("segmenter: {type: bgdiff, background_rgb: [0, 0, 0]}\n")
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    argv = [
+        "evaluate-real", "--model-set", str(model_set), "--out", str(tmp_path / "out"),
+        "--set", f"cloth={cloth}:{tmp_path / 'cloth.yaml'}", "--enroll", "1", "--enroll-partial",
+        "--rig-threshold", "0.85",
+    ]  # fmt: skip
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    f = json.loads((tmp_path / "out" / "real.json").read_text())["sets"]["cloth"]["artifacts"][
+        "onnxruntime/fp32"
+    ]
+    e = f["partial_enroll_1"]
+    # 17 photos of 3 parts; each subset enrols one photo of each of the other two and decides 15
+    assert e["subsets"] == 3 and e["decisions"] == 3 * 15 and e["rig_threshold"] == 0.85
+    assert set(e["fitted_thresholds"]) == {"3001", "3003b", "3020"}
+    change = e["fitted_vs_default"]
+    assert round((e["top1_fitted"] - e["top1_default"]) * 45) == change["gained"] - change["lost"]
+    # With red and green enrolled, their views are orthogonal in this colour-mean embedding, so the
+    # fit drops to its floor; every yellow photo is named as an enrolled part (by the rig's views at
+    # the fit, by the classifier, which knows 3001 and 3003, at 0.85).
+    assert e["fitted_thresholds"]["3020"] == 0.01
+    assert e["left_out_taken_per_part"]["3020"] == [1.0, 1.0]
+    # every fit lies below 0.85, and a lower threshold can only name more photos as enrolled parts
+    assert all(t < 0.85 for t in e["fitted_thresholds"].values())
+    assert all(0 <= d <= f <= 1 for d, f in e["left_out_taken_per_part"].values())
+    text = (tmp_path / "out" / "real.md").read_text()
+    assert (
+        "All parts but one enrolled from their first 1 photo(s), each part left out in turn (3 subsets"
+        in text
+    )
+    assert "3020 100.0% -> 100.0%" in text
+
+
 def test_intervals_and_paired_changes_are_the_textbook_ones() -> None:
     assert wilson_interval(8, 10) == pytest.approx([0.4902, 0.9433], abs=1e-4)
     assert wilson_interval(0, 5)[0] == 0.0
