@@ -28,7 +28,8 @@
 # it, e.g. ../shared/real/backgrounds; unset: flat and textured grounds only), BACKGROUND (the
 # input's background mode: keep, the default, or fill: every pixel outside the part's mask painted
 # black, in training and on the rig; fill needs near-exact masks, docs/real_transfer.md),
-# MASK_JITTER (share of training masks grown, shrunk or given a stray region as a real segmenter's
+# FREEZE_BLOCKS (backbone stages frozen at their ImageNet weights and cached, 5: stages 6-7 and the
+# heads are trained; docs/real_transfer.md), MASK_JITTER (share of training masks grown, shrunk or given a stray region as a real segmenter's
 # are, 0.5, 0 = off), PART_PHOTOMETRIC (share of training draws given strong camera colour changes
 # for the part head, their colour labels dropped; 0.4, 0 = off), REAL (a folder laid out as
 # ../shared/real: belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real
@@ -79,6 +80,7 @@ BACKGROUNDS="${BACKGROUNDS:-}"
 BACKGROUND="${BACKGROUND:-keep}"
 MASK_JITTER="${MASK_JITTER:-0.5}"
 PART_PHOTOMETRIC="${PART_PHOTOMETRIC:-0.4}"
+FREEZE_BLOCKS="${FREEZE_BLOCKS:-5}"
 PATHTRACE_PER_PART="${PATHTRACE_PER_PART:-6}"
 PATHTRACE_WEIGHT="${PATHTRACE_WEIGHT:-3}"
 REAL="${REAL:-}"
@@ -162,13 +164,13 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
     --randomization test --out "$WORK/render-unseen"
 
 # Stage 1 config (trainer ship config): the shipped one, pointed at the training renders (relative
-# paths in a config are taken from its folder, so the copy lives in WORK). Stem + 5 stages frozen
-# and cached (2 augmented copies): the CPU trains stages 6-7 and the heads; the cache is shared by
-# runs (keyed by content). No parts held out: the unseen parts are render-unseen's.
+# paths in a config are taken from its folder, so the copy lives in WORK). Stem + FREEZE_BLOCKS
+# stages frozen and cached (2 augmented copies): by default (5) the CPU trains stages 6-7 and the
+# heads; the cache is shared by runs (keyed by content and depth). No parts held out: the unseen parts are render-unseen's.
 "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
     --source "${train_dirs[@]}" --kind auto --weight "${weights[@]}" \
     --set epochs="$EPOCHS" out=runs/stage1 input_size="$INPUT_SIZE" model=efficientnet_lite0 pretrained=true \
-    freeze_blocks=5 holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
+    freeze_blocks="$FREEZE_BLOCKS" holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
     background="$BACKGROUND" mask_jitter="$MASK_JITTER" part_photometric="$PART_PHOTOMETRIC" \
     background_swap="$BACKGROUND_SWAP" ${BACKGROUNDS:+background_photos="$(cd "$BACKGROUNDS" && pwd)"}
 RUN="$WORK/runs/stage1"
