@@ -195,7 +195,8 @@ if [[ -n "$REAL" ]]; then
     step evaluate-real "$BIN/trainer" evaluate-real --model-set "$SET" --out "$WORK/real" \
         --set "belt=$REAL/belt:$REPO/config/real/belt.yaml:$REAL/belt/_empty" \
         --set "cutouts=$REAL/cutouts:$REPO/config/real/cutouts.yaml" \
-        --enroll-every-part --scale-from 15712:5 --part-prior popularity --report "$WORK/report/report.md" \
+        --enroll-every-part --enroll-partial --scale-from 15712:5 --part-prior popularity \
+        --report "$WORK/report/report.md" \
         --record
 fi
 step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$REPO/edge/data/sim" \
