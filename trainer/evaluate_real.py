@@ -18,6 +18,9 @@ in one search over a copy of the shipped index with the enrolled views added (ve
 decisions of that merged search alone, and a sweep of ``rig_threshold`` (drawn as
 ``rig_threshold.png``). ``--enroll-every-part`` also enrols the first k photos of every part, known
 ones too (a rig taught every part on its own stage), and scores each part on its other photos.
+``--enroll-partial`` leaves each part out in turn and enrols the first k photos of every other one
+(a rig taught all but one of its parts): the photos not enrolled are decided at the default and at
+the fitted ``rig_threshold``, with the left-out part's photos taken for an enrolled one.
 
 A folder of frames of the empty stage after a set's segmenter (``--set NAME=PHOTOS:SEGMENTER:EMPTY``)
 fits a background model (for segmenters with ``calibration: true``), as a rig's background
