@@ -214,9 +214,9 @@ def test_a_saved_fit_of_other_enrolled_views_is_named_stale_by_enroll_remove_che
         recognition={"mode": "hybrid", "vector_threshold": 0.5},
         calibration="calibration.json",
     )
-    assert _run(capsys, "enroll", "--config", str(config), "--part", "new-1", *map(str, photos[:2]))[0] == 0
-    code, out = _run(capsys, "enroll", "--config", str(config), "--part", "new-2", str(photos[2]))
-    assert code == 0 and "note:" not in out  # nothing saved yet: nothing to be stale
+    for part, views in (("new-1", photos[:2]), ("new-2", photos[2:])):
+        code, out = _run(capsys, "enroll", "--config", str(config), "--part", part, *map(str, views))
+        assert code == 0 and "note:" not in out  # nothing saved yet: nothing to be stale
     code, out = _run(capsys, "enrolled", "--config", str(config), "--fit-threshold", "--save")
     fit = read_calibration(folder / "calibration.json").recognition
     assert code == 0 and fit is not None and (fit.views, fit.parts) == (3, 2)

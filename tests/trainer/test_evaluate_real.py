@@ -369,7 +369,8 @@ def test_part_prior_figures_with_and_without_the_size_prior(tmp_path: Path) -> N
     assert "With the priors (size and/or part, as above)" in report
 
 
-def test_enroll_turns_enrols_each_photo_at_four_quarter_turns(tmp_path: Path) -> None:
+def score_cloth(tmp_path: Path, *options: str) -> dict:
+    """The cloth photos scored by the model set with an index, with ``options``; the fp32 figures."""
     model_set = tmp_path / "set"
     write_model_set_with_index(model_set)
     cloth = tmp_path / "cloth"
@@ -379,14 +380,16 @@ def test_enroll_turns_enrols_each_photo_at_four_quarter_turns(tmp_path: Path) ->
     add_parser(parser.add_subparsers())
     argv = [
         "evaluate-real", "--model-set", str(model_set), "--out", str(tmp_path / "out"),
-        "--set", f"cloth={cloth}:{tmp_path / 'cloth.yaml'}", "--enroll", "1", "--enroll-every-part",
-        "--enroll-turns",
+        "--set", f"cloth={cloth}:{tmp_path / 'cloth.yaml'}", *options,
     ]  # fmt: skip
     args = parser.parse_args(argv)
     assert args.func(args) == 0
-    f = json.loads((tmp_path / "out" / "real.json").read_text())["sets"]["cloth"]["artifacts"][
-        "onnxruntime/fp32"
-    ]
+    report = json.loads((tmp_path / "out" / "real.json").read_text())
+    return report["sets"]["cloth"]["artifacts"]["onnxruntime/fp32"]
+
+
+def test_enroll_turns_enrols_each_photo_at_four_quarter_turns(tmp_path: Path) -> None:
+    f = score_cloth(tmp_path, "--enroll", "1", "--enroll-every-part", "--enroll-turns")
     assert f["enroll_1"]["turns_per_photo"] == 4
     every = f["enroll_all_1"]
     # three parts, one photo each, four turns of it: the fit sees 12 enrolled views
@@ -396,23 +399,7 @@ def test_enroll_turns_enrols_each_photo_at_four_quarter_turns(tmp_path: Path) ->
 
 
 def test_enroll_partial_leaves_each_part_out_and_shows_what_a_fitted_threshold_takes(tmp_path: Path) -> None:
-    model_set = tmp_path / "set"
-    write_model_set_with_index(model_set)
-    cloth = tmp_path / "cloth"
-    write_cloth_photos(cloth)
-    (tmp_path / "cloth.yaml").write_text("segmenter: {type: bgdiff, background_rgb: [0, 0, 0]}\n")
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers())
-    argv = [
-        "evaluate-real", "--model-set", str(model_set), "--out", str(tmp_path / "out"),
-        "--set", f"cloth={cloth}:{tmp_path / 'cloth.yaml'}", "--enroll", "1", "--enroll-partial",
-        "--rig-threshold", "0.85",
-    ]  # fmt: skip
-    args = parser.parse_args(argv)
-    assert args.func(args) == 0
-    f = json.loads((tmp_path / "out" / "real.json").read_text())["sets"]["cloth"]["artifacts"][
-        "onnxruntime/fp32"
-    ]
+    f = score_cloth(tmp_path, "--enroll", "1", "--enroll-partial", "--rig-threshold", "0.85")
     e = f["partial_enroll_1"]
     # 17 photos of 3 parts; each subset enrols one photo of each of the other two and decides 15
     assert e["subsets"] == 3 and e["decisions"] == 3 * 15 and e["rig_threshold"] == 0.85
