@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from edge.recognize import Decision, Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import EdgeConfig
 from edge.size import SizePrior, measure
+
+if TYPE_CHECKING:
+    from edge.calibration_file import RecognitionSection
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +126,10 @@ def size_prior(cfg: EdgeConfig, manifest: Manifest) -> SizePrior | None:
     return SizePrior(manifest.parts, manifest.footprints, scale.px_per_mm, cfg.recognition.size_sigma)
 
 
-def fitted_rig_threshold(cfg: EdgeConfig, *, warn: bool = True) -> float | None:
-    """The ``rig_threshold`` saved in the calibration file's ``recognition`` section (``edge enrolled
-    --fit-threshold --save``), or None: no calibration file or no fit in it, or a fit made with
-    another model than the configured one (logged unless ``warn`` is false: it would not fit this
-    model's similarities)."""
+def saved_fit(cfg: EdgeConfig, *, warn: bool = True) -> RecognitionSection | None:
+    """The calibration file's ``recognition`` section (``edge enrolled --fit-threshold --save``), or
+    None: no calibration file or no fit in it, or a fit made with another model than the configured
+    one (logged unless ``warn`` is false: it would not fit this model's similarities)."""
     from edge.calibration_file import FIX_RUN, read_calibration
 
     if cfg.calibration is None or not Path(cfg.calibration).is_file():
@@ -148,7 +150,13 @@ def fitted_rig_threshold(cfg: EdgeConfig, *, warn: bool = True) -> float | None:
                 FIX_RUN["recognition"],
             )
         return None
-    return fit.rig_threshold
+    return fit
+
+
+def fitted_rig_threshold(cfg: EdgeConfig, *, warn: bool = True) -> float | None:
+    """The ``rig_threshold`` of :func:`saved_fit`, or None where there is none to use."""
+    fit = saved_fit(cfg, warn=warn)
+    return None if fit is None else fit.rig_threshold
 
 
 def stale_fit_note(cfg: EdgeConfig, views: int, parts: int) -> str | None:
@@ -160,14 +168,10 @@ def stale_fit_note(cfg: EdgeConfig, views: int, parts: int) -> str | None:
     The fit is not redone by itself: a threshold fitted to some of a rig's parts takes the photos of
     parts never enrolled for enrolled ones (docs/real_transfer.md, rule 4), so refitting is the
     owner's call."""
-    from edge.calibration_file import FIX_RUN, read_calibration
+    from edge.calibration_file import FIX_RUN
 
-    if cfg.recognition.rig_threshold is not None or fitted_rig_threshold(cfg, warn=False) is None:
-        return None
-    assert cfg.calibration is not None  # a fit was read from it
-    fit = read_calibration(cfg.calibration).recognition
-    assert fit is not None
-    if (fit.views, fit.parts) == (views, parts):
+    fit = None if cfg.recognition.rig_threshold is not None else saved_fit(cfg, warn=False)
+    if fit is None or (fit.views, fit.parts) == (views, parts):
         return None
     fix = (
         FIX_RUN["recognition"]
