@@ -310,7 +310,7 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     from edge.enroll import engine_model_key
     from edge.manifest import open_manifest, verify_file
     from edge.memory import check_resident, estimate_memory
-    from edge.pipeline import fitted_rig_threshold, load_indexes, make_recognizer, stale_fit_note
+    from edge.pipeline import load_indexes, make_recognizer, saved_fit, stale_fit_note
     from edge.record import RecordLock, inspect_record
     from edge.rig import Rig
     from edge.segment import create_segmenter
@@ -382,9 +382,9 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                 if rig is not None:
                     if rec.rig_threshold is not None:
                         where = "from the config"
-                    elif fitted_rig_threshold(cfg, warn=False) is not None:  # the one make_recognizer took
+                    elif (fit := saved_fit(cfg, warn=False)) is not None:  # the one make_recognizer took
                         where = "fitted, from the calibration file"
-                        stale = stale_fit_note(cfg, len(rig), len(set(rig.labels)))
+                        stale = stale_fit_note(cfg, len(rig), len(set(rig.labels)), fit=fit)
                         if stale:
                             out.append(("WARN", "rig threshold", stale))
                     else:

@@ -84,10 +84,12 @@ def make_recognizer(
     rec = cfg.recognition
     rig_threshold = rec.rig_threshold
     if rig_threshold is None and rig is not None:
-        rig_threshold = fitted_rig_threshold(cfg)
-        note = stale_fit_note(cfg, len(rig), len(set(rig.labels)))
-        if note:
-            log.warning("%s", note)
+        fit = saved_fit(cfg)
+        if fit is not None:
+            rig_threshold = fit.rig_threshold
+            note = stale_fit_note(cfg, len(rig), len(set(rig.labels)), fit=fit)
+            if note:
+                log.warning("%s", note)
     return Recognizer(
         manifest,
         mode=rec.mode,
@@ -153,24 +155,23 @@ def saved_fit(cfg: EdgeConfig, *, warn: bool = True) -> RecognitionSection | Non
     return fit
 
 
-def fitted_rig_threshold(cfg: EdgeConfig, *, warn: bool = True) -> float | None:
-    """The ``rig_threshold`` of :func:`saved_fit`, or None where there is none to use."""
-    fit = saved_fit(cfg, warn=warn)
-    return None if fit is None else fit.rig_threshold
-
-
-def stale_fit_note(cfg: EdgeConfig, views: int, parts: int) -> str | None:
+def stale_fit_note(
+    cfg: EdgeConfig, views: int, parts: int, *, fit: RecognitionSection | None = None
+) -> str | None:
     """What to do when the ``rig_threshold`` saved in the calibration file (the one the daemon takes
     while the config leaves the setting unset) was fitted to other enrolled views than the ``views``
     of ``parts`` parts enrolled now; None when it was fitted to as many (or the config sets the
-    threshold, or no fit of this model is saved).
+    threshold, or no fit of this model is saved). ``fit``: the :func:`saved_fit` when the caller
+    has read it already.
 
     The fit is not redone by itself: a threshold fitted to some of a rig's parts takes the photos of
     parts never enrolled for enrolled ones (docs/real_transfer.md, rule 4), so refitting is the
     owner's call."""
     from edge.calibration_file import FIX_RUN
 
-    fit = None if cfg.recognition.rig_threshold is not None else saved_fit(cfg, warn=False)
+    if cfg.recognition.rig_threshold is not None:
+        return None
+    fit = fit or saved_fit(cfg, warn=False)
     if fit is None or (fit.views, fit.parts) == (views, parts):
         return None
     fix = (

@@ -368,13 +368,15 @@ def enrolment_scores(
     or more parts enrolled) and the decisions at it. With ``size`` (and each photo's ``footprints``)
     or ``prior``, ``with_priors`` holds the same decisions with the classifier's answers weighed by
     them, at ``rig_threshold`` and at the fitted one. ``keep_answers``: also ``answers``, each
-    scored photo's row, truth and decisions at ``rig_threshold`` and at the fitted one (the
+    scored photo's truth and decisions at ``rig_threshold`` and at the fitted one (the
     classifier's answers weighed by the priors where given).
     """
-    known = set() if every_part else {mould(p) for p in manifest.parts}
+    if enrol_parts is None:
+        known = set() if every_part else {mould(p) for p in manifest.parts}
+        enrol_parts = {p.part for p in photos if mould(p.part) not in known}
     by_part: dict[str, list[int]] = defaultdict(list)
     for i, photo in enumerate(photos):
-        if photo.part in enrol_parts if enrol_parts is not None else mould(photo.part) not in known:
+        if photo.part in enrol_parts:
             by_part[photo.part].append(i)
     usable = {p: rows for p, rows in by_part.items() if len(rows) > enroll}
     if not usable:
@@ -451,7 +453,6 @@ def enrolment_scores(
     if keep_answers:
         base = weighed_answers if weighed is not None else merged_answers
         answers = {
-            "rows": rows,
             "truth": truth,
             "default": decide(rig_threshold, base),
             "fitted": decide(fit["threshold"], base) if fit is not None else None,
@@ -505,7 +506,7 @@ def partial_enrolment_scores(
         return None
     default: list[bool] = []
     fitted: list[bool] = []
-    taken: dict[str, list[bool]] = {}
+    taken: dict[str, tuple[list[bool], list[bool]]] = {}  # left-out part: (at default, at the fit)
     thresholds: dict[str, float] = {}
     resolved = None
     for left_out in parts:
@@ -525,16 +526,16 @@ def partial_enrolment_scores(
         a, resolved = scores["answers"], scores["rig_threshold"]
         enrolled = {mould(p) for p in scores["parts"]}
         thresholds[left_out] = scores["fitted"]["threshold"]
+        taken[left_out] = ([], [])
         for truth, at_default, at_fit in zip(a["truth"], a["default"], a["fitted"], strict=True):
             default.append(mould(at_default) == mould(truth))
             fitted.append(mould(at_fit) == mould(truth))
             if truth == left_out:
-                taken.setdefault(left_out, [[], []])
                 taken[left_out][0].append(mould(at_default) in enrolled)
                 taken[left_out][1].append(mould(at_fit) in enrolled)
     if not default:
         return None
-    left = [x for t in taken.values() for x in t[0]], [x for t in taken.values() for x in t[1]]
+    left = tuple([x for t in taken.values() for x in t[side]] for side in (0, 1))
     return {
         "enrolled_per_part": enroll,
         "subsets": len(thresholds),
