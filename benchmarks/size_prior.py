@@ -38,7 +38,7 @@ def run(belt: Path, frames: int, note: str = "") -> dict[str, Any]:
     from edge.segment import create_segmenter
     from edge.settings import load_edge_config
     from trainer.evaluate import load_segmenter_config
-    from trainer.evaluate_real import fit_background, read_photo_set
+    from trainer.photo_set import fit_background, read_photo_set
 
     photos = read_photo_set(belt)
     reference = [p for p in photos if p.part == "15712"][:5]

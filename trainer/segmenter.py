@@ -699,7 +699,7 @@ def reference_ious(
 
     from edge.imagefile import read_image
     from edge.segment import create_segmenter
-    from trainer.evaluate_real import fit_background, read_photo_set
+    from trainer.photo_set import fit_background, read_photo_set
 
     work.mkdir(parents=True, exist_ok=True)
     calibration, _ = fit_background(empty, work)

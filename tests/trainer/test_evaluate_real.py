@@ -21,15 +21,10 @@ from edge.errors import ConfigError, DataFileError
 from edge.index import EmbeddingIndex
 from edge.manifest import IndexEntry, load_manifest, sha256_file, write_manifest
 from tests.trainer.test_evaluate import write_known_model_set
-from trainer.evaluate_real import (
-    SECTION_END,
-    SECTION_START,
-    add_parser,
-    load_segmenter_config,
-    mould,
-    read_photo_set,
-    update_report,
-)
+from trainer.evaluate import load_segmenter_config
+from trainer.evaluate_real import add_parser
+from trainer.photo_set import mould, read_photo_set
+from trainer.real_report import SECTION_END, SECTION_START, update_report
 from trainer.stats import paired_change, wilson_interval
 
 RED, GREEN, BLUE, YELLOW, GREENISH = (200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0), (40, 200, 0)

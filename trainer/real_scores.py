@@ -1,0 +1,426 @@
+"""The figures of ``trainer evaluate-real`` (:mod:`trainer.evaluate_real`) from one photo set's engine
+outputs: the classifier's top-1/top-5 per part, the size and part priors, and enrolment (the rig's
+own views searched first, as :mod:`edge.recognize` decides)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.colors import get_color
+from edge.config import validate_config
+from edge.enroll import fit_rig_threshold
+from edge.index import EmbeddingIndex
+from edge.manifest import Manifest
+from edge.prior import PartPrior
+from edge.recognize import Recognizer
+from edge.settings import RecognitionSettings
+from edge.size import SizePrior, fit_scale, reference_footprints
+from trainer.photo_set import Photo, mould
+from trainer.stats import paired_change, wilson_interval
+
+#: The k of enrolment figures: photos enrolled per part.
+ENROLL_DEFAULT = (1, 5)
+TOP_CONFUSED = 8
+
+
+def classifier_scores(
+    photos: Sequence[Photo],
+    logits: np.ndarray,
+    manifest: Manifest,
+    colors: np.ndarray | None,
+    keep_hits: bool = False,
+) -> dict[str, Any]:
+    """Top-1/top-5 on the mould for photos of known parts (top-1 with its 95% Wilson interval), per
+    part, confusions, colours; ``keep_hits``: also each photo's top-1 hit (``hits``), for
+    :func:`paired_change`."""
+    names = [mould(p) for p in manifest.parts]
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+    per_part: dict[str, dict[str, Any]] = {}
+    hits1, hits5, confused = [], [], Counter()
+    best_colors = [None] * len(photos) if colors is None else np.argmax(colors, axis=1)
+    for photo, row, color in zip(photos, top, best_colors, strict=True):
+        truth = mould(photo.part)
+        guesses = [names[i] for i in row]
+        entry = per_part.setdefault(
+            photo.part, {"photos": 0, "top1": 0, "top5": 0, "predicted": Counter(), "colors": Counter()}
+        )
+        if color is not None:
+            entry["colors"][_color(manifest.colors[color])] += 1
+        entry["photos"] += 1
+        entry["top1"] += guesses[0] == truth
+        entry["top5"] += truth in guesses
+        entry["predicted"][manifest.parts[row[0]]] += 1
+        hits1.append(guesses[0] == truth)
+        hits5.append(truth in guesses)
+        if guesses[0] != truth:
+            confused[(photo.part, manifest.parts[row[0]])] += 1
+    mean_over_parts = float(np.mean([e["top1"] / e["photos"] for e in per_part.values()]))
+    for entry in per_part.values():
+        n = entry["photos"]
+        entry["top1"], entry["top5"] = round(entry["top1"] / n, 4), round(entry["top5"] / n, 4)
+        entry["predicted"] = entry["predicted"].most_common(3)
+        entry["colors"] = entry["colors"].most_common(2)
+    out: dict[str, Any] = {
+        "photos": len(photos),
+        "part_top1": round(float(np.mean(hits1)), 4),
+        "part_top1_ci95": wilson_interval(sum(hits1), len(hits1)),
+        "part_top5": round(float(np.mean(hits5)), 4),
+        # each part counts once, however many photos it has (a constant guess scores 1 / parts)
+        "part_top1_mean_over_parts": round(mean_over_parts, 4),
+        "per_part": per_part,
+        "confused": [
+            {"true": t, "predicted": p, "photos": n} for (t, p), n in confused.most_common(TOP_CONFUSED)
+        ],
+    }
+    if colors is not None:
+        out.update(color_figures(photos, colors, manifest))
+    if keep_hits:
+        out["hits"] = [bool(h) for h in hits1]
+    return out
+
+
+def _pop_paired(out: dict[str, Any], bases: dict[str, str]) -> None:
+    """Replace the figures' per-photo ``hits`` by ``out["paired"][name]``: the change of figure
+    ``name`` against figure ``bases[name]`` on the same photos."""
+    hits = {name: out[name].pop("hits") for name in {*bases, *bases.values()}}
+    out["paired"] = {name: paired_change(hits[base], hits[name]) for name, base in bases.items()}
+
+
+@dataclass
+class FittedScale:
+    """The size prior of a photo set's scale, fitted from the first photos of a reference part (as
+    ``edge calibrate scale`` would); ``rows``: those photos (left out of the size figures)."""
+
+    reference: str
+    rows: list[int]
+    prior: SizePrior
+
+
+def fit_photo_scale(
+    photos: Sequence[Photo],
+    footprints: Sequence[tuple[float, float] | None],
+    manifest: Manifest,
+    reference: tuple[str, int],
+    sigma: float,
+) -> FittedScale | None:
+    """The scale from the first k photos of the reference part; None when the set has none of it."""
+    part, k = reference
+    rows = [i for i, p in enumerate(photos) if p.part == part][:k]
+    if not rows:
+        return None
+    measured = [footprints[i] for i in rows if footprints[i] is not None]
+    px_per_mm = fit_scale(measured, reference_footprints(manifest, part), sigma)
+    return FittedScale(part, rows, SizePrior(manifest.parts, manifest.footprints, px_per_mm, sigma))
+
+
+def size_scores(
+    photos: Sequence[Photo],
+    logits: np.ndarray,
+    footprints: Sequence[tuple[float, float] | None],
+    manifest: Manifest,
+    scale: FittedScale,
+    prior: PartPrior | None = None,
+) -> dict[str, Any]:
+    """Known-part figures with and without the size prior (:mod:`edge.size`) of ``scale``, on the
+    photos other than its reference photos; with ``prior``, also with the size prior and the part
+    prior together (key ``with_prior``)."""
+    known = {mould(p) for p in manifest.parts}
+    scored = [i for i, p in enumerate(photos) if mould(p.part) in known and i not in scale.rows]
+    # the daemon's decision (temperatures, fusion) without and with the prior, one view per photo
+    size = scale.prior
+    recognizers = {"without": Recognizer(manifest), "with": Recognizer(manifest, size=size)}
+    if prior is not None:
+        recognizers["with_prior"] = Recognizer(manifest, size=size, prior=prior)
+    subset = [photos[i] for i in scored]
+    out: dict[str, Any] = {
+        "reference": scale.reference,
+        "reference_photos": len(scale.rows),
+        "px_per_mm": round(size.px_per_mm, 3),
+        "sigma": size.sigma,
+        "photos": len(scored),
+    }
+    for name, recognizer in recognizers.items():
+        out[name] = decided_scores(recognizer, subset, logits[scored], [footprints[i] for i in scored])
+    # the size prior against none; both priors against the size prior alone
+    _pop_paired(out, {"with": "without", "with_prior": "with"} if prior is not None else {"with": "without"})
+    return out
+
+
+def prior_scores(
+    photos: Sequence[Photo], logits: np.ndarray, manifest: Manifest, prior: PartPrior
+) -> dict[str, Any]:
+    """Figures of the photos (of known parts) with and without the part prior (:mod:`edge.prior`),
+    decided as the daemon does (temperatures), one view per photo."""
+    out: dict[str, Any] = {"source": prior.source, "photos": len(photos)}
+    for name, recognizer in (("without", Recognizer(manifest)), ("with", Recognizer(manifest, prior=prior))):
+        out[name] = decided_scores(recognizer, photos, logits, [None] * len(photos))
+    _pop_paired(out, {"with": "without"})
+    return out
+
+
+def decided_scores(
+    recognizer: Recognizer,
+    photos: Sequence[Photo],
+    logits: np.ndarray,
+    footprints: Sequence[tuple[float, float] | None],
+) -> dict[str, Any]:
+    """:func:`classifier_scores` of the fused part probabilities ``recognizer`` decides from, one
+    photo (its logits row and footprint) at a time, as the daemon decides a one-view part."""
+    probs = []
+    for row, footprint in zip(logits, footprints, strict=True):
+        distribution = recognizer.decide({"part_logits": row[None]}, [footprint]).distribution
+        assert distribution is not None  # classifier mode always fuses the classifier
+        probs.append(distribution.part_probs)
+    log_probs = np.log(np.clip(np.stack(probs), 1e-300, None))
+    return classifier_scores(photos, log_probs, recognizer.manifest, None, keep_hits=True)
+
+
+def color_figures(photos: Sequence[Photo], colors: np.ndarray, manifest: Manifest) -> dict[str, Any]:
+    """Colour top-1 over photos with a colour label the model knows; the predicted colours otherwise."""
+    best = [manifest.colors[i] for i in np.argmax(colors, axis=1)]
+    labelled = [(p.color_id, b) for p, b in zip(photos, best, strict=True) if p.color_id in manifest.colors]
+    out: dict[str, Any] = {"predicted_colors": Counter(_color(b) for b in best).most_common(5)}
+    if labelled:
+        out["color_photos"] = len(labelled)
+        out["color_top1"] = round(float(np.mean([t == b for t, b in labelled])), 4)
+    return out
+
+
+def _color(color_id: int) -> str:
+    try:
+        return f"{get_color(color_id).name} ({color_id})"
+    except KeyError:  # an id outside the colour table still gets reported
+        return str(color_id)
+
+
+def recognition_settings(rig_threshold: float | None = None) -> dict[str, Any]:
+    """The daemon's default recognition thresholds (``recognition`` of :func:`evaluate_real`), with
+    ``rig_threshold`` checked as the daemon's config checks it."""
+    settings = validate_config(RecognitionSettings, {"rig_threshold": rig_threshold}, "--rig-threshold")
+    return settings.model_dump(include={"threshold", "vector_threshold", "rig_threshold"})
+
+
+#: Rig thresholds swept for the enrolment trade-off (a rig's own views taken first at each).
+RIG_SWEEP: tuple[float, ...] = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))
+
+
+def enrolment_scores(
+    photos: Sequence[Photo],
+    outputs: dict[str, np.ndarray],
+    manifest: Manifest,
+    index_path: Path,
+    enroll: int,
+    recognition: dict[str, Any],
+    *,
+    every_part: bool = False,
+    enrol_parts: Collection[str] | None = None,
+    turned: Sequence[np.ndarray] = (),
+    size: SizePrior | None = None,
+    prior: PartPrior | None = None,
+    footprints: Sequence[tuple[float, float] | None] = (),
+    keep_answers: bool = False,
+) -> dict[str, Any] | None:
+    """Enrol the first ``enroll`` photos of each unknown part into a copy of the index; score the rest.
+
+    ``turned``: embeddings of every photo's input turned by further quarter turns, enrolled beside
+    each enrolled photo's own (a part lands at any yaw; see ``--enroll-turns``).
+
+    ``every_part``: enrol the known parts' first photos too (a rig taught every part on its own
+    stage), so every part is scored on the photos after its first ``enroll``. ``enrol_parts``:
+    enrol exactly these parts (known or not); every other part's photos are all scored.
+
+    Decisions are the daemon's in hybrid mode: the enrolled photos are the rig's own views, searched
+    first (``rig_threshold``, default ``vector_threshold``); ``merged_*`` figures are the decisions
+    of one search over the shipped index and the enrolled views together, and ``rig_sweep`` the
+    enrolled parts' top-1 and the known parts' photos taken for one at each threshold. ``fitted``:
+    the threshold :func:`edge.enroll.fit_rig_threshold` finds from the enrolled photos alone (two
+    or more parts enrolled) and the decisions at it. With ``size`` (and each photo's ``footprints``)
+    or ``prior``, ``with_priors`` holds the same decisions with the classifier's answers weighed by
+    them, at ``rig_threshold`` and at the fitted one. ``keep_answers``: also ``answers``, each
+    scored photo's truth and decisions at ``rig_threshold`` and at the fitted one (the
+    classifier's answers weighed by the priors where given).
+    """
+    if enrol_parts is None:
+        known = set() if every_part else {mould(p) for p in manifest.parts}
+        enrol_parts = {p.part for p in photos if mould(p.part) not in known}
+    by_part: dict[str, list[int]] = defaultdict(list)
+    for i, photo in enumerate(photos):
+        if photo.part in enrol_parts:
+            by_part[photo.part].append(i)
+    usable = {p: rows for p, rows in by_part.items() if len(rows) > enroll}
+    if not usable:
+        return None
+    index = EmbeddingIndex.load(index_path, expect=manifest.index)
+    rig = EmbeddingIndex(index.dim, space=index.space, threads=1)
+    emb = outputs["embedding"]
+    enrolled = {i for rows in usable.values() for i in rows[:enroll]}
+    for part, rows in usable.items():
+        for views in (emb, *turned):
+            index.add(views[rows[:enroll]], [part] * enroll)
+            rig.add(views[rows[:enroll]], [part] * enroll)
+    queries = [i for rows in usable.values() for i in rows[enroll:]]
+    labels, _ = index.search(emb[queries], k=1)
+    vector_hits = [
+        mould(str(lab[0])) == mould(photos[i].part) for lab, i in zip(labels, queries, strict=True)
+    ]
+    merged = Recognizer(manifest, mode="hybrid", index=index, **recognition)  # one merged search
+    rig_threshold = merged.rig_threshold  # unset: vector_threshold, as the daemon resolves it
+    rig_label, rig_score = rig.search(emb, k=1)
+    new = {mould(p) for p in usable}
+    weighed = None  # the same merged search, the classifier's answers weighed by the priors
+    if size is not None or prior is not None:
+        weighed = Recognizer(manifest, mode="hybrid", index=index, size=size, prior=prior, **recognition)
+    rows, truth, merged_answers, weighed_answers = [], [], [], []
+    for i, photo in enumerate(photos):
+        if i in enrolled:
+            continue
+        one = {role: value[i : i + 1] for role, value in outputs.items()}
+        decision = merged.decide(one)
+        rows.append(i)
+        truth.append(photo.part)
+        merged_answers.append(decision.part_topk[0][0] if decision.part_topk else "")
+        if weighed is not None:
+            decision = weighed.decide(one, [footprints[i]] if footprints else None)
+            weighed_answers.append(decision.part_topk[0][0] if decision.part_topk else "")
+
+    def decide(threshold: float, answers: list[str] | None = None) -> list[str]:
+        # what Recognizer does with rig_index: a single view's fused rig score is its best neighbour's
+        return [
+            str(rig_label[i, 0]) if rig_score[i, 0] >= threshold else answer
+            for i, answer in zip(rows, merged_answers if answers is None else answers, strict=True)
+        ]
+
+    def per_part(answers: list[str]) -> tuple[dict[str, float], dict[str, float], float, float | None]:
+        hits: dict[str, list[bool]] = defaultdict(list)
+        taken: dict[str, list[bool]] = defaultdict(list)  # known parts' photos named as an enrolled part
+        for part, answer in zip(truth, answers, strict=True):
+            hits[part].append(mould(answer) == mould(part))
+            if part not in usable:
+                taken[part].append(mould(answer) in new)
+        enrolled_hits = [h for p in usable for h in hits[p]]
+        known_taken = [x for t in taken.values() for x in t]
+        return (
+            {p: round(float(np.mean(h)), 4) for p, h in sorted(hits.items())},
+            {p: round(float(np.mean(t)), 4) for p, t in sorted(taken.items())},
+            round(float(np.mean(enrolled_hits)), 4),
+            round(float(np.mean(known_taken)), 4) if known_taken else None,
+        )
+
+    hybrid, taken, decision_top1, _ = per_part(decide(rig_threshold))
+    merged_hybrid, merged_taken, merged_top1, _ = per_part(merged_answers)
+    fit = fit_rig_threshold(rig.vectors(), list(rig.labels))  # from the enrolled views alone
+    if fit is not None:
+        fit["top1_per_part"], _, fit["decision_top1"], fit["known_taken"] = per_part(decide(fit["threshold"]))
+    with_priors = None
+    if weighed is not None:
+        top1_per_part, _, top1, _ = per_part(decide(rig_threshold, weighed_answers))
+        with_priors = {"decision_top1": top1, "top1_per_part": top1_per_part}
+        if fit is not None:
+            fitted_per_part, _, fitted_top1, _ = per_part(decide(fit["threshold"], weighed_answers))
+            with_priors |= {"fitted_decision_top1": fitted_top1, "fitted_top1_per_part": fitted_per_part}
+    answers = None
+    if keep_answers:
+        base = weighed_answers if weighed is not None else merged_answers
+        answers = {
+            "truth": truth,
+            "default": decide(rig_threshold, base),
+            "fitted": decide(fit["threshold"], base) if fit is not None else None,
+        }
+    sweep = []
+    for threshold in RIG_SWEEP:
+        _, _, top1, share = per_part(decide(threshold))
+        sweep.append({"threshold": threshold, "enrolled_top1": top1, "known_taken": share})
+    return {
+        "enrolled_per_part": enroll,
+        "turns_per_photo": 1 + len(turned),
+        "parts": sorted(usable),
+        "queries": len(queries),
+        "vector_top1": round(float(np.mean(vector_hits)), 4),
+        "rig_threshold": rig_threshold,
+        "decision_top1": decision_top1,
+        "merged_decision_top1": merged_top1,
+        "hybrid_top1_per_part": hybrid,
+        "known_taken_for_enrolled": taken,
+        "merged_hybrid_top1_per_part": merged_hybrid,
+        "merged_known_taken_for_enrolled": merged_taken,
+        "rig_sweep": sweep,
+        "fitted": fit,
+        "with_priors": with_priors,
+    } | ({"answers": answers} if answers is not None else {})
+
+
+def _share(hits: Sequence[bool]) -> float:
+    return round(float(np.mean(hits)), 4)
+
+
+def partial_enrolment_scores(
+    photos: Sequence[Photo],
+    outputs: dict[str, np.ndarray],
+    manifest: Manifest,
+    index_path: Path,
+    enroll: int,
+    recognition: dict[str, Any],
+    **priors: Any,
+) -> dict[str, Any] | None:
+    """A rig taught all its parts but one: for each part of the set in turn, the first ``enroll``
+    photos of every other part are enrolled and every photo not enrolled is decided (the left-out
+    part's all of them), at the default ``rig_threshold`` and at the one fitted to the enrolled
+    views. Summed over the subsets: photos decided right at each, the photos the fit gained and
+    lost against the default, and the left-out parts' photos taken for an enrolled part. ``priors``:
+    ``size``, ``prior`` and ``footprints`` as for :func:`enrolment_scores`. None with fewer than 3
+    parts that have more than ``enroll`` photos (a fit needs 2 parts enrolled)."""
+    counts = Counter(p.part for p in photos)
+    parts = sorted(p for p, n in counts.items() if n > enroll)
+    if len(parts) < 3:
+        return None
+    default: list[bool] = []
+    fitted: list[bool] = []
+    taken: dict[str, tuple[list[bool], list[bool]]] = {}  # left-out part: (at default, at the fit)
+    thresholds: dict[str, float] = {}
+    resolved = None
+    for left_out in parts:
+        scores = enrolment_scores(
+            photos,
+            outputs,
+            manifest,
+            index_path,
+            enroll,
+            recognition,
+            enrol_parts=[p for p in parts if p != left_out],
+            keep_answers=True,
+            **priors,
+        )
+        if scores is None or scores["fitted"] is None:
+            continue
+        a, resolved = scores["answers"], scores["rig_threshold"]
+        enrolled = {mould(p) for p in scores["parts"]}
+        thresholds[left_out] = scores["fitted"]["threshold"]
+        taken[left_out] = ([], [])
+        for truth, at_default, at_fit in zip(a["truth"], a["default"], a["fitted"], strict=True):
+            default.append(mould(at_default) == mould(truth))
+            fitted.append(mould(at_fit) == mould(truth))
+            if truth == left_out:
+                taken[left_out][0].append(mould(at_default) in enrolled)
+                taken[left_out][1].append(mould(at_fit) in enrolled)
+    if not default:
+        return None
+    left = tuple([x for t in taken.values() for x in t[side]] for side in (0, 1))
+    return {
+        "enrolled_per_part": enroll,
+        "subsets": len(thresholds),
+        "decisions": len(default),
+        "rig_threshold": resolved,
+        "fitted_thresholds": thresholds,
+        "top1_default": _share(default),
+        "top1_fitted": _share(fitted),
+        "fitted_vs_default": paired_change(default, fitted),
+        "left_out_taken_default": _share(left[0]),
+        "left_out_taken_fitted": _share(left[1]),
+        "left_out_taken_per_part": {p: [_share(d), _share(f)] for p, (d, f) in sorted(taken.items())},
+    }
