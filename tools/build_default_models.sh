@@ -29,7 +29,8 @@
 # input's background mode: keep, the default, or fill: every pixel outside the part's mask painted
 # black, in training and on the rig; fill needs near-exact masks, docs/real_transfer.md),
 # FREEZE_BLOCKS (backbone stages frozen at their ImageNet weights and cached, 5: stages 6-7 and the
-# heads are trained; docs/real_transfer.md), MASK_JITTER (share of training masks grown, shrunk or
+# heads are trained; docs/real_transfer.md), MODEL (the network, trainer.models: efficientnet_lite0,
+# the default, or efficientnet_lite1 / efficientnet_lite2, larger and slower on the Pi), MASK_JITTER (share of training masks grown, shrunk or
 # given a stray region as a real segmenter's are, 0.5, 0 = off), PART_PHOTOMETRIC (share of training draws given strong camera colour changes
 # for the part head, their colour labels dropped; 0.4, 0 = off), REAL (a folder laid out as
 # ../shared/real: belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real
@@ -75,6 +76,7 @@ WORKERS="${WORKERS:-2}"
 MAX_SHIP_MB="${MAX_SHIP_MB:-8}"
 MAX_DROP="${MAX_DROP:-3}"
 INPUT_SIZE="${INPUT_SIZE:-224}"
+MODEL="${MODEL:-efficientnet_lite0}"
 BACKGROUND_SWAP="${BACKGROUND_SWAP:-0.5}"
 BACKGROUNDS="${BACKGROUNDS:-}"
 BACKGROUND="${BACKGROUND:-keep}"
@@ -169,7 +171,7 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
 # heads; the cache is shared by runs (keyed by content and depth). No parts held out: the unseen parts are render-unseen's.
 "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
     --source "${train_dirs[@]}" --kind auto --weight "${weights[@]}" \
-    --set epochs="$EPOCHS" out=runs/stage1 input_size="$INPUT_SIZE" model=efficientnet_lite0 pretrained=true \
+    --set epochs="$EPOCHS" out=runs/stage1 input_size="$INPUT_SIZE" model="$MODEL" pretrained=true \
     freeze_blocks="$FREEZE_BLOCKS" holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
     background="$BACKGROUND" mask_jitter="$MASK_JITTER" part_photometric="$PART_PHOTOMETRIC" \
     background_swap="$BACKGROUND_SWAP" ${BACKGROUNDS:+background_photos="$(cd "$BACKGROUNDS" && pwd)"}

