@@ -51,16 +51,14 @@ def build_int8(name: str, size: int, work: Path) -> Path:
 
 
 def time_ms(paths: dict[str, Path], size: int, views: int, rounds: int, threads: int) -> dict[str, float]:
-    """Median milliseconds of one batch of ``views`` inputs through ONNX Runtime, per file; the
-    files take turns run by run, so a slower stretch of a shared machine hits them all alike."""
-    import onnxruntime as ort
+    """Median milliseconds of one batch of ``views`` inputs through ONNX Runtime set up as the
+    engines are (:func:`edge.engines.onnx.ort_session`), per file; the files take turns run by run,
+    so a slower stretch of a shared machine hits them all alike."""
+    from edge.engines.onnx import ort_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    # a session's idle threads would spin on after its run and slow the next session's down
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # the daemon's session setup (idle threads sleep: a spinning one would slow the next session)
     sessions = {
-        name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        name: ort_session(path, threads, what="model file", fix="run the benchmark again")
         for name, path in paths.items()
     }
     feed = np.zeros((views, 3, size, size), np.float32)

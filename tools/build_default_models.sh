@@ -30,7 +30,8 @@
 # black, in training and on the rig; fill needs near-exact masks, docs/real_transfer.md),
 # FREEZE_BLOCKS (backbone stages frozen at their ImageNet weights and cached, 5: stages 6-7 and the
 # heads are trained; docs/real_transfer.md), MODEL (the network, trainer.models: efficientnet_lite0,
-# the default, or efficientnet_lite1 / efficientnet_lite2, larger and slower on the Pi), MASK_JITTER (share of training masks grown, shrunk or
+# the default, or efficientnet_lite1 / efficientnet_lite2, larger and slower on the Pi:
+# benchmarks/results/backbone_cost.md), MASK_JITTER (share of training masks grown, shrunk or
 # given a stray region as a real segmenter's are, 0.5, 0 = off), PART_PHOTOMETRIC (share of training draws given strong camera colour changes
 # for the part head, their colour labels dropped; 0.4, 0 = off), REAL (a folder laid out as
 # ../shared/real: belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real
