@@ -208,6 +208,13 @@ class ScaleSection(Section):
     px_per_mm: float = Field(ge=0.05, le=200.0, description="pixels per millimetre on the stage")
     part: str = Field(min_length=1, max_length=100, description="the reference part")
     views: int = Field(ge=1, description="views of it the fit measured")
+    tilt_deg: float = Field(
+        0.0,
+        ge=0.0,
+        le=70.0,
+        description="the camera's tilt from vertical in degrees the fit assumed (0: straight down); "
+        "the size prior uses the model set's footprints for this tilt",
+    )
 
 
 SECTIONS = ("background", "color", "camera", "turntable", "recognition", "scale")
@@ -400,6 +407,17 @@ def check_calibration(
     config's ``steps_per_turn``) which steps per turn the rig turns by when they differ, and (given
     the configured model's ``model_key``) whether the fitted rig_threshold belongs to that model."""
     path = Path(path)
+    if not path.exists():
+        # Not a failure by itself: what needs a section (a calibrated segmenter, the colour
+        # corrections) fails its own check, and the rest runs uncalibrated.
+        return [
+            (
+                "WARN",
+                "calibration",
+                f"{path} is not written yet: the rig runs uncalibrated (no size prior, the config's "
+                "steps per turn); each `edge calibrate` step writes its section",
+            )
+        ]
     try:
         cal = read_calibration(path)
     except (ConfigError, DataFileError) as exc:

@@ -113,7 +113,10 @@ def test_check_reports_validity_and_age(tmp_path: Path) -> None:
     assert all("measured" not in text for _, _, text in check_calibration(path, steps_per_turn=4096))
     update_calibration(path, background={"hsv": HSV, "model": "missing.npz"})
     assert ("FAIL", "calibration") in [(lvl, what) for lvl, what, _ in check_calibration(path)]
-    assert check_calibration(tmp_path / "none.json")[0][0] == "FAIL"
+    missing = check_calibration(tmp_path / "none.json")  # what needs a section fails its own check
+    assert missing[0][0] == "WARN" and "not written yet" in missing[0][2]
+    (tmp_path / "bad.json").write_text("{", encoding="utf-8")
+    assert check_calibration(tmp_path / "bad.json")[0][0] == "FAIL"
     assert describe_age(90) == "2 min old" and describe_age(None).startswith("age unknown")
 
 

@@ -246,6 +246,19 @@ def test_check_loads_the_corrections_and_names_the_turntable_steps(
     assert code == 0 and any(line.startswith("drift_correction: from") for line in levels["OK"])
 
 
+def test_check_a_calibration_file_not_written_yet_fails_only_what_needs_it(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = write_sim_setup(tmp_path / "plain", demo_library, calibration="cal.json")
+    code, levels = _check(capsys, "--config", str(plain))
+    assert code == 0 and any(
+        line.startswith("calibration:") and "not written yet" in line for line in levels["WARN"]
+    )
+    needs = write_sim_setup(tmp_path / "needs", demo_library, calibration="cal.json", color_correction=True)
+    code, levels = _check(capsys, "--config", str(needs))
+    assert code == 1 and any(line.startswith("color_correction:") for line in levels["FAIL"])
+
+
 def test_check_reports_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, levels = _check(capsys, "--config", str(tmp_path / "missing.yaml"))
     assert code == 1 and levels["FAIL"][0].startswith("config:") and "does not exist" in levels["FAIL"][0]
