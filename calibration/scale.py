@@ -65,9 +65,11 @@ def calibrate_scale(
     part: str,
     path: str | Path,
     sigma: float = 0.15,
+    tilt_deg: float = 0.0,
 ) -> ScaleFit:
-    """Fit the scale from ``images`` of ``part`` and write the calibration file's ``scale`` section."""
-    expected = reference_footprints(manifest, part)
+    """Fit the scale from ``images`` of ``part`` seen by a camera tilted ``tilt_deg`` from vertical
+    and write the calibration file's ``scale`` section."""
+    expected = reference_footprints(manifest, part, tilt_deg)
     if not images:
         raise ImageError(f"no views of {part} to measure; capture or pass a few images of it")
     found, empty = measure_views(images, segmenter)
@@ -77,5 +79,8 @@ def calibrate_scale(
             "check the segmenter (edge calibrate background) and that the part is in view"
         )
     px_per_mm = fit_scale(found, expected, sigma)
-    update_calibration(path, scale={"px_per_mm": round(px_per_mm, 4), "part": part, "views": len(found)})
+    update_calibration(
+        path,
+        scale={"px_per_mm": round(px_per_mm, 4), "part": part, "views": len(found), "tilt_deg": tilt_deg},
+    )
     return ScaleFit(px_per_mm, part, found, expected, empty)

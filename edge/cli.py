@@ -310,11 +310,12 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
     from edge.enroll import engine_model_key
     from edge.manifest import open_manifest, verify_file
     from edge.memory import check_resident, estimate_memory
-    from edge.pipeline import load_indexes, make_recognizer, saved_fit, stale_fit_note
+    from edge.pipeline import calibrated_scale, load_indexes, make_recognizer, saved_fit, stale_fit_note
     from edge.record import RecordLock, inspect_record
     from edge.rig import Rig
     from edge.segment import create_segmenter
     from edge.settings import load_edge_config
+    from edge.size import missing_table_hint, tilt_table
     from edge.sorting import Sorter, load_categories
 
     out: list[Check] = []
@@ -391,15 +392,18 @@ def run_checks(path: Path, *, sim: bool = False) -> list[Check]:
                         where = "unset: vector_threshold"
                     rig_note = f", rig_threshold {recognizer.rig_threshold:g} ({where})"
                 size = recognizer.size
+                scale = calibrated_scale(cfg)
+                tilt = scale.tilt_deg if scale is not None else 0.0
                 if size is not None:
+                    seen = "from above" if tilt == 0 else f"camera tilted {tilt:g} degrees"
                     size_note = (
-                        f", size prior on ({size.px_per_mm:g} px/mm, footprints of {size.covered} of "
-                        f"{len(size.parts)} parts, sigma {size.sigma:g})"
+                        f", size prior on ({size.px_per_mm:g} px/mm, {seen}, footprints of "
+                        f"{size.covered} of {len(size.parts)} parts, sigma {size.sigma:g})"
                     )
                 elif not rec.size_prior:
                     size_note = ", size prior off (recognition.size_prior: false)"
-                elif not manifest.footprints:
-                    size_note = ", size prior off (no footprints in the model set: trainer footprints)"
+                elif not tilt_table(manifest, tilt):
+                    size_note = f", size prior off ({missing_table_hint(manifest, tilt)})"
                 else:
                     size_note = ", size prior off (no scale calibrated: edge calibrate scale)"
                 prior = recognizer.prior

@@ -133,7 +133,10 @@ def _calibrate_scale(args: argparse.Namespace) -> int:
     path = calibration_path(args, cfg)
     calibration = path if path.exists() else None
     manifest = open_manifest(Path(cfg.engine.model_set))
-    reference_footprints(manifest, args.part)  # fail before any capture when the part cannot be used
+    if not 0 <= args.tilt <= 70:
+        raise ConfigError(f"--tilt {args.tilt:g} must be a camera tilt from vertical in 0..70 degrees")
+    # fail before any capture when the part cannot be used
+    reference_footprints(manifest, args.part, args.tilt)
     if args.images:
         images = [read_image(p) for p in args.images]
     elif args.source is not None:
@@ -147,7 +150,9 @@ def _calibrate_scale(args: argparse.Namespace) -> int:
                 input(f"drop the {args.part} on the stage ({i + 1}/{args.views}), then press Enter ")
                 images.append(camera.capture().image)
     with create_segmenter(cfg.segmenter, calibration=calibration) as segmenter:
-        fit = calibrate_scale(images, segmenter, manifest, args.part, path, cfg.recognition.size_sigma)
+        fit = calibrate_scale(
+            images, segmenter, manifest, args.part, path, cfg.recognition.size_sigma, tilt_deg=args.tilt
+        )
     for line in fit.lines():
         print(line)
     print(f"wrote the scale section of {path}; the size prior is on while recognition.size_prior is true")
@@ -451,6 +456,13 @@ def add_rig_commands(sub: Any) -> None:
         "--views", type=int, default=5, help="views to capture when no images are given (default 5)"
     )
     p.add_argument("--from", dest="source", type=Path, help="read the views from this folder of images")
+    p.add_argument(
+        "--tilt",
+        type=float,
+        default=0.0,
+        help="the camera's tilt from vertical in degrees (default 0: straight down); the model set "
+        "needs footprints for it (trainer footprints --tilt)",
+    )
     p.set_defaults(func=_calibrate_scale)
 
     p = sub.add_parser("enroll", help="add a part's views to the user index (images, or --views on the rig)")

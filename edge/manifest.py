@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -273,6 +274,13 @@ class Manifest(StrictModel):
         "seen from above (from the LDraw files, written by `trainer footprints`), for the size prior "
         "(edge/size.py); optional",
     )
+    footprints_tilted: dict[str, dict[str, list[tuple[PositiveMm, PositiveMm, Probability]]]] = Field(
+        default_factory=dict,
+        description='camera tilt from vertical in degrees (as written, e.g. "30") -> part id -> '
+        "[long mm, short mm, probability] rows of the outline that camera sees, over each pose "
+        "turned through half a turn (`trainer footprints --tilt`), for a tilted rig's size prior; "
+        "optional",
+    )
     popularity: dict[str, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict,
         description="part id -> rank, 1 = most common (from the training parts list's order, written by "
@@ -329,6 +337,22 @@ class Manifest(StrictModel):
                 shown = ", ".join(strangers[:5]) + (" ..." if len(strangers) > 5 else "")
                 raise ValueError(
                     f"{command} names part(s) not in parts: {shown}; run `trainer {command}` again"
+                )
+        for tilt, table in self.footprints_tilted.items():
+            try:
+                degrees = float(tilt)
+            except ValueError:
+                degrees = math.nan
+            if not 0 < degrees <= 70 or tilt != f"{degrees:g}":
+                raise ValueError(
+                    f"footprints_tilted has the key {tilt!r}; keys are tilts in degrees in (0, 70] as "
+                    '`trainer footprints --tilt` writes them (e.g. "30")'
+                )
+            strangers = sorted(set(table) - set(self.parts))
+            if strangers:
+                raise ValueError(
+                    f"footprints_tilted[{tilt!r}] names part(s) not in parts: {', '.join(strangers[:5])}; "
+                    f"run `trainer footprints --tilt {tilt}` again"
                 )
         if self.index is not None and self.index.dim != self.embedding_dim:
             raise ValueError(f"index.dim {self.index.dim} differs from embedding_dim {self.embedding_dim}")

@@ -32,10 +32,10 @@ from edge.prior import load_part_prior
 from edge.recognize import Decision, Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import EdgeConfig
-from edge.size import SizePrior, measure
+from edge.size import SizePrior, measure, missing_table_hint, tilt_table
 
 if TYPE_CHECKING:
-    from edge.calibration_file import RecognitionSection
+    from edge.calibration_file import RecognitionSection, ScaleSection
 
 log = logging.getLogger(__name__)
 
@@ -107,25 +107,33 @@ def make_recognizer(
     )
 
 
+def calibrated_scale(cfg: EdgeConfig) -> ScaleSection | None:
+    """The calibration file's scale section, or None without one."""
+    from edge.calibration_file import read_calibration
+
+    if cfg.calibration is not None and Path(cfg.calibration).is_file():
+        return read_calibration(cfg.calibration).scale
+    return None
+
+
 def size_prior(cfg: EdgeConfig, manifest: Manifest) -> SizePrior | None:
     """The size prior (:mod:`edge.size`) of the calibration file's scale and the manifest's
     footprints, or None where either is missing (logged when only one of them is)."""
-    from edge.calibration_file import FIX_RUN, read_calibration
+    from edge.calibration_file import FIX_RUN
 
-    scale = None
-    if cfg.calibration is not None and Path(cfg.calibration).is_file():
-        scale = read_calibration(cfg.calibration).scale
-    if scale is None or not manifest.footprints:
+    scale = calibrated_scale(cfg)
+    table = tilt_table(manifest, scale.tilt_deg if scale is not None else 0.0)
+    if scale is None or not table:
         if scale is not None:
             log.warning(
-                "calibration %s has a scale but the model set has no footprints, so the size prior is "
-                "off: run `trainer footprints` on the model set",
+                "calibration %s has a scale but %s, so the size prior is off",
                 cfg.calibration,
+                missing_table_hint(manifest, scale.tilt_deg),
             )
         elif manifest.footprints and cfg.calibration is not None:
             log.info("no scale in the calibration file: the size prior is off (%s)", FIX_RUN["scale"])
         return None
-    return SizePrior(manifest.parts, manifest.footprints, scale.px_per_mm, cfg.recognition.size_sigma)
+    return SizePrior(manifest.parts, table, scale.px_per_mm, cfg.recognition.size_sigma)
 
 
 def saved_fit(cfg: EdgeConfig, *, warn: bool = True) -> RecognitionSection | None:

@@ -21,9 +21,12 @@ Decisions worth knowing:
 
 * The footprint is measured on the whole mask, the same pixels the crop is cut around; a mask that
   holds the part's shadow or a stray blob measures larger.
-* A tilted camera foreshortens one side and shows a tall part's walls: the model is the top-down
-  outline, so the prior is meant for cameras looking (nearly) straight down; ``sigma`` absorbs the
-  rest. Views whose mask is empty carry no size evidence.
+* A tilted camera foreshortens one side and shows a tall part's walls, and what it sees depends
+  on which way the part faces. The scale section's ``tilt_deg`` (``edge calibrate scale --tilt``)
+  picks the manifest's table for that tilt (``trainer footprints --tilt``: each pose turned
+  through half a turn, seen along the camera's axis); tilt 0, the default, is the top-down
+  outline. ``sigma`` absorbs the rest (perspective, the part's place on the stage). Views whose
+  mask is empty carry no size evidence.
 * Parts without a footprint (not in the manifest's table) score the median of the parts that have
   one: neither favoured nor ruled out by a size they cannot be checked against.
 """
@@ -172,15 +175,36 @@ def fit_scale(
     return math.exp(best)
 
 
-def reference_footprints(manifest: Manifest, part: str) -> list[tuple[float, float, float]]:
-    """The reference part's footprints from the manifest, or an error saying how to get them."""
-    if not manifest.footprints:
-        raise ConfigError(
-            "the model set has no footprints; run `trainer footprints --model-set ... --ldraw ...`"
-        )
-    rows = manifest.footprints.get(part)
+def tilt_table(manifest: Manifest, tilt_deg: float = 0.0) -> Mapping[str, Sequence[Footprint]]:
+    """The manifest's footprints as a camera tilted ``tilt_deg`` from vertical sees them (empty
+    when the model set has none for that tilt)."""
+    if tilt_deg == 0:
+        return manifest.footprints
+    return manifest.footprints_tilted.get(f"{float(tilt_deg):g}", {})
+
+
+def missing_table_hint(manifest: Manifest, tilt_deg: float = 0.0) -> str:
+    """Why the model set has no footprints for ``tilt_deg``, and the command that writes them."""
+    if tilt_deg == 0:
+        return "the model set has no footprints; run `trainer footprints --model-set ... --ldraw ...`"
+    have = ", ".join(sorted(manifest.footprints_tilted, key=float)) or "none"
+    return (
+        f"the model set has no footprints for a camera tilted {tilt_deg:g} degrees (tilted tables: "
+        f"{have}); run `trainer footprints --model-set ... --ldraw ... --tilt {tilt_deg:g}`"
+    )
+
+
+def reference_footprints(
+    manifest: Manifest, part: str, tilt_deg: float = 0.0
+) -> list[tuple[float, float, float]]:
+    """The reference part's footprints from the manifest (as a camera tilted ``tilt_deg`` sees
+    them), or an error saying how to get them."""
+    table = tilt_table(manifest, tilt_deg)
+    if not table:
+        raise ConfigError(missing_table_hint(manifest, tilt_deg))
+    rows = table.get(part)
     if not rows:
-        some = ", ".join(p for p in ("3001", "3003", "3004", "3020") if p in manifest.footprints)
+        some = ", ".join(p for p in ("3001", "3003", "3004", "3020") if p in table)
         raise ConfigError(
             f"part {part!r} has no footprint in the model set; use a part it knows"
             + (f" (e.g. {some})" if some else "")

@@ -187,6 +187,8 @@ step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "${train_dirs[@
 step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" --split all
 step categories "$BIN/trainer" categories --model-set "$SET" --ldraw "$LDRAW"
 step footprints "$BIN/trainer" footprints --model-set "$SET" --ldraw "$LDRAW"
+# As the studio's rig camera sees them (30 degrees from vertical): the simulated rig's size prior.
+step footprints-tilted "$BIN/trainer" footprints --model-set "$SET" --ldraw "$LDRAW" --tilt 30
 # The parts list is ordered most common first: its ranks are the part prior's weights (the daemon's
 # default: popularity at strength 0.25; the evaluations below use that strength too).
 step popularity "$BIN/trainer" popularity --model-set "$SET" --parts "$PARTS"

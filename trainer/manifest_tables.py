@@ -44,9 +44,10 @@ def write_part_table(
 
 def add_ldraw_parser(
     sub: argparse._SubParsersAction, name: str, help: str, doc: str | None, func: Callable[..., int]
-) -> None:
-    """Register ``trainer NAME --model-set DIR --ldraw DIR``."""
+) -> argparse.ArgumentParser:
+    """Register ``trainer NAME --model-set DIR --ldraw DIR``; return its parser."""
     p = sub.add_parser(name, help=help, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-set", required=True, type=Path, help="model set folder (its manifest.json)")
     p.add_argument("--ldraw", required=True, type=Path, help="LDraw library (the folder holding parts/)")
     p.set_defaults(func=func)
+    return p
