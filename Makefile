@@ -22,6 +22,7 @@ $(VENV)/.all: $(VENV)/.core
 	touch $@
 
 run: setup
+	$(BIN)/edge calibrate scale --sim --part 3001 --tilt 30 edge/data/sim/raw/3001/*/*.jpg
 	$(BIN)/edge run --sim --parts 240
 
 test: setup-all
