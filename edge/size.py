@@ -125,13 +125,13 @@ class SizePrior:
             raise ConfigError(
                 "none of the model's parts has a footprint; run `trainer footprints` on the model set"
             )
-        # Every part's poses in one padded array, so one view is scored against all parts at once.
-        poses = max(len(t[1]) for t in terms if t is not None)
-        self._mu = np.zeros((len(terms), poses, 2))
-        self._log_w = np.full((len(terms), poses), -np.inf)
-        for j, t in enumerate(terms):
-            if t is not None:
-                self._mu[j, : len(t[1])], self._log_w[j, : len(t[1])] = t
+        # Every covered part's rows end to end, so one view is scored against all parts at once
+        # (a tilted table has tens of rows for some parts and a few for others: no padding).
+        kept = [t for t in terms if t is not None]
+        self._mu = np.concatenate([t[0] for t in kept])  # (R, 2)
+        self._log_w = np.concatenate([t[1] for t in kept])  # (R,)
+        self._rows = np.array([len(t[1]) for t in kept])
+        self._starts = np.concatenate([[0], np.cumsum(self._rows)[:-1]])
 
     def log_likelihood(self, footprints_px: Sequence[tuple[float, float] | None]) -> np.ndarray | None:
         """(K,) mean over the views of each part's log-likelihood of the measured footprints
@@ -140,8 +140,13 @@ class SizePrior:
         if not measured:
             return None
         log_dims = _log_sides(measured) - math.log(self.px_per_mm)
-        scores = _log_mixture(log_dims, self._mu, self._log_w, self.sigma).mean(axis=0)
-        scores[~self._has] = np.median(scores[self._has])  # parts without poses scored NaN
+        d2 = ((log_dims[:, None, :] - self._mu[None]) ** 2).sum(-1) / (2.0 * self.sigma * self.sigma)
+        terms = self._log_w[None] - d2  # (V, R)
+        top = np.maximum.reduceat(terms, self._starts, axis=1)  # (V, covered): each part's log-sum-exp
+        summed = np.add.reduceat(np.exp(terms - np.repeat(top, self._rows, axis=1)), self._starts, axis=1)
+        covered = (top + np.log(summed)).mean(axis=0)
+        scores = np.full(len(self.parts), np.median(covered))  # parts without poses: the median
+        scores[self._has] = covered
         return scores - scores.max()
 
     def update(self, probs: np.ndarray, footprints_px: Sequence[tuple[float, float] | None]) -> np.ndarray:
