@@ -210,6 +210,46 @@ def recognition_settings(rig_threshold: float | None = None) -> dict[str, Any]:
 RIG_SWEEP: tuple[float, ...] = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))
 
 
+@dataclass
+class _RigDecisions:
+    """The scored photos of one enrolment: their truth, each one's best enrolled view, and the
+    classifier's (or the merged search's) answers; the daemon's decision at a ``rig_threshold``
+    and the figures per part."""
+
+    rows: list[int]  # the scored photos' places in the set
+    truth: list[str]
+    rig_label: np.ndarray  # (photos, 1) each photo's nearest enrolled view
+    rig_score: np.ndarray
+    enrolled_parts: set[str]
+    answers: list[str]  # taken where no enrolled view reaches the threshold
+
+    def decide(self, threshold: float, answers: list[str] | None = None) -> list[str]:
+        """What Recognizer does with rig_index: a single view's fused rig score is its best neighbour's."""
+        return [
+            str(self.rig_label[i, 0]) if self.rig_score[i, 0] >= threshold else answer
+            for i, answer in zip(self.rows, self.answers if answers is None else answers, strict=True)
+        ]
+
+    def per_part(self, answers: list[str]) -> tuple[dict[str, float], dict[str, float], float, float | None]:
+        """(top-1 per part, known parts' photos named as an enrolled part per part, the enrolled
+        parts' top-1, the known parts' photos taken for an enrolled part; None without any)."""
+        new = {mould(p) for p in self.enrolled_parts}
+        hits: dict[str, list[bool]] = defaultdict(list)
+        taken: dict[str, list[bool]] = defaultdict(list)
+        for part, answer in zip(self.truth, answers, strict=True):
+            hits[part].append(mould(answer) == mould(part))
+            if part not in self.enrolled_parts:
+                taken[part].append(mould(answer) in new)
+        enrolled_hits = [h for p in self.enrolled_parts for h in hits[p]]
+        known_taken = [x for t in taken.values() for x in t]
+        return (
+            {p: round(float(np.mean(h)), 4) for p, h in sorted(hits.items())},
+            {p: round(float(np.mean(t)), 4) for p, t in sorted(taken.items())},
+            round(float(np.mean(enrolled_hits)), 4),
+            round(float(np.mean(known_taken)), 4) if known_taken else None,
+        )
+
+
 def enrolment_scores(
     photos: Sequence[Photo],
     outputs: dict[str, np.ndarray],
@@ -272,7 +312,6 @@ def enrolment_scores(
     merged = Recognizer(manifest, mode="hybrid", index=index, **recognition)  # one merged search
     rig_threshold = merged.rig_threshold  # unset: vector_threshold, as the daemon resolves it
     rig_label, rig_score = rig.search(emb, k=1)
-    new = {mould(p) for p in usable}
     weighed = None  # the same merged search, the classifier's answers weighed by the priors
     if size is not None or prior is not None:
         weighed = Recognizer(manifest, mode="hybrid", index=index, size=size, prior=prior, **recognition)
@@ -288,29 +327,8 @@ def enrolment_scores(
         if weighed is not None:
             decision = weighed.decide(one, [footprints[i]] if footprints else None)
             weighed_answers.append(decision.part_topk[0][0] if decision.part_topk else "")
-
-    def decide(threshold: float, answers: list[str] | None = None) -> list[str]:
-        # what Recognizer does with rig_index: a single view's fused rig score is its best neighbour's
-        return [
-            str(rig_label[i, 0]) if rig_score[i, 0] >= threshold else answer
-            for i, answer in zip(rows, merged_answers if answers is None else answers, strict=True)
-        ]
-
-    def per_part(answers: list[str]) -> tuple[dict[str, float], dict[str, float], float, float | None]:
-        hits: dict[str, list[bool]] = defaultdict(list)
-        taken: dict[str, list[bool]] = defaultdict(list)  # known parts' photos named as an enrolled part
-        for part, answer in zip(truth, answers, strict=True):
-            hits[part].append(mould(answer) == mould(part))
-            if part not in usable:
-                taken[part].append(mould(answer) in new)
-        enrolled_hits = [h for p in usable for h in hits[p]]
-        known_taken = [x for t in taken.values() for x in t]
-        return (
-            {p: round(float(np.mean(h)), 4) for p, h in sorted(hits.items())},
-            {p: round(float(np.mean(t)), 4) for p, t in sorted(taken.items())},
-            round(float(np.mean(enrolled_hits)), 4),
-            round(float(np.mean(known_taken)), 4) if known_taken else None,
-        )
+    scored = _RigDecisions(rows, truth, rig_label, rig_score, set(usable), merged_answers)
+    decide, per_part = scored.decide, scored.per_part
 
     hybrid, taken, decision_top1, _ = per_part(decide(rig_threshold))
     merged_hybrid, merged_taken, merged_top1, _ = per_part(merged_answers)
