@@ -7,6 +7,7 @@ Also home of :func:`write_sim_setup`, the tiny simulated rig the daemon, CLI and
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,24 @@ def test_shipped_sim_config_is_the_simulated_rig() -> None:
     assert cfg.engine.model_set == REPO / "models" / "default"  # resolved against config/
     assert cfg.data.db == REPO / "out" / "sim" / "record.db"
     assert cfg.autostart is True and cfg.memory_budget_mb == 512
+
+
+def test_make_run_calibrates_the_sim_rig_on_views_the_replay_holds() -> None:
+    """`make run` fits the sim rig's scale on the replay's views of a reference part at the rig's
+    tilt: the views, the model set's footprints for that part and tilt, and the config's
+    calibration file must all be there (a repacked replay or a rebuilt set could drop them)."""
+    from edge.manifest import load_manifest
+    from edge.size import reference_footprints
+
+    recipe = (REPO / "Makefile").read_text(encoding="utf-8")
+    found = re.search(r"edge calibrate scale --sim --part (\S+) --tilt (\S+) (\S+)", recipe)
+    assert found is not None, "make run no longer calibrates the scale; update this test"
+    part, tilt, pattern = found.group(1), float(found.group(2)), found.group(3)
+    views = sorted(REPO.glob(pattern))
+    assert len(views) >= 4 and all(v.parent.parent.name == part for v in views)
+    assert len(reference_footprints(load_manifest(REPO / "models" / "default"), part, tilt)) > 1
+    cfg = load_edge_config(REPO / "config" / "sim.yaml")
+    assert cfg.calibration == REPO / "out" / "sim" / "calibration.json"
 
 
 def test_shipped_pi_config_matches_the_unit() -> None:
