@@ -36,6 +36,7 @@ from pydantic import Field, model_validator
 from edge.config import StrictModel, parse_yaml, read_text_file, validate_config
 from edge.errors import ConfigError, DataFileError
 from edge.fileio import write_atomic
+from edge.manifest import MAX_TILT_DEG
 
 #: The calibration file format this code reads and writes.
 CALIBRATION_FORMAT_VERSION = 1
@@ -211,7 +212,7 @@ class ScaleSection(Section):
     tilt_deg: float = Field(
         0.0,
         ge=0.0,
-        le=70.0,
+        le=MAX_TILT_DEG,
         description="the camera's tilt from vertical in degrees the fit assumed (0: straight down); "
         "the size prior uses the model set's footprints for this tilt",
     )

@@ -125,7 +125,7 @@ def _calibrate_scale(args: argparse.Namespace) -> int:
     from calibration.capture import frames_from_dir
     from calibration.scale import calibrate_scale
     from edge.imagefile import read_image
-    from edge.manifest import open_manifest
+    from edge.manifest import MAX_TILT_DEG, open_manifest
     from edge.segment import create_segmenter
     from edge.size import reference_footprints
 
@@ -133,8 +133,10 @@ def _calibrate_scale(args: argparse.Namespace) -> int:
     path = calibration_path(args, cfg)
     calibration = path if path.exists() else None
     manifest = open_manifest(Path(cfg.engine.model_set))
-    if not 0 <= args.tilt <= 70:
-        raise ConfigError(f"--tilt {args.tilt:g} must be a camera tilt from vertical in 0..70 degrees")
+    if not 0 <= args.tilt <= MAX_TILT_DEG:
+        raise ConfigError(
+            f"--tilt {args.tilt:g} must be a camera tilt from vertical in 0..{MAX_TILT_DEG:g} degrees"
+        )
     # fail before any capture when the part cannot be used
     reference_footprints(manifest, args.part, args.tilt)
     if args.images:

@@ -28,6 +28,14 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 #: Largest manifest read (label lists of tens of thousands of parts take a few MB).
 MAX_MANIFEST_BYTES = 32 << 20
+#: The largest camera tilt from vertical, in degrees, a footprint table or a scale fit may assume.
+MAX_TILT_DEG = 70.0
+
+
+def tilt_key(tilt_deg: float) -> str:
+    """The key of a tilt's table in ``footprints_tilted``: the degrees as written, e.g. "30"."""
+    return f"{float(tilt_deg):g}"
+
 
 Runtime = Literal["onnxruntime", "litert"]
 Precision = Literal["fp32", "fp16", "int8"]
@@ -343,10 +351,10 @@ class Manifest(StrictModel):
                 degrees = float(tilt)
             except ValueError:
                 degrees = math.nan
-            if not 0 < degrees <= 70 or tilt != f"{degrees:g}":
+            if not 0 < degrees <= MAX_TILT_DEG or tilt != tilt_key(degrees):
                 raise ValueError(
-                    f"footprints_tilted has the key {tilt!r}; keys are tilts in degrees in (0, 70] as "
-                    '`trainer footprints --tilt` writes them (e.g. "30")'
+                    f"footprints_tilted has the key {tilt!r}; keys are tilts in degrees in "
+                    f'(0, {MAX_TILT_DEG:g}] as `trainer footprints --tilt` writes them (e.g. "30")'
                 )
             strangers = sorted(set(table) - set(self.parts))
             if strangers:

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from edge.errors import ConfigError
-from edge.manifest import Manifest
+from edge.manifest import Manifest, tilt_key
 from edge.prior import reweigh
 
 #: One resting pose's footprint: long side (mm), short side (mm), probability of the pose.
@@ -185,7 +185,7 @@ def tilt_table(manifest: Manifest, tilt_deg: float = 0.0) -> Mapping[str, Sequen
     when the model set has none for that tilt)."""
     if tilt_deg == 0:
         return manifest.footprints
-    return manifest.footprints_tilted.get(f"{float(tilt_deg):g}", {})
+    return manifest.footprints_tilted.get(tilt_key(tilt_deg), {})
 
 
 def missing_table_hint(manifest: Manifest, tilt_deg: float = 0.0) -> str:

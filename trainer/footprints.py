@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge.manifest import load_manifest
+from edge.manifest import MAX_TILT_DEG, load_manifest, tilt_key
 from studio.errors import StudioError
 from studio.ldraw import LDrawLibrary
 from studio.poses import placement, stable_poses
@@ -38,13 +38,8 @@ MM_PER_LDU = 0.4
 #: Steps through half a turn (a view and the view half a turn away outline the same rectangle)
 #: at which a tilted camera's footprints are taken: every 15 degrees.
 TILT_TURNS = 12
-#: The tilts a table may be written for, in degrees from vertical (as the studio's rig allows).
-TILT_RANGE = (0.0, 70.0)
-
-
-def tilt_key(tilt_deg: float) -> str:
-    """The manifest's key of a tilt's table: the degrees as written, e.g. "30" or "22.5"."""
-    return f"{float(tilt_deg):g}"
+#: The tilts a table may be written for, in degrees from vertical.
+TILT_RANGE = (0.0, MAX_TILT_DEG)
 
 
 def part_footprints(
