@@ -35,7 +35,9 @@
 # given a stray region as a real segmenter's are, 0.5, 0 = off), PART_PHOTOMETRIC (share of training draws given strong camera colour changes
 # for the part head, their colour labels dropped; 0.4, 0 = off), REAL (a folder laid out as
 # ../shared/real: belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real
-# photos by trainer evaluate-real and the figures go into the report). The defaults are the
+# photos by trainer evaluate-real and the figures go into the report), SEED (stage 1's seed: splits,
+# sampling, augmentation draws and the heads' initialisation, 0; a second seed of a recipe measures
+# its spread, docs/real_transfer.md; the feature cache is keyed by it). The defaults are the
 # recipe of the shipped set (run p of docs/real_transfer.md, built with
 # BACKGROUNDS=../shared/real/backgrounds REAL=../shared/real).
 #
@@ -84,6 +86,7 @@ BACKGROUND="${BACKGROUND:-keep}"
 MASK_JITTER="${MASK_JITTER:-0.5}"
 PART_PHOTOMETRIC="${PART_PHOTOMETRIC:-0.4}"
 FREEZE_BLOCKS="${FREEZE_BLOCKS:-5}"
+SEED="${SEED:-0}"
 PATHTRACE_PER_PART="${PATHTRACE_PER_PART:-6}"
 PATHTRACE_WEIGHT="${PATHTRACE_WEIGHT:-3}"
 REAL="${REAL:-}"
@@ -172,7 +175,7 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
 # heads; the cache is shared by runs (keyed by content and depth). No parts held out: the unseen parts are render-unseen's.
 "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
     --source "${train_dirs[@]}" --kind auto --weight "${weights[@]}" \
-    --set epochs="$EPOCHS" out=runs/stage1 input_size="$INPUT_SIZE" model="$MODEL" pretrained=true \
+    --set epochs="$EPOCHS" seed="$SEED" out=runs/stage1 input_size="$INPUT_SIZE" model="$MODEL" pretrained=true \
     freeze_blocks="$FREEZE_BLOCKS" holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
     background="$BACKGROUND" mask_jitter="$MASK_JITTER" part_photometric="$PART_PHOTOMETRIC" \
     background_swap="$BACKGROUND_SWAP" ${BACKGROUNDS:+background_photos="$(cd "$BACKGROUNDS" && pwd)"}
