@@ -74,119 +74,136 @@ def render_markdown(
             "",
         ]
     for name, figures in report["sets"].items():
-        seg = figures["segmenter"]
-        lines += [f"### {name} (`{figures['folder']}`)", ""]
-        lines.append(
-            f"{figures['photos']} photos of {len(figures['parts'])} parts; segmenter `{json.dumps(seg)}`"
-            f" ({figures['segmentation']['empty_masks']} empty masks, median mask "
-            f"{pct(figures['segmentation']['median_mask_share'])} of the frame)"
-            + (
-                f"; background fitted from {figures['background_fit']['frames']} empty frames"
-                if "background_fit" in figures
-                else ""
-            )
-            + "."
-        )
-        lines.append("")
-        lines.append(
-            "| artifact | known-part photos | part top-1 | part top-5 | majority guess "
-            "| top-1 mean over parts | enrolled k=1 | enrolled k=5 |"
-        )
-        # enrolled columns: the daemon's decision (the rig's own views first), one merged search's
-        # nearest neighbour in brackets
-        lines += ["|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for key, f in figures["artifacts"].items():
-            known = f.get("known", {})
-            lines.append(
-                f"| {key} | {known.get('photos', 0)} | {pct(known.get('part_top1'))} "
-                f"| {pct(known.get('part_top5'))} | {pct(known.get('majority_baseline'))} "
-                f"| {pct(known.get('part_top1_mean_over_parts'))} "
-                f"| {_enrolled_cell(f.get('enroll_1'))} | {_enrolled_cell(f.get('enroll_5'))} |"
-            )
-        intervals = ", ".join(
-            f"{key} {pct(f['known']['part_top1_ci95'][0])}-{pct(f['known']['part_top1_ci95'][1])}"
-            for key, f in figures["artifacts"].items()
-            if "part_top1_ci95" in f.get("known", {})
-        )
-        if intervals:
-            lines += ["", f"95% intervals (Wilson) of part top-1: {intervals}."]
+        lines += _artifact_lines(name, figures)
         first = next(iter(figures["artifacts"].values()), {})
-        known = first.get("known")
-        if known:
-            key = next(iter(figures["artifacts"]))
-            lines += [
-                "",
-                "Enrolled k: the first k photos of each unknown part enrolled as the rig's own views; "
-                "top-1 of the daemon's decision on the part's other photos (the rig's views searched "
-                "first, taken at a fused similarity >= rig_threshold), and in brackets the nearest "
-                "neighbour of one search over the shipped index and the enrolled views together.",
-                "",
-                "Top-1 mean over parts: each part's top-1 averaged, so a part with many photos counts no "
-                f"more than one with few; a constant guess scores 1 / {len(known['per_part'])} = "
-                f"{pct(1 / len(known['per_part']))}.",
-                "",
-                f"Per part ({key}):",
-                "",
-                "| part | photos | top-1 | top-5 | most often predicted | predicted colours |",
-            ]
-            lines += ["|---|---:|---:|---:|---|---|"]
-            for part, e in sorted(known["per_part"].items()):
-                predicted = ", ".join(f"{p} ({n})" for p, n in e["predicted"])
-                colours = ", ".join(f"{c} ({n})" for c, n in e["colors"])
-                lines.append(
-                    f"| {part} | {e['photos']} | {pct(e['top1'])} | {pct(e['top5'])} "
-                    f"| {predicted} | {colours} |"
-                )
-            colours = ", ".join(f"{c} ({n})" for c, n in known.get("predicted_colors", []))
-            if colours:
-                lines += ["", f"Colours predicted most often (all known-part photos): {colours}."]
+        if first.get("known"):
+            lines += _per_part_lines(next(iter(figures["artifacts"])), first["known"])
         lines += _size_lines(figures["artifacts"])
         lines += _prior_lines(figures["artifacts"])
-        for k in ENROLL_DEFAULT:
-            e = first.get(f"enroll_{k}")
-            if e:
-                harmed = _per_part_pct(e["hybrid_top1_per_part"])
-                taken = _per_part_pct(e.get("known_taken_for_enrolled", {}))
-                lines += [
-                    "",
-                    f"Enrolled {k} photo(s) of {', '.join(e['parts'])}: {e['queries']} queries; "
-                    f"decision top-1 {pct(e.get('decision_top1'))} at rig_threshold "
-                    f"{e.get('rig_threshold', '-')} ({pct(e.get('merged_decision_top1'))} from one merged "
-                    f"search; its nearest neighbour {pct(e['vector_top1'])}); decisions top-1 per part: "
-                    f"{harmed}"
-                    + (f"; known parts' photos named as an enrolled part: {taken}" if taken else "")
-                    + "."
-                    + _with_priors_text(e),
-                ]
-            e = first.get(f"enroll_all_{k}")
-            if e:
-                per_part = _per_part_pct(e["hybrid_top1_per_part"])
-                lines += [
-                    "",
-                    f"Every part enrolled from its first {k} photo(s) (a rig taught on its own stage): "
-                    f"{e['queries']} queries; decision top-1 {pct(e.get('decision_top1'))} "
-                    f"({pct(e.get('merged_decision_top1'))} from one merged search; its nearest neighbour "
-                    f"{pct(e['vector_top1'])}); decisions top-1 per part: {per_part}.",
-                ]
-                fit = e.get("fitted")
-                if fit:
-                    lines[-1] += (
-                        f" With rig_threshold fitted to the enrolled photos alone (`edge enrolled "
-                        f"--fit-threshold`: {fit['threshold']}), decision top-1 {pct(fit['decision_top1'])}"
-                        + (
-                            f" (per part: {_per_part_pct(fit['top1_per_part'])})"
-                            if fit.get("top1_per_part")
-                            else ""
-                        )
-                        + "."
-                    )
-                lines[-1] += _with_priors_text(e)
-            e = first.get(f"partial_enroll_{k}")
-            if e:
-                lines += ["", _partial_text(e)]
+        lines += _enrolment_lines(first)
         lines.append("")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
+
+
+def _artifact_lines(name: str, figures: dict[str, Any]) -> list[str]:
+    """A photo set's heading, its segmentation, and a row of figures per artifact."""
+    seg = figures["segmenter"]
+    lines = [f"### {name} (`{figures['folder']}`)", ""]
+    lines.append(
+        f"{figures['photos']} photos of {len(figures['parts'])} parts; segmenter `{json.dumps(seg)}`"
+        f" ({figures['segmentation']['empty_masks']} empty masks, median mask "
+        f"{pct(figures['segmentation']['median_mask_share'])} of the frame)"
+        + (
+            f"; background fitted from {figures['background_fit']['frames']} empty frames"
+            if "background_fit" in figures
+            else ""
+        )
+        + "."
+    )
+    lines.append("")
+    lines.append(
+        "| artifact | known-part photos | part top-1 | part top-5 | majority guess "
+        "| top-1 mean over parts | enrolled k=1 | enrolled k=5 |"
+    )
+    # enrolled columns: the daemon's decision (the rig's own views first), one merged search's
+    # nearest neighbour in brackets
+    lines += ["|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for key, f in figures["artifacts"].items():
+        known = f.get("known", {})
+        lines.append(
+            f"| {key} | {known.get('photos', 0)} | {pct(known.get('part_top1'))} "
+            f"| {pct(known.get('part_top5'))} | {pct(known.get('majority_baseline'))} "
+            f"| {pct(known.get('part_top1_mean_over_parts'))} "
+            f"| {_enrolled_cell(f.get('enroll_1'))} | {_enrolled_cell(f.get('enroll_5'))} |"
+        )
+    intervals = ", ".join(
+        f"{key} {pct(f['known']['part_top1_ci95'][0])}-{pct(f['known']['part_top1_ci95'][1])}"
+        for key, f in figures["artifacts"].items()
+        if "part_top1_ci95" in f.get("known", {})
+    )
+    if intervals:
+        lines += ["", f"95% intervals (Wilson) of part top-1: {intervals}."]
+    return lines
+
+
+def _per_part_lines(key: str, known: dict[str, Any]) -> list[str]:
+    """What the enrolled and mean-over-parts columns mean, and the first artifact's figures per part."""
+    lines = [
+        "",
+        "Enrolled k: the first k photos of each unknown part enrolled as the rig's own views; "
+        "top-1 of the daemon's decision on the part's other photos (the rig's views searched "
+        "first, taken at a fused similarity >= rig_threshold), and in brackets the nearest "
+        "neighbour of one search over the shipped index and the enrolled views together.",
+        "",
+        "Top-1 mean over parts: each part's top-1 averaged, so a part with many photos counts no "
+        f"more than one with few; a constant guess scores 1 / {len(known['per_part'])} = "
+        f"{pct(1 / len(known['per_part']))}.",
+        "",
+        f"Per part ({key}):",
+        "",
+        "| part | photos | top-1 | top-5 | most often predicted | predicted colours |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for part, e in sorted(known["per_part"].items()):
+        predicted = ", ".join(f"{p} ({n})" for p, n in e["predicted"])
+        colours = ", ".join(f"{c} ({n})" for c, n in e["colors"])
+        lines.append(
+            f"| {part} | {e['photos']} | {pct(e['top1'])} | {pct(e['top5'])} | {predicted} | {colours} |"
+        )
+    colours = ", ".join(f"{c} ({n})" for c, n in known.get("predicted_colors", []))
+    if colours:
+        lines += ["", f"Colours predicted most often (all known-part photos): {colours}."]
+    return lines
+
+
+def _enrolment_lines(first: dict[str, Any]) -> list[str]:
+    """The first artifact's enrolment figures: unknown parts enrolled, every part, all but one."""
+    lines: list[str] = []
+    for k in ENROLL_DEFAULT:
+        e = first.get(f"enroll_{k}")
+        if e:
+            lines += ["", _enrolled_text(k, e)]
+        e = first.get(f"enroll_all_{k}")
+        if e:
+            lines += ["", _every_part_text(k, e)]
+        e = first.get(f"partial_enroll_{k}")
+        if e:
+            lines += ["", _partial_text(e)]
+    return lines
+
+
+def _enrolled_text(k: int, e: dict[str, Any]) -> str:
+    harmed = _per_part_pct(e["hybrid_top1_per_part"])
+    taken = _per_part_pct(e.get("known_taken_for_enrolled", {}))
+    return (
+        f"Enrolled {k} photo(s) of {', '.join(e['parts'])}: {e['queries']} queries; "
+        f"decision top-1 {pct(e.get('decision_top1'))} at rig_threshold "
+        f"{e.get('rig_threshold', '-')} ({pct(e.get('merged_decision_top1'))} from one merged "
+        f"search; its nearest neighbour {pct(e['vector_top1'])}); decisions top-1 per part: "
+        f"{harmed}"
+        + (f"; known parts' photos named as an enrolled part: {taken}" if taken else "")
+        + "."
+        + _with_priors_text(e)
+    )
+
+
+def _every_part_text(k: int, e: dict[str, Any]) -> str:
+    text = (
+        f"Every part enrolled from its first {k} photo(s) (a rig taught on its own stage): "
+        f"{e['queries']} queries; decision top-1 {pct(e.get('decision_top1'))} "
+        f"({pct(e.get('merged_decision_top1'))} from one merged search; its nearest neighbour "
+        f"{pct(e['vector_top1'])}); decisions top-1 per part: {_per_part_pct(e['hybrid_top1_per_part'])}."
+    )
+    fit = e.get("fitted")
+    if fit:
+        text += (
+            f" With rig_threshold fitted to the enrolled photos alone (`edge enrolled "
+            f"--fit-threshold`: {fit['threshold']}), decision top-1 {pct(fit['decision_top1'])}"
+            + (f" (per part: {_per_part_pct(fit['top1_per_part'])})" if fit.get("top1_per_part") else "")
+            + "."
+        )
+    return text + _with_priors_text(e)
 
 
 def _partial_text(e: dict[str, Any]) -> str:
