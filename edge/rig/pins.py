@@ -64,14 +64,27 @@ def pin_factory_for(mode: PinMode) -> Any:
     - ``auto``: on a Raspberry Pi, gpiozero's own choice (``Device.pin_factory``), refusing mock pins
       and the PWM-less ``native`` backend, and warning when gpiozero fell back from its first choice;
       elsewhere :class:`HardwareError` telling the user to simulate the rig instead.
+
+    An lgpio factory (the Pi 5's) makes pins that keep the PWM duty cycle's fraction
+    (:mod:`edge.rig.lgpio_pin`).
     """
     if mode == "mock":
         return MockFactory(pin_class=MockPWMPin)
     if mode == "auto":
-        return _auto_factory()
+        return _fine_pwm(_auto_factory())
     if mode in _BACKENDS:
-        return _explicit_factory(mode)
+        return _fine_pwm(_explicit_factory(mode))
     raise ConfigError(f"rig.pins {mode!r} is not a pin backend; use one of {', '.join(PIN_MODES)}")
+
+
+def _fine_pwm(factory: Any) -> Any:
+    """lgpio's pins with the PWM duty cycle's fraction kept (:mod:`edge.rig.lgpio_pin`: gpiozero rounds
+    it to a whole percent, 18 degrees of the chute's servo); imported only for an lgpio factory."""
+    if type(factory).__module__ == "gpiozero.pins.lgpio":
+        from edge.rig.lgpio_pin import use_fine_duty
+
+        use_fine_duty(factory)
+    return factory
 
 
 def _explicit_factory(mode: str) -> Any:

@@ -86,7 +86,9 @@ TurntableConfig = Annotated[ULN2003Config | StepDirConfig, Field(discriminator="
 class ChuteConfig(StrictModel):
     """The chute's servo and its bins."""
 
-    pin: BcmPin = Field(default=18, description="BCM pin of the servo signal, 0..27 (18 has hardware PWM)")
+    pin: BcmPin = Field(
+        default=18, description="BCM pin of the servo signal, 0..27 (lgpio times PWM in software on any pin)"
+    )
     bins: dict[str, float] | list[float] = Field(
         default_factory=lambda: [-60.0, -30.0, 0.0, 30.0, 60.0],
         description="bin name -> servo angle in degrees, or a list of angles (bins named '0', '1', ...)",

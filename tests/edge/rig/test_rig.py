@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import warnings
 from pathlib import Path
 
@@ -190,9 +191,19 @@ def test_auto_on_a_pi_refuses_mock_pins(fake_pi, mock_factory) -> None:
     assert "MockFactory" in str(info.value) and "rig.pins: mock" in str(info.value)
 
 
-def test_auto_on_a_pi_without_backends_names_what_failed(fake_pi, mock_factory, monkeypatch) -> None:
-    if importlib.util.find_spec("lgpio") is not None:
-        pytest.skip("lgpio is installed here; this test needs a machine without GPIO backends")
+@pytest.fixture
+def without_lgpio(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without lgpio (None in sys.modules stops its import, as if it were not installed)."""
+    monkeypatch.setitem(sys.modules, "lgpio", None)
+    monkeypatch.delitem(sys.modules, "gpiozero.pins.lgpio", raising=False)
+
+
+def test_auto_on_a_pi_without_backends_names_what_failed(
+    fake_pi, mock_factory, without_lgpio, monkeypatch
+) -> None:
+    for backend in ("RPi", "pigpio"):
+        if importlib.util.find_spec(backend) is not None:
+            pytest.skip(f"{backend} is installed here; this test needs a machine without GPIO backends")
     monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
     Device.pin_factory = None  # let gpiozero search (the fixture restores it)
     with warnings.catch_warnings():
@@ -204,9 +215,7 @@ def test_auto_on_a_pi_without_backends_names_what_failed(fake_pi, mock_factory, 
     assert Device.pin_factory is None  # and no mock factory was slipped in
 
 
-def test_explicit_backend_missing_names_the_extra() -> None:
-    if importlib.util.find_spec("lgpio") is not None:
-        pytest.skip("lgpio is installed here")
+def test_explicit_backend_missing_names_the_extra(without_lgpio) -> None:
     with pytest.raises(MissingDependencyError) as info:
         pin_factory_for("lgpio")
     assert "'lgpio'" in str(info.value) and "lego-edge[pi]" in str(info.value)
