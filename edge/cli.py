@@ -21,7 +21,7 @@ from typing import Any
 from edge import __version__
 from edge.errors import ConfigError, DiskFullError, EdgeError
 from edge.imagefile import DEFAULT_MAX_MEGAPIXELS
-from edge.log import setup_logging
+from edge.log import setup_logging, stdout_gone
 from edge.service import EXIT_DISK_FULL, install_stop_handlers
 
 log = logging.getLogger("edge")
@@ -637,6 +637,8 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeError as exc:
         log.error("%s", exc)
         return 2
+    except BrokenPipeError:  # the reader went away (`edge colors | head`)
+        return stdout_gone()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The rig workflow's commands: ``edge calibrate camera|background|color|turntable|scale``, ``edge enroll``,
-``edge enrolled``, ``edge reindex``.
+``edge enrolled``, ``edge wiring``, ``edge reindex``.
 
 Registered on ``edge``'s parser by :func:`add_rig_commands`. The ``calibration`` package is imported
 only inside the ``calibrate`` handlers, so the daemon never loads it.
@@ -408,7 +408,8 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_rig_commands(sub: Any) -> None:
-    """Add ``calibrate`` (with its steps), ``enroll``, ``enrolled`` and ``reindex`` to ``edge``'s parser."""
+    """Add ``calibrate`` (with its steps), ``enroll``, ``enrolled``, ``wiring`` and ``reindex`` to
+    ``edge``'s parser."""
     cal = sub.add_parser("calibrate", help="calibrate the rig: camera, background, color, turntable, scale")
     steps = cal.add_subparsers(dest="step", required=True, metavar="STEP")
 
@@ -490,9 +491,27 @@ def add_rig_commands(sub: Any) -> None:
         "from while the config leaves recognition.rig_threshold unset",
     )
     p.set_defaults(func=_enrolled)
+    p = sub.add_parser("wiring", help="what to wire to which pin of the Pi's header (from the config)")
+    _config_args(p)
+    p.add_argument("--json", action="store_true", help="the wires and power pins as JSON")
+    p.set_defaults(func=_wiring)
     p = sub.add_parser("reindex", help="re-embed the enrolled crops with the configured model set")
     _config_args(p)
     p.set_defaults(func=_reindex)
+
+
+def _wiring(args: argparse.Namespace) -> int:
+    """Print what to wire to which header pin, from the config's rig section."""
+    from edge.cli import config_path
+    from edge.rig.wiring import wiring_json, wiring_lines
+
+    path = config_path(args)
+    cfg = _config(args)
+    if args.json:
+        print(dump_json(wiring_json(cfg.rig)))
+    else:
+        print("\n".join(wiring_lines(cfg.rig, str(path))))
+    return 0
 
 
 def dump_json(data: Any) -> str:

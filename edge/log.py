@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 
 def setup_logging(verbosity: int = 0) -> None:
@@ -13,3 +14,16 @@ def setup_logging(verbosity: int = 0) -> None:
     if env:
         level = getattr(logging, env.upper(), level)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+
+#: A command's exit status when the reader of its output went away (128 + SIGPIPE, as a shell reports).
+EXIT_BROKEN_PIPE = 141
+
+
+def stdout_gone() -> int:
+    """After a BrokenPipeError (``edge colors | head``): point stdout at /dev/null so the flush at
+    exit does not raise again, and return :data:`EXIT_BROKEN_PIPE`; no traceback for a closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE

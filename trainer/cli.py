@@ -7,7 +7,7 @@ import logging
 import sys
 
 from edge.errors import EdgeError
-from edge.log import setup_logging
+from edge.log import setup_logging, stdout_gone
 
 log = logging.getLogger("trainer")
 
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.warning("interrupted; finished work is kept and a re-run resumes")
         return 130
+    except BrokenPipeError:  # the reader went away (`trainer ... | head`)
+        return stdout_gone()
 
 
 if __name__ == "__main__":
