@@ -494,6 +494,11 @@ def _check_devices(out: list[Check], cfg: Any) -> Any:
     text = _attempt(out, "pins", pins_check)
     if text is not None:
         out.append(("OK", "pins", text))
+    from edge.rig.wiring import wiring
+
+    for wire in wiring(cfg.rig):  # a pin with a second job (HAT EEPROM, serial console, I2C pull-up)
+        for note in wire.notes:
+            out.append(("WARN", "pins", f"BCM {wire.bcm} (header pin {wire.header_pin}, {wire.use}): {note}"))
     return segmenter
 
 

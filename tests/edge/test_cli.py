@@ -215,6 +215,15 @@ def test_check_fails_on_a_tampered_model_and_real_pins_off_a_pi(
     assert not any(line.startswith("pins:") for line in levels["FAIL"])
 
 
+def test_check_warns_about_a_pin_with_a_second_job(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_sim_setup(tmp_path, demo_library, rig={"pins": "mock", "panel": {"ready_pin": 14}})
+    code, levels = _check(capsys, "--config", str(config))
+    assert code == 0  # a warning, not a failure: the console may be off
+    assert any(w.startswith("pins: BCM 14 (header pin 8, panel.ready_pin): UART TX") for w in levels["WARN"])
+
+
 def test_check_warns_about_category_rules_without_categories(
     tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
