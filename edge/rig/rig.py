@@ -264,6 +264,20 @@ def _build_turntable(
     )
 
 
+def build_chute(cfg: ChuteConfig, pin_factory: Any) -> Chute:
+    """The chute's servo as ``rig.chute`` configures it."""
+    return Chute(
+        cfg.pin,
+        cfg.bins,
+        min_pulse_width=cfg.min_pulse_width,
+        max_pulse_width=cfg.max_pulse_width,
+        min_angle=cfg.min_angle,
+        max_angle=cfg.max_angle,
+        settle_s=cfg.settle_s,
+        pin_factory=pin_factory,
+    )
+
+
 class Rig(CompositeDevice):  # type: ignore[misc]
     """The sorting rig: ``turntable``, ``chute``, ``light`` and ``panel`` as one gpiozero device.
 
@@ -301,19 +315,7 @@ class Rig(CompositeDevice):  # type: ignore[misc]
         built: list[Any] = []
         try:
             built.append(_build_turntable(cfg.turntable, factory, geometry))
-            c = cfg.chute
-            built.append(
-                Chute(
-                    c.pin,
-                    c.bins,
-                    min_pulse_width=c.min_pulse_width,
-                    max_pulse_width=c.max_pulse_width,
-                    min_angle=c.min_angle,
-                    max_angle=c.max_angle,
-                    settle_s=c.settle_s,
-                    pin_factory=factory,
-                )
-            )
+            built.append(build_chute(cfg.chute, factory))
             lc = cfg.light
             built.append(LightRing(lc.pin, lc.brightness, frequency=lc.frequency, pin_factory=factory))
             p = cfg.panel

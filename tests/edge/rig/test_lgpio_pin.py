@@ -19,10 +19,9 @@ lgpio = pytest.importorskip("lgpio", reason="lgpio has no wheel for this machine
 from gpiozero.pins import local  # noqa: E402
 from gpiozero.pins.lgpio import LGPIOPin  # noqa: E402
 
-from edge.rig.chute import Chute  # noqa: E402
 from edge.rig.lgpio_pin import FineDutyLGPIOPin  # noqa: E402
 from edge.rig.pins import pin_factory_for  # noqa: E402
-from edge.rig.rig import ChuteConfig  # noqa: E402
+from edge.rig.rig import ChuteConfig, build_chute  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 PI5_REVISION = 0xD04170
@@ -65,22 +64,12 @@ def _shipped_chute() -> ChuteConfig:
 
 def _angles_sent(pin_class: type | None, pwm: dict[int, float]) -> dict[str, float]:
     """Each shipped bin's servo angle as the pulse lgpio is sent reads back."""
-    c = _shipped_chute()
+    c = _shipped_chute().model_copy(update={"settle_s": 0.0})
     factory = pin_factory_for("lgpio")
     if pin_class is not None:
         factory.pin_class = pin_class
-    frame = 0.02
-    chute = Chute(
-        c.pin,
-        c.bins,
-        min_pulse_width=c.min_pulse_width,
-        max_pulse_width=c.max_pulse_width,
-        min_angle=c.min_angle,
-        max_angle=c.max_angle,
-        frame_width=frame,
-        settle_s=0,
-        pin_factory=factory,
-    )
+    frame = 0.02  # gpiozero's servo frame (the chute keeps its default)
+    chute = build_chute(c, factory)
     sent = {}
     try:
         for name in chute.bins:
