@@ -379,7 +379,8 @@ def _check_recognition(out: list[Check], cfg: Any, folder: Path, manifest: Any) 
         if index is not None:
             out.append(
                 ("OK", "index", f"{folder / manifest.index.path}: {len(index)} vectors of {index.dim} "
-                 f"dimensions loaded ({index.space}), sha256 and build matching the manifest")
+                 f"dimensions loaded ({index.space}, {index.backend} search), sha256 and build matching "
+                 "the manifest")
             )  # fmt: skip
     if manifest.index is not None and cfg.recognition.mode != "classifier":
         _check_index_graph(out, folder, manifest.index)  # classifier mode never loads the index

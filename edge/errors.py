@@ -20,16 +20,17 @@ class MissingDependencyError(EdgeError, ImportError):
     """An optional dependency is not installed; the message names the extra to install.
 
     ``extra=None`` is for a package that ships with ``lego-edge`` itself (``studio``) but is absent
-    from this install: the fix is to install the whole distribution.
+    from this install: the fix is to install the whole distribution. ``fix`` replaces the fix named.
     """
 
-    def __init__(self, package: str, extra: str | None, purpose: str = "") -> None:
+    def __init__(self, package: str, extra: str | None, purpose: str = "", *, fix: str | None = None) -> None:
         what = f" for {purpose}" if purpose else ""
-        fix = (
-            f"pip install 'lego-edge[{extra}]'"
-            if extra
-            else "install the whole lego-edge distribution (pip install lego-edge), which ships it"
-        )
+        if fix is None:
+            fix = (
+                f"pip install 'lego-edge[{extra}]'"
+                if extra
+                else "install the whole lego-edge distribution (pip install lego-edge), which ships it"
+            )
         super().__init__(f"{package!r} is needed{what} but is not installed: {fix}")
         self.package = package
         self.extra = extra

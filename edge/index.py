@@ -1,6 +1,8 @@
 """Nearest-neighbour search over part embeddings (hnswlib), and its fp16 ``.npz`` artifact.
 
-The index lives in memory as an hnswlib graph over float32 vectors. On disk it is one ``.npz``
+The index lives in memory as an hnswlib graph over float32 vectors, or, where hnswlib is not
+installed (it has no wheel for the Pi's aarch64, so the Pi install leaves it out), as the vectors
+alone, searched exactly (:mod:`edge.index_exact`; ``backend``). On disk it is one ``.npz``
 written with :func:`numpy.savez` and read with ``allow_pickle=False``:
 
 * ``vectors``: (N, D) float16, in insertion order (row i has id i),
@@ -27,6 +29,7 @@ Scores are similarities, higher = closer: ``cosine``: 1 - cosine distance (the c
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import time
@@ -37,13 +40,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import hnswlib
 import numpy as np
 from pydantic import Field, ValidationError
 
 from edge.config import StrictModel, format_validation_error
-from edge.errors import ConfigError, DataFileError, ModelError
+from edge.errors import ConfigError, DataFileError, MissingDependencyError, ModelError
 from edge.fileio import atomic_path, atomic_write
+from edge.index_exact import ExactSearch
 from edge.index_graph import check_graph_header, read_graph_header
 from edge.manifest import IndexEntry, sha256_file
 
@@ -53,6 +56,14 @@ log = logging.getLogger(__name__)
 INDEX_FORMAT_VERSION = 1
 Space = Literal["cosine", "ip", "l2"]
 SPACES: tuple[Space, ...] = ("cosine", "ip", "l2")
+#: ``hnswlib``: approximate search on a graph; ``exact``: every vector compared (numpy);
+#: ``auto``: hnswlib where it is installed, else exact.
+Backend = Literal["auto", "hnswlib", "exact"]
+BACKENDS: tuple[Backend, ...] = ("auto", "hnswlib", "exact")
+_FIX_HNSWLIB = (
+    "pip install hnswlib (no wheel for aarch64: on a Pi it compiles, after "
+    "sudo apt install build-essential python3-dev), or use the exact backend"
+)
 _FIX_REBUILD = "rebuild the index with `trainer index` for this model set"
 _FIX_GRAPH = (
     "write the graph again from the vectors with `trainer index --graph-only --model-set FOLDER` "
@@ -114,18 +125,42 @@ def _as_matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
     return out
 
 
+def _hnswlib() -> Any:
+    """The hnswlib module, or MissingDependencyError naming how to get it."""
+    try:
+        return importlib.import_module("hnswlib")
+    except ImportError:
+        raise MissingDependencyError("hnswlib", None, "the hnswlib index backend", fix=_FIX_HNSWLIB) from None
+
+
+def resolve_backend(backend: str) -> Literal["hnswlib", "exact"]:
+    """``auto`` -> ``hnswlib`` where it can be imported, else ``exact``; others as given (checked)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"index backend {backend!r} must be one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        try:
+            importlib.import_module("hnswlib")
+        except ImportError:  # not installed (the Pi's aarch64 has no wheel), or a broken build
+            return "exact"
+        return "hnswlib"
+    return "hnswlib" if backend == "hnswlib" else "exact"
+
+
 def _similarity(distances: np.ndarray, space: str) -> np.ndarray:
     """hnswlib distances -> similarities (higher = closer)."""
     return (-distances if space == "l2" else 1.0 - distances).astype(np.float32)
 
 
 class EmbeddingIndex:
-    """Approximate nearest-neighbour search over labelled embeddings (hnswlib, float32 in memory).
+    """Nearest-neighbour search over labelled embeddings (float32 in memory).
 
-    ``space`` is ``"cosine"`` (vectors are normalised by hnswlib), ``"ip"`` or ``"l2"``; ``M``,
-    ``ef_construction`` and ``seed`` shape the graph; ``ef_search`` trades query speed for recall.
-    ``threads`` None uses every core; 1 makes building deterministic (same seed + order = same graph).
-    Ids are insertion positions; :attr:`labels` maps them to part ids (a part may have many vectors).
+    ``space`` is ``"cosine"`` (vectors are normalised, as hnswlib does), ``"ip"`` or ``"l2"``; ``M``,
+    ``ef_construction`` and ``seed`` shape hnswlib's graph; ``ef_search`` trades query speed for
+    recall. ``threads`` None uses every core; 1 makes building deterministic (same seed + order =
+    same graph). ``backend``: ``hnswlib`` (approximate, a graph), ``exact`` (every vector compared:
+    :mod:`edge.index_exact`; the graph settings are kept for the file but unused) or ``auto``
+    (hnswlib where installed). Ids are insertion positions; :attr:`labels` maps them to part ids (a
+    part may have many vectors).
     """
 
     def __init__(
@@ -138,6 +173,7 @@ class EmbeddingIndex:
         ef_search: int = 64,
         seed: int = 0,
         threads: int | None = None,
+        backend: Backend = "auto",
     ) -> None:
         self._meta = _index_settings(
             space=space, dim=dim, M=M, ef_construction=ef_construction, ef_search=ef_search, seed=seed
@@ -145,9 +181,15 @@ class EmbeddingIndex:
         if threads is not None and (not isinstance(threads, int) or not 1 <= threads <= 256):
             raise ConfigError(f"index threads {threads!r} must be None (all cores) or an integer 1..256")
         self._threads = -1 if threads is None else threads
-        self._hnsw = hnswlib.Index(space=space, dim=dim)
-        self._hnsw.init_index(max_elements=0, M=M, ef_construction=ef_construction, random_seed=seed)
-        self._hnsw.set_ef(ef_search)
+        self._backend = resolve_backend(backend)
+        self._hnsw: Any = None
+        self._exact: ExactSearch | None = None
+        if self._backend == "hnswlib":
+            self._hnsw = _hnswlib().Index(space=space, dim=dim)
+            self._hnsw.init_index(max_elements=0, M=M, ef_construction=ef_construction, random_seed=seed)
+            self._hnsw.set_ef(ef_search)
+        else:
+            self._exact = ExactSearch(space, dim)
         self._labels = np.zeros(0, dtype="<U1")
 
     # -- properties -------------------------------------------------------------------------------
@@ -157,7 +199,15 @@ class EmbeddingIndex:
 
     def __repr__(self) -> str:
         m = self._meta
-        return f"EmbeddingIndex(dim={m.dim}, space={m.space!r}, count={len(self)}, M={m.M})"
+        return (
+            f"EmbeddingIndex(dim={m.dim}, space={m.space!r}, count={len(self)}, M={m.M}, "
+            f"backend={self._backend!r})"
+        )
+
+    @property
+    def backend(self) -> Literal["hnswlib", "exact"]:
+        """How it searches: ``hnswlib`` (a graph, approximate) or ``exact`` (every vector compared)."""
+        return self._backend
 
     @property
     def dim(self) -> int:
@@ -221,6 +271,10 @@ class EmbeddingIndex:
                 raise ModelError(f"vector {int(zero[0])} to add is all zeros, which has no cosine direction")
         if not len(x):
             return
+        if self._exact is not None:
+            self._exact.add(x)
+            self._labels = np.concatenate([self._labels, np.asarray(labels, dtype=str)])
+            return
         needed = len(self) + len(x)
         capacity = self._hnsw.get_max_elements()
         if needed > capacity:
@@ -256,13 +310,18 @@ class EmbeddingIndex:
             k = len(self)
         if not len(q):
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-        ids, dist = self._hnsw.knn_query(q, k=int(k), num_threads=self._threads)
+        if self._exact is not None:
+            ids, dist = self._exact.knn(q, int(k))
+        else:
+            ids, dist = self._hnsw.knn_query(q, k=int(k), num_threads=self._threads)
         return ids.astype(np.int64), _similarity(dist, self.space)
 
     def vectors(self) -> np.ndarray:
-        """(N, dim) float32 copy of the stored vectors (for cosine: as normalised by hnswlib)."""
+        """(N, dim) float32 copy of the stored vectors (for cosine: normalised, as hnswlib stores them)."""
         if len(self) == 0:
             return np.zeros((0, self.dim), np.float32)
+        if self._exact is not None:
+            return self._exact.items()
         return np.asarray(self._hnsw.get_items(np.arange(len(self)), return_type="numpy"), np.float32)
 
     # -- persistence ------------------------------------------------------------------------------
@@ -289,6 +348,8 @@ class EmbeddingIndex:
             raise DataFileError(
                 f"folder {str(path.parent)!r} for index graph {path.name!r} does not exist; create it"
             )
+        if self._hnsw is None:
+            raise MissingDependencyError("hnswlib", None, "writing an index graph", fix=_FIX_HNSWLIB)
         with atomic_path(path) as tmp:
             self._hnsw.save_index(str(tmp))
 
@@ -317,6 +378,7 @@ class EmbeddingIndex:
         graph: str | Path | None = None,
         memory_budget_mb: float | None = None,
         threads: int | None = None,
+        backend: Backend = "auto",
     ) -> EmbeddingIndex:
         """Read an index file, then load its saved hnswlib ``graph`` or (None) rebuild the graph.
 
@@ -325,6 +387,8 @@ class EmbeddingIndex:
         must then match the entry's ``graph_sha256``. A graph whose dimension, count or M differ from
         the vectors', or whose vectors are not these, is refused (ModelError).
         ``memory_budget_mb``: refuse (ModelError) an index whose estimated hnswlib footprint exceeds it.
+        ``backend`` (see the class): the exact backend keeps the vectors alone and leaves the graph
+        unread (its checksum is still verified).
         """
         path = Path(path)
         graph = None if graph is None else Path(graph)
@@ -343,7 +407,7 @@ class EmbeddingIndex:
             _check_expected(path, meta, expect)
             meta = meta.model_copy(update={"ef_search": expect.ef_search})
         if memory_budget_mb is not None:
-            need = cls.estimate_memory_mb(meta.count, meta.dim, meta.M)
+            need = cls.estimate_memory_mb(meta.count, meta.dim, meta.M, backend)
             if need > memory_budget_mb:
                 raise ModelError(
                     f"index file {str(path)!r} ({meta.count} x {meta.dim}, M={meta.M}) needs about "
@@ -358,8 +422,12 @@ class EmbeddingIndex:
             ef_search=meta.ef_search,
             seed=meta.seed,
             threads=threads,
+            backend=backend,
         )
-        if graph is not None:
+        if index._exact is not None:
+            if meta.count:
+                index._exact.add(vectors.astype(np.float32))
+        elif graph is not None:
             index._load_graph(graph, vectors)
         elif meta.count:
             index._hnsw.resize_index(meta.count)  # exact capacity: no growth slack on the Pi
@@ -368,13 +436,12 @@ class EmbeddingIndex:
             )
         if meta.count:
             index._labels = labels
+        if index._exact is not None:
+            how = "exact search (hnswlib not used" + (f"; graph {graph} left unread)" if graph else ")")
+        else:
+            how = f"graph loaded from {graph}" if graph is not None else "graph rebuilt from the vectors"
         log.info(
-            "index %s: %d x %d, %s in %.2f s",
-            path,
-            meta.count,
-            meta.dim,
-            f"graph loaded from {graph}" if graph is not None else "graph rebuilt from the vectors",
-            time.perf_counter() - started,
+            "index %s: %d x %d, %s in %.2f s", path, meta.count, meta.dim, how, time.perf_counter() - started
         )
         return index
 
@@ -386,6 +453,7 @@ class EmbeddingIndex:
         *,
         memory_budget_mb: float | None = None,
         threads: int | None = None,
+        backend: Backend = "auto",
     ) -> EmbeddingIndex:
         """The model set's index as the daemon loads it: checked against ``entry``, graph loaded if listed.
 
@@ -394,7 +462,7 @@ class EmbeddingIndex:
         """
         folder = Path(folder)
         graph = None if entry.graph is None else folder / entry.graph
-        if graph is None:
+        if graph is None and resolve_backend(backend) == "hnswlib":  # the exact backend needs none
             log.info(
                 "the manifest lists no saved graph for index %s: rebuilding it from its %d vectors "
                 "(seconds for a large index); to load it directly, write the graph with "
@@ -404,7 +472,12 @@ class EmbeddingIndex:
                 folder,
             )
         return cls.load(
-            folder / entry.path, expect=entry, graph=graph, memory_budget_mb=memory_budget_mb, threads=threads
+            folder / entry.path,
+            expect=entry,
+            graph=graph,
+            memory_budget_mb=memory_budget_mb,
+            threads=threads,
+            backend=backend,
         )
 
     def _load_graph(self, graph: Path, vectors: np.ndarray) -> None:
@@ -417,7 +490,7 @@ class EmbeddingIndex:
         )
         if not count:
             return
-        hnsw = hnswlib.Index(space=m.space, dim=m.dim)
+        hnsw = _hnswlib().Index(space=m.space, dim=m.dim)
         try:
             # max_elements = count: exact capacity (the file records the capacity it was saved with).
             hnsw.load_index(str(graph), max_elements=count)
@@ -430,16 +503,20 @@ class EmbeddingIndex:
         self._hnsw = hnsw
 
     @staticmethod
-    def estimate_memory_mb(count: int, dim: int, M: int) -> float:
+    def estimate_memory_mb(count: int, dim: int, M: int, backend: Backend = "hnswlib") -> float:
         """hnswlib's expected footprint in MiB for ``count`` vectors of ``dim`` floats with ``M``.
 
         Per element: the float32 vector (dim*4), level-0 links (2M*4 + 4), the expected upper-level
         links ((4M + 4) / (M - 1): a node reaches level l with probability M**-l) and fixed
         bookkeeping (label, pointers, a mutex, hash-map node); plus a constant 3 MiB of label locks.
+        ``backend`` ``exact`` (or ``auto`` resolving to it): the float32 vectors and their squared
+        norms alone.
         """
         for name, value, low in (("count", count, 0), ("dim", dim, 1), ("M", M, 2)):
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
                 raise ConfigError(f"{name} {value!r} must be an integer >= {low}")
+        if resolve_backend(backend) == "exact":
+            return count * (dim * 4 + 4) / 2**20
         per_element = dim * 4 + (2 * M * 4 + 4) + (4 * M + 4) / (M - 1) + _PER_ELEMENT_OVERHEAD
         return (count * per_element + _FIXED_OVERHEAD_BYTES) / 2**20
 
@@ -512,7 +589,7 @@ def _check_sha256(path: Path, what: str, expected: str, fix: str) -> None:
         )
 
 
-def _check_graph_vectors(graph: Path, hnsw: hnswlib.Index, vectors: np.ndarray, space: Space) -> None:
+def _check_graph_vectors(graph: Path, hnsw: Any, vectors: np.ndarray, space: Space) -> None:
     """ModelError unless sampled rows of the loaded graph are the fp16 ``vectors`` (as hnswlib stores them).
 
     Catches a graph built from other vectors (a stale cache) or in another space where it matters:

@@ -103,7 +103,7 @@ def estimate_memory(cfg: Any, manifest: Any = None, *, baseline_mb: float | None
 
     ``manifest`` defaults to the model set's manifest; ``baseline_mb`` to the resident memory now.
     """
-    from edge.index import EmbeddingIndex
+    from edge.index import EmbeddingIndex, resolve_backend
     from edge.manifest import load_manifest
 
     eng = cfg.engine
@@ -131,8 +131,9 @@ def estimate_memory(cfg: Any, manifest: Any = None, *, baseline_mb: float | None
     if idx is not None and cfg.recognition.mode != "classifier":
         report.components.append(
             Component(
-                f"embedding index {idx.path!r} ({idx.count} x {idx.dim}, M={idx.M})",
-                EmbeddingIndex.estimate_memory_mb(idx.count, idx.dim, idx.M),
+                f"embedding index {idx.path!r} ({idx.count} x {idx.dim}, M={idx.M}, "
+                f"{resolve_backend('auto')} search)",
+                EmbeddingIndex.estimate_memory_mb(idx.count, idx.dim, idx.M, "auto"),
                 "rebuild a smaller index (`trainer index`: fewer vectors per part, smaller --M) "
                 "or use recognition.mode: classifier",
             )

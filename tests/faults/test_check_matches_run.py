@@ -7,6 +7,7 @@ passed check and was then refused by run. The same held for a record file that i
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,6 +82,20 @@ def test_check_passes_a_good_index_and_names_what_it_loaded(
     out = capsys.readouterr().out
     assert "OK   index: " in out and "12 vectors of 8 dimensions loaded" in out
     assert "OK   recognition: hybrid" in out
+
+
+def test_without_hnswlib_the_daemon_and_check_search_the_index_exactly(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Pi's install has no hnswlib (no aarch64 wheel): hybrid recognition runs, searching exactly."""
+    monkeypatch.setitem(sys.modules, "hnswlib", None)  # stops its import, as if it were not installed
+    config = write_sim_setup(tmp_path, demo_library, recognition={"mode": "hybrid"})
+    add_index(tmp_path / "models")
+    assert cli.main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "12 vectors of 8 dimensions loaded (cosine, exact search)" in out
+    stats = Daemon(load_edge_config(config), sim=True, parts=2).run()
+    assert stats.parts == 2
 
 
 def test_check_fails_a_record_that_run_refuses(
