@@ -5,8 +5,11 @@ do not drift between parts. They come from the config, else from the rig calibra
 ``camera`` section (``calibration: true``); any still unknown is measured once at ``open()``: the
 auto algorithms run for ``settle_s``, then the values they reached are locked and logged.
 
-picamera2 only installs on a Pi, so it is imported in :meth:`PicameraSource._open`. Everything
-else here (presets, controls, pixel-format conversion) is pure and tested without a camera.
+picamera2 only installs on a Pi, so it is imported in :meth:`PicameraSource._open`. It comes
+from Raspberry Pi OS (``python3-picamera2``), not PyPI: libcamera's Python bindings are built with
+the system's libcamera and published only as that package, so the project's virtual environment is
+made with ``--system-site-packages`` (systemd/README.md). Everything else here (presets, controls,
+pixel-format conversion) is pure and tested without a camera.
 """
 
 from __future__ import annotations
@@ -28,6 +31,13 @@ from edge.errors import ConfigError, HardwareError, ImageError, MissingDependenc
 from edge.segment.base import Calibration
 
 log = logging.getLogger(__name__)
+
+#: How a Pi gets picamera2: from the OS, seen through a virtual environment that sees its packages.
+PICAMERA2_FIX = (
+    "sudo apt install python3-picamera2 (Raspberry Pi OS has it), and make the virtual environment "
+    "with python3 -m venv --system-site-packages so it sees it (libcamera's Python bindings are not "
+    "on PyPI); then pip install 'lego-edge[pi]' in it (systemd/README.md)"
+)
 T = TypeVar("T")
 
 #: libcamera's ``AfModeEnum.Manual`` (numeric, so this module needs no libcamera import).
@@ -263,8 +273,10 @@ class PicameraSource(CameraSource):
     def _open(self) -> None:
         try:
             from picamera2 import Picamera2
-        except ImportError:
-            raise MissingDependencyError("picamera2", "pi", "the Raspberry Pi camera") from None
+        except ImportError as exc:  # picamera2 itself, or libcamera's bindings it imports
+            raise MissingDependencyError(
+                exc.name or "picamera2", "pi", "the Raspberry Pi camera", fix=PICAMERA2_FIX
+            ) from None
         found = len(Picamera2.global_camera_info())
         if self.config.camera_num >= found:
             raise HardwareError(

@@ -169,10 +169,25 @@ def test_locking_fills_unknowns_from_metadata() -> None:
 def test_open_without_picamera2_is_a_missing_dependency(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "picamera2", None)  # makes `import picamera2` fail here too
     cam = create_camera({"type": "picamera2"})
-    with pytest.raises(MissingDependencyError, match=r"'picamera2' is needed.*lego-edge\[pi\]") as info:
+    with pytest.raises(MissingDependencyError, match=r"'picamera2' is needed.*python3-picamera2") as info:
         cam.open()
     assert info.value.package == "picamera2" and info.value.extra == "pi"
+    assert "--system-site-packages" in str(info.value) and "lego-edge[pi]" in str(info.value)
     assert not cam.is_open
+
+
+def test_picamera2_without_libcamera_names_the_system_package(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A virtual environment that does not see the system's packages: picamera2 found, libcamera not."""
+    (tmp_path / "picamera2").mkdir()
+    (tmp_path / "picamera2" / "__init__.py").write_text("import libcamera\n")  # as the real one does
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    monkeypatch.setitem(sys.modules, "libcamera", None)  # not importable
+    cam = create_camera({"type": "picamera2"})
+    with pytest.raises(MissingDependencyError, match=r"'libcamera' is needed.*--system-site-packages"):
+        cam.open()
 
 
 class _FakeRequest:
