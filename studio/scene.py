@@ -329,8 +329,33 @@ class SceneRenderer:
         *,
         whole_frame: bool = True,
     ) -> _Placement:
-        rnd, rig = self.randomization, self.rig
+        """Everything drawn once per capture, each factor from its own named stream of ``seed``."""
         meta: dict[str, Any] = {"seed": int(seed), "color_id": color.id}
+        pose, yaw, offset = self._draw_pose(
+            mesh, poses, seed, pose_index, name, angles, frame_cam, whole_frame, meta
+        )
+        lighting = self._draw_light(color, seed, meta)
+        gains, ev = self._draw_camera_gains(seed, meta)
+        disc, bg_kind, bg_rgb, bg_strength = self._draw_ground(seed, meta)
+        main, alpha = self._draw_colour(color, seed, meta)
+        defocus, blur_px, noise, jpeg = self._draw_camera_effects(seed, meta)
+        fields = (pose, yaw, offset, lighting, gains, ev, disc, bg_kind, bg_rgb, bg_strength, main, alpha)
+        return _Placement(*fields, defocus, blur_px, noise, jpeg, meta)
+
+    def _draw_pose(
+        self,
+        mesh: Mesh,
+        poses: list[Pose],
+        seed: int,
+        pose_index: int | None,
+        name: str,
+        angles: Sequence[float],
+        frame_cam: Camera,
+        whole_frame: bool,
+        meta: dict[str, Any],
+    ) -> tuple[Pose, float, np.ndarray]:
+        """The resting pose, its yaw and its offset on the disc (kept in the frame at every angle)."""
+        rnd, rig = self.randomization, self.rig
         if pose_index is None and rnd.pose.enabled:
             probs = np.array([p.probability for p in poses])
             pose_index = int(_stream(seed, "pose").choice(len(poses), p=probs / probs.sum()))
@@ -357,7 +382,11 @@ class SceneRenderer:
             offset = np.array([r * math.cos(a), r * math.sin(a)])
         offset = _fit_in_frame(frame_cam, base, offset, angles, name, strict=whole_frame)
         meta.update(yaw_deg=yaw, offset_mm=[float(v * MM_PER_LDU) for v in offset])
+        return pose, yaw, offset
 
+    def _draw_light(self, color: Color, seed: int, meta: dict[str, Any]) -> Lighting:
+        """The key light's direction and strength, the finish's highlight, contact shading."""
+        rnd, rig = self.randomization, self.rig
         el, az = rig.light_elevation_deg, rig.light_azimuth_deg
         if rnd.light_direction.enabled:
             rng = _stream(seed, "light_direction")
@@ -377,11 +406,13 @@ class SceneRenderer:
                 "occlusion_radius": float(rng.uniform(*cs.radius_ldu)),
             }
             meta["contact_shading"] = shading
-        lighting = Lighting(direction, key, _AMBIENT * intensity, specular * intensity, shininess, **shading)
         meta.update(light_elevation_deg=el, light_azimuth_deg=az, light_intensity=intensity)
+        return Lighting(direction, key, _AMBIENT * intensity, specular * intensity, shininess, **shading)
 
-        # Camera gains. One light colour for key and ambient light makes the scene linear in it,
-        # so tinting the light is exactly a per-channel gain on the image.
+    def _draw_camera_gains(self, seed: int, meta: dict[str, Any]) -> tuple[np.ndarray, float]:
+        """Per-channel gains and exposure. One light colour for key and ambient light makes the scene
+        linear in it, so tinting the light is exactly a per-channel gain on the image."""
+        rnd = self.randomization
         kelvin, gains = _NEUTRAL_K, np.ones(3)
         if rnd.color_temperature.enabled:
             ct = rnd.color_temperature
@@ -393,7 +424,13 @@ class SceneRenderer:
             gains = gains * np.array([math.exp(err[0]), 1.0, math.exp(err[1])])
         ev = self._uniform(seed, "exposure", "ev", 0.0)
         meta.update(kelvin=kelvin, channel_gains=gains.tolist(), exposure_ev=ev)
+        return gains, ev
 
+    def _draw_ground(
+        self, seed: int, meta: dict[str, Any]
+    ) -> tuple[effects.DiscSurface, effects.BackgroundKind, np.ndarray, float]:
+        """The disc's surface and the background around it."""
+        rnd, rig = self.randomization, self.rig
         disc, disc_meta = self._draw_disc(seed)
         bg_kind: effects.BackgroundKind = "solid"
         bg_rgb, bg_strength = _lin(rig.background_rgb), 0.0
@@ -405,7 +442,11 @@ class SceneRenderer:
         meta.update(
             disc=disc_meta, background={"kind": bg_kind, "rgb": bg_rgb.tolist(), "strength": bg_strength}
         )
+        return disc, bg_kind, bg_rgb, bg_strength
 
+    def _draw_colour(self, color: Color, seed: int, meta: dict[str, Any]) -> tuple[np.ndarray, float]:
+        """The part's main colour (jittered within the colour's neighbours) and its opacity."""
+        rnd = self.randomization
         main = np.asarray(color.rgb, np.float64)
         alpha = 0.65 if color.is_trans else 1.0
         if rnd.color_jitter.enabled:
@@ -419,7 +460,13 @@ class SceneRenderer:
             color_delta_e=float(effects.delta_e(main, color.rgb)),
             opacity=alpha,
         )
+        return main, alpha
 
+    def _draw_camera_effects(
+        self, seed: int, meta: dict[str, Any]
+    ) -> tuple[float, tuple[float, float], tuple[float, float], int | None]:
+        """Defocus, motion blur's range, sensor noise and JPEG quality."""
+        rnd = self.randomization
         defocus = self._uniform(seed, "defocus", "sigma_px", 0.0)
         blur = tuple(rnd.motion_blur.length_px) if rnd.motion_blur.enabled else (0.0, 0.0)
         noise = (0.0, 0.0)
@@ -432,9 +479,7 @@ class SceneRenderer:
             else None
         )
         meta.update(defocus_px=defocus, noise_shot=noise[0], noise_read=noise[1], jpeg_quality=jpeg)
-        blur_px = (float(blur[0]), float(blur[1]))
-        fields = (pose, yaw, offset, lighting, gains, ev, disc, bg_kind, bg_rgb, bg_strength, main, alpha)
-        return _Placement(*fields, defocus, blur_px, noise, jpeg, meta)
+        return defocus, (float(blur[0]), float(blur[1])), noise, jpeg
 
     def _uniform(self, seed: int, factor: str, span: str, neutral: float) -> float:
         """A draw from factor's ``span`` range if the factor is on, else its neutral value."""
