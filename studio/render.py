@@ -18,6 +18,7 @@ import threading
 import weakref
 import zlib
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -267,46 +268,19 @@ def render_mesh(
     count = len(prep.tris)
     base = _colors(tri_rgb, count, "tri_rgb", None)
     alpha = np.ones(count) if tri_alpha is None else np.asarray(tri_alpha, np.float64)
-    if alpha.shape != (count,) or not ((alpha >= 0) & (alpha <= 1)).all():
-        raise RenderError(f"tri_alpha must be ({count},) opacities in [0, 1], got shape {alpha.shape!r}")
-    if (
-        isinstance(supersample, bool)
-        or not isinstance(supersample, int | np.integer)
-        or not 1 <= supersample <= 8
-    ):
-        raise RenderError(f"supersample must be an integer from 1 to 8, got {supersample!r}")
-    if not 0 < edge_width <= 16:
-        raise RenderError(f"edge_width must be in (0, 16] pixels, got {edge_width!r}")
+    _check_render_args(alpha, count, supersample, edge_width)
     s = int(supersample)
     cam = camera.scaled(s)
     w, h, rot = cam.width, cam.height, cam.rotation()
-    normals = prep.vert_n if smooth else np.repeat(prep.face_n[:, None], 3, axis=1)
-    verts, src = _clip_near(
-        np.concatenate([(prep.tris - cam.position) @ rot.T, normals @ rot.T], 2), cam.near
-    )
-    if len(verts) == 0:
-        raise RenderError(f"the mesh is wholly behind the camera at {camera.position!r}; aim it at the part")
-    z = verts[:, :, 2]
-    x = verts[:, :, 0] / z * cam.focal + w / 2
-    y = verts[:, :, 1] / z * cam.focal + h / 2
-    in_view = (x.max(1) > 0) & (x.min(1) < w) & (y.max(1) > 0) & (y.min(1) < h)
-    if not in_view.any():
-        raise RenderError(
-            f"the mesh is wholly outside the view of the camera at {camera.position!r} "
-            f"looking at {camera.target!r}; aim it at the part"
-        )
-    area2 = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
-    # With y down the image, a face wound counter-clockwise towards the camera has area2 < 0.
-    keep = in_view & ((area2 < 0) | (np.asarray(mesh.two_sided, bool)[src] & (area2 > 0)))
-    if not keep.any():
+    projected = _project_facing(mesh, prep, camera, cam, rot, smooth)
+    if projected is None:  # every triangle faces away
         return _resolve(
             _scratch("rgba", (4, h * w), np.float32, 0),
             _scratch("z", (h * w,), np.float32, np.inf),
             camera,
             s,
         )
-    x, y, iz, src = x[keep], y[keep], 1.0 / z[keep], src[keep]
-    vn = verts[keep, :, 3:] * np.where(area2[keep] > 0, -1.0, 1.0)[:, None, None]  # two-sided: face us
+    x, y, iz, src, vn = projected
     edges = _edge_functions(x, y)
     buf = _rasterize(edges, y, iz, w, h)
     idx = np.flatnonzero(buf != 0)
@@ -348,6 +322,50 @@ def render_mesh(
             rgba[:3, pix] = seg_rgb[which].T
             rgba[3, pix] = 1.0
     return _resolve(rgba, surf_z, camera, s)
+
+
+def _check_render_args(alpha: np.ndarray, count: int, supersample: Any, edge_width: float) -> None:
+    if alpha.shape != (count,) or not ((alpha >= 0) & (alpha <= 1)).all():
+        raise RenderError(f"tri_alpha must be ({count},) opacities in [0, 1], got shape {alpha.shape!r}")
+    if (
+        isinstance(supersample, bool)
+        or not isinstance(supersample, int | np.integer)
+        or not 1 <= supersample <= 8
+    ):
+        raise RenderError(f"supersample must be an integer from 1 to 8, got {supersample!r}")
+    if not 0 < edge_width <= 16:
+        raise RenderError(f"edge_width must be in (0, 16] pixels, got {edge_width!r}")
+
+
+def _project_facing(
+    mesh: Mesh, prep: _Prepared, camera: Camera, cam: Camera, rot: np.ndarray, smooth: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The triangles in view that face the camera (two-sided ones either way), clipped at the near
+    plane and projected: screen x, y, 1/z per corner, source triangle, corner normals turned to
+    face the camera; None when every triangle faces away. RenderError when none is in view."""
+    w, h = cam.width, cam.height
+    normals = prep.vert_n if smooth else np.repeat(prep.face_n[:, None], 3, axis=1)
+    verts, src = _clip_near(
+        np.concatenate([(prep.tris - cam.position) @ rot.T, normals @ rot.T], 2), cam.near
+    )
+    if len(verts) == 0:
+        raise RenderError(f"the mesh is wholly behind the camera at {camera.position!r}; aim it at the part")
+    z = verts[:, :, 2]
+    x = verts[:, :, 0] / z * cam.focal + w / 2
+    y = verts[:, :, 1] / z * cam.focal + h / 2
+    in_view = (x.max(1) > 0) & (x.min(1) < w) & (y.max(1) > 0) & (y.min(1) < h)
+    if not in_view.any():
+        raise RenderError(
+            f"the mesh is wholly outside the view of the camera at {camera.position!r} "
+            f"looking at {camera.target!r}; aim it at the part"
+        )
+    area2 = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
+    # With y down the image, a face wound counter-clockwise towards the camera has area2 < 0.
+    keep = in_view & ((area2 < 0) | (np.asarray(mesh.two_sided, bool)[src] & (area2 > 0)))
+    if not keep.any():
+        return None
+    vn = verts[keep, :, 3:] * np.where(area2[keep] > 0, -1.0, 1.0)[:, None, None]  # two-sided: face us
+    return x[keep], y[keep], 1.0 / z[keep], src[keep], vn
 
 
 def corner_normals(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
