@@ -23,7 +23,6 @@ out); an option whose file the set lacks is reported as missing, with why when t
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.index_load import build_model_set  # noqa: E402
-from benchmarks.machine import machine_line, write_results  # noqa: E402
+from benchmarks.machine import machine_line, run_child, write_results  # noqa: E402
 from edge.bench import capture_parts  # noqa: E402
 from edge.manifest import load_manifest  # noqa: E402
 from edge.pipeline import Pipeline  # noqa: E402
@@ -130,19 +129,12 @@ def time_options(cfg: EdgeConfig, parts: int, rounds: int, options: list[tuple[s
     return out
 
 
-def _child(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", _RSS, *args], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
-    if out.returncode:
-        raise SystemExit(f"child process failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def memory(config: Path, folder: Path, options: list[tuple[str, str]]) -> dict[str, Any]:
     """Per option and recognition mode: the fresh-process figures of :data:`_RSS`."""
     return {
-        f"{r}/{p}": {mode: _child(str(config), str(folder), mode, r, p) for mode in ("classifier", "hybrid")}
+        f"{r}/{p}": {
+            mode: run_child(_RSS, str(config), str(folder), mode, r, p) for mode in ("classifier", "hybrid")
+        }
         for r, p in options
     }
 

@@ -16,10 +16,8 @@ noise added as queries.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +28,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.machine import machine_line, write_results  # noqa: E402
+from benchmarks.machine import machine_line, run_child, write_results  # noqa: E402
 from edge.index import EmbeddingIndex  # noqa: E402
 from edge.manifest import IndexEntry, load_manifest, sha256_file  # noqa: E402
 
@@ -49,15 +47,6 @@ before = resident_mb()
 index = EmbeddingIndex.from_manifest(folder, entry, backend=backend)
 print(json.dumps({"added_mb": resident_mb() - before, "count": len(index)}))
 """
-
-
-def _child(*args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", _LOAD_RSS, *args], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
-    if out.returncode:
-        raise SystemExit(f"child process failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def synthetic_index(folder: Path, count: int, dim: int) -> IndexEntry:
@@ -105,7 +94,7 @@ def measure(name: str, folder: Path, entry: IndexEntry, repeats: int) -> dict[st
             loaded[backend].search(part, 5)
             times[backend].append((time.perf_counter() - start) * 1000)
     search_ms = {b: statistics.median(t) for b, t in times.items()}
-    memory = {b: _child(str(folder), entry.model_dump_json(), b)["added_mb"] for b in BACKENDS}
+    memory = {b: run_child(_LOAD_RSS, str(folder), entry.model_dump_json(), b)["added_mb"] for b in BACKENDS}
     return {
         "index": name,
         "count": entry.count,

@@ -37,7 +37,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.machine import machine_line, write_results  # noqa: E402
+from benchmarks.machine import machine_line, run_child, write_results  # noqa: E402
 from edge.index import EmbeddingIndex  # noqa: E402
 from edge.manifest import IndexEntry, load_manifest, sha256_file, write_manifest  # noqa: E402
 
@@ -204,15 +204,6 @@ def time_loads(folder: Path, repeats: int) -> dict[str, Any]:
     }
 
 
-def _child(code: str, *args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
-    if out.returncode:
-        raise SystemExit(f"child process failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def markdown(result: dict[str, Any]) -> str:
     t, m, p, q = (
         result["timing"],
@@ -289,9 +280,9 @@ def main() -> int:
     print(f"model set {folder}: {build}", flush=True)
     timing = time_loads(folder, args.repeats)
     print(json.dumps(timing), flush=True)
-    index_rss = _child(_INDEX_RSS, str(folder))
-    hybrid = _child(_PIPELINE_RSS, str(args.config), str(folder), "hybrid")
-    classifier = _child(_PIPELINE_RSS, str(args.config), str(folder), "classifier")
+    index_rss = run_child(_INDEX_RSS, str(folder))
+    hybrid = run_child(_PIPELINE_RSS, str(args.config), str(folder), "hybrid")
+    classifier = run_child(_PIPELINE_RSS, str(args.config), str(folder), "classifier")
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result = {
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import platform
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def cpu_model() -> str:
@@ -39,3 +44,14 @@ def write_results(result: dict, json_path: Path | None, markdown_path: Path | No
         json_path.write_text(json.dumps(result, indent=2) + "\n")
     if markdown_path:
         markdown_path.write_text(markdown(result))
+
+
+def run_child(code: str, *args: str) -> dict[str, Any]:
+    """Run ``code`` in a fresh Python process (the repository as its folder) and return the JSON
+    object its last line prints: what a measurement in a clean process (its memory) reports."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    if out.returncode:
+        raise SystemExit(f"child process failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
