@@ -289,44 +289,23 @@ def enrolment_scores(
     if enrol_parts is None:
         known = set() if every_part else {mould(p) for p in manifest.parts}
         enrol_parts = {p.part for p in photos if mould(p.part) not in known}
-    by_part: dict[str, list[int]] = defaultdict(list)
-    for i, photo in enumerate(photos):
-        if photo.part in enrol_parts:
-            by_part[photo.part].append(i)
-    usable = {p: rows for p, rows in by_part.items() if len(rows) > enroll}
-    if not usable:
+    enrolment = _enrol(photos, outputs["embedding"], turned, manifest, index_path, enroll, enrol_parts)
+    if enrolment is None:
         return None
-    index = EmbeddingIndex.load(index_path, expect=manifest.index)
-    rig = EmbeddingIndex(index.dim, space=index.space, threads=1)
-    emb = outputs["embedding"]
-    enrolled = {i for rows in usable.values() for i in rows[:enroll]}
-    for part, rows in usable.items():
-        for views in (emb, *turned):
-            index.add(views[rows[:enroll]], [part] * enroll)
-            rig.add(views[rows[:enroll]], [part] * enroll)
-    queries = [i for rows in usable.values() for i in rows[enroll:]]
-    labels, _ = index.search(emb[queries], k=1)
+    index, rig, usable, enrolled, queries = enrolment
+    labels, _ = index.search(outputs["embedding"][queries], k=1)
     vector_hits = [
         mould(str(lab[0])) == mould(photos[i].part) for lab, i in zip(labels, queries, strict=True)
     ]
     merged = Recognizer(manifest, mode="hybrid", index=index, **recognition)  # one merged search
     rig_threshold = merged.rig_threshold  # unset: vector_threshold, as the daemon resolves it
-    rig_label, rig_score = rig.search(emb, k=1)
+    rig_label, rig_score = rig.search(outputs["embedding"], k=1)
     weighed = None  # the same merged search, the classifier's answers weighed by the priors
     if size is not None or prior is not None:
         weighed = Recognizer(manifest, mode="hybrid", index=index, size=size, prior=prior, **recognition)
-    rows, truth, merged_answers, weighed_answers = [], [], [], []
-    for i, photo in enumerate(photos):
-        if i in enrolled:
-            continue
-        one = {role: value[i : i + 1] for role, value in outputs.items()}
-        decision = merged.decide(one)
-        rows.append(i)
-        truth.append(photo.part)
-        merged_answers.append(decision.part_topk[0][0] if decision.part_topk else "")
-        if weighed is not None:
-            decision = weighed.decide(one, [footprints[i]] if footprints else None)
-            weighed_answers.append(decision.part_topk[0][0] if decision.part_topk else "")
+    rows, truth, merged_answers, weighed_answers = _decide_photos(
+        photos, outputs, enrolled, merged, weighed, footprints
+    )
     scored = _RigDecisions(rows, truth, rig_label, rig_score, set(usable), merged_answers)
     decide, per_part = scored.decide, scored.per_part
 
@@ -337,11 +316,7 @@ def enrolment_scores(
         fit["top1_per_part"], _, fit["decision_top1"], fit["known_taken"] = per_part(decide(fit["threshold"]))
     with_priors = None
     if weighed is not None:
-        top1_per_part, _, top1, _ = per_part(decide(rig_threshold, weighed_answers))
-        with_priors = {"decision_top1": top1, "top1_per_part": top1_per_part}
-        if fit is not None:
-            fitted_per_part, _, fitted_top1, _ = per_part(decide(fit["threshold"], weighed_answers))
-            with_priors |= {"fitted_decision_top1": fitted_top1, "fitted_top1_per_part": fitted_per_part}
+        with_priors = _with_priors(scored, rig_threshold, fit, weighed_answers)
     answers = None
     if keep_answers:
         base = weighed_answers if weighed is not None else merged_answers
@@ -371,6 +346,74 @@ def enrolment_scores(
         "fitted": fit,
         "with_priors": with_priors,
     } | ({"answers": answers} if answers is not None else {})
+
+
+def _enrol(
+    photos: Sequence[Photo],
+    emb: np.ndarray,
+    turned: Sequence[np.ndarray],
+    manifest: Manifest,
+    index_path: Path,
+    enroll: int,
+    enrol_parts: Collection[str],
+) -> tuple[EmbeddingIndex, EmbeddingIndex, dict[str, list[int]], set[int], list[int]] | None:
+    """The shipped index with the first ``enroll`` photos of each part to enrol added, the rig's own
+    index of those photos alone, the parts with photos beyond them, the enrolled photos and the
+    queries (every other photo of those parts); None when no part has more than ``enroll``."""
+    by_part: dict[str, list[int]] = defaultdict(list)
+    for i, photo in enumerate(photos):
+        if photo.part in enrol_parts:
+            by_part[photo.part].append(i)
+    usable = {p: rows for p, rows in by_part.items() if len(rows) > enroll}
+    if not usable:
+        return None
+    index = EmbeddingIndex.load(index_path, expect=manifest.index)
+    rig = EmbeddingIndex(index.dim, space=index.space, threads=1)
+    enrolled = {i for rows in usable.values() for i in rows[:enroll]}
+    for part, rows in usable.items():
+        for views in (emb, *turned):
+            index.add(views[rows[:enroll]], [part] * enroll)
+            rig.add(views[rows[:enroll]], [part] * enroll)
+    queries = [i for rows in usable.values() for i in rows[enroll:]]
+    return index, rig, usable, enrolled, queries
+
+
+def _decide_photos(
+    photos: Sequence[Photo],
+    outputs: dict[str, np.ndarray],
+    enrolled: set[int],
+    merged: Recognizer,
+    weighed: Recognizer | None,
+    footprints: Sequence[tuple[float, float] | None],
+) -> tuple[list[int], list[str], list[str], list[str]]:
+    """Every photo not enrolled, decided by one merged search, and (``weighed``) with the priors:
+    (rows, truth, merged answers, weighed answers)."""
+    rows, truth, merged_answers, weighed_answers = [], [], [], []
+    for i, photo in enumerate(photos):
+        if i in enrolled:
+            continue
+        one = {role: value[i : i + 1] for role, value in outputs.items()}
+        decision = merged.decide(one)
+        rows.append(i)
+        truth.append(photo.part)
+        merged_answers.append(decision.part_topk[0][0] if decision.part_topk else "")
+        if weighed is not None:
+            decision = weighed.decide(one, [footprints[i]] if footprints else None)
+            weighed_answers.append(decision.part_topk[0][0] if decision.part_topk else "")
+    return rows, truth, merged_answers, weighed_answers
+
+
+def _with_priors(
+    scored: _RigDecisions, rig_threshold: float, fit: dict[str, Any] | None, weighed_answers: list[str]
+) -> dict[str, Any]:
+    """The rig's decisions with the classifier's answers weighed by the priors, at ``rig_threshold``
+    and at the fitted threshold."""
+    top1_per_part, _, top1, _ = scored.per_part(scored.decide(rig_threshold, weighed_answers))
+    out: dict[str, Any] = {"decision_top1": top1, "top1_per_part": top1_per_part}
+    if fit is not None:
+        fitted_per_part, _, fitted_top1, _ = scored.per_part(scored.decide(fit["threshold"], weighed_answers))
+        out |= {"fitted_decision_top1": fitted_top1, "fitted_top1_per_part": fitted_per_part}
+    return out
 
 
 def _share(hits: Sequence[bool]) -> float:
