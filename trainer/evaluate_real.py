@@ -49,6 +49,7 @@ from edge.engines import create_engine
 from edge.errors import ConfigError
 from edge.fileio import write_atomic
 from edge.imagefile import read_image
+from edge.index import BACKENDS, Backend
 from edge.manifest import FileEntry, Manifest, load_manifest
 from edge.preprocess import prepare
 from edge.prior import DEFAULT_STRENGTH, PartPrior, load_part_prior
@@ -126,6 +127,7 @@ def evaluate_photo_set(
     enroll_turns: bool = False,
     prior: PartPrior | None = None,
     enroll_partial: bool = False,
+    index_backend: Backend = "auto",
 ) -> dict[str, Any]:
     """Every figure of one photo set for each artifact."""
     start = time.perf_counter()
@@ -192,6 +194,7 @@ def evaluate_photo_set(
                         size=None if scale is None else scale.prior,
                         prior=prior,
                         footprints=footprints,
+                        index_backend=index_backend,
                     )
                     if scores is not None:
                         figures[f"{prefix}{k}"] = scores
@@ -206,6 +209,7 @@ def evaluate_photo_set(
                         size=None if scale is None else scale.prior,
                         prior=prior,
                         footprints=footprints,
+                        index_backend=index_backend,
                     )
                     if partial is not None:
                         figures[f"partial_enroll_{k}"] = partial
@@ -228,10 +232,12 @@ def evaluate_real(
     part_prior: str | Path = "none",
     part_prior_strength: float = DEFAULT_STRENGTH,
     enroll_partial: bool = False,
+    index_backend: Backend = "auto",
 ) -> dict[str, Any]:
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write
     reports. ``part_prior`` (and its strength): as ``recognition.part_prior`` (figures with and
-    without it)."""
+    without it). ``index_backend``: how the enrolment figures search (``exact``: deterministic, as
+    a Pi without hnswlib searches)."""
     manifest = load_manifest(model_set)
     entries = select_artifacts(manifest, artifacts)
     prior = load_part_prior(part_prior, manifest, part_prior_strength)
@@ -240,6 +246,8 @@ def evaluate_real(
     recognition = recognition or recognition_settings()
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"model_set": str(model_set), "sets": {}}
+    if index_backend != "auto":
+        report["index_backend"] = index_backend
     for name, folder, seg_path, empty in photo_sets:
         calibration, fit = None, None
         seg_cfg = load_segmenter_config(seg_path)
@@ -261,6 +269,7 @@ def evaluate_real(
                 enroll_turns,
                 prior,
                 enroll_partial,
+                index_backend,
             )
         figures.update(folder=str(folder), segmenter=seg_cfg, segmenter_file=str(seg_path))
         if fit is not None:
@@ -347,6 +356,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "prior, in each set holding PART",
     )
     add_part_prior_arguments(p, "the known parts are scored with and without it (default none)")
+    p.add_argument(
+        "--index-backend",
+        choices=BACKENDS,
+        default="auto",
+        help="how the enrolment figures search the index: auto (hnswlib where installed; its graph is "
+        "rebuilt on every core, which can move a decision or two between runs) or exact "
+        "(deterministic; what a Pi without hnswlib runs)",
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json, real.png)")
     p.add_argument(
         "--report", type=Path, help="also put the section into this markdown file (e.g. REPORT.md)"
@@ -377,6 +394,7 @@ def main(args: argparse.Namespace) -> int:
         enroll_partial=args.enroll_partial,
         part_prior=args.part_prior,
         part_prior_strength=args.part_prior_strength,
+        index_backend=args.index_backend,
     )
     for name, figures in report["sets"].items():
         for key, f in figures["artifacts"].items():

@@ -15,7 +15,7 @@ import numpy as np
 from edge.colors import get_color
 from edge.config import validate_config
 from edge.enroll import fit_rig_threshold
-from edge.index import EmbeddingIndex
+from edge.index import Backend, EmbeddingIndex
 from edge.manifest import Manifest
 from edge.prior import PartPrior
 from edge.recognize import Recognizer
@@ -265,6 +265,7 @@ def enrolment_scores(
     prior: PartPrior | None = None,
     footprints: Sequence[tuple[float, float] | None] = (),
     keep_answers: bool = False,
+    index_backend: Backend = "auto",
 ) -> dict[str, Any] | None:
     """Enrol the first ``enroll`` photos of each unknown part into a copy of the index; score the rest.
 
@@ -284,12 +285,17 @@ def enrolment_scores(
     or ``prior``, ``with_priors`` holds the same decisions with the classifier's answers weighed by
     them, at ``rig_threshold`` and at the fitted one. ``keep_answers``: also ``answers``, each
     scored photo's truth and decisions at ``rig_threshold`` and at the fitted one (the
-    classifier's answers weighed by the priors where given).
+    classifier's answers weighed by the priors where given). ``index_backend``: how the shipped
+    index and the enrolled views are searched (:class:`edge.index.EmbeddingIndex`; ``auto``
+    rebuilds hnswlib's graph on every core, which can move a decision between runs; ``exact`` is
+    deterministic, and is what a Pi without hnswlib runs).
     """
     if enrol_parts is None:
         known = set() if every_part else {mould(p) for p in manifest.parts}
         enrol_parts = {p.part for p in photos if mould(p.part) not in known}
-    enrolment = _enrol(photos, outputs["embedding"], turned, manifest, index_path, enroll, enrol_parts)
+    enrolment = _enrol(
+        photos, outputs["embedding"], turned, manifest, index_path, enroll, enrol_parts, index_backend
+    )
     if enrolment is None:
         return None
     index, rig, usable, enrolled, queries = enrolment
@@ -356,6 +362,7 @@ def _enrol(
     index_path: Path,
     enroll: int,
     enrol_parts: Collection[str],
+    backend: Backend = "auto",
 ) -> tuple[EmbeddingIndex, EmbeddingIndex, dict[str, list[int]], set[int], list[int]] | None:
     """The shipped index with the first ``enroll`` photos of each part to enrol added, the rig's own
     index of those photos alone, the parts with photos beyond them, the enrolled photos and the
@@ -367,8 +374,8 @@ def _enrol(
     usable = {p: rows for p, rows in by_part.items() if len(rows) > enroll}
     if not usable:
         return None
-    index = EmbeddingIndex.load(index_path, expect=manifest.index)
-    rig = EmbeddingIndex(index.dim, space=index.space, threads=1)
+    index = EmbeddingIndex.load(index_path, expect=manifest.index, backend=backend)
+    rig = EmbeddingIndex(index.dim, space=index.space, threads=1, backend=backend)
     enrolled = {i for rows in usable.values() for i in rows[:enroll]}
     for part, rows in usable.items():
         for views in (emb, *turned):
@@ -434,8 +441,8 @@ def partial_enrolment_scores(
     part's all of them), at the default ``rig_threshold`` and at the one fitted to the enrolled
     views. Summed over the subsets: photos decided right at each, the photos the fit gained and
     lost against the default, and the left-out parts' photos taken for an enrolled part. ``priors``:
-    ``size``, ``prior`` and ``footprints`` as for :func:`enrolment_scores`. None with fewer than 3
-    parts that have more than ``enroll`` photos (a fit needs 2 parts enrolled)."""
+    ``size``, ``prior``, ``footprints`` and ``index_backend`` as for :func:`enrolment_scores`. None
+    with fewer than 3 parts that have more than ``enroll`` photos (a fit needs 2 parts enrolled)."""
     counts = Counter(p.part for p in photos)
     parts = sorted(p for p, n in counts.items() if n > enroll)
     if len(parts) < 3:

@@ -425,3 +425,18 @@ def test_intervals_and_paired_changes_are_the_textbook_ones() -> None:
     assert paired_change([True, False], [True, False]) == {"gained": 0, "lost": 0, "p": 1.0}
     with pytest.raises(ValueError, match="same photos"):
         paired_change([True], [True, False])
+
+
+def test_the_exact_index_backend_gives_the_same_enrolment_figures_here(tmp_path: Path) -> None:
+    """A gallery this small is searched exactly by hnswlib too: the two backends agree, and the
+    report says which one it used."""
+    options = ("--enroll", "1", "--enroll-every-part", "--enroll-partial")
+    auto = score_cloth(tmp_path / "auto", *options)
+    exact = score_cloth(tmp_path / "exact", *options, "--index-backend", "exact")
+    for key in ("enroll_1", "enroll_all_1"):
+        assert exact[key]["decision_top1"] == auto[key]["decision_top1"]
+        assert exact[key]["vector_top1"] == auto[key]["vector_top1"]
+    assert exact["partial_enroll_1"]["top1_fitted"] == auto["partial_enroll_1"]["top1_fitted"]
+    report = json.loads((tmp_path / "exact" / "out" / "real.json").read_text())
+    assert report["index_backend"] == "exact"
+    assert "index_backend" not in json.loads((tmp_path / "auto" / "out" / "real.json").read_text())
