@@ -137,13 +137,13 @@ def resolve_backend(backend: str) -> Literal["hnswlib", "exact"]:
     """``auto`` -> ``hnswlib`` where it can be imported, else ``exact``; others as given (checked)."""
     if backend not in BACKENDS:
         raise ConfigError(f"index backend {backend!r} must be one of {', '.join(BACKENDS)}")
-    if backend == "auto":
-        try:
-            importlib.import_module("hnswlib")
-        except ImportError:  # not installed (the Pi's aarch64 has no wheel), or a broken build
-            return "exact"
-        return "hnswlib"
-    return "hnswlib" if backend == "hnswlib" else "exact"
+    if backend != "auto":
+        return backend  # type: ignore[return-value]  # checked above
+    try:
+        _hnswlib()
+    except MissingDependencyError:  # not installed (the Pi's aarch64 has no wheel), or a broken build
+        return "exact"
+    return "hnswlib"
 
 
 def _similarity(distances: np.ndarray, space: str) -> np.ndarray:

@@ -41,9 +41,9 @@ class ExactSearch:
 
     def add(self, x: np.ndarray) -> None:
         """Append (N, dim) float32 rows; their ids follow the ones stored."""
-        x = self._prepare(x)
-        self._x = np.concatenate([self._x, x]) if len(self._x) else np.array(x, np.float32)
-        self._sq = np.einsum("ij,ij->i", self._x, self._x)
+        x = np.asarray(self._prepare(x), np.float32)
+        self._x = np.concatenate([self._x, x])
+        self._sq = np.concatenate([self._sq, np.einsum("ij,ij->i", x, x)])  # the new rows' alone
 
     def items(self) -> np.ndarray:
         """(N, dim) float32 copy of the stored rows."""

@@ -9,6 +9,7 @@ fixed pull come from gpiozero's board data for the Pi 5, not from a table kept h
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cache
 from typing import Any
 
 from gpiozero.pins.pi import PiBoardInfo
@@ -39,7 +40,9 @@ class Wire:
     notes: tuple[str, ...] = ()
 
 
+@cache
 def _board() -> Any:
+    """gpiozero's board data of the Pi 5 (built once)."""
     return PiBoardInfo.from_revision(PI5_REVISION)
 
 
@@ -77,7 +80,7 @@ def wiring(rig: RigConfig) -> list[Wire]:
         if bcm in SECOND_JOBS:
             notes.append(SECOND_JOBS[bcm])
         if info.pull == "up":
-            if use.startswith("panel.start") or use.startswith("panel.stop"):
+            if use in ("panel.start_pin", "panel.stop_pin"):
                 notes.append("has a fixed 1.8 kohm pull-up to 3.3 V (I2C): fine for a button to GND")
             else:
                 notes.append(
