@@ -29,7 +29,9 @@
 # input's background mode: keep, the default, or fill: every pixel outside the part's mask painted
 # black, in training and on the rig; fill needs near-exact masks, docs/real_transfer.md),
 # FREEZE_BLOCKS (backbone stages frozen at their ImageNet weights and cached, 5: stages 6-7 and the
-# heads are trained; docs/real_transfer.md), MODEL (the network, trainer.models: efficientnet_lite0,
+# heads are trained; docs/real_transfer.md), PROBE_EPOCHS (epochs at the start in which only the heads
+# learn, the trained stages held at their ImageNet weights, then fine-tuned over the rest: LP-FT; 0, the
+# default, trains all from the start; the epochs are counted in EPOCHS), MODEL (the network, trainer.models: efficientnet_lite0,
 # the default, or efficientnet_lite1 / efficientnet_lite2, larger and slower on the Pi:
 # benchmarks/results/backbone_cost.md), MASK_JITTER (share of training masks grown, shrunk or
 # given a stray region as a real segmenter's are, 0.5, 0 = off), PART_PHOTOMETRIC (share of training draws given strong camera colour changes
@@ -86,6 +88,7 @@ BACKGROUND="${BACKGROUND:-keep}"
 MASK_JITTER="${MASK_JITTER:-0.5}"
 PART_PHOTOMETRIC="${PART_PHOTOMETRIC:-0.4}"
 FREEZE_BLOCKS="${FREEZE_BLOCKS:-5}"
+PROBE_EPOCHS="${PROBE_EPOCHS:-0}"
 SEED="${SEED:-0}"
 PATHTRACE_PER_PART="${PATHTRACE_PER_PART:-6}"
 PATHTRACE_WEIGHT="${PATHTRACE_WEIGHT:-3}"
@@ -176,7 +179,7 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
 "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
     --source "${train_dirs[@]}" --kind auto --weight "${weights[@]}" \
     --set epochs="$EPOCHS" seed="$SEED" out=runs/stage1 input_size="$INPUT_SIZE" model="$MODEL" pretrained=true \
-    freeze_blocks="$FREEZE_BLOCKS" holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
+    freeze_blocks="$FREEZE_BLOCKS" probe_epochs="$PROBE_EPOCHS" holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
     background="$BACKGROUND" mask_jitter="$MASK_JITTER" part_photometric="$PART_PHOTOMETRIC" \
     background_swap="$BACKGROUND_SWAP" ${BACKGROUNDS:+background_photos="$(cd "$BACKGROUNDS" && pwd)"}
 RUN="$WORK/runs/stage1"

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edge.config import StrictModel, load_config
 from edge.errors import ConfigError
@@ -102,6 +102,13 @@ class TrainConfig(StrictModel):
     weight_decay: float = Field(default=1e-4, ge=0.0, le=1.0, description="AdamW weight decay")
     warmup_epochs: float = Field(default=1.0, ge=0.0, le=1000.0, description="linear warm-up length")
     min_lr_ratio: float = Field(default=0.01, ge=0.0, le=1.0, description="cosine floor, fraction of lr")
+    probe_epochs: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="epochs at the start in which only the heads learn (the backbone's trained stages"
+        " wait, then warm up and decay over the epochs left): linear probing, then fine-tuning (LP-FT)",
+    )
     label_smoothing: float = Field(default=0.1, ge=0.0, le=0.5, description="label smoothing of the heads")
     part_weight: float = Field(default=1.0, ge=0.0, le=100.0, description="weight of the part loss")
     color_weight: float = Field(default=1.0, ge=0.0, le=100.0, description="weight of the colour loss")
@@ -115,6 +122,15 @@ class TrainConfig(StrictModel):
     cache: CacheConfig = Field(default_factory=CacheConfig, description="frozen-feature cache")
     keep_last: int = Field(default=2, ge=1, le=1000, description="epoch checkpoints kept")
     out: str = Field(description="output folder")
+
+    @model_validator(mode="after")
+    def _probe_within_run(self) -> TrainConfig:
+        if self.probe_epochs >= self.epochs:
+            raise ValueError(
+                f"probe_epochs {self.probe_epochs} leaves no epoch of fine-tuning in {self.epochs}"
+                " epochs; set probe_epochs below epochs (0: no linear probe)"
+            )
+        return self
 
 
 def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
@@ -393,20 +409,40 @@ def build_model(cfg: TrainConfig, data: dict[str, Any], device: str) -> tuple[An
 
 
 def build_optimizer(cfg: TrainConfig, model: Any, steps_per_epoch: int) -> tuple[Any, Any]:
-    """AdamW (no weight decay on biases, norms and the proxies) and its per-step warm-up + cosine schedule."""
+    """AdamW (no weight decay on biases, norms and the proxies) and its per-step warm-up + cosine schedule.
+
+    With ``probe_epochs`` the backbone's trained stages have their own groups, held at learning rate 0
+    for those epochs (the heads learn on the pretrained features: a linear probe), then warmed up and
+    decayed over the epochs left, while the heads' schedule spans the whole run (LP-FT: a head that
+    already fits does not pull the pretrained features apart with its first, random gradients).
+    """
     import torch
 
     total_steps = cfg.epochs * steps_per_epoch
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    probe = cfg.probe_epochs * steps_per_epoch
+
+    def whole_run(step: int) -> float:
+        return lr_factor(step, warmup, total_steps, cfg.min_lr_ratio)
+
+    def after_probe(step: int) -> float:
+        return 0.0 if step < probe else lr_factor(step - probe, warmup, total_steps - probe, cfg.min_lr_ratio)
+
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for n, p in named if p.ndim > 1 and n != "proxies"], "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in named if p.ndim <= 1 or n == "proxies"], "weight_decay": 0.0},
-    ]
+    sets = [named]
+    if probe:
+        sets = [[(n, p) for n, p in named if not n.startswith("backbone.")]]
+        sets.append([(n, p) for n, p in named if n.startswith("backbone.")])
+    groups = []
+    for params in sets:
+        decayed = [p for n, p in params if p.ndim > 1 and n != "proxies"]
+        groups += [
+            {"params": decayed, "weight_decay": cfg.weight_decay},
+            {"params": [p for n, p in params if p.ndim <= 1 or n == "proxies"], "weight_decay": 0.0},
+        ]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, warmup, total_steps, cfg.min_lr_ratio)
-    )
+    schedules: list[Any] = [whole_run, whole_run] + ([after_probe, after_probe] if probe else [])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedules)
     return optimizer, scheduler
 
 

@@ -136,6 +136,44 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(synth: Path, tm
         assert x["train_loss"] == y["train_loss"] and x["val_loss"] == y["val_loss"]
 
 
+def _backbone_params(path: Path) -> dict[str, torch.Tensor]:
+    model, _ = load_checkpoint(path)
+    return {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("backbone.")}
+
+
+def test_a_linear_probe_holds_the_backbone_then_fine_tunes_it(synth: Path, tmp_path: Path) -> None:
+    cache = {"copies": 2, "mode": "on", "dir": str(tmp_path / "cache")}
+    cfg = _config(synth, tmp_path / "probe", epochs=3, probe_epochs=1, keep_last=3, cache=cache)
+    straight = train(cfg, "stage1", progress=False)
+    start = train(  # one step: no parameter has moved far, and the backbone not at all
+        _config(synth, tmp_path / "start", epochs=3, probe_epochs=1, cache=cache),
+        "stage1",
+        max_steps=1,
+        progress=False,
+    )
+    assert start["steps"] == 1
+    initial = _backbone_params(tmp_path / "start" / "best")
+    probed = _backbone_params(tmp_path / "probe" / "checkpoints" / "epoch_0001")
+    tuned = _backbone_params(tmp_path / "probe" / "checkpoints" / "epoch_0002")
+    assert all(torch.equal(initial[n], probed[n]) for n in initial)  # held in the probe epoch
+    last_stage = [n for n in initial if n.startswith("backbone.blocks.6.")]
+    assert last_stage and all(not torch.equal(probed[n], tuned[n]) for n in last_stage)  # then trained
+    heads_start, _ = load_checkpoint(tmp_path / "start" / "best")
+    heads_probed, _ = load_checkpoint(tmp_path / "probe" / "checkpoints" / "epoch_0001")
+    assert not torch.equal(heads_start.part_head[1].weight, heads_probed.part_head[1].weight)
+
+    resumed_cfg = _config(synth, tmp_path / "resumed", epochs=3, probe_epochs=1, cache=cache)
+    per_epoch = straight["steps"] // 3
+    train(resumed_cfg, "stage1", max_steps=per_epoch, progress=False)  # stopped at the probe's end
+    train(resumed_cfg, "stage1", resume=True, progress=False)
+    a = _backbone_params(tmp_path / "probe" / "checkpoints" / "epoch_0003")
+    b = _backbone_params(tmp_path / "resumed" / "checkpoints" / "epoch_0003")
+    assert all(torch.equal(a[n], b[n]) for n in a)
+
+    with pytest.raises(ValueError, match="probe_epochs 3 leaves no epoch"):
+        _config(synth, tmp_path / "bad", epochs=3, probe_epochs=3)
+
+
 def test_a_new_run_in_a_folder_with_checkpoints_is_refused_unless_fresh(synth: Path, tmp_path: Path) -> None:
     cfg = _config(synth, tmp_path, epochs=1)
     train(cfg, "stage1", progress=False)
