@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.machine import machine_line, run_child, write_results  # noqa: E402
 from edge.index import EmbeddingIndex  # noqa: E402
-from edge.manifest import IndexEntry, load_manifest, sha256_file  # noqa: E402
+from edge.manifest import IndexEntry, load_manifest  # noqa: E402
 
 BACKENDS = ("hnswlib", "exact")
 
@@ -56,20 +56,7 @@ def synthetic_index(folder: Path, count: int, dim: int) -> IndexEntry:
     index = EmbeddingIndex(dim, backend="hnswlib")
     index.add(x / np.linalg.norm(x, axis=1, keepdims=True), [f"p{i % 200}" for i in range(count)])
     index.save(folder / "index.npz", graph=folder / "index.hnsw")
-    m = index.meta()
-    return IndexEntry(
-        path="index.npz",
-        sha256=sha256_file(folder / "index.npz"),
-        space=m.space,
-        dim=m.dim,
-        M=m.M,
-        ef_construction=m.ef_construction,
-        ef_search=m.ef_search,
-        count=m.count,
-        labels="index.npz",
-        graph="index.hnsw",
-        graph_sha256=sha256_file(folder / "index.hnsw"),
-    )
+    return index.manifest_entry(folder, "index.npz", "index.npz", "index.hnsw")
 
 
 def measure(name: str, folder: Path, entry: IndexEntry, repeats: int) -> dict[str, Any]:

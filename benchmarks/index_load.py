@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.machine import machine_line, run_child, write_results  # noqa: E402
 from edge.index import EmbeddingIndex  # noqa: E402
-from edge.manifest import IndexEntry, load_manifest, sha256_file, write_manifest  # noqa: E402
+from edge.manifest import load_manifest, sha256_file, write_manifest  # noqa: E402
 
 M, EF_CONSTRUCTION, EF_SEARCH = 16, 200, 64
 
@@ -127,19 +127,7 @@ def build_model_set(
     index.save(folder / "index.npz", graph=folder / "index.hnsw")  # as `trainer index` does
     saved_s = time.perf_counter() - start
     (folder / "index_labels.json").write_text(json.dumps(labels) + "\n")
-    entry = IndexEntry(
-        path="index.npz",
-        sha256=sha256_file(folder / "index.npz"),
-        dim=dim,
-        M=M,
-        ef_construction=EF_CONSTRUCTION,
-        ef_search=EF_SEARCH,
-        count=count,
-        labels="index_labels.json",
-        labels_sha256=sha256_file(folder / "index_labels.json"),
-        graph="index.hnsw",
-        graph_sha256=sha256_file(folder / "index.hnsw"),
-    )
+    entry = index.manifest_entry(folder, "index.npz", "index_labels.json", "index.hnsw")
     write_manifest(folder, manifest.model_copy(update={"index": entry}))
     record = {
         "build_s": round(built_s, 1),

@@ -353,6 +353,29 @@ class EmbeddingIndex:
         with atomic_path(path) as tmp:
             self._hnsw.save_index(str(tmp))
 
+    def manifest_entry(
+        self, folder: str | Path, path: str, labels: str, graph: str | None = None
+    ) -> IndexEntry:
+        """The model manifest's entry for this index saved (:meth:`save`) in ``folder`` as ``path``,
+        its labels file ``labels`` and its graph ``graph`` (names relative to ``folder``): the
+        index's settings and count, and each file's SHA-256."""
+        folder = Path(folder)
+        m = self.meta()
+        return IndexEntry(
+            path=path,
+            sha256=sha256_file(folder / path),
+            space=m.space,
+            dim=m.dim,
+            M=m.M,
+            ef_construction=m.ef_construction,
+            ef_search=m.ef_search,
+            count=m.count,
+            labels=labels,
+            labels_sha256=sha256_file(folder / labels),
+            graph=graph,
+            graph_sha256=sha256_file(folder / graph) if graph else None,
+        )
+
     def _save_npz(self, path: Path) -> None:
         vecs = self.vectors()
         if len(vecs) and float(np.abs(vecs).max()) > _FP16_MAX:

@@ -32,7 +32,7 @@ from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError
 from edge.fileio import write_atomic
 from edge.index import EmbeddingIndex, brute_force_search, recall_at_k
-from edge.manifest import IndexEntry, Manifest, load_manifest, sha256_file, write_manifest
+from edge.manifest import Manifest, load_manifest, sha256_file, write_manifest
 from trainer.data import Sample
 from trainer.export import DataProtocol, build_record, load_samples, run_engine, split_like_training, spread
 
@@ -112,20 +112,7 @@ def build_index(
     index.add(vectors, labels)
     index.save(folder / INDEX_NAME, graph=folder / GRAPH_NAME)  # the graph: rebuilt from fp16 vectors
     _write_labels(folder / LABELS_NAME, labels)
-    entry = IndexEntry(
-        path=INDEX_NAME,
-        sha256=sha256_file(folder / INDEX_NAME),
-        space=index.space,
-        dim=index.dim,
-        M=M,
-        ef_construction=ef_construction,
-        ef_search=ef_search,
-        count=len(index),
-        labels=LABELS_NAME,
-        labels_sha256=sha256_file(folder / LABELS_NAME),
-        graph=GRAPH_NAME,
-        graph_sha256=sha256_file(folder / GRAPH_NAME),
-    )
+    entry = index.manifest_entry(folder, INDEX_NAME, LABELS_NAME, GRAPH_NAME)
     # Measure the index as the Pi gets it: loaded from the files, fp16 vectors and saved graph.
     loaded = EmbeddingIndex.from_manifest(folder, entry, threads=1)
     stored = loaded.vectors()

@@ -349,8 +349,13 @@ def _saved(
     """An index saved with its graph in ``tmp_path``; its manifest entry (graph listed) and vectors."""
     index, x = _built(n=n, dim=dim, seed=seed, **kw)
     index.save(tmp_path / "index.npz", graph=tmp_path / "index.hnsw")
-    entry = _entry(
-        tmp_path / "index.npz", index, graph="index.hnsw", graph_sha256=sha256_file(tmp_path / "index.hnsw")
+    entry = index.manifest_entry(tmp_path, "index.npz", "index.npz", "index.hnsw")
+    assert entry == _entry(
+        tmp_path / "index.npz",
+        index,
+        labels_sha256=sha256_file(tmp_path / "index.npz"),
+        graph="index.hnsw",
+        graph_sha256=sha256_file(tmp_path / "index.hnsw"),
     )
     return entry, x
 
