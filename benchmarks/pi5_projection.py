@@ -474,15 +474,148 @@ def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {"low": low, "high": high, "mid": math.sqrt(low * high), "x86": sum(r["x86_ms"] for r in rows)}
 
 
+def _generic_row(
+    stage: str, ops: dict[str, Any], x86_ms: float, x86_source: str, gen: dict[str, Any]
+) -> dict[str, Any]:
+    """A row of image work: its x86 time scaled by the generic per-core factors' range."""
+    source = "per-core proxies (generic): " + ", ".join(
+        f"{k} {val:.2f}x" for k, val in gen["candidates"].items()
+    )
+    return _row(stage, ops, x86_ms, x86_source, x86_ms * gen["low"], x86_ms * gen["high"], source)
+
+
+def _project_rows(
+    bench: dict[str, Any],
+    bench_path: Path,
+    v: dict[str, int],
+    manifest: Any,
+    macs: Any,
+    rates: dict[str, Any],
+    gen: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The project's stages per part: ``edge bench``'s hsv row (p50) scaled to a Pi 5."""
+    hsv = bench_row(bench, "hsv", bench_path)["stages"]
+    views = int(bench["views"])
+    size = tuple(manifest.input.size)
+    src = f"{bench_path.name}: hsv row, p50 per part ({bench['threads']} threads)"
+
+    def steps(value: int | None, unit: str, detail: str) -> dict[str, Any]:
+        return {"value": value, "unit": unit, "detail": detail}
+
+    seg_px, crop_px = hsv_pixel_steps(v), crop_pixel_steps(v, size)
+    fast, slow = _nn_ms(macs.total, macs.int8, rates["onnxruntime/fp32"], rates["onnxruntime/int8"])
+    parts, colors = len(manifest.parts), len(manifest.colors)
+    rows = [
+        _generic_row(
+            "segment (HSV keying)",
+            steps(views * seg_px, "pixel-steps", f"{views} views x {seg_px:,}"),
+            hsv["segment"]["p50"],
+            src,
+            gen,
+        ),
+        _generic_row(
+            "preprocess (crop, resize, normalise)",
+            steps(views * crop_px, "pixel-steps", f"{views} views x {crop_px:,}"),
+            hsv["preprocess"]["p50"],
+            src,
+            gen,
+        ),
+        _row(
+            f"infer (EfficientNet-Lite0 int8, {size[0]} px, one batch)",
+            steps(macs.total, "MACs", f"{macs.int8:,} int8 + {macs.float:,} float"),
+            hsv["infer"]["p50"],
+            src,
+            fast,
+            slow,
+            "MACs / Pi 5 ONNX Runtime rates: float MACs at fp32, int8 MACs at int8 (rates table)",
+        ),
+        _generic_row(
+            "fuse (classifier + fusion)",
+            steps(views * (parts + colors), "logits", f"{views} views x ({parts} parts + {colors} colours)"),
+            hsv["fuse"]["p50"],
+            src,
+            gen,
+        ),
+    ]
+    if hsv["search"]["p50"] > 0:
+        ops = steps(None, "index queries", "not counted")
+        rows.append(_generic_row("search", ops, hsv["search"]["p50"], src, gen))
+    return rows
+
+
+def _plan_rows(
+    plan: dict[str, Any],
+    views: int,
+    v: dict[str, int],
+    u2: Any,
+    eff: Any,
+    rates: dict[str, Any],
+    gen: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The plan's stages per part: plan_pipeline.json's per-view milliseconds x the part's views."""
+    ps = plan["plan_stages"]  # ms per view, one thread
+    src = f"plan_pipeline.json: plan_stages x {views} views (1 thread)"
+    count = int(plan["plan"]["count"])
+    dim = 1280
+    search_bytes = count * dim * 4
+    bw = SOURCES["tinymembench_pi5"]["values_mb_s"]
+    u2_fast, u2_slow = _nn_ms(views * u2.total, 0, rates["onnxruntime/fp32"], None)
+    eff_fast, eff_slow = _nn_ms(views * eff.total, 0, rates["pytorch/fp32"], None)
+    return [
+        _row(
+            "segment (U-2-Net 320 px, ONNX Runtime fp32)",
+            {"value": views * u2.total, "unit": "MACs", "detail": f"{views} x {u2.total:,}"},
+            views * ps["segment"],
+            src,
+            u2_fast,
+            u2_slow,
+            "MACs / Pi 5 ONNX Runtime fp32 rate (rates table)",
+        ),
+        _generic_row(
+            "preprocess (box, resize, normalise)",
+            {
+                "value": views * (2 * v["frame_px"] + v["part_box_px"] + 2 * 224 * 224),
+                "unit": "pixel-steps",
+                "detail": "alpha threshold + nonzero over the frame, the box resized, 224 px normalised",
+            },
+            views * ps["preprocess"],
+            src,
+            gen,
+        ),
+        _row(
+            "infer (EfficientNet-B0 224 px, PyTorch fp32)",
+            {"value": views * eff.total, "unit": "MACs", "detail": f"{views} x {eff.total:,}"},
+            views * ps["infer"],
+            src,
+            eff_fast,
+            eff_slow,
+            "MACs / Pi 5 PyTorch fp32 rate (rates table)",
+        ),
+        _row(
+            f"search (brute force, {count:,} x {dim} fp32)",
+            {
+                "value": views * search_bytes,
+                "unit": "bytes read",
+                "detail": f"{views} x {search_bytes:,} ({views * count * dim:,} MACs)",
+            },
+            views * ps["search"],
+            src,
+            1000 * views * search_bytes / (bw["scan64_4gb"] * 1e6),
+            1000 * views * search_bytes / (bw["copy_8gb"] * 1e6),
+            "bytes / Pi 5 memory bandwidth, tinymembench scan 64 .. copy (tinymembench_pi5)",
+        ),
+    ]
+
+
 def project(args: argparse.Namespace) -> dict[str, Any]:
+    """The projection (the JSON :func:`markdown` draws): operation counts, x86 milliseconds and
+    Pi 5 factors per stage of the project's pipeline and of the plan's, their totals and ratio."""
     results = Path(args.results)
     bench_path = results / "edge_bench_sim.json"
     bench = load_bench(bench_path)
-    hsv = bench_row(bench, "hsv", bench_path)["stages"]
     plan = load_plan(results / "plan_pipeline.json")
     views = int(bench["views"])
     model_path, manifest = _manifest_model(Path(args.model_set))
-    size = tuple(manifest.input.size)
     macs = count_macs(model_path, batch=views)
     print(
         f"project model: {macs.total / 1e9:.3f} GMACs for {views} views ({macs.int8 / macs.total:.0%} int8)",
@@ -499,138 +632,11 @@ def project(args: argparse.Namespace) -> dict[str, Any]:
     v = measured["median_per_view"]
     print(f"views: {json.dumps(measured['median_per_view'])}", flush=True)
     rates = pi5_rates()
-    ps = plan["plan_stages"]  # ms per view, one thread each side
-    x86_u2_rate = _gmacs_per_s(u2.total / 1e9, ps["segment"])
+    x86_u2_rate = _gmacs_per_s(u2.total / 1e9, plan["plan_stages"]["segment"])
     sysbench = run_sysbench() if args.sysbench else None
     gen = generic_factors(x86_u2_rate, rates, sysbench)
-    gen_source = "per-core proxies (generic): " + ", ".join(
-        f"{k} {val:.2f}x" for k, val in gen["candidates"].items()
-    )
-    n_logits = len(manifest.parts) + len(manifest.colors)
-    bench_src = f"{bench_path.name}: hsv row, p50 per part ({bench['threads']} threads)"
-
-    project_rows = [
-        _row(
-            "segment (HSV keying)",
-            {
-                "value": views * hsv_pixel_steps(v),
-                "unit": "pixel-steps",
-                "detail": f"{views} views x {hsv_pixel_steps(v):,}",
-            },
-            hsv["segment"]["p50"],
-            bench_src,
-            hsv["segment"]["p50"] * gen["low"],
-            hsv["segment"]["p50"] * gen["high"],
-            gen_source,
-        ),
-        _row(
-            "preprocess (crop, resize, normalise)",
-            {
-                "value": views * crop_pixel_steps(v, size),
-                "unit": "pixel-steps",
-                "detail": f"{views} views x {crop_pixel_steps(v, size):,}",
-            },
-            hsv["preprocess"]["p50"],
-            bench_src,
-            hsv["preprocess"]["p50"] * gen["low"],
-            hsv["preprocess"]["p50"] * gen["high"],
-            gen_source,
-        ),
-    ]
-    fast, slow = _nn_ms(macs.total, macs.int8, rates["onnxruntime/fp32"], rates["onnxruntime/int8"])
-    project_rows.append(
-        _row(
-            f"infer (EfficientNet-Lite0 int8, {size[0]} px, one batch)",
-            {"value": macs.total, "unit": "MACs", "detail": f"{macs.int8:,} int8 + {macs.float:,} float"},
-            hsv["infer"]["p50"],
-            bench_src,
-            fast,
-            slow,
-            "MACs / Pi 5 ONNX Runtime rates: float MACs at fp32, int8 MACs at int8 (rates table)",
-        )
-    )
-    project_rows.append(
-        _row(
-            "fuse (classifier + fusion)",
-            {
-                "value": views * n_logits,
-                "unit": "logits",
-                "detail": f"{views} views x ({len(manifest.parts)} parts + {len(manifest.colors)} colours)",
-            },
-            hsv["fuse"]["p50"],
-            bench_src,
-            hsv["fuse"]["p50"] * gen["low"],
-            hsv["fuse"]["p50"] * gen["high"],
-            gen_source,
-        )
-    )
-    if hsv["search"]["p50"] > 0:
-        project_rows.append(
-            _row(
-                "search",
-                {"value": None, "unit": "index queries", "detail": "not counted"},
-                hsv["search"]["p50"],
-                bench_src,
-                hsv["search"]["p50"] * gen["low"],
-                hsv["search"]["p50"] * gen["high"],
-                gen_source,
-            )
-        )
-
-    # The plan, per part: plan_pipeline.json's per-view milliseconds x the part's views.
-    plan_src = f"plan_pipeline.json: plan_stages x {views} views (1 thread)"
-    count = int(plan["plan"]["count"])
-    dim = 1280
-    search_bytes = count * dim * 4
-    bw = SOURCES["tinymembench_pi5"]["values_mb_s"]
-    u2_fast, u2_slow = _nn_ms(views * u2.total, 0, rates["onnxruntime/fp32"], None)
-    eff_fast, eff_slow = _nn_ms(views * eff.total, 0, rates["pytorch/fp32"], None)
-    plan_rows = [
-        _row(
-            "segment (U-2-Net 320 px, ONNX Runtime fp32)",
-            {"value": views * u2.total, "unit": "MACs", "detail": f"{views} x {u2.total:,}"},
-            views * ps["segment"],
-            plan_src,
-            u2_fast,
-            u2_slow,
-            "MACs / Pi 5 ONNX Runtime fp32 rate (rates table)",
-        ),
-        _row(
-            "preprocess (box, resize, normalise)",
-            {
-                "value": views * (2 * v["frame_px"] + v["part_box_px"] + 2 * 224 * 224),
-                "unit": "pixel-steps",
-                "detail": "alpha threshold + nonzero over the frame, the box resized, 224 px normalised",
-            },
-            views * ps["preprocess"],
-            plan_src,
-            views * ps["preprocess"] * gen["low"],
-            views * ps["preprocess"] * gen["high"],
-            gen_source,
-        ),
-        _row(
-            "infer (EfficientNet-B0 224 px, PyTorch fp32)",
-            {"value": views * eff.total, "unit": "MACs", "detail": f"{views} x {eff.total:,}"},
-            views * ps["infer"],
-            plan_src,
-            eff_fast,
-            eff_slow,
-            "MACs / Pi 5 PyTorch fp32 rate (rates table)",
-        ),
-        _row(
-            f"search (brute force, {count:,} x {dim} fp32)",
-            {
-                "value": views * search_bytes,
-                "unit": "bytes read",
-                "detail": f"{views} x {search_bytes:,} ({views * count * dim:,} MACs)",
-            },
-            views * ps["search"],
-            plan_src,
-            1000 * views * search_bytes / (bw["scan64_4gb"] * 1e6),
-            1000 * views * search_bytes / (bw["copy_8gb"] * 1e6),
-            "bytes / Pi 5 memory bandwidth, tinymembench scan 64 .. copy (tinymembench_pi5)",
-        ),
-    ]
+    project_rows = _project_rows(bench, bench_path, v, manifest, macs, rates, gen)
+    plan_rows = _plan_rows(plan, views, v, u2, eff, rates, gen)
     proj_total, plan_total = _sum_rows(project_rows), _sum_rows(plan_rows)
     ratio = {
         "low": plan_total["low"] / proj_total["high"],
