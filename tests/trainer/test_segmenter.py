@@ -14,14 +14,11 @@ pytest.importorskip("torch")
 from edge.errors import ConfigError, DataFileError
 from edge.segment import create_segmenter
 from trainer.cli import main
-from trainer.segmenter import (
-    SegConfig,
-    find_pairs,
-    parse_size,
-    reference_iou,
-    split_pairs,
-    train_segmenter,
-)
+from trainer.segmenter.cli import parse_size
+from trainer.segmenter.config import SegConfig
+from trainer.segmenter.data import find_pairs, split_pairs
+from trainer.segmenter.evaluate import reference_iou
+from trainer.segmenter.train import train_segmenter
 
 
 def write_renders(
@@ -128,7 +125,7 @@ def test_bad_input_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
 def test_lite0_encoder_keeps_the_input_size_and_unknown_encoders_are_named() -> None:
     import torch
 
-    from trainer.segmenter import build_model
+    from trainer.segmenter.network import build_model
 
     model = build_model(1.0, "lite0", pretrained=False).eval()
     with torch.no_grad():
@@ -198,7 +195,7 @@ def test_int8_copy_is_measured_shipped_and_checked_against_the_manifest(tmp_path
 
 
 def test_zoom_enlarges_the_part_and_keeps_image_and_mask_aligned() -> None:
-    from trainer.segmenter import zoom_to_part
+    from trainer.segmenter.data import zoom_to_part
 
     rgb = np.full((96, 128, 3), 40, np.uint8)
     mask = np.zeros((96, 128), bool)
