@@ -213,3 +213,11 @@ def test_zoom_enlarges_the_part_and_keeps_image_and_mask_aligned() -> None:
     assert min(grown) >= 0.9 and max(grown) > 4  # up to 16x the area at zoom 4
     empty = np.zeros_like(mask)
     assert zoom_to_part(rgb, empty, rng, 4.0)[0] is rgb  # nothing to zoom to
+
+
+def test_the_help_explains_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["segmenter", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "Learned from the studio's exact masks" in out and "--ship-to" in out

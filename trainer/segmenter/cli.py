@@ -13,10 +13,12 @@ from trainer.segmenter.train import train_segmenter
 
 
 def add_parser(sub: Any) -> None:
+    import trainer.segmenter as package  # its docstring is the command's description
+
     p = sub.add_parser(
         "segmenter",
         help="train the small segmentation model (edge's mobileseg option) on renders and their masks",
-        description=__doc__,
+        description=package.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", nargs="+", required=True, help="render folders (images with *_mask.png beside)")
