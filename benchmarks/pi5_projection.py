@@ -474,6 +474,11 @@ def _sum_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {"low": low, "high": high, "mid": math.sqrt(low * high), "x86": sum(r["x86_ms"] for r in rows)}
 
 
+def _ops(value: int | None, unit: str, detail: str) -> dict[str, Any]:
+    """A row's operation count: how many of what (None: not counted), and how it was counted."""
+    return {"value": value, "unit": unit, "detail": detail}
+
+
 def _generic_row(
     stage: str, ops: dict[str, Any], x86_ms: float, x86_source: str, gen: dict[str, Any]
 ) -> dict[str, Any]:
@@ -499,30 +504,27 @@ def _project_rows(
     size = tuple(manifest.input.size)
     src = f"{bench_path.name}: hsv row, p50 per part ({bench['threads']} threads)"
 
-    def steps(value: int | None, unit: str, detail: str) -> dict[str, Any]:
-        return {"value": value, "unit": unit, "detail": detail}
-
     seg_px, crop_px = hsv_pixel_steps(v), crop_pixel_steps(v, size)
     fast, slow = _nn_ms(macs.total, macs.int8, rates["onnxruntime/fp32"], rates["onnxruntime/int8"])
     parts, colors = len(manifest.parts), len(manifest.colors)
     rows = [
         _generic_row(
             "segment (HSV keying)",
-            steps(views * seg_px, "pixel-steps", f"{views} views x {seg_px:,}"),
+            _ops(views * seg_px, "pixel-steps", f"{views} views x {seg_px:,}"),
             hsv["segment"]["p50"],
             src,
             gen,
         ),
         _generic_row(
             "preprocess (crop, resize, normalise)",
-            steps(views * crop_px, "pixel-steps", f"{views} views x {crop_px:,}"),
+            _ops(views * crop_px, "pixel-steps", f"{views} views x {crop_px:,}"),
             hsv["preprocess"]["p50"],
             src,
             gen,
         ),
         _row(
             f"infer (EfficientNet-Lite0 int8, {size[0]} px, one batch)",
-            steps(macs.total, "MACs", f"{macs.int8:,} int8 + {macs.float:,} float"),
+            _ops(macs.total, "MACs", f"{macs.int8:,} int8 + {macs.float:,} float"),
             hsv["infer"]["p50"],
             src,
             fast,
@@ -531,14 +533,14 @@ def _project_rows(
         ),
         _generic_row(
             "fuse (classifier + fusion)",
-            steps(views * (parts + colors), "logits", f"{views} views x ({parts} parts + {colors} colours)"),
+            _ops(views * (parts + colors), "logits", f"{views} views x ({parts} parts + {colors} colours)"),
             hsv["fuse"]["p50"],
             src,
             gen,
         ),
     ]
     if hsv["search"]["p50"] > 0:
-        ops = steps(None, "index queries", "not counted")
+        ops = _ops(None, "index queries", "not counted")
         rows.append(_generic_row("search", ops, hsv["search"]["p50"], src, gen))
     return rows
 
@@ -564,7 +566,7 @@ def _plan_rows(
     return [
         _row(
             "segment (U-2-Net 320 px, ONNX Runtime fp32)",
-            {"value": views * u2.total, "unit": "MACs", "detail": f"{views} x {u2.total:,}"},
+            _ops(views * u2.total, "MACs", f"{views} x {u2.total:,}"),
             views * ps["segment"],
             src,
             u2_fast,
@@ -573,18 +575,18 @@ def _plan_rows(
         ),
         _generic_row(
             "preprocess (box, resize, normalise)",
-            {
-                "value": views * (2 * v["frame_px"] + v["part_box_px"] + 2 * 224 * 224),
-                "unit": "pixel-steps",
-                "detail": "alpha threshold + nonzero over the frame, the box resized, 224 px normalised",
-            },
+            _ops(
+                views * (2 * v["frame_px"] + v["part_box_px"] + 2 * 224 * 224),
+                "pixel-steps",
+                "alpha threshold + nonzero over the frame, the box resized, 224 px normalised",
+            ),
             views * ps["preprocess"],
             src,
             gen,
         ),
         _row(
             "infer (EfficientNet-B0 224 px, PyTorch fp32)",
-            {"value": views * eff.total, "unit": "MACs", "detail": f"{views} x {eff.total:,}"},
+            _ops(views * eff.total, "MACs", f"{views} x {eff.total:,}"),
             views * ps["infer"],
             src,
             eff_fast,
@@ -593,11 +595,11 @@ def _plan_rows(
         ),
         _row(
             f"search (brute force, {count:,} x {dim} fp32)",
-            {
-                "value": views * search_bytes,
-                "unit": "bytes read",
-                "detail": f"{views} x {search_bytes:,} ({views * count * dim:,} MACs)",
-            },
+            _ops(
+                views * search_bytes,
+                "bytes read",
+                f"{views} x {search_bytes:,} ({views * count * dim:,} MACs)",
+            ),
             views * ps["search"],
             src,
             1000 * views * search_bytes / (bw["scan64_4gb"] * 1e6),
