@@ -2,6 +2,7 @@
 # Build the default model set (models/default) from renders of the LDraw.org Parts Library.
 #
 #   tools/build_default_models.sh LDRAW_DIR [WORK_DIR]
+#   tools/build_default_models.sh --recipe     # the settings it would build with, as a command line
 #
 # LDRAW_DIR: an LDraw library (parts/, p/, lists/b200c_popular.txt); WORK_DIR (default
 # ../build-default beside the repository) holds the renders, the training run and the full model
@@ -15,8 +16,8 @@
 # the part several times larger than in a rig frame, so nearer the pixels a close camera or a
 # phone gives; 16, 0 = none), CROP_TILTS (one such crop render per word: `fixed`, the rig's 30
 # degrees from vertical, into render-crop, or LOW,HIGH, the camera's tilt drawn per capture,
-# `trainer render --camera-tilt`, into render-crop-tilt, render-crop-tilt2...; default `fixed`;
-# "fixed 0,45" trains on both, docs/real_transfer.md), CROP_SHADING (1: those crop renders with
+# `trainer render --camera-tilt`, into render-crop-tilt, render-crop-tilt2...; default "fixed 0,45":
+# both, run v of docs/real_transfer.md), CROP_SHADING (1: those crop renders with
 # `--contact-shading`, each folder's name ending -shaded; unset: off), PATHTRACE_PER_PART (captures per part of one more training render in
 # the crop layout by the path tracer, `trainer render --renderer pathtrace`, which needs libLLVM 19
 # (`make setup-all` installs it): about 30 times slower than the rasteriser on a CPU; 6, 0 = none;
@@ -40,8 +41,9 @@
 # photos by trainer evaluate-real and the figures go into the report), SEED (stage 1's seed: splits,
 # sampling, augmentation draws and the heads' initialisation, 0; a second seed of a recipe measures
 # its spread, docs/real_transfer.md; the feature cache is keyed by it). The defaults are the
-# recipe of the shipped set (run p of docs/real_transfer.md, built with
-# BACKGROUNDS=../shared/real/backgrounds REAL=../shared/real).
+# recipe of the shipped set (run v of docs/real_transfer.md, built with
+# BACKGROUNDS=../shared/real/backgrounds REAL=../shared/real; tests/tools/test_build_defaults.py
+# checks them against the command in models/default/REPORT.md).
 #
 # Chain: render train data as the rig sees it (full 640x480 frames of the sim rig, `real` layout;
 # 'train' randomisation; TRAIN_RENDERS renders with seeds 1, 3, 4, ...: one render of twice the
@@ -58,15 +60,19 @@
 # frames (edge/data/sim): 60 captures of 60 parts of the test render, packed by trainer pack-frames.
 set -euo pipefail
 
-if [[ $# -lt 1 || $# -gt 2 ]]; then
-    echo "usage: $0 LDRAW_DIR [WORK_DIR]" >&2
+# --recipe: print the recipe this environment gives (the settings, as a command line) and stop.
+recipe_only=
+if [[ "${1:-}" == --recipe ]]; then
+    recipe_only=1
+    shift
+    set -- "${1:-LDRAW_DIR}"
+elif [[ $# -lt 1 || $# -gt 2 ]]; then
+    echo "usage: $0 LDRAW_DIR [WORK_DIR]   or: $0 --recipe" >&2
     exit 2
 fi
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-LDRAW="$(cd "$1" && pwd)"
-WORK="${2:-$REPO/../build-default}"
-mkdir -p "$WORK"
-WORK="$(cd "$WORK" && pwd)"
+LDRAW="$1"
+[[ -n "$recipe_only" ]] || LDRAW="$(cd "$1" && pwd)"
 BIN="$REPO/.venv/bin"
 PARTS="${PARTS:-$LDRAW/lists/b200c_popular.txt}"
 TOP="${TOP:-200}"
@@ -74,7 +80,7 @@ EPOCHS="${EPOCHS:-10}"
 PER_PART="${PER_PART:-12}"
 TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
 CROP_PER_PART="${CROP_PER_PART:-16}"
-CROP_TILTS="${CROP_TILTS:-fixed}"
+CROP_TILTS="${CROP_TILTS:-fixed 0,45}"
 CROP_SHADING="${CROP_SHADING:-}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
@@ -93,6 +99,31 @@ SEED="${SEED:-0}"
 PATHTRACE_PER_PART="${PATHTRACE_PER_PART:-6}"
 PATHTRACE_WEIGHT="${PATHTRACE_WEIGHT:-3}"
 REAL="${REAL:-}"
+
+# The settings that make a recipe, as the command line that gives them (folders relative to the
+# repository); it goes into the report, so a shipped set names the command that rebuilds it.
+recipe() {
+    local words=() name value
+    for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_SHADING PATHTRACE_PER_PART \
+        PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS BACKGROUND MASK_JITTER \
+        BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC EPOCHS SEED TOP UNSEEN REAL; do
+        value="${!name}"
+        [[ -z "$value" ]] && continue
+        if [[ "$name" == BACKGROUNDS || "$name" == REAL ]] && [[ -d "$value" ]]; then
+            value="$(realpath --relative-to="$REPO" "$value")"
+        fi
+        [[ "$value" == *" "* ]] && value="\"$value\""
+        words+=("$name=$value")
+    done
+    echo "${words[*]} tools/build_default_models.sh LDRAW_DIR WORK_DIR"
+}
+if [[ -n "$recipe_only" ]]; then
+    recipe
+    exit 0
+fi
+WORK="${2:-$REPO/../build-default}"
+mkdir -p "$WORK"
+WORK="$(cd "$WORK" && pwd)"
 DEST="$REPO/models/default"
 SET="$WORK/model-set"
 TIMES="$WORK/timings.tsv"
@@ -219,7 +250,7 @@ step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$R
 # times are recorded too; the report becomes REPORT.md with its plots, and
 # the stage 1 config is added. Built in $DEST.tmp and verified there, then swapped in: a failure
 # leaves $DEST as it was.
-note='Built by `tools/build_default_models.sh LDRAW_DIR [WORK_DIR]` (stage 1 on synthetic renders only:'
+note="Built by \`$(recipe)\` (stage 1 on synthetic renders only:"
 note+=' no real captures exist yet, so stage 2 was not run).'
 "$BIN/trainer" ship model-set --from "$SET" --to "$DEST" --max-mb "$MAX_SHIP_MB" --max-drop "$MAX_DROP" \
     --run "$RUN" --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" --note "$note" \
