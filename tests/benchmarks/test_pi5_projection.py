@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from benchmarks import pi5_projection
+from benchmarks import pi5_markdown, pi5_measured, pi5_projection
 from benchmarks.onnx_macs import count_macs
 
 # Hand counts for one image of 3 x 8 x 8:
@@ -214,7 +214,7 @@ def test_measured_against_projected_per_stage(tmp_path: Path, capsys: pytest.Cap
 def test_measured_warns_when_not_from_a_pi5_or_other_views(tmp_path: Path) -> None:
     data = bench_json({"segment": 2.0, "infer": 20.0}, board=None)
     data["views"] = 3
-    result = pi5_projection.compare(projection_json(), data, "hsv", "x86.json")
+    result = pi5_measured.compare(projection_json(), data, "hsv", "x86.json")
     assert any("does not say it ran on a Raspberry Pi 5" in w and "aarch64" in w for w in result["warnings"])
     assert any("benched 3 views a part; the projection is for 4" in w for w in result["warnings"])
 
@@ -243,12 +243,12 @@ def test_bad_stage_timings_and_missing_rows_are_named(tmp_path: Path) -> None:
     data = bench_json({"segment": 1.0})
     data["options"][0]["stages"]["infer"] = {"p50": "fast"}
     with pytest.raises(SystemExit, match=r"options\[0\] \(hsv\) stage 'infer' has no numeric p50"):
-        pi5_projection.load_bench(_write(tmp_path / "b.json", data))
-    good = pi5_projection.load_bench(_write(tmp_path / "g.json", bench_json({"segment": 1.0})))
+        pi5_measured.load_bench(_write(tmp_path / "b.json", data))
+    good = pi5_measured.load_bench(_write(tmp_path / "g.json", bench_json({"segment": 1.0})))
     with pytest.raises(SystemExit, match=r"no 'u2net' row .* \(rows: hsv\)"):
-        pi5_projection.compare(projection_json(), good, "u2net", "g.json")
+        pi5_measured.compare(projection_json(), good, "u2net", "g.json")
     with pytest.raises(SystemExit, match="no such file"):
-        pi5_projection.load_bench(tmp_path / "missing.json")
+        pi5_measured.load_bench(tmp_path / "missing.json")
     with pytest.raises(SystemExit, match="no projection JSON"):
         pi5_projection.main(
             ["--measured", str(tmp_path / "g.json"), "--projection", str(tmp_path / "none.json")]
@@ -259,3 +259,12 @@ def test_pixel_step_counts() -> None:
     view = {"frame_px": 307_200, "coarse_px": 8_480, "fine_px": 10_000, "part_box_px": 3_000, "crop_side": 80}
     assert pi5_projection.hsv_pixel_steps(view) == 5 * 8_480 + 9 * 10_000 + 307_200 + 4 * 3_000
     assert pi5_projection.crop_pixel_steps(view, (128, 128)) == 2 * 80 * 80 + 2 * 128 * 128
+
+
+def test_the_recorded_page_is_the_recorded_projection() -> None:
+    """benchmarks/results/pi5_projection.md is what pi5_markdown makes of the recorded JSON."""
+    results = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    recorded = json.loads((results / "pi5_projection.json").read_text(encoding="utf-8"))
+    page = pi5_markdown.markdown(recorded)
+    assert page == (results / "pi5_projection.md").read_text(encoding="utf-8")
+    assert "A projection, not a measurement" in page and "| **compute per part** |" in page
