@@ -58,7 +58,8 @@ def render_set(out: Path, ldraw: Path | None, top: int, workers: int) -> tuple[P
 
 
 def run_mode(data: Path, out: Path, device: str, mode: str, steps: int, workers: int) -> dict:
-    from trainer.train import TrainConfig, train
+    from trainer.train import train
+    from trainer.train_config import TrainConfig
 
     cached = mode == "cached"
     cfg = TrainConfig.model_validate(

@@ -298,7 +298,7 @@ class CachedDataset(_EpochDataset):
 def load_sources(sources: Sequence[Any]) -> tuple[dict[str, list[Sample]], frozenset[str]]:
     """``(samples by unique source name, names of low-resolution B200C sources)`` of configured sources.
 
-    Each source has ``path``, ``kind`` and ``name`` attributes (``trainer.train.SourceConfig``).
+    Each source has ``path``, ``kind`` and ``name`` attributes (``trainer.train_config.SourceConfig``).
 
     Raises:
         ConfigError: two sources end up with the same name.

@@ -3,7 +3,7 @@
 - ``trainer ship config`` writes a stage config from a base one (``config/stage1_synthetic.yaml``):
   ``--source`` replaces its data sources and ``--set KEY=VALUE`` changes a setting (dotted keys
   reach into sections: ``cache.mode=on``; values are read as YAML, where only true and false are
-  booleans). The result is checked against :class:`trainer.train.TrainConfig` before it is
+  booleans). The result is checked against :class:`trainer.train_config.TrainConfig` before it is
   written. Relative paths in a config are taken from its own folder, so write it beside its data.
 - ``trainer ship model-set`` copies a model set into the folder that ships (``models/default``).
   Every listed file's SHA-256 is verified first. Files of at most ``--max-mb`` MB are shipped; the
@@ -52,7 +52,7 @@ from edge.manifest import (
     write_manifest,
 )
 from trainer.quantize import REFERENCE as QUANT_REFERENCE
-from trainer.train import TrainConfig, load_train_config
+from trainer.train_config import TrainConfig, load_train_config
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def write_stage_config(
 
     Raises:
         ConfigError: ``base`` is unreadable, a dotted key crosses a non-mapping, or the result is not
-            a valid :class:`~trainer.train.TrainConfig` (the message names the setting). ``out`` is
+            a valid :class:`~trainer.train_config.TrainConfig` (the message names the setting). ``out`` is
             then left as it was.
     """
     base, out = Path(base), Path(out)

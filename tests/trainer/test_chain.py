@@ -45,7 +45,8 @@ def test_render_train_export_quantize_index_evaluate(demo_library: Path, tmp_pat
     from trainer.export import export_checkpoint
     from trainer.index import build_index
     from trainer.quantize import quantize_model_set
-    from trainer.train import TrainConfig, train
+    from trainer.train import train
+    from trainer.train_config import TrainConfig
 
     data = tmp_path / "renders"
     job = RenderJob(str(demo_library), "legacy", str(data), 4, 2, (4, 1, 14), 0, "train", 1, 64)

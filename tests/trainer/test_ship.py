@@ -22,7 +22,7 @@ from edge.manifest import (
 from tests.helpers.onnx_models import write_model_set
 from trainer.cli import main
 from trainer.ship import parse_setting, read_timings, ship_model_set, write_stage_config
-from trainer.train import load_train_config
+from trainer.train_config import load_train_config
 
 REPO = Path(__file__).resolve().parents[2]
 BIG = 30_000  # bytes of the file over the limit; classifier.onnx is about 1 kB

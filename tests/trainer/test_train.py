@@ -25,7 +25,8 @@ from trainer.data import LabelMap, load_source, split_samples  # noqa: E402
 from trainer.dataset import CachedDataset, FeatureCache, item_seed, prepare_sample  # noqa: E402
 from trainer.models import create_model, default_input_spec  # noqa: E402
 from trainer.render import RenderJob, run_render  # noqa: E402
-from trainer.train import TrainConfig, load_train_config, lr_factor, train  # noqa: E402
+from trainer.train import lr_factor, train  # noqa: E402
+from trainer.train_config import TrainConfig, load_train_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 
