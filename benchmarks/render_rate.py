@@ -37,17 +37,10 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.machine import cpu_model  # noqa: E402
+from studio.camera import Camera, look_at_part  # noqa: E402
+from studio.lighting import OCCLUSION_SAMPLES, SHADOW_MAP_PX, Lighting  # noqa: E402
 from studio.mesh import Mesh  # noqa: E402
-from studio.render import (  # noqa: E402
-    OCCLUSION_SAMPLES,
-    SHADOW_MAP_PX,
-    Camera,
-    Lighting,
-    linear_to_srgb,
-    look_at_part,
-    render_mesh,
-    srgb_to_linear,
-)
+from studio.render import linear_to_srgb, render_mesh, srgb_to_linear  # noqa: E402
 
 SEGMENTS = 16
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from studio.render import Camera
+from studio.camera import Camera
 
 
 def distortion_maps(view: Camera, sensor: Camera, k1: float, k2: float) -> tuple[np.ndarray, np.ndarray]:

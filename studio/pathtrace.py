@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edge.colors import Color
+from studio.camera import Camera
 from studio.errors import RenderError
 from studio.grounds import Ground, draw_ground, list_photos
 from studio.ldconfig import LDrawColour
@@ -32,7 +33,7 @@ from studio.mitsuba_env import load_denoiser, load_mitsuba
 from studio.pathtrace_config import PathTraceSettings, pt_stream
 from studio.pathtrace_draws import AreaLight, draw_lights, draw_material, material_kind
 from studio.poses import yaw_matrix
-from studio.render import Camera, corner_normals, render_mesh
+from studio.render import corner_normals, render_mesh
 from studio.scene import MM_PER_LDU, Randomization, RigGeometry, SceneRenderer, _Placement
 
 __all__ = ["PathTraceSettings", "PathTracedSceneRenderer", "PathTracer"]

@@ -14,17 +14,19 @@ supersampling followed by ``cv2.resize(..., INTER_AREA)``. Nothing here is rando
 
 from __future__ import annotations
 
-import threading
 import weakref
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
+from studio.camera import Camera
 from studio.errors import RenderError
+from studio.lighting import Lighting, ambient_occlusion, self_shadow
 from studio.mesh import Mesh
+from studio.raster import clip_near, edge_functions, rasterize, scratch
 
 #: Default colour of edge lines (linear RGB of sRGB 0x333333, LDraw's usual edge colour).
 DEFAULT_EDGE_RGB = (0.033, 0.033, 0.033)
@@ -32,27 +34,6 @@ DEFAULT_EDGE_RGB = (0.033, 0.033, 0.033)
 CREASE_ANGLE_DEG = 30.0
 _WELD_LDU = 0.01  # corners closer than this (LDU) count as one vertex when smoothing normals
 _MAX_FAN = 64  # vertices shared by more corners than this keep flat normals (bounds memory)
-_CHUNK = 1 << 22  # fragments z-buffered per pass (bounds memory for huge close-ups)
-
-
-def _occlusion_kernel(count: int) -> np.ndarray:
-    """(count, 3) sample offsets in the unit ball, spread evenly in direction (a Fibonacci sphere)
-    and denser near the centre (lengths rising from 0.25 to 1), so near geometry counts most."""
-    k = np.arange(count) + 0.5
-    polar = np.arccos(1.0 - 2.0 * k / count)
-    azimuth = np.pi * (1.0 + 5.0**0.5) * k
-    dirs = np.stack([np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)], 1)
-    lengths = 0.25 + 0.75 * ((k * 0.618034) % 1.0) ** 2
-    return (dirs * lengths[:, None]).astype(np.float32)
-
-
-#: Occlusion samples per pixel (turned per pixel of a 4 x 4 tile, so 16 x 16 directions in all).
-OCCLUSION_SAMPLES = 16
-_OCCLUSION_KERNEL = _occlusion_kernel(OCCLUSION_SAMPLES)
-#: Turns of the kernel about the line of sight, one per pixel of a 4 x 4 tile (a fixed shuffle).
-_TILE_ANGLES = (np.array([0, 8, 2, 10, 12, 4, 14, 6, 3, 11, 1, 9, 15, 7, 13, 5]) * (np.pi / 8)).astype(
-    np.float32
-)
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
@@ -71,118 +52,6 @@ def _is_f32(x: object) -> bool:
     return isinstance(x, np.ndarray) and x.dtype == np.float32
 
 
-def _vec3(value: object, name: str) -> np.ndarray:
-    arr = np.array(value, dtype=np.float64)
-    if arr.shape != (3,) or not np.isfinite(arr).all():
-        raise RenderError(f"{name} must be 3 finite numbers, got {value!r}")
-    return arr
-
-
-@dataclass(frozen=True, eq=False)
-class Camera:
-    """A pinhole camera with square pixels; pixel (i, j) covers [i, i+1) x [j, j+1).
-
-    Camera space: x to the right of the image, y down the image, z (depth) along the line of
-    sight. ``near`` (LDU) is the near clipping distance; geometry closer than it is cut away.
-    """
-
-    position: np.ndarray
-    target: np.ndarray
-    width: int
-    height: int
-    fov_deg: float = 40.0  # vertical field of view
-    up: np.ndarray = field(default_factory=lambda: np.array([0.0, -1.0, 0.0]))
-    near: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("position", "target", "up"):
-            object.__setattr__(self, name, _vec3(getattr(self, name), f"Camera.{name}"))
-        if any(int(v) != v or v < 1 for v in (self.width, self.height)):
-            raise RenderError(f"Camera size must be positive integers, got {self.width!r} x {self.height!r}")
-        object.__setattr__(self, "width", int(self.width))
-        object.__setattr__(self, "height", int(self.height))
-        if not 0.0 < self.fov_deg < 179.0:
-            raise RenderError(f"Camera.fov_deg must be in (0, 179) degrees, got {self.fov_deg!r}")
-        if not self.near > 0.0:
-            raise RenderError(f"Camera.near must be > 0 LDU, got {self.near!r}")
-        forward = self.target - self.position
-        if np.linalg.norm(forward) < 1e-9:
-            raise RenderError(f"Camera.position equals Camera.target ({self.position!r}); move the camera")
-        cross = np.linalg.norm(np.cross(forward / np.linalg.norm(forward), self.up))
-        if cross < 1e-6 * np.linalg.norm(self.up) or not cross > 0:
-            raise RenderError(f"Camera.up {self.up!r} is zero or parallel to the line of sight; pick another")
-
-    @property
-    def focal(self) -> float:
-        """Focal length in pixels (from the vertical field of view)."""
-        return float(0.5 * self.height / np.tan(np.radians(self.fov_deg) / 2.0))
-
-    def rotation(self) -> np.ndarray:
-        """3x3 matrix whose rows are the camera's right, down and forward axes in world space."""
-        f = self.target - self.position
-        f = f / np.linalg.norm(f)
-        r = np.cross(f, self.up)
-        r /= np.linalg.norm(r)
-        return np.stack([r, np.cross(f, r), f])
-
-    def view_matrix(self) -> np.ndarray:
-        """4x4 world -> camera transform."""
-        m = np.eye(4)
-        m[:3, :3] = rot = self.rotation()
-        m[:3, 3] = -rot @ self.position
-        return m
-
-    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """World points (N, 3) to pixel coordinates (N, 2) and camera depth (N,).
-
-        Pixel coordinates are meaningless where depth <= 0 (behind the camera).
-        """
-        cam = (np.asarray(points, np.float64).reshape(-1, 3) - self.position) @ self.rotation().T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            xy = cam[:, :2] / cam[:, 2:] * self.focal + np.array([self.width, self.height]) / 2.0
-        return xy, cam[:, 2]
-
-    def scaled(self, factor: int) -> Camera:
-        """The same view at ``factor`` times the resolution."""
-        return replace(self, width=self.width * factor, height=self.height * factor)
-
-
-@dataclass(frozen=True, eq=False)
-class Lighting:
-    """A directional key light plus ambient light (linear RGB)."""
-
-    direction: np.ndarray  # (3,) from the scene towards the key light; normalised on creation
-    color: np.ndarray = field(default_factory=lambda: np.ones(3))
-    ambient: float = 0.35
-    specular: float = 0.25
-    shininess: float = 24.0
-    #: Screen-space ambient occlusion: a fully enclosed pixel keeps 1 - occlusion of its light (0: off).
-    occlusion: float = 0.0
-    #: How far (LDU) geometry still shades a point; about half a stud pitch reaches into a brick's hollow.
-    occlusion_radius: float = 12.0
-    #: Share of the key light (diffuse and specular) a point in the part's own shadow loses (0: off).
-    shadow: float = 0.0
-
-    def __post_init__(self) -> None:
-        d = _vec3(self.direction, "Lighting.direction")
-        if np.linalg.norm(d) < 1e-9:
-            raise RenderError("Lighting.direction must not be the zero vector; point it towards the light")
-        object.__setattr__(self, "direction", d / np.linalg.norm(d))
-        object.__setattr__(self, "color", _vec3(self.color, "Lighting.color"))
-        if self.color.min() < 0:
-            raise RenderError(f"Lighting.color must be >= 0, got {self.color!r}")
-        for name, lo, hi in (
-            ("ambient", 0.0, 4.0),
-            ("specular", 0.0, 4.0),
-            ("shininess", 1.0, 4096.0),
-            ("occlusion", 0.0, 1.0),
-            ("occlusion_radius", 0.5, 200.0),
-            ("shadow", 0.0, 1.0),
-        ):
-            if not lo <= getattr(self, name) <= hi:
-                raise RenderError(f"Lighting.{name} must be in [{lo}, {hi}], got {getattr(self, name)!r}")
-
-
 @dataclass
 class RenderResult:
     """One rendered image (see :func:`render_mesh`)."""
@@ -192,44 +61,6 @@ class RenderResult:
     mask: np.ndarray  # (H, W) uint8 255 where >= half the pixel's subsamples are covered
     depth: np.ndarray  # (H, W) float32 camera depth of the nearest covered subsample, inf if none
     bbox: tuple[int, int, int, int] | None  # x0, y0, x1, y1 (exclusive) of mask; None if empty
-
-
-def look_at_part(
-    mesh: Mesh,
-    width: int,
-    height: int,
-    direction: tuple[float, float, float] = (1.0, -1.2, 1.5),
-    fov_deg: float = 35,
-    margin: float = 1.15,
-) -> Camera:
-    """A camera aimed at the part's bounding-box centre from ``direction`` (scene -> camera).
-
-    The distance is the smallest at which every vertex lies inside the frame shrunk by ``margin``.
-    """
-    if len(mesh.triangles) == 0:
-        raise RenderError("cannot frame an empty mesh; give look_at_part a mesh with triangles")
-    if not margin >= 1.0:
-        raise RenderError(f"margin must be >= 1 (1 = touching the frame), got {margin!r}")
-    d = _vec3(direction, "direction")
-    if np.linalg.norm(d) < 1e-9:
-        raise RenderError("direction must not be the zero vector")
-    d /= np.linalg.norm(d)
-    lo, hi = (np.asarray(b, np.float64) for b in mesh.bounds)
-    center = (lo + hi) / 2.0
-    up = np.array([0.0, -1.0, 0.0]) if abs(d[1]) < 0.999 else np.array([0.0, 0.0, -1.0])
-    probe = Camera(center + d, center, width, height, fov_deg, up)
-    rel = (np.asarray(mesh.triangles, np.float64).reshape(-1, 3) - center) @ probe.rotation().T
-    tan_y = (0.5 * height / probe.focal) / margin
-    tan_x = tan_y * width / height
-    # A vertex at (x, y, z) relative to the centre fits when |x| <= tan_x * (distance + z), etc.
-    closest = float(np.max(-rel[:, 2]))
-    dist = max(
-        float(np.max(np.abs(rel[:, 0]) / tan_x - rel[:, 2])),
-        float(np.max(np.abs(rel[:, 1]) / tan_y - rel[:, 2])),
-        closest + 1e-3,
-    )
-    near = float(np.clip(0.5 * (dist - closest), 1e-4, 1.0))
-    return Camera(center + d * dist, center, width, height, fov_deg, up, near)
 
 
 def render_mesh(
@@ -275,14 +106,14 @@ def render_mesh(
     projected = _project_facing(mesh, prep, camera, cam, rot, smooth)
     if projected is None:  # every triangle faces away
         return _resolve(
-            _scratch("rgba", (4, h * w), np.float32, 0),
-            _scratch("z", (h * w,), np.float32, np.inf),
+            scratch("rgba", (4, h * w), np.float32, 0),
+            scratch("z", (h * w,), np.float32, np.inf),
             camera,
             s,
         )
     x, y, iz, src, vn = projected
-    edges = _edge_functions(x, y)
-    buf = _rasterize(edges, y, iz, w, h)
+    edges = edge_functions(x, y)
+    buf = rasterize(edges, y, iz, w, h)
     idx = np.flatnonzero(buf != 0)
     key = buf[idx]
     ids = (key & 0xFFFFFFFF).astype(np.intp)
@@ -292,20 +123,20 @@ def render_mesh(
     planes = np.einsum("tkc,tke->cet", vn * iz[:, :, None], bary).reshape(9, -1).astype(np.float32)
     px, py = col.astype(np.float32) + np.float32(0.5), row.astype(np.float32) + np.float32(0.5)
     diffuse, spec = _shade(ids, px, py, planes, cam, rot, lighting)
-    surf_z = _scratch("z", (h * w,), np.float32, np.inf)
+    surf_z = scratch("z", (h * w,), np.float32, np.inf)
     surf_z[idx] = 1.0 / (key >> 32).astype(np.int32).view(np.float32)
     if lighting.shadow > 0:
-        lit = np.float32(1.0) - np.float32(lighting.shadow) * _self_shadow(
+        lit = np.float32(1.0) - np.float32(lighting.shadow) * self_shadow(
             mesh, prep.tris, idx, px, py, surf_z, cam, lighting
         )
         diffuse *= lit
         spec *= lit
     if lighting.occlusion > 0:
-        ao = _occlusion(idx, ids, px, py, planes, surf_z, cam, lighting.occlusion_radius)
+        ao = ambient_occlusion(idx, ids, px, py, planes, surf_z, cam, lighting.occlusion_radius)
         ao = np.float32(1.0) - np.float32(lighting.occlusion) * ao
         diffuse *= ao
         spec *= ao
-    rgba = _scratch("rgba", (4, h * w), np.float32, 0)  # premultiplied colour planes + coverage
+    rgba = scratch("rgba", (4, h * w), np.float32, 0)  # premultiplied colour planes + coverage
     uniform = bool((alpha == alpha[0]).all() and (base == base[0]).all())  # skip per-pixel gathers
     a = np.float32(alpha[0]) if uniform else alpha[src].astype(np.float32)[ids]
     ambient = np.float32(lighting.ambient) if lighting.occlusion <= 0 else np.float32(lighting.ambient) * ao
@@ -345,9 +176,7 @@ def _project_facing(
     face the camera; None when every triangle faces away. RenderError when none is in view."""
     w, h = cam.width, cam.height
     normals = prep.vert_n if smooth else np.repeat(prep.face_n[:, None], 3, axis=1)
-    verts, src = _clip_near(
-        np.concatenate([(prep.tris - cam.position) @ rot.T, normals @ rot.T], 2), cam.near
-    )
+    verts, src = clip_near(np.concatenate([(prep.tris - cam.position) @ rot.T, normals @ rot.T], 2), cam.near)
     if len(verts) == 0:
         raise RenderError(f"the mesh is wholly behind the camera at {camera.position!r}; aim it at the part")
     z = verts[:, :, 2]
@@ -453,95 +282,6 @@ def _normals(tris: np.ndarray, two_sided: np.ndarray) -> tuple[np.ndarray, np.nd
     return face_n, vert_n.reshape(-1, 3, 3)
 
 
-# ----------------------------------------------------------------------------- rasterisation
-
-
-def _clip_near(verts: np.ndarray, near: float) -> tuple[np.ndarray, np.ndarray]:
-    """Cut camera-space triangles (T, 3, K), depth at [..., 2], at ``z = near``, keeping winding.
-
-    Returns the clipped triangles and the index of each one's source triangle.
-    """
-    behind = verts[:, :, 2] < near
-    nb = behind.sum(axis=1)
-    keep = np.flatnonzero(nb == 0)
-    parts, srcs = [verts[keep]], [keep]
-    for count in (1, 2):
-        sel = np.flatnonzero(nb == count)
-        if len(sel) == 0:
-            continue
-        # Rotate so the odd corner out (the one behind, or the one in front) comes first.
-        first = np.argmax(behind[sel] if count == 1 else ~behind[sel], axis=1)
-        v = np.take_along_axis(verts[sel], ((first[:, None] + np.arange(3)) % 3)[:, :, None], axis=1)
-        v0, v1, v2 = v[:, 0], v[:, 1], v[:, 2]
-        a = v0 + (v1 - v0) * ((near - v0[:, 2]) / (v1[:, 2] - v0[:, 2]))[:, None]
-        b = v0 + (v2 - v0) * ((near - v0[:, 2]) / (v2[:, 2] - v0[:, 2]))[:, None]
-        if count == 1:
-            parts += [np.stack([a, v1, v2], 1), np.stack([a, v2, b], 1)]
-            srcs += [sel, sel]
-        else:
-            parts.append(np.stack([v0, a, b], 1))
-            srcs.append(sel)
-    return np.concatenate(parts), np.concatenate(srcs)
-
-
-def _edge_functions(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(4, 3, T): A, B, C of E_k(x, y) = A x + B y + C for the edge opposite corner k, and area2.
-
-    Bit-exact negatives for an edge shared with a neighbour, so spans meet without cracks.
-    """
-    x, y = x.T, y.T
-    xa, ya, xb, yb = x[[1, 2, 0]], y[[1, 2, 0]], x[[2, 0, 1]], y[[2, 0, 1]]
-    ea, eb, ec = ya - yb, xb - xa, xa * yb - xb * ya
-    area2 = ea[2] * x[2] + eb[2] * y[2] + ec[2]  # E_2 at corner 2: twice the signed area
-    return np.stack([ea, eb, ec, np.broadcast_to(area2, ea.shape)])
-
-
-def _rasterize(
-    edges: np.ndarray, y: np.ndarray, iz: np.ndarray, width: int, height: int, scratch: str = "keys"
-) -> np.ndarray:
-    """Z-buffer triangles; ``y`` and ``iz`` (1/depth) are per corner (T, 3).
-
-    Returns (height * width,) int64 keys: 0 where empty, else float32 bits of 1/depth << 32 | index.
-    A pixel is a triangle's when its centre is inside or on an edge.
-    """
-    ea, eb, ec, area2 = edges
-    # 1/z is affine in screen space: barycentric weights E_k / area2 applied to the corners' 1/z.
-    plane = np.stack([(iz.T * e).sum(0) for e in (ea, eb, ec)]) / area2[0]
-    sgn = np.sign(area2)
-    ea, eb, ec = ea * sgn, eb * sgn, ec * sgn  # inside <=> all three E >= 0
-    r0 = np.clip(np.ceil(y.min(1) - 0.5), 0, height)
-    nrow = np.maximum(np.clip(np.floor(y.max(1) - 0.5), -1, height - 1) - r0 + 1, 0).astype(np.int64)
-    tri = np.repeat(np.arange(len(r0)), nrow)
-    yc = np.arange(len(tri)) - np.repeat(np.cumsum(nrow) - nrow - r0, nrow) + 0.5
-    lo, hi = np.full(len(tri), -np.inf), np.full(len(tri), np.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for k in range(3):  # intersect the row with each edge's half plane
-            a, s = ea[k, tri], eb[k, tri] * yc + ec[k, tri]
-            xe = -s / a
-            np.maximum(lo, np.where(a > 0, xe, np.where((a == 0) & (s < 0), np.inf, -np.inf)), out=lo)
-            np.minimum(hi, np.where(a < 0, xe, np.inf), out=hi)
-    c0 = np.clip(np.ceil(lo - 0.5), 0, width)
-    n = np.maximum(np.clip(np.floor(hi - 0.5), -1, width - 1) - c0 + 1, 0).astype(np.int64)
-    live = np.flatnonzero(n)
-    tri, yc, c0, n = tri[live], yc[live], c0[live], n[live]
-    slope = plane[0, tri]
-    iz0 = (slope * (c0 + 0.5) + plane[1, tri] * yc + plane[2, tri]).astype(np.float32)
-    pix0 = (yc - 0.5).astype(np.int64) * width + c0.astype(np.int64)
-    slope = slope.astype(np.float32)
-    buf = _scratch(scratch, (width * height,), np.int64, 0)
-    ends = np.cumsum(n)
-    cuts = np.searchsorted(ends, np.arange(_CHUNK, int(ends[-1]) if len(ends) else 0, _CHUNK))
-    for lo_r, hi_r in zip(np.r_[0, cuts], np.r_[cuts, len(n)], strict=True):
-        nn = n[lo_r:hi_r]
-        k = np.arange(int(nn.sum())) - np.repeat(np.cumsum(nn) - nn, nn)
-        frag_iz = np.repeat(iz0[lo_r:hi_r], nn) + np.repeat(slope[lo_r:hi_r], nn) * k.astype(np.float32)
-        # A centre just outside a corner may extrapolate 1/z a little; keep it positive.
-        np.maximum(frag_iz, np.float32(1e-30), out=frag_iz)
-        key = (frag_iz.view(np.int32).astype(np.int64) << 32) | np.repeat(tri[lo_r:hi_r], nn)
-        np.maximum.at(buf, np.repeat(pix0[lo_r:hi_r], nn) + k, key)
-    return buf
-
-
 # ----------------------------------------------------------------------------- shading and lines
 
 
@@ -573,126 +313,6 @@ def _shade(
     spec = _power(np.maximum(ndh, 0, out=ndh), lighting.shininess)
     spec *= (ndl > 0) * f32(lighting.specular)
     return np.maximum(ndl, 0, out=ndl), spec
-
-
-#: Side of the shadow map in texels; 3 x 3 of them are averaged per lookup (soft edges).
-SHADOW_MAP_PX = 256
-
-
-def _self_shadow(
-    mesh: Mesh,
-    tris: np.ndarray,
-    idx: np.ndarray,
-    px: np.ndarray,
-    py: np.ndarray,
-    surf_z: np.ndarray,
-    cam: Camera,
-    lighting: Lighting,
-) -> np.ndarray:
-    """Share of each covered pixel's key light that the part itself blocks (0 lit .. 1 shadowed).
-
-    A shadow map: the part is z-buffered from a distant narrow camera in the light's direction
-    (nearly parallel rays, as from the directional key light), both faces of every triangle
-    counting as occluders. A pixel's point is in shadow where the map holds a surface nearer to the
-    light than it by more than a bias of a few texels; 3 x 3 texels are averaged for soft edges.
-    """
-    size = SHADOW_MAP_PX
-    light = look_at_part(mesh, size, size, direction=tuple(lighting.direction), fov_deg=2.0, margin=1.05)
-    lrot = light.rotation()
-    verts, _ = _clip_near((tris - light.position) @ lrot.T, light.near)
-    z = verts[:, :, 2]
-    x = verts[:, :, 0] / z * light.focal + size / 2
-    y = verts[:, :, 1] / z * light.focal + size / 2
-    area2 = (x[:, 1] - x[:, 0]) * (y[:, 2] - y[:, 0]) - (x[:, 2] - x[:, 0]) * (y[:, 1] - y[:, 0])
-    keep = area2 != 0
-    if not keep.any():
-        return np.zeros(len(idx), np.float32)
-    buf = _rasterize(_edge_functions(x[keep], y[keep]), y[keep], 1.0 / z[keep], size, size, "shadow")
-    depth = np.full(size * size, np.inf, np.float32)
-    hit = buf != 0
-    depth[hit] = 1.0 / (buf[hit] >> 32).astype(np.int32).view(np.float32)
-    f32 = np.float32
-    # camera space -> the light's camera space in one affine map (float32: the map's own precision)
-    to_light = lrot @ cam.rotation().T
-    shift = (lrot @ (cam.position - light.position)).astype(f32)
-    z = surf_z[idx]
-    cx, cy = (
-        (px - f32(cam.width / 2)) * (z / f32(cam.focal)),
-        (py - f32(cam.height / 2)) * (z / f32(cam.focal)),
-    )
-    m = to_light.astype(f32)
-    lc = [m[r, 0] * cx + m[r, 1] * cy + m[r, 2] * z + shift[r] for r in range(3)]
-    scale = f32(light.focal) / lc[2]
-    ix0 = np.floor(lc[0] * scale + f32(size / 2)).astype(np.int32)
-    iy0 = np.floor(lc[1] * scale + f32(size / 2)).astype(np.int32)
-    texel = float(lc[2].mean()) / light.focal  # LDU per texel at the part
-    bias = f32(3.0 * texel)
-    padded = np.pad(depth.reshape(size, size), 1, constant_values=np.inf).reshape(-1)
-    np.clip(ix0, -1, size, out=ix0)
-    np.clip(iy0, -1, size, out=iy0)
-    base = (iy0 + 1) * (size + 2) + (ix0 + 1)  # a lookup just off the map reads the inf border
-    reach = lc[2] - bias
-    shadowed = np.zeros(len(idx), np.float32)
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            taps = np.clip(base + (dy * (size + 2) + dx), 0, len(padded) - 1)
-            shadowed += reach > padded[taps]
-    return shadowed / f32(9.0)
-
-
-def _occlusion(
-    idx: np.ndarray,
-    ids: np.ndarray,
-    px: np.ndarray,
-    py: np.ndarray,
-    planes: np.ndarray,
-    surf_z: np.ndarray,
-    cam: Camera,
-    radius: float,
-) -> np.ndarray:
-    """Share of each covered pixel's surroundings that is blocked (0 open .. 1 enclosed).
-
-    Screen-space ambient occlusion from the depth buffer: each pixel's camera-space point gets the
-    kernel's samples within ``radius`` LDU, flipped into the hemisphere its normal faces; a sample
-    is blocked where the depth buffer at its projection is nearer than it by more than a small bias
-    (numerical slack) and by less than ``radius`` (a surface far in front does not shade it). The
-    map is then averaged over each pixel's 4 x 4 covered neighbours.
-    """
-    f32 = np.float32
-    w, h, f = cam.width, cam.height, f32(cam.focal)
-    cx, cy = f32(w / 2), f32(h / 2)
-    z = surf_z[idx]
-    pts = ((px - cx) / f * z, (py - cy) / f * z, z)
-    pl = np.take(planes, ids, axis=1)
-    nrm = [pl[3 * c] * px + pl[3 * c + 1] * py + pl[3 * c + 2] for c in range(3)]
-    inv = f32(1.0) / np.sqrt(nrm[0] * nrm[0] + nrm[1] * nrm[1] + nrm[2] * nrm[2] + f32(1e-30))
-    rad = f32(radius)
-    bias = z * f32(0.002) + rad * f32(0.05)
-    blocked = np.zeros(len(idx), np.float32)
-    # The kernel turned about the line of sight by one of 16 angles in a 4 x 4 tile of pixels, so
-    # its few directions leave fine noise, which the 4 x 4 average below removes, instead of bands.
-    row, col = np.divmod(idx, w)
-    turn = _TILE_ANGLES[(row % 4) * 4 + col % 4]
-    cos_t, sin_t = np.cos(turn), np.sin(turn)
-    for d in _OCCLUSION_KERNEL:
-        dx, dy, dz = d[0] * cos_t - d[1] * sin_t, d[0] * sin_t + d[1] * cos_t, d[2]
-        side = np.where((nrm[0] * dx + nrm[1] * dy + nrm[2] * dz) * inv < 0, f32(-rad), rad)
-        sx, sy, sz = (pts[c] + side * dc for c, dc in enumerate((dx, dy, dz)))
-        sz = np.maximum(sz, f32(cam.near))
-        ix = np.floor(sx / sz * f + cx).astype(np.int64)
-        iy = np.floor(sy / sz * f + cy).astype(np.int64)
-        inside = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
-        front = np.where(inside, surf_z[np.where(inside, iy * w + ix, 0)], np.inf)
-        gap = sz - front
-        blocked += (gap > bias) & (gap < rad)
-    blocked /= f32(len(_OCCLUSION_KERNEL))
-    grid = np.zeros(h * w, np.float32)
-    grid[idx] = blocked
-    hit = np.zeros(h * w, np.float32)
-    hit[idx] = 1.0
-    total = cv2.blur(grid.reshape(h, w), (4, 4), borderType=cv2.BORDER_CONSTANT).reshape(-1)[idx]
-    count = cv2.blur(hit.reshape(h, w), (4, 4), borderType=cv2.BORDER_CONSTANT).reshape(-1)[idx]
-    return total / np.maximum(count, f32(1e-6))
 
 
 def _power(x: np.ndarray, exponent: float) -> np.ndarray:
@@ -809,7 +429,7 @@ def _resolve(rgba: np.ndarray, surf_z: np.ndarray, camera: Camera, s: int) -> Re
     depth = zs[::s, ::s].copy()
     for k in range(1, s * s):
         np.minimum(depth, zs[k // s :: s, k % s :: s], out=depth)
-    planes.append(np.isfinite(zs, out=_scratch("hit", zs.shape, np.float32, None)))
+    planes.append(np.isfinite(zs, out=scratch("hit", zs.shape, np.float32, None)))
     if s > 1:
         planes = [cv2.resize(p, (width, height), interpolation=cv2.INTER_AREA) for p in planes]
     # planes[4] is the covered fraction; the value below 1/2 nearest to it is 1/2 - 1/64 (s <= 8).
@@ -818,24 +438,3 @@ def _resolve(rgba: np.ndarray, surf_z: np.ndarray, camera: Camera, s: int) -> Re
     bbox = (int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1) if len(ys) else None
     coverage = planes[3] if s > 1 else planes[3].copy()  # never hand out a scratch buffer
     return RenderResult(np.dstack(planes[:3]), coverage, mask, depth, bbox)
-
-
-_SCRATCH = threading.local()
-_SCRATCH_MAX_BYTES = 64 << 20
-
-
-def _scratch(name: str, shape: tuple[int, ...], dtype: type, fill: float | None) -> np.ndarray:
-    """A work array kept per thread between calls, filled with ``fill`` (unless None).
-
-    Fresh multi-megabyte arrays cost page faults on every render (glibc hands big blocks back to
-    the OS); reusing them made a 224x224 render about a third faster.
-    """
-    store: dict[str, np.ndarray] = _SCRATCH.__dict__.setdefault("arrays", {})
-    arr = store.get(name)
-    if arr is None or arr.shape != shape or arr.dtype != dtype:
-        arr = np.empty(shape, dtype)
-        if arr.nbytes <= _SCRATCH_MAX_BYTES:
-            store[name] = arr
-    if fill is not None:
-        arr.fill(fill)
-    return arr

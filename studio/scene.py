@@ -27,11 +27,13 @@ import numpy as np
 from edge.colors import Color, all_colors, color_by_ldraw_code, get_color
 from edge.errors import UnknownColorError
 from studio import effects
+from studio.camera import Camera
 from studio.errors import RenderError
 from studio.ldconfig import LDrawColour, default_edge_rgb
+from studio.lighting import Lighting
 from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
 from studio.poses import Pose, placement, stable_poses, yaw_matrix
-from studio.render import Camera, Lighting, linear_to_srgb, render_mesh, srgb_to_linear
+from studio.render import linear_to_srgb, render_mesh, srgb_to_linear
 from studio.scene_config import FACTORS, Randomization, RigGeometry
 
 __all__ = ["MM_PER_LDU", "Randomization", "RigGeometry", "SceneRenderer", "View"]

@@ -23,7 +23,7 @@ Kelvin = Annotated[float, Field(ge=1667, le=25000)]
 Stops = Annotated[float, Field(ge=-4, le=4)]
 Frac = Annotated[float, Field(ge=0, le=1)]
 Px = Annotated[float, Field(ge=0, le=50)]
-#: An occlusion reach in LDU (``studio.render.Lighting.occlusion_radius``'s range).
+#: An occlusion reach in LDU (``studio.lighting.Lighting.occlusion_radius``'s range).
 Ldu = Annotated[float, Field(ge=0.5, le=200)]
 Quality = Annotated[int, Field(ge=1, le=100)]
 

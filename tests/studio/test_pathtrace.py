@@ -16,13 +16,13 @@ from pydantic import ValidationError
 
 from edge.colors import color_by_name, get_color
 from studio import mitsuba_env
+from studio.camera import Camera
 from studio.effects import DiscSurface
 from studio.grounds import TEXTURE_SIZE, draw_ground, list_photos, periodic_noise
 from studio.ldraw import LDrawLibrary
 from studio.lens import distort, distortion_maps, mask_bbox, vignette
 from studio.mesh import Mesh
 from studio.pathtrace_config import PathTraceSettings
-from studio.render import Camera
 from studio.scene import Randomization, RigGeometry, SceneRenderer
 
 RIG = RigGeometry(width=96, height=72)

@@ -6,16 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from studio.camera import Camera, look_at_part
 from studio.errors import RenderError
+from studio.lighting import Lighting
 from studio.mesh import Mesh
-from studio.render import (
-    Camera,
-    Lighting,
-    linear_to_srgb,
-    look_at_part,
-    render_mesh,
-    srgb_to_linear,
-)
+from studio.render import linear_to_srgb, render_mesh, srgb_to_linear
 
 RED, GREEN, BLUE = (0.8, 0.05, 0.05), (0.05, 0.8, 0.05), (0.05, 0.05, 0.8)
 
@@ -327,12 +322,12 @@ def test_opacity_per_triangle_and_nearest_surface_wins():
 
 
 def test_chunked_z_buffer_matches_one_pass(monkeypatch):
-    import studio.render as render
+    import studio.raster as raster
 
     mesh = cube()
     cam = look_at_part(mesh, 64, 64)
     whole = render_mesh(mesh, colors(mesh), cam, FLAT)
-    monkeypatch.setattr(render, "_CHUNK", 500)  # many passes of ~500 fragments
+    monkeypatch.setattr(raster, "CHUNK", 500)  # many passes of ~500 fragments
     parts = render_mesh(mesh, colors(mesh), cam, FLAT)
     for field in ("rgb", "coverage", "mask", "depth"):
         assert np.array_equal(getattr(whole, field), getattr(parts, field)), field
