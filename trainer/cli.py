@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Each command module keeps its heavy imports (torch, timm, onnx2tf) inside its functions, so
     # `trainer render` works on a machine without the `train` extra.
     from trainer import (
+        average,
         categories,
         demo,
         evaluate,
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         render,
         pack,
         train,
+        average,
         export,
         quantize,
         index,
