@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import cli
+from edge import checks, cli
 from edge.camera import create_camera
 from edge.errors import ConfigError
 from edge.index import EmbeddingIndex
@@ -286,7 +286,7 @@ def test_check_lines_for_the_index_graph(tmp_path: Path) -> None:
 
     def lines(entry: IndexEntry) -> list[tuple[str, str, str]]:
         out: list[tuple[str, str, str]] = []
-        cli._check_index_graph(out, tmp_path, entry)
+        checks._check_index_graph(out, tmp_path, entry)
         return out
 
     [(level, what, detail)] = lines(plain)
