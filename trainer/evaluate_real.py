@@ -26,9 +26,10 @@ A folder of frames of the empty stage after a set's segmenter (``--set NAME=PHOT
 fits a background model (for segmenters with ``calibration: true``), as a rig's background
 calibration would.
 
-The output folder gets ``real.json``, ``real.md`` and ``real.png`` (bars per set, artifact and part,
-with the majority and constant guesses marked); ``--report FILE`` puts the markdown section into
-FILE and the drawings beside it as ``real_photos.png`` and ``real_rig_threshold.png``.
+The output folder gets ``real.json``, ``real.md``, ``real.png`` (bars per set, artifact and part,
+with the majority and constant guesses marked) and ``predictions.csv`` (each photo's answers, for
+``trainer compare-real``: two sets on the same photos, paired); ``--report FILE`` puts the markdown
+section into FILE and the drawings beside it as ``real_photos.png`` and ``real_rig_threshold.png``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from edge.settings import RecognitionSettings
 from edge.size import measure, reference_footprints
 from trainer.evaluate import add_part_prior_arguments, load_segmenter_config, select_artifacts
 from trainer.photo_set import Photo, fit_background, mould, read_photo_set
+from trainer.real_compare import PREDICTIONS, photo_rows, write_predictions
 from trainer.real_report import (
     pct,
     plot_figures,
@@ -128,8 +130,10 @@ def evaluate_photo_set(
     prior: PartPrior | None = None,
     enroll_partial: bool = False,
     index_backend: Backend = "auto",
+    folder: Path | None = None,
 ) -> dict[str, Any]:
-    """Every figure of one photo set for each artifact."""
+    """Every figure of one photo set for each artifact; under ``"predictions"`` the per-photo rows of
+    :func:`trainer.real_compare.photo_rows` (photo paths relative to ``folder`` where given)."""
     start = time.perf_counter()
     x, seg_stats, footprints = prepare_inputs(photos, segmenter, manifest)
     scale = None
@@ -143,6 +147,7 @@ def evaluate_photo_set(
         "unknown_parts": sorted({p.part for p in photos if mould(p.part) not in known}),
         "segmentation": seg_stats,
         "artifacts": {},
+        "predictions": [],
     }
     for entry in entries:
         with create_engine(
@@ -171,6 +176,9 @@ def evaluate_photo_set(
             )
             if prior is not None:
                 figures["prior"] = prior_scores(kp, outputs["part_logits"][known_rows], manifest, prior)
+            result["predictions"] += photo_rows(
+                name, entry.key, kp, folder, outputs["part_logits"][known_rows], manifest, prior
+            )
             if scale is not None:
                 figures["size"] = size_scores(
                     photos, outputs["part_logits"], footprints, manifest, scale, prior
@@ -246,6 +254,7 @@ def evaluate_real(
     recognition = recognition or recognition_settings()
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"model_set": str(model_set), "sets": {}}
+    predictions: list[dict[str, str]] = []
     if index_backend != "auto":
         report["index_backend"] = index_backend
     for name, folder, seg_path, empty in photo_sets:
@@ -270,12 +279,15 @@ def evaluate_real(
                 prior,
                 enroll_partial,
                 index_backend,
+                folder=folder,
             )
+        predictions += figures.pop("predictions")
         figures.update(folder=str(folder), segmenter=seg_cfg, segmenter_file=str(seg_path))
         if fit is not None:
             figures["background_fit"] = fit
         report["sets"][name] = figures
     write_atomic(out / "real.json", json.dumps(report, indent=2, default=str))
+    write_predictions(out / PREDICTIONS, predictions)
     drawn = plot_figures(report, out / PLOT)
     swept = plot_sweep(report, out / SWEEP_PLOT)
     write_atomic(

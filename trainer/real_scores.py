@@ -172,13 +172,20 @@ def decided_scores(
 ) -> dict[str, Any]:
     """:func:`classifier_scores` of the fused part probabilities ``recognizer`` decides from, one
     photo (its logits row and footprint) at a time, as the daemon decides a one-view part."""
+    log_probs = decided_log_probs(recognizer, logits, footprints)
+    return classifier_scores(photos, log_probs, recognizer.manifest, None, keep_hits=True)
+
+
+def decided_log_probs(
+    recognizer: Recognizer, logits: np.ndarray, footprints: Sequence[tuple[float, float] | None]
+) -> np.ndarray:
+    """Log of the fused part probabilities ``recognizer`` decides each photo from (one view each)."""
     probs = []
     for row, footprint in zip(logits, footprints, strict=True):
         distribution = recognizer.decide({"part_logits": row[None]}, [footprint]).distribution
         assert distribution is not None  # classifier mode always fuses the classifier
         probs.append(distribution.part_probs)
-    log_probs = np.log(np.clip(np.stack(probs), 1e-300, None))
-    return classifier_scores(photos, log_probs, recognizer.manifest, None, keep_hits=True)
+    return np.log(np.clip(np.stack(probs), 1e-300, None))
 
 
 def color_figures(photos: Sequence[Photo], colors: np.ndarray, manifest: Manifest) -> dict[str, Any]:
