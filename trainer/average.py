@@ -5,8 +5,8 @@ Averaging the weights of one run's epoch checkpoints (stochastic weight averagin
 move through: flatter than any one of them, which is what the domain-generalisation literature
 (SWAD) credits for better transfer to unseen domains. It costs the Pi nothing: the result is one
 network of the same size. Every checkpoint must come from the same network (same model arguments,
-label map and input spec); the epochs of one run are the intended input, and a run keeps them
-when its config's ``keep_last`` is at least the number of epochs averaged.
+label map and input spec); the epochs of one run are the intended input (``--run RUN --last N``:
+its last N), and a run keeps them when its config's ``keep_last`` is at least N.
 
 Float tensors (weights and batch-norm running statistics) are averaged; integer ones (batch-norm
 step counters) are taken from the last checkpoint. The result carries the last checkpoint's
@@ -105,6 +105,26 @@ def average_checkpoints(checkpoints: Sequence[str | Path], out: str | Path, *, f
     return out
 
 
+def last_epochs(run: str | Path, count: int) -> list[Path]:
+    """The last ``count`` epoch checkpoints of a training run's folder, oldest first.
+
+    Raises:
+        ConfigError: ``count`` is below 2, or the run keeps fewer epochs (the message says how many
+            it keeps and that ``keep_last`` sets it).
+    """
+    from trainer.checkpoint import epoch_checkpoints
+
+    if count < 2:
+        raise ConfigError(f"--last {count} must be at least 2 (one epoch is not an average)")
+    found = epoch_checkpoints(run)
+    if len(found) < count:
+        raise ConfigError(
+            f"run {str(run)!r} keeps {len(found)} epoch checkpoint(s), fewer than the {count} to average; "
+            f"train with keep_last: {count} or more (the config's keep_last deletes older epochs)"
+        )
+    return found[-count:]
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``trainer average``."""
     p = sub.add_parser(
@@ -114,8 +134,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "checkpoints", nargs="+", type=Path, metavar="CHECKPOINT", help="checkpoint folders (2 or more)"
+        "checkpoints", nargs="*", type=Path, metavar="CHECKPOINT", help="checkpoint folders (2 or more)"
     )
+    p.add_argument("--run", type=Path, help="a training run's folder: average its last --last epochs")
+    p.add_argument("--last", type=int, default=0, metavar="N", help="with --run: how many epochs")
     p.add_argument("--out", required=True, type=Path, help="the averaged checkpoint's folder")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=main)
@@ -123,6 +145,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``trainer average``."""
-    out = average_checkpoints(args.checkpoints, args.out, force=args.force)
+    if (args.run is None) == (not args.checkpoints):
+        raise ConfigError("give checkpoint folders or --run RUN --last N (one of the two)")
+    checkpoints = last_epochs(args.run, args.last) if args.run is not None else args.checkpoints
+    out = average_checkpoints(checkpoints, args.out, force=args.force)
     print(f"averaged checkpoint: {out} (export it with: trainer export --checkpoint {out} --out SET)")
     return 0

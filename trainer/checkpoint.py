@@ -265,8 +265,8 @@ def epoch_dir(out: str | Path, epoch: int) -> Path:
     return Path(out) / "checkpoints" / f"epoch_{epoch:04d}"
 
 
-def latest_checkpoint(out: str | Path) -> Path | None:
-    """The complete checkpoint with the highest epoch under ``out/checkpoints``, or None."""
+def epoch_checkpoints(out: str | Path) -> list[Path]:
+    """The complete epoch checkpoints under ``out/checkpoints``, oldest first."""
     root = Path(out) / "checkpoints"
     found = []
     if root.is_dir():
@@ -274,7 +274,13 @@ def latest_checkpoint(out: str | Path) -> Path | None:
             m = _EPOCH_DIR.match(child.name)
             if m and (child / META_NAME).is_file():
                 found.append((int(m.group(1)), child))
-    return max(found)[1] if found else None
+    return [path for _, path in sorted(found)]
+
+
+def latest_checkpoint(out: str | Path) -> Path | None:
+    """The complete checkpoint with the highest epoch under ``out/checkpoints``, or None."""
+    found = epoch_checkpoints(out)
+    return found[-1] if found else None
 
 
 def merge_label_maps(base: LabelMap, extra: LabelMap) -> LabelMap:

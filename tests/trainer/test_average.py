@@ -99,3 +99,30 @@ def test_the_command_line_writes_the_average(epochs: list[Path], tmp_path: Path,
     assert (tmp_path / "avg" / "checkpoint.json").is_file()
     assert "trainer export --checkpoint" in capsys.readouterr().out
     assert main(["average", str(epochs[0]), "--out", str(tmp_path / "b")]) == 2  # a clear error, no trace
+
+
+def test_a_runs_last_epochs(epochs: list[Path], tmp_path: Path) -> None:
+    """--run RUN --last N takes the run's newest N epoch checkpoints, and says when it keeps fewer."""
+    import shutil
+
+    from trainer.average import last_epochs
+    from trainer.cli import main
+
+    run = tmp_path / "run"
+    for path in epochs:
+        shutil.copytree(path, run / "checkpoints" / path.name)
+    (run / "checkpoints" / "epoch_0009").mkdir()  # incomplete (no checkpoint.json): not an epoch
+    assert last_epochs(run, 2) == [run / "checkpoints" / "epoch_0004", run / "checkpoints" / "epoch_0005"]
+    assert last_epochs(run, 3)[0].name == "epoch_0003"
+    with pytest.raises(ConfigError, match=r"keeps 3 epoch checkpoint.*keep_last: 4"):
+        last_epochs(run, 4)
+    with pytest.raises(ConfigError, match="at least 2"):
+        last_epochs(run, 1)
+    assert main(["average", "--run", str(run), "--last", "2", "--out", str(tmp_path / "avg")]) == 0
+    from trainer.checkpoint import read_meta
+
+    assert [a["epoch"] for a in read_meta(tmp_path / "avg")[0].extra["averaged_from"]] == [4, 5]
+    assert main(["average", "--out", str(tmp_path / "none")]) == 2  # neither folders nor --run
+    assert (
+        main(["average", str(epochs[0]), "--run", str(run), "--last", "2", "--out", str(tmp_path / "b")]) == 2
+    )
