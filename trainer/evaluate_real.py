@@ -54,6 +54,7 @@ from edge.index import BACKENDS, Backend
 from edge.manifest import FileEntry, Manifest, load_manifest
 from edge.preprocess import prepare
 from edge.prior import DEFAULT_STRENGTH, PartPrior, load_part_prior
+from edge.recognize import Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import RecognitionSettings
 from edge.size import measure, reference_footprints
@@ -70,6 +71,7 @@ from trainer.real_report import (
 from trainer.real_scores import (
     ENROLL_DEFAULT,
     classifier_scores,
+    decided_log_probs,
     enrolment_scores,
     fit_photo_scale,
     partial_enrolment_scores,
@@ -164,21 +166,22 @@ def evaluate_photo_set(
         figures: dict[str, Any] = {}
         if known_rows:
             kp = [photos[i] for i in known_rows]
+            known_logits = outputs["part_logits"][known_rows]
             colors = outputs.get("color_logits")
             figures["known"] = classifier_scores(
                 kp,
-                outputs["part_logits"][known_rows],
+                known_logits,
                 manifest,
                 None if colors is None else colors[known_rows],
             )
             figures["known"]["majority_baseline"] = round(
                 max(Counter(p.part for p in kp).values()) / len(kp), 4
             )
+            decided = None  # the part prior's decisions, shared by its figures and the rows
             if prior is not None:
-                figures["prior"] = prior_scores(kp, outputs["part_logits"][known_rows], manifest, prior)
-            result["predictions"] += photo_rows(
-                name, entry.key, kp, folder, outputs["part_logits"][known_rows], manifest, prior
-            )
+                decided = decided_log_probs(Recognizer(manifest, prior=prior), known_logits, [None] * len(kp))
+                figures["prior"] = prior_scores(kp, known_logits, manifest, prior, decided)
+            result["predictions"] += photo_rows(name, entry.key, kp, folder, known_logits, manifest, decided)
             if scale is not None:
                 figures["size"] = size_scores(
                     photos, outputs["part_logits"], footprints, manifest, scale, prior

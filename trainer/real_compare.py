@@ -16,6 +16,7 @@ import argparse
 import csv
 import io
 from collections.abc import Sequence
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,7 @@ import numpy as np
 from edge.errors import DataFileError
 from edge.fileio import write_atomic
 from edge.manifest import Manifest
-from edge.prior import PartPrior
-from edge.recognize import Recognizer
 from trainer.photo_set import Photo, mould
-from trainer.real_scores import decided_log_probs
 from trainer.stats import paired_change
 
 PREDICTIONS = "predictions.csv"
@@ -43,16 +41,14 @@ def photo_rows(
     folder: Path | None,
     logits: np.ndarray,
     manifest: Manifest,
-    prior: PartPrior | None,
+    prior_log_probs: np.ndarray | None,
 ) -> list[dict[str, str]]:
-    """One row per photo (of a known part): its answers from ``logits`` (and with ``prior``); the
-    photo's path relative to ``folder`` (the photo set's) where given."""
+    """One row per photo (of a known part): its answers from ``logits`` and, where given, from the
+    part prior's decisions (:func:`trainer.real_scores.decided_log_probs`); the photo's path
+    relative to ``folder`` (the photo set's) where given."""
     names = list(manifest.parts)
     top5 = np.argsort(-logits, axis=1, kind="stable")[:, :5]
-    decided = None
-    if prior is not None:
-        log_probs = decided_log_probs(Recognizer(manifest, prior=prior), logits, [None] * len(photos))
-        decided = np.argmax(log_probs, axis=1)
+    decided = None if prior_log_probs is None else np.argmax(prior_log_probs, axis=1)
     rows = []
     for i, photo in enumerate(photos):
         truth = mould(photo.part)
@@ -107,9 +103,8 @@ def compare_predictions(
     if not shared:
         raise DataFileError("the two predictions files share no photo (set, artifact and file name)")
     out = []
-    groups = sorted({(s, a) for s, a, _ in shared})
-    for set_name, artifact in groups:
-        keys = [k for k in shared if k[:2] == (set_name, artifact)]
+    for (set_name, artifact), group in groupby(shared, key=lambda k: k[:2]):
+        keys = list(group)
         for figure, column in FIGURES.items():
             if any(before[k][column] == "" or after[k][column] == "" for k in keys):
                 continue

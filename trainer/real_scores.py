@@ -153,13 +153,20 @@ def size_scores(
 
 
 def prior_scores(
-    photos: Sequence[Photo], logits: np.ndarray, manifest: Manifest, prior: PartPrior
+    photos: Sequence[Photo],
+    logits: np.ndarray,
+    manifest: Manifest,
+    prior: PartPrior,
+    decided: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Figures of the photos (of known parts) with and without the part prior (:mod:`edge.prior`),
-    decided as the daemon does (temperatures), one view per photo."""
+    decided as the daemon does (temperatures), one view per photo. ``decided``: the
+    :func:`decided_log_probs` with the prior, where the caller has them already."""
     out: dict[str, Any] = {"source": prior.source, "photos": len(photos)}
-    for name, recognizer in (("without", Recognizer(manifest)), ("with", Recognizer(manifest, prior=prior))):
-        out[name] = decided_scores(recognizer, photos, logits, [None] * len(photos))
+    out["without"] = decided_scores(Recognizer(manifest), photos, logits, [None] * len(photos))
+    if decided is None:
+        decided = decided_log_probs(Recognizer(manifest, prior=prior), logits, [None] * len(photos))
+    out["with"] = classifier_scores(photos, decided, manifest, None, keep_hits=True)
     _pop_paired(out, {"with": "without"})
     return out
 
