@@ -24,6 +24,7 @@ import numpy as np
 
 from edge.colors import Color
 from studio.camera import Camera
+from studio.draws import Placement
 from studio.errors import RenderError
 from studio.grounds import Ground, draw_ground, list_photos
 from studio.ldconfig import LDrawColour
@@ -34,7 +35,7 @@ from studio.pathtrace_config import PathTraceSettings, pt_stream
 from studio.pathtrace_draws import AreaLight, draw_lights, draw_material, material_kind
 from studio.poses import yaw_matrix
 from studio.render import corner_normals, render_mesh
-from studio.scene import MM_PER_LDU, Randomization, RigGeometry, SceneRenderer, _Placement
+from studio.scene import MM_PER_LDU, Randomization, RigGeometry, SceneRenderer
 
 __all__ = ["PathTraceSettings", "PathTracedSceneRenderer", "PathTracer"]
 
@@ -189,7 +190,7 @@ class PathTracedSceneRenderer(SceneRenderer):
 
     # ------------------------------------------------------------------ per placement
 
-    def _prepare_shots(self, mesh: Mesh, color: Color, place: _Placement, full: Camera | None) -> _Shots:
+    def _prepare_shots(self, mesh: Mesh, color: Color, place: Placement, full: Camera | None) -> _Shots:
         settings, tracer = self.settings, self.tracer
         seed = int(place.meta["seed"])
         tri_rgb, _, _ = self._part_colours(mesh, color, place)
@@ -259,7 +260,7 @@ class PathTracedSceneRenderer(SceneRenderer):
     # ------------------------------------------------------------------ per view
 
     def _shoot(
-        self, shots: Any, part: Mesh, cam: Camera, place: _Placement, angle: float
+        self, shots: Any, part: Mesh, cam: Camera, place: Placement, angle: float
     ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int] | None]:
         assert isinstance(shots, _Shots)
         # The mask: the rasteriser's coverage of the same triangles from the same camera.

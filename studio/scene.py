@@ -21,37 +21,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 
-from edge.colors import Color, all_colors, color_by_ldraw_code, get_color
+from edge.colors import Color, color_by_ldraw_code, get_color
 from edge.errors import UnknownColorError
 from studio import effects
 from studio.camera import Camera
-from studio.errors import RenderError
+from studio.draws import _KEY_LIGHT, Placement, PlacementDraws, lin, stream
+from studio.framing import crop_camera, disc_coverage, footprint, ground_shadows, motion_direction, plane_hits
 from studio.ldconfig import LDrawColour, default_edge_rgb
 from studio.lighting import Lighting
 from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
 from studio.poses import Pose, placement, stable_poses, yaw_matrix
-from studio.render import linear_to_srgb, render_mesh, srgb_to_linear
-from studio.scene_config import FACTORS, Randomization, RigGeometry
+from studio.render import linear_to_srgb, render_mesh
+from studio.scene_config import FACTORS, MM_PER_LDU, Randomization, RigGeometry
 
 __all__ = ["MM_PER_LDU", "Randomization", "RigGeometry", "SceneRenderer", "View"]
 
-#: Millimetres per LDraw unit.
-MM_PER_LDU = 0.4
-_KEY_LIGHT = 0.62  # key light strength: a white face turned to it lands near 0.85 (no clipping)
-_AMBIENT = 0.30
-_NEUTRAL_K = 6504.0  # colour temperature that kelvin_to_rgb maps to white
 _BEVEL_MM = 0.3  # width of the rounded edge of a real brick, which edge lines stand for
-#: Specular strength and shininess per finish (ABS is glossy; chrome is a mirror).
-_FINISH = {
-    "solid": (0.30, 32.0),
-    "trans": (0.50, 48.0),
-    "pearl": (0.50, 24.0),
-    "metallic": (0.60, 40.0),
-    "chrome": (0.95, 64.0),
-}
 
 
 @dataclass
@@ -70,39 +57,6 @@ class View:
     mask: np.ndarray
     bbox: tuple[int, int, int, int] | None
     angle_deg: float
-    meta: dict[str, Any]
-
-
-def _stream(seed: int, factor: str, view: int | None = None) -> np.random.Generator:
-    key = [seed, FACTORS.index(factor)] + ([] if view is None else [view + 1])
-    return np.random.default_rng(key)
-
-
-def _lin(rgb: Sequence[float] | np.ndarray) -> np.ndarray:
-    """sRGB 0..255 -> linear float64 (3,)."""
-    return srgb_to_linear(np.asarray(rgb, np.float64) / 255.0)
-
-
-@dataclass
-class _Placement:
-    """Everything drawn once per render_views call."""
-
-    pose: Pose
-    yaw_deg: float
-    offset_ldu: np.ndarray
-    lighting: Lighting
-    gains: np.ndarray  # per-channel camera gain: light tint, its correction, white balance
-    ev: float
-    disc: effects.DiscSurface
-    bg_kind: effects.BackgroundKind
-    bg_rgb: np.ndarray
-    bg_strength: float
-    main_rgb: np.ndarray  # sRGB 0..255 of the (maybe jittered) main colour
-    alpha: float
-    defocus_px: float
-    blur_px: tuple[float, float]
-    noise: tuple[float, float]
-    jpeg: int | None
     meta: dict[str, Any]
 
 
@@ -230,9 +184,10 @@ class SceneRenderer:
             raise ValueError(
                 f"pose_index={pose_index!r} is not one of {name!r}'s {len(poses)} poses (0..{len(poses) - 1})"
             )
-        tilt = self._uniform(seed, "camera_tilt", "tilt_deg", self.rig.camera_tilt_deg)
+        draws = PlacementDraws(self.rig, self.randomization)
+        tilt = draws.uniform(seed, "camera_tilt", "tilt_deg", self.rig.camera_tilt_deg)
         full = self.camera(out_w, out_h, tilt) if frame == "full" else self.camera(tilt_deg=tilt)
-        place = self._draw_placement(
+        place = draws.draw(
             mesh, color, poses, seed, pose_index, name, angles_deg, full, whole_frame=frame == "full"
         )
         place.meta["camera_tilt_deg"] = tilt
@@ -241,7 +196,7 @@ class SceneRenderer:
         for k, angle in enumerate(angles_deg):
             world = yaw_matrix(float(angle)) @ placement(place.pose, place.yaw_deg, tuple(place.offset_ldu))
             part = mesh.transformed(world)
-            cam = full if frame == "full" else _crop_camera(full, part, out_w, out_h, crop_margin)
+            cam = full if frame == "full" else crop_camera(full, part, out_w, out_h, crop_margin)
             linear, mask, bbox = self._shoot(shots, part, cam, place, float(angle))
             scale = cam.focal / self.camera().focal  # output pixels per sensor pixel
             image, per_view = self._camera_effects(linear, place, seed, k, cam, part, scale)
@@ -253,7 +208,7 @@ class SceneRenderer:
 
     # ------------------------------------------------------------------ shooting (the renderer's part)
 
-    def _prepare_shots(self, mesh: Mesh, color: Color, place: _Placement, full: Camera | None) -> Any:
+    def _prepare_shots(self, mesh: Mesh, color: Color, place: Placement, full: Camera | None) -> Any:
         """Per-placement work shared by the views (a subclass with another renderer overrides it).
 
         ``full`` is the rig camera for full frames, None for crops.
@@ -262,7 +217,7 @@ class SceneRenderer:
         return tri_rgb, tri_alpha, edges, (self._stage(full, place) if full is not None else None)
 
     def _shoot(
-        self, shots: Any, part: Mesh, cam: Camera, place: _Placement, angle: float
+        self, shots: Any, part: Mesh, cam: Camera, place: Placement, angle: float
     ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int] | None]:
         """One view's linear RGB scene light (H, W, 3), exact part mask and its bbox."""
         tri_rgb, tri_alpha, edges, stage = shots
@@ -316,199 +271,14 @@ class SceneRenderer:
             raise ValueError(f"crop_margin={margin!r} must be in [0, 2] (fraction of the part's size)")
         return color
 
-    # ------------------------------------------------------------------ placement
-
-    def _draw_placement(
-        self,
-        mesh: Mesh,
-        color: Color,
-        poses: list[Pose],
-        seed: int,
-        pose_index: int | None,
-        name: str,
-        angles: Sequence[float],
-        frame_cam: Camera,
-        *,
-        whole_frame: bool = True,
-    ) -> _Placement:
-        """Everything drawn once per capture, each factor from its own named stream of ``seed``."""
-        meta: dict[str, Any] = {"seed": int(seed), "color_id": color.id}
-        pose, yaw, offset = self._draw_pose(
-            mesh, poses, seed, pose_index, name, angles, frame_cam, whole_frame, meta
-        )
-        lighting = self._draw_light(color, seed, meta)
-        gains, ev = self._draw_camera_gains(seed, meta)
-        disc, bg_kind, bg_rgb, bg_strength = self._draw_ground(seed, meta)
-        main, alpha = self._draw_colour(color, seed, meta)
-        defocus, blur_px, noise, jpeg = self._draw_camera_effects(seed, meta)
-        fields = (pose, yaw, offset, lighting, gains, ev, disc, bg_kind, bg_rgb, bg_strength, main, alpha)
-        return _Placement(*fields, defocus, blur_px, noise, jpeg, meta)
-
-    def _draw_pose(
-        self,
-        mesh: Mesh,
-        poses: list[Pose],
-        seed: int,
-        pose_index: int | None,
-        name: str,
-        angles: Sequence[float],
-        frame_cam: Camera,
-        whole_frame: bool,
-        meta: dict[str, Any],
-    ) -> tuple[Pose, float, np.ndarray]:
-        """The resting pose, its yaw and its offset on the disc (kept in the frame at every angle)."""
-        rnd, rig = self.randomization, self.rig
-        if pose_index is None and rnd.pose.enabled:
-            probs = np.array([p.probability for p in poses])
-            pose_index = int(_stream(seed, "pose").choice(len(poses), p=probs / probs.sum()))
-        pose_index = pose_index or 0
-        pose = poses[pose_index]
-        meta.update(pose_index=pose_index, pose_probability=pose.probability)
-
-        rng = _stream(seed, "placement")
-        pl = rnd.placement
-        yaw = float(rng.uniform(*pl.yaw_deg)) if pl.enabled else 0.0
-        base = mesh.transformed(placement(pose, yaw))
-        verts = base.triangles.reshape(-1, 3).astype(np.float64)
-        part_radius = float(np.max(np.hypot(verts[:, 0], verts[:, 2])))  # about the turning axis
-        disc_radius = rig.disc_radius_mm / MM_PER_LDU
-        if part_radius > disc_radius:
-            raise RenderError(
-                f"part {name!r} reaches {part_radius * MM_PER_LDU:.0f} mm from its centre, beyond the "
-                f"turntable's {rig.disc_radius_mm:g} mm radius; use a bigger rig disc_radius_mm"
-            )
-        offset = np.zeros(2)
-        if pl.enabled:
-            r = math.sqrt(rng.uniform()) * pl.max_offset_frac * (disc_radius - part_radius)
-            a = rng.uniform(0, 2 * math.pi)
-            offset = np.array([r * math.cos(a), r * math.sin(a)])
-        offset = _fit_in_frame(frame_cam, base, offset, angles, name, strict=whole_frame)
-        meta.update(yaw_deg=yaw, offset_mm=[float(v * MM_PER_LDU) for v in offset])
-        return pose, yaw, offset
-
-    def _draw_light(self, color: Color, seed: int, meta: dict[str, Any]) -> Lighting:
-        """The key light's direction and strength, the finish's highlight, contact shading."""
-        rnd, rig = self.randomization, self.rig
-        el, az = rig.light_elevation_deg, rig.light_azimuth_deg
-        if rnd.light_direction.enabled:
-            rng = _stream(seed, "light_direction")
-            el = float(np.clip(el + rng.uniform(-1, 1) * rnd.light_direction.elevation_jitter_deg, 5, 90))
-            az = float(az + rng.uniform(-1, 1) * rnd.light_direction.azimuth_jitter_deg)
-        intensity = self._uniform(seed, "light_intensity", "scale", 1.0)
-        e, a = math.radians(el), math.radians(az)
-        direction = np.array([math.sin(a) * math.cos(e), -math.sin(e), -math.cos(a) * math.cos(e)])
-        specular, shininess = _FINISH.get(color.material, _FINISH["solid"])
-        key = np.full(3, _KEY_LIGHT * intensity)
-        shading: dict[str, float] = {}
-        if rnd.contact_shading.enabled:
-            cs, rng = rnd.contact_shading, _stream(seed, "contact_shading")
-            shading = {
-                "shadow": float(rng.uniform(*cs.shadow)),
-                "occlusion": float(rng.uniform(*cs.occlusion)),
-                "occlusion_radius": float(rng.uniform(*cs.radius_ldu)),
-            }
-            meta["contact_shading"] = shading
-        meta.update(light_elevation_deg=el, light_azimuth_deg=az, light_intensity=intensity)
-        return Lighting(direction, key, _AMBIENT * intensity, specular * intensity, shininess, **shading)
-
-    def _draw_camera_gains(self, seed: int, meta: dict[str, Any]) -> tuple[np.ndarray, float]:
-        """Per-channel gains and exposure. One light colour for key and ambient light makes the scene
-        linear in it, so tinting the light is exactly a per-channel gain on the image."""
-        rnd = self.randomization
-        kelvin, gains = _NEUTRAL_K, np.ones(3)
-        if rnd.color_temperature.enabled:
-            ct = rnd.color_temperature
-            kelvin = float(_stream(seed, "color_temperature").uniform(*ct.kelvin))
-            tint = effects.kelvin_to_rgb(kelvin)
-            gains = gains * tint ** (1.0 - ct.camera_correction)
-        if rnd.white_balance.enabled:
-            err = _stream(seed, "white_balance").uniform(-1, 1, 2) * rnd.white_balance.max_gain_error
-            gains = gains * np.array([math.exp(err[0]), 1.0, math.exp(err[1])])
-        ev = self._uniform(seed, "exposure", "ev", 0.0)
-        meta.update(kelvin=kelvin, channel_gains=gains.tolist(), exposure_ev=ev)
-        return gains, ev
-
-    def _draw_ground(
-        self, seed: int, meta: dict[str, Any]
-    ) -> tuple[effects.DiscSurface, effects.BackgroundKind, np.ndarray, float]:
-        """The disc's surface and the background around it."""
-        rnd, rig = self.randomization, self.rig
-        disc, disc_meta = self._draw_disc(seed)
-        bg_kind: effects.BackgroundKind = "solid"
-        bg_rgb, bg_strength = _lin(rig.background_rgb), 0.0
-        if rnd.background.enabled:
-            rng, bg = _stream(seed, "background"), rnd.background
-            bg_kind = bg.kinds[int(rng.integers(len(bg.kinds)))]
-            bg_rgb = bg_rgb * rng.uniform(*bg.brightness) * np.exp(rng.normal(0, bg.tint, 3))
-            bg_strength = float(rng.uniform(*bg.strength))
-        meta.update(
-            disc=disc_meta, background={"kind": bg_kind, "rgb": bg_rgb.tolist(), "strength": bg_strength}
-        )
-        return disc, bg_kind, bg_rgb, bg_strength
-
-    def _draw_colour(self, color: Color, seed: int, meta: dict[str, Any]) -> tuple[np.ndarray, float]:
-        """The part's main colour (jittered within the colour's neighbours) and its opacity."""
-        rnd = self.randomization
-        main = np.asarray(color.rgb, np.float64)
-        alpha = 0.65 if color.is_trans else 1.0
-        if rnd.color_jitter.enabled:
-            rng = _stream(seed, "color_jitter")
-            others = [c.rgb for c in all_colors() if c.is_trans == color.is_trans and c.id != color.id]
-            main = effects.jitter_color(color.rgb, rng, rnd.color_jitter.max_delta_e, others)
-            if color.is_trans:
-                alpha = float(rng.uniform(0.55, 0.75))
-        meta.update(
-            main_rgb=[float(v) for v in main],
-            color_delta_e=float(effects.delta_e(main, color.rgb)),
-            opacity=alpha,
-        )
-        return main, alpha
-
-    def _draw_camera_effects(
-        self, seed: int, meta: dict[str, Any]
-    ) -> tuple[float, tuple[float, float], tuple[float, float], int | None]:
-        """Defocus, motion blur's range, sensor noise and JPEG quality."""
-        rnd = self.randomization
-        defocus = self._uniform(seed, "defocus", "sigma_px", 0.0)
-        blur = tuple(rnd.motion_blur.length_px) if rnd.motion_blur.enabled else (0.0, 0.0)
-        noise = (0.0, 0.0)
-        if rnd.sensor_noise.enabled:
-            rng = _stream(seed, "sensor_noise")
-            noise = (float(rng.uniform(*rnd.sensor_noise.shot)), float(rng.uniform(*rnd.sensor_noise.read)))
-        jpeg = (
-            int(_stream(seed, "jpeg").integers(rnd.jpeg.quality[0], rnd.jpeg.quality[1] + 1))
-            if rnd.jpeg.enabled
-            else None
-        )
-        meta.update(defocus_px=defocus, noise_shot=noise[0], noise_read=noise[1], jpeg_quality=jpeg)
-        return defocus, (float(blur[0]), float(blur[1])), noise, jpeg
-
-    def _uniform(self, seed: int, factor: str, span: str, neutral: float) -> float:
-        """A draw from factor's ``span`` range if the factor is on, else its neutral value."""
-        settings = getattr(self.randomization, factor)
-        return float(_stream(seed, factor).uniform(*getattr(settings, span))) if settings.enabled else neutral
-
-    def _draw_disc(self, seed: int) -> tuple[effects.DiscSurface, dict[str, Any]]:
-        rnd = self.randomization.disc
-        rgb = _lin(self.rig.disc_rgb)
-        if not rnd.enabled:
-            return effects.DiscSurface(tuple(rgb.tolist())), {"noise": 0.0, "grain": 0.0, "felt": 0.0}
-        rng = _stream(seed, "disc")
-        rgb = rgb * rng.uniform(*rnd.brightness) * np.exp(rng.normal(0, rnd.tint, 3))
-        noise = float(rng.uniform(*rnd.noise))
-        grain = float(rng.uniform(0.02, 0.06)) if rng.uniform() < rnd.grain_probability else 0.0
-        felt = float(rng.uniform(0.4, 1.0)) if rng.uniform() < rnd.felt_probability else 0.0
-        surface = effects.DiscSurface(tuple(rgb.tolist()), noise, grain, felt, int(rng.integers(2**31)))
-        return surface, {"rgb": rgb.tolist(), "noise": noise, "grain": grain, "felt": felt}
-
     # ------------------------------------------------------------------ colours
 
     def _part_colours(
-        self, mesh: Mesh, color: Color, place: _Placement
+        self, mesh: Mesh, color: Color, place: Placement
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
-        main_lin = _lin(place.main_rgb)
+        main_lin = lin(place.main_rgb)
         edge = self._edge_srgb(color)
-        cache: dict[int, np.ndarray] = {MAIN_COLOR: main_lin, EDGE_COLOR: _lin(edge)}
+        cache: dict[int, np.ndarray] = {MAIN_COLOR: main_lin, EDGE_COLOR: lin(edge)}
 
         def resolve(code: int) -> np.ndarray:
             if code not in cache:
@@ -520,7 +290,7 @@ class SceneRenderer:
                         rgb = color_by_ldraw_code(code).rgb
                     except UnknownColorError:
                         rgb = None
-                cache[code] = _lin(rgb) if rgb is not None else main_lin  # unknown: the main colour
+                cache[code] = lin(rgb) if rgb is not None else main_lin  # unknown: the main colour
             return cache[code]
 
         codes = np.asarray(mesh.colors)
@@ -561,7 +331,7 @@ class SceneRenderer:
 
     # ------------------------------------------------------------------ drawing
 
-    def _stage(self, cam: Camera, place: _Placement) -> _Stage:
+    def _stage(self, cam: Camera, place: Placement) -> _Stage:
         """What a camera sees of the fixed set: the backdrop, the disc's rim, where the disc is."""
         rig = self.rig
         rng = np.random.default_rng([place.meta["seed"], FACTORS.index("background"), 0])
@@ -571,21 +341,19 @@ class SceneRenderer:
         out *= (0.5 + 0.5 * place.lighting.color / _KEY_LIGHT).astype(np.float32)  # half lit by the key light
         radius = rig.disc_radius_mm / MM_PER_LDU
         # Rim: the disc's side, seen below its near edge, lit by the ambient and grazing light.
-        x, z, ok = _plane_hits(cam, rig.disc_thickness_mm / MM_PER_LDU)
-        rim = _coverage(np.hypot(x, z), radius, ok)[:, :, None]
+        x, z, ok = plane_hits(cam, rig.disc_thickness_mm / MM_PER_LDU)
+        rim = disc_coverage(np.hypot(x, z), radius, ok)[:, :, None]
         rim_rgb = np.asarray(place.disc.rgb) * (0.55 * place.lighting.ambient + 0.25 * _key(place.lighting))
         out = out * (1 - rim) + (rim * rim_rgb).astype(np.float32)
-        x, z, ok = _plane_hits(cam, 0.0)
+        x, z, ok = plane_hits(cam, 0.0)
         r = np.hypot(x, z)
-        top = _coverage(r, radius, ok)
+        top = disc_coverage(r, radius, ok)
         inside = top > 0
-        footprint = _footprint(r, inside) * MM_PER_LDU
+        pixel_mm = footprint(r, inside) * MM_PER_LDU
         f32 = np.float32
-        return _Stage(out, top, inside, x.astype(f32), z.astype(f32), (r / radius).astype(f32), footprint)
+        return _Stage(out, top, inside, x.astype(f32), z.astype(f32), (r / radius).astype(f32), pixel_mm)
 
-    def _backdrop(
-        self, stage: _Stage, cam: Camera, part: Mesh, place: _Placement, angle: float
-    ) -> np.ndarray:
+    def _backdrop(self, stage: _Stage, cam: Camera, part: Mesh, place: Placement, angle: float) -> np.ndarray:
         """Linear RGB of everything but the part: the stage plus the turned disc and the shadows."""
         out = stage.base.copy()
         if not stage.inside.any():
@@ -596,7 +364,7 @@ class SceneRenderer:
         u = stage.x * c + stage.z * s
         v = stage.z * c - stage.x * s
         albedo = place.disc.albedo(u, v, stage.footprint_mm)
-        shadow, occlusion = _shadows(cam, part, place.lighting.direction)
+        shadow, occlusion = ground_shadows(cam, part, place.lighting.direction)
         ring = 1.0 - np.float32(0.12) * stage.r_frac**2  # a ring light: centre brightest
         light = ((1 - shadow) * ring)[:, :, None] * _key(place.lighting).astype(np.float32)
         light += (1 - np.float32(0.45) * occlusion)[:, :, None] * np.asarray(
@@ -608,7 +376,7 @@ class SceneRenderer:
     def _camera_effects(
         self,
         linear: np.ndarray,
-        place: _Placement,
+        place: Placement,
         seed: int,
         k: int,
         cam: Camera,
@@ -621,136 +389,17 @@ class SceneRenderer:
         if place.defocus_px > 0:
             img = effects.defocus(img, min(place.defocus_px * scale, 100.0))
         if self.randomization.motion_blur.enabled:
-            rng = _stream(seed, "motion_blur", k)
+            rng = stream(seed, "motion_blur", k)
             length = float(rng.uniform(*place.blur_px)) * scale
-            direction = _motion_direction(cam, part, rng)
+            direction = motion_direction(cam, part, rng)
             img = effects.motion_blur(img, direction, min(length, 200.0))
             per_view.update(motion_blur_px=length, motion_blur_angle_deg=direction)
         img = effects.exposure(img, place.ev)
         if self.randomization.sensor_noise.enabled:
-            rng = _stream(seed, "sensor_noise", k)
+            rng = stream(seed, "sensor_noise", k)
             img = effects.sensor_noise(img, rng, *place.noise, scale=float(np.clip(scale, 0.01, 100)))
         img = effects.white_balance(np.clip(img, 0, None), place.gains)
         srgb = linear_to_srgb(np.clip(img, 0.0, 1.0))
         if place.jpeg is not None:
             srgb = effects.jpeg_roundtrip(srgb, place.jpeg)
         return np.clip(np.rint(srgb * 255), 0, 255).astype(np.uint8), per_view
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _plane_hits(cam: Camera, plane_y: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """World (x, z) where each pixel's ray meets the plane y = plane_y, and where it does (t > 0)."""
-    f = cam.focal
-    px = (np.arange(cam.width) + 0.5 - cam.width / 2) / f
-    py = (np.arange(cam.height) + 0.5 - cam.height / 2) / f
-    rot = cam.rotation()  # rows: right, down, forward
-    dirs = px[None, :, None] * rot[0] + py[:, None, None] * rot[1] + rot[2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (plane_y - cam.position[1]) / dirs[:, :, 1]
-    ok = np.isfinite(t) & (t > 0)
-    t = np.where(ok, t, 0.0)
-    return cam.position[0] + t * dirs[:, :, 0], cam.position[2] + t * dirs[:, :, 2], ok
-
-
-def _footprint(r: np.ndarray, where: np.ndarray) -> float:
-    """Typical pixel size (LDU) on the plane, from how fast the radius changes across pixels."""
-    gy, gx = np.gradient(r)
-    g = np.hypot(gx, gy)[where]
-    return float(np.median(g)) if g.size else 1.0
-
-
-def _coverage(r: np.ndarray, radius: float, ok: np.ndarray) -> np.ndarray:
-    """Antialiased coverage of the disc of ``radius`` given each pixel's radius on the plane."""
-    gy, gx = np.gradient(np.where(ok, r, 0.0))
-    step = np.maximum(np.hypot(gx, gy), 1e-6)
-    return np.where(ok, np.clip((radius - r) / step + 0.5, 0.0, 1.0), 0.0).astype(np.float32)
-
-
-def _shadows(cam: Camera, part: Mesh, to_light: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Soft cast shadow (along the light) and contact occlusion (straight down) on the plane y = 0."""
-    tris = part.triangles.astype(np.float64)
-    seen = cam.project(part.triangles.reshape(-1, 3))[0]
-    size_px = float(np.max(seen.max(axis=0) - seen.min(axis=0)))
-    maps = []
-    for direction, blur, strength in ((to_light, 0.02, 0.95), (np.array([0.0, -1.0, 0.0]), 0.1, 1.0)):
-        d = np.asarray(direction, np.float64)
-        if d[1] > -0.05:  # light at or below the horizon casts no shadow on the disc
-            maps.append(np.zeros((cam.height, cam.width), np.float32))
-            continue
-        flat = tris - (tris[:, :, 1:2] / d[1]) * d  # slide each vertex along d onto y = 0
-        xy, depth = cam.project(flat.reshape(-1, 3))
-        polys = np.round(xy.reshape(-1, 3, 2) * 16).astype(np.int32)[(depth.reshape(-1, 3) > 0).all(1)]
-        canvas = np.zeros((cam.height, cam.width), np.uint8)
-        for poly in polys:  # one by one: fillPoly would treat overlaps as holes (even-odd rule)
-            cv2.fillConvexPoly(canvas, poly, 255, cv2.LINE_8, 4)
-        soft = cv2.GaussianBlur(canvas.astype(np.float32) / 255.0, (0, 0), max(0.6, blur * size_px))
-        maps.append(np.clip(soft * strength, 0, 1))
-    return maps[0], maps[1]
-
-
-def _fit_in_frame(
-    cam: Camera, base: Mesh, offset: np.ndarray, angles: Sequence[float], name: str, *, strict: bool = True
-) -> np.ndarray:
-    """``offset`` (LDU), pulled towards the centre until every view of ``cam`` holds the part.
-
-    ``strict`` False (crops: a narrow camera frames the part wherever it lies) puts a part that no
-    view of ``cam`` holds whole at the centre instead of failing: a long part seen from straight
-    above can overflow the rig's frame and still make a crop."""
-    pts = base.triangles.reshape(-1, 3).astype(np.float64)
-    for attempt in range(8):
-        trial = offset * (0.5**attempt if attempt < 7 else 0.0)
-        ok = True
-        for angle in angles:
-            rot = yaw_matrix(float(angle))[:3, :3]
-            xy, depth = cam.project((pts + np.array([trial[0], 0.0, trial[1]])) @ rot.T)
-            inside = (xy >= 1) & (xy <= [cam.width - 1, cam.height - 1])
-            if (depth <= cam.near).any() or not inside.all():
-                ok = False
-                break
-        if ok:
-            return trial
-    if not strict:
-        return np.zeros_like(offset)
-    raise RenderError(
-        f"part {name!r} does not fit in the rig camera's view even at the turntable's centre; "
-        "raise camera_height_mm or fov_deg in the rig geometry"
-    )
-
-
-def _crop_camera(full: Camera, part: Mesh, width: int, height: int, margin: float) -> Camera:
-    """A narrow camera at the rig camera's position, aimed so the part is centred and framed."""
-    pts = part.triangles.reshape(-1, 3).astype(np.float64)
-    target = (pts.min(0) + pts.max(0)) / 2
-    cam = Camera(full.position, target, width, height, full.fov_deg, full.up)
-    for _ in range(2):  # re-aim at the centre of the projected box (perspective shifts it)
-        xy, _ = cam.project(pts)
-        tan = (xy - [width / 2, height / 2]) / cam.focal
-        mid = (tan.min(0) + tan.max(0)) / 2
-        rot = cam.rotation()
-        ray = rot[2] + mid[0] * rot[0] + mid[1] * rot[1]
-        cam = Camera(
-            full.position,
-            full.position + ray * np.linalg.norm(target - full.position),
-            width,
-            height,
-            cam.fov_deg,
-            full.up,
-        )
-    xy, _ = cam.project(pts)
-    half = (xy.max(0) - xy.min(0)) / 2 / cam.focal  # half extents as tangents
-    tan_v = max(half[1], half[0] * height / width) * (1 + 2 * margin)
-    fov = math.degrees(2 * math.atan(max(tan_v, 1e-4)))
-    return Camera(cam.position, cam.target, width, height, min(fov, 170.0), full.up)
-
-
-def _motion_direction(cam: Camera, part: Mesh, rng: np.random.Generator) -> float:
-    """Image direction (degrees) in which the part's centre moves as the turntable turns."""
-    centre = part.triangles.reshape(-1, 3).astype(np.float64).mean(0)
-    step = yaw_matrix(1.0)[:3, :3] @ centre
-    (a, b), _ = cam.project(np.stack([centre, step]))
-    d = b - a
-    if np.hypot(*d) < 1e-6:  # at the axis: the part only spins in place
-        return float(rng.uniform(0, 180))
-    return float(math.degrees(math.atan2(d[1], d[0])))

@@ -13,6 +13,9 @@ from pydantic import Field, model_validator
 from edge.config import StrictModel
 from studio import effects
 
+#: Millimetres per LDraw unit.
+MM_PER_LDU = 0.4
+
 # ---------------------------------------------------------------------- configuration
 
 Byte = Annotated[int, Field(ge=0, le=255)]
