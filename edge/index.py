@@ -23,6 +23,9 @@ from the meta and the manifest. Loading the graph takes a fraction of a second w
 takes seconds to minutes (benchmarks/results/index_load.md: 94k x 128 in 0.34 s against 77 s
 rebuilt, on two busy cores). An entry without a graph still loads, by rebuilding, with a log line.
 
+The file's reading and checks are :mod:`edge.index_file`'s; exact search and recall@k, the
+reference an index is measured against, :mod:`edge.index_recall`'s.
+
 Scores are similarities, higher = closer: ``cosine``: 1 - cosine distance (the cosine similarity),
 ``ip``: the inner product, ``l2``: minus the squared Euclidean distance.
 """
@@ -34,28 +37,34 @@ import json
 import logging
 import time
 import warnings
-import zipfile
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from edge.config import StrictModel, format_validation_error
+from edge.config import format_validation_error
 from edge.errors import ConfigError, DataFileError, MissingDependencyError, ModelError
 from edge.fileio import atomic_path, atomic_write
 from edge.index_exact import ExactSearch
+from edge.index_file import (
+    FIX_GRAPH,
+    FIX_REBUILD,
+    INDEX_FORMAT_VERSION,
+    IndexMeta,
+    Space,
+    check_expected,
+    check_graph_vectors,
+    check_sha256,
+    read_npz,
+    verify_graph_file,
+)
 from edge.index_graph import check_graph_header, read_graph_header
 from edge.manifest import IndexEntry, sha256_file
 
 log = logging.getLogger(__name__)
 
-#: The index file format this code reads and writes.
-INDEX_FORMAT_VERSION = 1
-Space = Literal["cosine", "ip", "l2"]
-SPACES: tuple[Space, ...] = ("cosine", "ip", "l2")
 #: ``hnswlib``: approximate search on a graph; ``exact``: every vector compared (numpy);
 #: ``auto``: hnswlib where it is installed, else exact.
 Backend = Literal["auto", "hnswlib", "exact"]
@@ -64,13 +73,6 @@ _FIX_HNSWLIB = (
     "pip install hnswlib (no wheel for aarch64: on a Pi it compiles, after "
     "sudo apt install build-essential python3-dev), or use the exact backend"
 )
-_FIX_REBUILD = "rebuild the index with `trainer index` for this model set"
-_FIX_GRAPH = (
-    "write the graph again from the vectors with `trainer index --graph-only --model-set FOLDER` "
-    "(or run `trainer index` again)"
-)
-#: Rows of a loaded graph compared with the fp16 vectors (evenly spread, first and last included).
-_GRAPH_SAMPLE_ROWS = 256
 _FP16_MAX = float(np.finfo(np.float16).max)
 
 # hnswlib's per-element memory besides the vector and level-0 links (hnswalg.h): label (8), linkLists_
@@ -81,19 +83,6 @@ _PER_ELEMENT_OVERHEAD = 8 + 8 + 4 + 48 + 2 + 40
 _FIXED_OVERHEAD_BYTES = 65536 * 48
 
 
-class IndexMeta(StrictModel):
-    """The ``meta`` JSON of an index file: how the graph was built and how to rebuild it."""
-
-    format_version: int = Field(ge=1, le=1000, description="index file format version")
-    space: Space = Field(description="hnswlib distance space: cosine, ip or l2")
-    dim: int = Field(ge=1, le=65536, description="vector dimension")
-    M: int = Field(ge=2, le=256, description="hnswlib M (links per node)")
-    ef_construction: int = Field(ge=1, le=100000, description="hnswlib ef_construction used to build")
-    ef_search: int = Field(ge=1, le=100000, description="hnswlib ef to set at query time")
-    count: int = Field(ge=0, le=2**31 - 1, description="number of vectors")
-    seed: int = Field(ge=0, le=2**32 - 1, description="hnswlib random seed (level assignment)")
-
-
 def _index_settings(**values: Any) -> IndexMeta:
     """Validate constructor settings, raising :class:`ConfigError` naming the bad one."""
     try:
@@ -102,7 +91,7 @@ def _index_settings(**values: Any) -> IndexMeta:
         raise ConfigError(format_validation_error(err, IndexMeta, "embedding index settings")) from None
 
 
-def _as_matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
+def as_matrix(vectors: Any, dim: int, what: str) -> np.ndarray:
     """``vectors`` as a C-contiguous (N, dim) float32 array of finite values, or ModelError."""
     if not isinstance(vectors, np.ndarray) or not (
         np.issubdtype(vectors.dtype, np.floating) or np.issubdtype(vectors.dtype, np.integer)
@@ -254,7 +243,7 @@ class EmbeddingIndex:
 
     def add(self, vectors: np.ndarray, labels: Sequence[str]) -> None:
         """Add (N, dim) vectors with one label each; capacity grows as needed."""
-        x = _as_matrix(vectors, self.dim, "vectors to add")
+        x = as_matrix(vectors, self.dim, "vectors to add")
         labels = list(labels) if not isinstance(labels, str) else [labels]
         if len(labels) != len(x):
             raise ModelError(
@@ -298,7 +287,7 @@ class EmbeddingIndex:
         """Like :meth:`search` but returns the neighbours' ids (int64) instead of their labels."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ModelError(f"k {k!r} must be a positive integer")
-        q = _as_matrix(vectors, self.dim, "query vectors")
+        q = as_matrix(vectors, self.dim, "query vectors")
         if len(self) == 0:
             raise ModelError("the embedding index is empty; add vectors (enrol parts) before searching")
         if k > len(self):
@@ -419,15 +408,15 @@ class EmbeddingIndex:
         if not path.is_file():
             msg = f"index file {str(path)!r} does not exist"
             if expect is not None:
-                raise ModelError(f"{msg} but the manifest lists it; {_FIX_REBUILD}")
+                raise ModelError(f"{msg} but the manifest lists it; {FIX_REBUILD}")
             raise DataFileError(f"{msg}; pass the .npz written by EmbeddingIndex.save / `trainer index`")
         if expect is not None:
-            _check_sha256(path, "index file", expect.sha256, _FIX_REBUILD)
+            check_sha256(path, "index file", expect.sha256, FIX_REBUILD)
         if graph is not None:
-            _verify_graph_file(graph, expect)
-        vectors, labels, meta = _read_npz(path)
+            verify_graph_file(graph, expect)
+        vectors, labels, meta = read_npz(path)
         if expect is not None:
-            _check_expected(path, meta, expect)
+            check_expected(path, meta, expect)
             meta = meta.model_copy(update={"ef_search": expect.ef_search})
         if memory_budget_mb is not None:
             need = cls.estimate_memory_mb(meta.count, meta.dim, meta.M, backend)
@@ -507,9 +496,9 @@ class EmbeddingIndex:
         """Replace the (empty) hnswlib index by the saved graph, checked against the fp16 ``vectors``."""
         m = self._meta
         count = len(vectors)
-        header = read_graph_header(graph, _FIX_GRAPH)
+        header = read_graph_header(graph, FIX_GRAPH)
         check_graph_header(
-            graph, header, dim=m.dim, count=count, M=m.M, ef_construction=m.ef_construction, fix=_FIX_GRAPH
+            graph, header, dim=m.dim, count=count, M=m.M, ef_construction=m.ef_construction, fix=FIX_GRAPH
         )
         if not count:
             return
@@ -519,10 +508,10 @@ class EmbeddingIndex:
             hnsw.load_index(str(graph), max_elements=count)
         except (RuntimeError, MemoryError, ValueError) as exc:
             raise ModelError(
-                f"index graph {str(graph)!r} cannot be loaded by hnswlib: {exc}; {_FIX_GRAPH}"
+                f"index graph {str(graph)!r} cannot be loaded by hnswlib: {exc}; {FIX_GRAPH}"
             ) from None
         hnsw.set_ef(m.ef_search)  # load_index resets ef to hnswlib's default
-        _check_graph_vectors(graph, hnsw, vectors, m.space)
+        check_graph_vectors(graph, hnsw, vectors, m.space)
         self._hnsw = hnsw
 
     @staticmethod
@@ -542,163 +531,3 @@ class EmbeddingIndex:
             return count * (dim * 4 + 4) / 2**20
         per_element = dim * 4 + (2 * M * 4 + 4) + (4 * M + 4) / (M - 1) + _PER_ELEMENT_OVERHEAD
         return (count * per_element + _FIXED_OVERHEAD_BYTES) / 2**20
-
-
-def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, IndexMeta]:
-    """Vectors, labels and meta of an index file, each checked; ModelError on anything wrong."""
-
-    def bad(why: str) -> ModelError:
-        return ModelError(f"index file {str(path)!r} is not a valid embedding index: {why}; {_FIX_REBUILD}")
-
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise bad("it holds a single array, not an .npz archive")
-        with loaded as npz:
-            missing = [key for key in ("vectors", "labels", "meta") if key not in npz.files]
-            if missing:
-                raise bad(f"arrays {missing!r} are missing (found {npz.files!r})")
-            vectors, labels, meta_arr = npz["vectors"], npz["labels"], npz["meta"]
-    except ModelError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise bad(f"{type(exc).__name__}: {exc}") from None
-    if meta_arr.shape != () or meta_arr.dtype.kind != "U":
-        raise bad(f"'meta' must be a JSON string, got dtype {meta_arr.dtype} shape {meta_arr.shape!r}")
-    try:
-        raw = json.loads(str(meta_arr))
-    except json.JSONDecodeError as exc:
-        raise bad(f"'meta' is not valid JSON ({exc.msg})") from None
-    if not isinstance(raw, dict) or raw.get("format_version") != INDEX_FORMAT_VERSION:
-        found = raw.get("format_version") if isinstance(raw, dict) else raw
-        raise bad(f"format_version {found!r} is not supported (this runtime reads {INDEX_FORMAT_VERSION})")
-    try:
-        meta = IndexMeta.model_validate(raw)
-    except ValidationError as err:
-        raise bad(format_validation_error(err, IndexMeta, "meta")) from None
-    if vectors.dtype != np.float16 or vectors.shape != (meta.count, meta.dim):
-        raise bad(
-            f"'vectors' is {vectors.dtype} {vectors.shape!r}, meta says float16 ({meta.count}, {meta.dim})"
-        )
-    if labels.dtype.kind != "U" or labels.shape != (meta.count,):
-        raise bad(f"'labels' is {labels.dtype} {labels.shape!r}, meta says unicode ({meta.count},)")
-    if meta.count and not np.isfinite(vectors).all():
-        raise bad("'vectors' hold NaN/inf")
-    if meta.count and (labels == "").any():
-        raise bad("'labels' hold an empty label")
-    return vectors, labels, meta
-
-
-def _verify_graph_file(graph: Path, expect: IndexEntry | None) -> None:
-    """The graph file exists and, with a manifest entry, matches its ``graph_sha256``."""
-    if expect is not None and expect.graph_sha256 is None:
-        raise ModelError(
-            f"index graph {str(graph)!r} was given but the manifest lists no graph to check it against; "
-            f"{_FIX_GRAPH}"
-        )
-    if not graph.is_file():
-        raise ModelError(f"index graph {str(graph)!r} does not exist; {_FIX_GRAPH}")
-    if expect is not None and expect.graph_sha256 is not None:
-        _check_sha256(graph, "index graph", expect.graph_sha256, _FIX_GRAPH)
-
-
-def _check_sha256(path: Path, what: str, expected: str, fix: str) -> None:
-    """ModelError unless the file's SHA-256 is the manifest's ``expected``."""
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ModelError(
-            f"{what} {str(path)!r} does not match the manifest: sha256 expected {expected}, "
-            f"actual {actual} (corrupt or replaced); {fix}"
-        )
-
-
-def _check_graph_vectors(graph: Path, hnsw: Any, vectors: np.ndarray, space: Space) -> None:
-    """ModelError unless sampled rows of the loaded graph are the fp16 ``vectors`` (as hnswlib stores them).
-
-    Catches a graph built from other vectors (a stale cache) or in another space where it matters:
-    cosine stores normalised vectors, ip and l2 the vectors as given.
-    """
-    ids = np.unique(np.linspace(0, len(vectors) - 1, min(len(vectors), _GRAPH_SAMPLE_ROWS)).astype(np.int64))
-    want = vectors[ids].astype(np.float32)
-    if space == "cosine":
-        want /= np.maximum(np.linalg.norm(want, axis=1, keepdims=True), 1e-30)
-    try:
-        got = np.asarray(hnsw.get_items(ids, return_type="numpy"), np.float32)
-    except RuntimeError as exc:  # an id missing from the graph
-        raise ModelError(
-            f"index graph {str(graph)!r} lacks vector ids of the index ({exc}); {_FIX_GRAPH}"
-        ) from None
-    off = np.abs(got - want) > 1e-3 + 2e-3 * np.abs(want)  # fp16 rounding stays far below this
-    if off.any():
-        row = int(ids[np.flatnonzero(off.any(axis=1))[0]])
-        raise ModelError(
-            f"index graph {str(graph)!r} holds other vectors than the index file (first at id {row}): "
-            f"it was built from other vectors or in a space other than {space!r}; {_FIX_GRAPH}"
-        )
-
-
-def _check_expected(path: Path, meta: IndexMeta, expect: IndexEntry) -> None:
-    """ModelError listing every build parameter where the file and the manifest disagree."""
-    diffs = [
-        f"{key} {getattr(meta, key)!r} in the file, {getattr(expect, key)!r} in the manifest"
-        for key in ("dim", "space", "count", "M", "ef_construction")
-        if getattr(meta, key) != getattr(expect, key)
-    ]
-    if diffs:
-        raise ModelError(
-            f"index file {str(path)!r} does not match the manifest: {'; '.join(diffs)}; {_FIX_REBUILD}"
-        )
-
-
-def brute_force_search(
-    gallery: np.ndarray, gallery_labels: Sequence[str], queries: np.ndarray, k: int, space: Space = "cosine"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k-NN by full comparison: the reference :class:`EmbeddingIndex` is measured against.
-
-    Same return convention as :meth:`EmbeddingIndex.search` (labels (Q, k), float32 similarities).
-    """
-    if space not in SPACES:
-        raise ConfigError(f"space {space!r} must be one of {list(SPACES)!r}")
-    g = np.asarray(gallery, np.float64)
-    if g.ndim != 2 or not len(g):
-        raise ModelError(f"gallery must be a non-empty (N, D) array, got shape {g.shape!r}")
-    names = np.asarray(list(gallery_labels), dtype=str)
-    if names.shape != (len(g),):
-        raise ModelError(f"got {len(g)} gallery vectors but {len(names)} labels; give one label per vector")
-    q = _as_matrix(np.asarray(queries), g.shape[1], "query vectors").astype(np.float64)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= len(g):
-        raise ModelError(f"k {k!r} must be an integer within 1..{len(g)} (the gallery size)")
-    if space == "cosine":
-        g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-30)
-        q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
-    sims = q @ g.T
-    if space == "l2":  # minus the squared distance, like hnswlib's l2 scores
-        sims = -((q**2).sum(1)[:, None] - 2 * sims + (g**2).sum(1)[None, :])
-    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-    return names[order], np.take_along_axis(sims, order, axis=1).astype(np.float32)
-
-
-def recall_at_k(
-    index: EmbeddingIndex,
-    queries: np.ndarray,
-    gallery: np.ndarray,
-    gallery_labels: Sequence[str],
-    k: int,
-) -> float:
-    """Fraction of the true k nearest neighbours (by brute force over ``gallery``) the index finds.
-
-    ``gallery`` must be the vectors the index holds. Neighbours are compared by label, counting
-    repeats (a multiset intersection per query), so two vectors of the same part tying for a rank
-    do not count as a miss.
-    """
-    if len(gallery) != len(index):
-        raise ModelError(
-            f"the gallery has {len(gallery)} vectors but the index holds {len(index)}; "
-            "pass the vectors the index was built from"
-        )
-    truth, _ = brute_force_search(gallery, gallery_labels, queries, k, index.space)
-    found, _ = index.search(queries, k)
-    hits = sum(
-        sum((Counter(t.tolist()) & Counter(f.tolist())).values()) for t, f in zip(truth, found, strict=True)
-    )
-    return hits / (len(truth) * k) if len(truth) else 1.0

@@ -31,7 +31,8 @@ import numpy as np
 from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError
 from edge.fileio import write_atomic
-from edge.index import EmbeddingIndex, brute_force_search, recall_at_k
+from edge.index import EmbeddingIndex
+from edge.index_recall import brute_force_search, recall_at_k
 from edge.manifest import Manifest, load_manifest, sha256_file, write_manifest
 from trainer.data import Sample
 from trainer.export import DataProtocol, build_record, load_samples, run_engine, split_like_training, spread

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from edge.errors import ConfigError, DataFileError, ModelError
-from edge.index import EmbeddingIndex, brute_force_search, recall_at_k
+from edge.index import EmbeddingIndex
+from edge.index_recall import brute_force_search, recall_at_k
 from edge.manifest import IndexEntry, sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
