@@ -277,7 +277,8 @@ def _check_memory(out: list[Check], cfg: Any, manifest: Any) -> None:
 
 def _check_record(out: list[Check], cfg: Any) -> None:
     """The decision record: writable, readable as the daemon's start-up reads it, and not in use."""
-    from edge.record import RecordLock, inspect_record
+    from edge.record import inspect_record
+    from edge.record_lock import RecordLock
 
     db = Path(cfg.data.db)
     parent = next((p for p in (db.parent, *db.parent.parents) if p.exists()), Path("/"))

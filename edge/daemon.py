@@ -17,9 +17,9 @@ is empty the feeder's ``next_part()`` may place the next part (the sim camera do
 
 Start-up refuses to run (raising the library's errors) on a bad config, missing or mismatched model
 files or index, a memory estimate over budget, or a record another daemon holds (its
-:class:`~edge.record.RecordLock`, held until ``close()``); parts left in progress by a power cut are marked
-abandoned. SIGTERM (via :meth:`Daemon.request_stop`) abandons a part still being captured, puts the
-rig in its safe state and notifies systemd ``STOPPING=1``.
+:class:`~edge.record_lock.RecordLock`, held until ``close()``); parts left in progress by a power
+cut are marked abandoned. SIGTERM (via :meth:`Daemon.request_stop`) abandons a part still being
+captured, puts the rig in its safe state and notifies systemd ``STOPPING=1``.
 
 A full disk (:class:`~edge.errors.DiskFullError` from the record) halts the daemon: the turntable
 stops, the error LED lights, the part in hand stays where it is (its row stays ``in_progress`` for the
@@ -52,7 +52,8 @@ from edge.memory import check_estimate, check_resident, estimate_memory
 from edge.part import PartRecord, ViewRecord
 from edge.pipeline import STAGES, Pipeline, truth_of
 from edge.presence import Presence, PresenceDetector
-from edge.record import DecisionRecord, RecordLock
+from edge.record import DecisionRecord
+from edge.record_lock import RecordLock
 from edge.rig import Rig, pi_model
 from edge.settings import EdgeConfig
 from edge.sorting import Sorter, load_categories

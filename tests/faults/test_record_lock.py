@@ -18,7 +18,8 @@ import pytest
 
 from edge.daemon import Daemon
 from edge.errors import DataFileError
-from edge.record import DecisionRecord, RecordLock
+from edge.record import DecisionRecord
+from edge.record_lock import RecordLock
 from edge.settings import load_edge_config
 from tests.edge.test_settings import write_sim_setup
 
