@@ -452,6 +452,8 @@ def export_checkpoint(
             "epoch": meta.epoch,
             "step": meta.step,
             "metrics": {k: v for k, v in meta.metrics.items() if isinstance(v, int | float | str)},
+            # a weight average (trainer average): the epochs it is the mean of
+            **({"averaged_from": meta.extra["averaged_from"]} if "averaged_from" in meta.extra else {}),
         },
         "data": protocol.as_dict(),
     }

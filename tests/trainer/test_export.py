@@ -186,3 +186,25 @@ def test_fit_temperature_recovers_the_temperature_that_made_the_labels() -> None
         assert abs(np.log(t / true_t)) < 0.15 and after < before
     with pytest.raises(ValueError, match="must be"):
         fit_temperature(logits, np.zeros(3, int))
+
+
+@needs_torch
+def test_an_averaged_checkpoint_exports_and_names_its_epochs(data: Path, tmp_path: Path) -> None:
+    """A weight average exports like any checkpoint (the parity check passes), and the manifest
+    says which epochs it is the mean of."""
+    import torch
+
+    from trainer.average import average_checkpoints
+    from trainer.export import export_checkpoint
+
+    torch.manual_seed(1)
+    first = _checkpoint(tmp_path / "epoch_0001", data)
+    torch.manual_seed(2)
+    second = _checkpoint(tmp_path / "epoch_0002", data)
+    mean = average_checkpoints([first, second], tmp_path / "avg")
+    manifest = export_checkpoint(mean, tmp_path / "set", parity_images=8, calibration_images=0)
+    record = manifest.build["checkpoint"]
+    assert [Path(a["checkpoint"]).name for a in record["averaged_from"]] == ["epoch_0001", "epoch_0002"]
+    assert record["metrics"] == {}  # no one epoch's figures stand for the average
+    on_disk = load_manifest(tmp_path / "set").build["checkpoint"]
+    assert on_disk["averaged_from"] == record["averaged_from"]  # written, not only returned
