@@ -117,10 +117,12 @@ def load_train_config(path: str | Path, **overrides: Any) -> TrainConfig:
     """Read a config and apply the non-None ``overrides`` (CLI flags), re-validating them.
 
     Relative paths in the file (sources, ``init_from``, ``out``, ``cache.dir``, ``background_photos``) are
-    taken from the file's folder, as in the project's other configs; overrides are used as given.
+    taken from the file's folder, as in the project's other configs, and made absolute (a checkpoint
+    records its sources: ``trainer export`` run from another folder finds them); overrides are used
+    as given.
     """
     cfg = load_config(TrainConfig, path)
-    base = Path(path).parent
+    base = Path(path).absolute().parent
 
     def anchored(value: str) -> str:
         return value if Path(value).is_absolute() else str(base / value)

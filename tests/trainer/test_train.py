@@ -316,6 +316,18 @@ def test_the_shipped_configs_are_valid_and_anchor_paths_at_their_folder() -> Non
     assert (two.epochs, two.out) == (1, "elsewhere")
 
 
+def test_a_config_given_by_a_relative_path_records_absolute_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sources a checkpoint records must be findable from any folder (trainer export reads them)."""
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "stage1.yaml").write_text("sources: [{path: renders}]\nout: runs/stage1\n")
+    monkeypatch.chdir(tmp_path / "work")
+    cfg = load_train_config("stage1.yaml")
+    assert cfg.sources[0].path == str(tmp_path / "work" / "renders")
+    assert cfg.out == str(tmp_path / "work" / "runs" / "stage1")
+
+
 def test_config_errors_name_the_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("sources: [{path: x}]\nout: o\nbatchsize: 3\n")
