@@ -145,7 +145,7 @@ def _replay(recognizer: Any, rows: list[dict[str, Any]], rule: AdaptiveViews | N
 
 def choose(args: argparse.Namespace) -> dict[str, Any]:
     from edge.manifest import open_manifest
-    from edge.pipeline import make_recognizer
+    from edge.recognition_setup import make_recognizer
 
     data = Path(args.data).resolve()
     result = _outputs(data, Path(args.cache))

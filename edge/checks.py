@@ -127,7 +127,7 @@ def _check_model(out: list[Check], cfg: Any, folder: Path, manifest: Any) -> Any
 
 def _check_recognition(out: list[Check], cfg: Any, folder: Path, manifest: Any) -> None:
     """The index and recognizer exactly as `edge run` loads them (not only the index's hash)."""
-    from edge.pipeline import load_indexes, make_recognizer
+    from edge.recognition_setup import load_indexes, make_recognizer
 
     index, rig = None, None
     if cfg.recognition.mode == "classifier":
@@ -156,7 +156,7 @@ def _check_recognition(out: list[Check], cfg: Any, folder: Path, manifest: Any) 
 def _recognition_notes(out: list[Check], cfg: Any, manifest: Any, recognizer: Any, rig: Any) -> str:
     """What the recognition line says of the rig threshold, the size prior and the part prior (a
     WARN goes to ``out`` when the saved rig threshold was fitted to other enrolled views)."""
-    from edge.pipeline import calibrated_scale, saved_fit, stale_fit_note
+    from edge.recognition_setup import calibrated_scale, saved_fit, stale_fit_note
     from edge.size import missing_table_hint, tilt_table
 
     rec = cfg.recognition

@@ -314,8 +314,9 @@ def _enrolled(args: argparse.Namespace) -> int:
 
 def print_stale_fit(cfg: Any, user: Any) -> None:
     """Say so when the calibration file's fitted ``rig_threshold`` was fitted to other enrolled views
-    than ``user`` (a :class:`~edge.enroll.UserIndex`) holds now (:func:`edge.pipeline.stale_fit_note`)."""
-    from edge.pipeline import stale_fit_note
+    than ``user`` (a :class:`~edge.enroll.UserIndex`) holds now
+    (:func:`edge.recognition_setup.stale_fit_note`)."""
+    from edge.recognition_setup import stale_fit_note
 
     labels = [] if user.index is None else list(user.index.labels)
     note = stale_fit_note(cfg, len(labels), len(set(labels)))

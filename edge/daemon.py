@@ -36,12 +36,8 @@ import queue
 import subprocess
 import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from edge import service
 from edge.camera import CameraSource, EndOfStream, Frame
@@ -49,8 +45,8 @@ from edge.errors import ConfigError, DiskFullError, HardwareError, ImageError, M
 from edge.feeder import Feeder, HandFeeder, simulated_rig
 from edge.manifest import open_manifest
 from edge.memory import check_estimate, check_resident, estimate_memory
-from edge.part import PartRecord, ViewRecord
-from edge.pipeline import STAGES, Pipeline, truth_of
+from edge.part import PartRecord, RunStats, ViewRecord
+from edge.pipeline import Pipeline, truth_of
 from edge.presence import Presence, PresenceDetector
 from edge.record import DecisionRecord
 from edge.record_lock import RecordLock
@@ -60,54 +56,6 @@ from edge.sorting import Sorter, load_categories
 from edge.views import TakenViews, take_views
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunStats:
-    """Counts and latencies of this run (the record holds every run)."""
-
-    parts: int = 0
-    by_status: Counter[str] = field(default_factory=Counter)
-    with_truth: int = 0
-    right_bin: int = 0
-    correct: int = 0
-    bad_frames: int = 0
-    camera_faults: int = 0
-    two_parts: int = 0
-    missed: int = 0
-    timings: dict[str, deque[float]] = field(
-        default_factory=lambda: {s: deque(maxlen=10_000) for s in (*STAGES, "total")}
-    )
-
-    def add(self, outcome: PartRecord) -> None:
-        """Count one part."""
-        self.parts += 1
-        self.by_status[outcome.status] += 1
-        if outcome.truth_bin is not None:
-            self.with_truth += 1
-            self.right_bin += bool(outcome.right_bin)
-            self.correct += bool(outcome.correct)
-        for stage, ms in outcome.timings.items():
-            if stage in self.timings:
-                self.timings[stage].append(ms)
-
-    def latency(self) -> dict[str, tuple[float, float]]:
-        """Stage -> (p50, p95) in ms over the parts with timings."""
-        return {
-            s: (float(np.percentile(v, 50)), float(np.percentile(v, 95)))
-            for s, v in self.timings.items()
-            if v
-        }
-
-    def status_line(self, state: str) -> str:
-        """One line for ``systemctl status``."""
-        s = self.by_status
-        unknown = s["unknown"] + s["low_confidence"]
-        return (
-            f"{state}: {self.parts} parts ({s['sorted']} sorted, {unknown} unknown, "
-            f"{s['error']} errors, {s['abandoned']} abandoned); bad frames {self.bad_frames}, "
-            f"camera faults {self.camera_faults}"
-        )
 
 
 class _Abandon(Exception):

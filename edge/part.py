@@ -4,11 +4,12 @@ The pipeline fills in what the views show (:meth:`edge.pipeline.Pipeline.process
 each view's angle, top predictions and crop, the objects seen, the stage timings, the ground truth
 the frames carry); the daemon adds what happened to the part (its status after the fault checks,
 the bin, the note) and hands the same object to :meth:`edge.record.DecisionRecord.finish_part`, to
-the run's statistics and to the ``on_part`` callback (the ``edge run`` line).
+the run's statistics (:class:`RunStats`) and to the ``on_part`` callback (the ``edge run`` line).
 """
 
 from __future__ import annotations
 
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -19,6 +20,9 @@ from edge.recognize import Decision
 #: A decided part's status (``abandoned`` parts were never decided: they have no record of this kind).
 Status = Literal["sorted", "unknown", "low_confidence", "error"]
 STATUSES: tuple[Status, ...] = get_args(Status)
+
+#: The pipeline's timed stages, in order (ms each; ``total`` is timed beside them).
+STAGES: tuple[str, ...] = ("capture", "segment", "preprocess", "infer", "search", "fuse")
 
 
 @dataclass
@@ -108,3 +112,51 @@ class PartRecord:
         if not self.truth:
             return None
         return self.part_num == self.truth.get("part_num") and self.color_id == self.truth.get("color_id")
+
+
+@dataclass
+class RunStats:
+    """Counts and latencies of this run (the record holds every run)."""
+
+    parts: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    with_truth: int = 0
+    right_bin: int = 0
+    correct: int = 0
+    bad_frames: int = 0
+    camera_faults: int = 0
+    two_parts: int = 0
+    missed: int = 0
+    timings: dict[str, deque[float]] = field(
+        default_factory=lambda: {s: deque(maxlen=10_000) for s in (*STAGES, "total")}
+    )
+
+    def add(self, outcome: PartRecord) -> None:
+        """Count one part."""
+        self.parts += 1
+        self.by_status[outcome.status] += 1
+        if outcome.truth_bin is not None:
+            self.with_truth += 1
+            self.right_bin += bool(outcome.right_bin)
+            self.correct += bool(outcome.correct)
+        for stage, ms in outcome.timings.items():
+            if stage in self.timings:
+                self.timings[stage].append(ms)
+
+    def latency(self) -> dict[str, tuple[float, float]]:
+        """Stage -> (p50, p95) in ms over the parts with timings."""
+        return {
+            s: (float(np.percentile(v, 50)), float(np.percentile(v, 95)))
+            for s, v in self.timings.items()
+            if v
+        }
+
+    def status_line(self, state: str) -> str:
+        """One line for ``systemctl status``."""
+        s = self.by_status
+        unknown = s["unknown"] + s["low_confidence"]
+        return (
+            f"{state}: {self.parts} parts ({s['sorted']} sorted, {unknown} unknown, "
+            f"{s['error']} errors, {s['abandoned']} abandoned); bad frames {self.bad_frames}, "
+            f"camera faults {self.camera_faults}"
+        )

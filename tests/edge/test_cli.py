@@ -304,7 +304,7 @@ def test_majority_bin_is_the_share_of_the_most_common_true_bin() -> None:
 
 
 def test_summary_prints_the_majority_baseline_beside_the_right_bin_share() -> None:
-    from edge.daemon import RunStats
+    from edge.part import RunStats
 
     stats = RunStats(parts=4, with_truth=4, right_bin=3, correct=2)
     stats.by_status.update(sorted=4)
