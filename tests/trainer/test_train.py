@@ -25,7 +25,8 @@ from trainer.data import LabelMap, load_source, split_samples  # noqa: E402
 from trainer.dataset import CachedDataset, FeatureCache, item_seed, prepare_sample  # noqa: E402
 from trainer.models import create_model, default_input_spec  # noqa: E402
 from trainer.render import RenderJob, run_render  # noqa: E402
-from trainer.train import lr_factor, train  # noqa: E402
+from trainer.train import train  # noqa: E402
+from trainer.train_build import lr_factor, resolve_device  # noqa: E402
 from trainer.train_config import TrainConfig, load_train_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -349,8 +350,8 @@ def test_a_missing_gpu_is_an_error_not_a_silent_cpu_run() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigError, match="cuda"):
-        train_cmd.resolve_device("cuda")
-    assert train_cmd.resolve_device("auto") == "cpu"
+        resolve_device("cuda")
+    assert resolve_device("auto") == "cpu"
 
 
 def test_splits_written_match_the_data_splitter(stage1_run: Path, synth: Path) -> None:
