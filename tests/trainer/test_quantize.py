@@ -124,7 +124,8 @@ def test_missing_converter_fails_tflite_but_keeps_onnx(
     folder = _model_set(tmp_path / "set", data)
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        "trainer.quantize.importlib.util.find_spec", lambda name: None if name == "onnx2tf" else real(name)
+        "trainer.tflite_convert.importlib.util.find_spec",
+        lambda name: None if name == "onnx2tf" else real(name),
     )
     with pytest.raises(MissingDependencyError) as err:
         quantize_model_set(folder, [data], "onnx-int8,tflite-fp16", calib_count=8, eval_count=16)
