@@ -11,7 +11,7 @@ learnt). Per backbone: the int8 file's size, its multiply-accumulates for one pa
 views in one batch; :mod:`benchmarks.onnx_macs`), the median x86 milliseconds of ONNX Runtime
 running that batch (``--rounds`` runs after a warm-up, the backbones taking turns, ``--threads``
 threads), and the Pi 5 milliseconds projected from the MACs by the published rates of
-:func:`benchmarks.pi5_projection.pi5_rates` (fast and slow ends). Every figure is also given as a
+:func:`benchmarks.pi5_rates.pi5_rates` (fast and slow ends). Every figure is also given as a
 ratio to the first backbone's (Lite0's by default) from the same run.
 Nothing here ran on a Pi.
 """
@@ -33,7 +33,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from benchmarks.machine import machine_line, write_results
 from benchmarks.onnx_macs import count_macs
-from benchmarks.pi5_projection import _nn_ms, pi5_rates
+from benchmarks.pi5_projection import _nn_ms
+from benchmarks.pi5_rates import pi5_rates
 
 
 def build_int8(name: str, size: int, work: Path) -> Path:

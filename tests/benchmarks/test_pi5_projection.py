@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from benchmarks import pi5_markdown, pi5_measured, pi5_projection
+from benchmarks import pi5_markdown, pi5_measured, pi5_projection, pi5_rates
 from benchmarks.onnx_macs import count_macs
 
 # Hand counts for one image of 3 x 8 x 8:
@@ -119,15 +119,15 @@ def test_unknown_shapes_name_the_node() -> None:
 
 
 def test_pi5_rates_come_from_the_cited_figures() -> None:
-    rates = pi5_projection.pi5_rates()
+    rates = pi5_rates.pi5_rates()
     assert rates["onnxruntime/int8"]["high"] == pytest.approx(5.713 / 0.11311)
     assert rates["onnxruntime/fp32"]["low"] == pytest.approx(6.5 / 2 / 0.168082)
     assert rates["onnxruntime/fp32"]["high"] == pytest.approx(21.5 / 2 / 0.32417)
     assert rates["pytorch/fp32"]["low"] == pytest.approx(6.5 / 2 / 0.405238)
     for rate in rates.values():
         assert 0 < rate["low"] <= rate["high"]
-        assert all(key in pi5_projection.SOURCES for key in rate["sources"])
-    for source in pi5_projection.SOURCES.values():
+        assert all(key in pi5_rates.SOURCES for key in rate["sources"])
+    for source in pi5_rates.SOURCES.values():
         assert source["url"].startswith("https://") and source["figure"]
 
 
