@@ -3,6 +3,7 @@
 #
 #   tools/build_default_models.sh LDRAW_DIR [WORK_DIR]
 #   tools/build_default_models.sh --recipe     # the settings it would build with, as a command line
+#   tools/build_default_models.sh --plan LDRAW_DIR [WORK_DIR]   # each step's command, nothing run
 #
 # LDRAW_DIR: an LDraw library (parts/, p/, lists/b200c_popular.txt); WORK_DIR (default
 # ../build-default beside the repository) holds the renders, the training run and the full model
@@ -17,7 +18,10 @@
 # phone gives; 16, 0 = none), CROP_TILTS (one such crop render per word: `fixed`, the rig's 30
 # degrees from vertical, into render-crop, or LOW,HIGH, the camera's tilt drawn per capture,
 # `trainer render --camera-tilt`, into render-crop-tilt, render-crop-tilt2...; default "fixed 0,45":
-# both, run v of docs/real_transfer.md), CROP_SHADING (1: those crop renders with
+# both, run v of docs/real_transfer.md), CROP_TILT_SEED (unset: the tilted crop renders are drawn
+# with the fixed crops' seed, the same scenes seen from another tilt, as shipped; a number N: the
+# first tilted crop render is drawn with seed N (above TRAIN_RENDERS + 3, the other renders'), the
+# next with N+1..., new scenes, into render-crop-tilt-seedN...), CROP_SHADING (1: those crop renders with
 # `--contact-shading`, each folder's name ending -shaded; unset: off), PATHTRACE_PER_PART (captures per part of one more training render in
 # the crop layout by the path tracer, `trainer render --renderer pathtrace`, which needs libLLVM 19
 # (`make setup-all` installs it): about 30 times slower than the rasteriser on a CPU; 6, 0 = none;
@@ -61,13 +65,17 @@
 set -euo pipefail
 
 # --recipe: print the recipe this environment gives (the settings, as a command line) and stop.
-recipe_only=
-if [[ "${1:-}" == --recipe ]]; then
+recipe_only= plan=
+if [[ "${1:-}" == --plan ]]; then
+    plan=1
+    shift
+fi
+if [[ -z "$plan" && "${1:-}" == --recipe ]]; then
     recipe_only=1
     shift
     set -- "${1:-LDRAW_DIR}"
 elif [[ $# -lt 1 || $# -gt 2 ]]; then
-    echo "usage: $0 LDRAW_DIR [WORK_DIR]   or: $0 --recipe" >&2
+    echo "usage: $0 [--plan] LDRAW_DIR [WORK_DIR]   or: $0 --recipe" >&2
     exit 2
 fi
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -81,6 +89,7 @@ PER_PART="${PER_PART:-12}"
 TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
 CROP_PER_PART="${CROP_PER_PART:-16}"
 CROP_TILTS="${CROP_TILTS:-fixed 0,45}"
+CROP_TILT_SEED="${CROP_TILT_SEED:-}"
 CROP_SHADING="${CROP_SHADING:-}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
@@ -104,7 +113,7 @@ REAL="${REAL:-}"
 # repository); it goes into the report, so a shipped set names the command that rebuilds it.
 recipe() {
     local words=() name value
-    for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_SHADING PATHTRACE_PER_PART \
+    for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_SHADING PATHTRACE_PER_PART \
         PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS BACKGROUND MASK_JITTER \
         BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC EPOCHS SEED TOP UNSEEN REAL; do
         value="${!name}"
@@ -121,23 +130,47 @@ if [[ -n "$recipe_only" ]]; then
     recipe
     exit 0
 fi
+# The renders' seeds: 1, 3... for the training renders, 2 for the tests, TRAIN_RENDERS + 2 for the
+# crops and TRAIN_RENDERS + 3 for the path-traced crops; a tilt seed of its own comes after them.
+if [[ -n "$CROP_TILT_SEED" ]] && ! [[ "$CROP_TILT_SEED" =~ ^[0-9]+$ && "$CROP_TILT_SEED" -gt $((TRAIN_RENDERS + 3)) ]]; then
+    echo "CROP_TILT_SEED $CROP_TILT_SEED must be a whole number above $((TRAIN_RENDERS + 3)) (the other" \
+        "renders' seeds are 1 to $((TRAIN_RENDERS + 3))); unset it to draw the tilted crops with the fixed crops' seed" >&2
+    exit 2
+fi
 WORK="${2:-$REPO/../build-default}"
-mkdir -p "$WORK"
-WORK="$(cd "$WORK" && pwd)"
+if [[ -n "$plan" ]]; then
+    WORK="$(realpath -m "$WORK")"
+else
+    mkdir -p "$WORK"
+    WORK="$(cd "$WORK" && pwd)"
+fi
 DEST="$REPO/models/default"
 SET="$WORK/model-set"
 TIMES="$WORK/timings.tsv"
 
 [[ -f "$PARTS" ]] || { echo "parts list $PARTS not found; set PARTS=FILE" >&2; exit 2; }
-[[ -x "$BIN/trainer" ]] || { echo "$BIN/trainer missing; run: make setup-all" >&2; exit 2; }
+[[ -n "$plan" || -x "$BIN/trainer" ]] || { echo "$BIN/trainer missing; run: make setup-all" >&2; exit 2; }
 
-# step NAME CMD...: run a step, log it and append its wall time to timings.tsv.
+# step NAME CMD...: run a step, log it and append its wall time to timings.tsv (--plan: print it).
 step() {
     local name="$1"; shift
+    if [[ -n "$plan" ]]; then
+        echo "== $name: $*"
+        return
+    fi
     local t0; t0=$(date +%s)
     echo "== $name: $*"
     "$@"
     printf '%s\t%d\n' "$name" "$(( $(date +%s) - t0 ))" >> "$TIMES"
+}
+
+# act CMD...: run a command that is no timed step (--plan: print it).
+act() {
+    if [[ -n "$plan" ]]; then
+        echo "== $*"
+        return
+    fi
+    "$@"
 }
 
 # once NAME DONE CMD...: a step that is skipped when its DONE file exists and its time is recorded
@@ -171,17 +204,23 @@ crop=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --col
 if (( CROP_PER_PART > 0 )); then
     tilted=0
     for tilt in $CROP_TILTS; do
+        crop_seed=$((TRAIN_RENDERS + 2))
         if [[ "$tilt" == fixed ]]; then
             crop_dir=render-crop tilt_arg=()
         else
             tilted=$((tilted + 1)) tilt_arg=(--camera-tilt "$tilt")
             crop_dir=render-crop-tilt
-            (( tilted > 1 )) && crop_dir="render-crop-tilt$tilted"
+            if [[ -n "$CROP_TILT_SEED" ]]; then
+                crop_seed=$((CROP_TILT_SEED + tilted - 1))
+                crop_dir="render-crop-tilt-seed$crop_seed"
+            else
+                (( tilted > 1 )) && crop_dir="render-crop-tilt$tilted"
+            fi
         fi
         [[ -n "$CROP_SHADING" ]] && crop_dir="$crop_dir-shaded"
         once "$crop_dir" "$WORK/$crop_dir/render_report.json" "${crop[@]}" --supersample 1 \
             "${tilt_arg[@]}" ${CROP_SHADING:+--contact-shading} \
-            --per-part "$CROP_PER_PART" --seed "$((TRAIN_RENDERS + 2))" --out "$WORK/$crop_dir"
+            --per-part "$CROP_PER_PART" --seed "$crop_seed" --out "$WORK/$crop_dir"
         train_dirs+=("$crop_dir")
     done
 fi
@@ -198,7 +237,8 @@ once render-test "$WORK/render-test/render_report.json" "${render[@]}" --per-par
     --out "$WORK/render-test"
 # Unseen parts: the next UNSEEN parts of the list (after the first TOP), never trained on: the
 # unseen-parts protocol enrolls one capture of each into the index and queries the others.
-grep -v '^[[:space:]]*\(#\|$\)' "$PARTS" | sed -n "$((TOP + 1)),$((TOP + UNSEEN))p" > "$WORK/unseen_parts.txt"
+unseen_list() { grep -v '^[[:space:]]*\(#\|$\)' "$PARTS" | sed -n "$((TOP + 1)),$((TOP + UNSEEN))p" > "$1"; }
+act unseen_list "$WORK/unseen_parts.txt"
 once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" render --ldraw "$LDRAW" --parts "$WORK/unseen_parts.txt" --colors 30 \
     --layout real --supersample 1 --workers "$WORKERS" --sheet 0 --per-part 3 --views 4 --seed 2 \
     --randomization test --out "$WORK/render-unseen"
@@ -207,7 +247,7 @@ once render-unseen "$WORK/render-unseen/render_report.json" "$BIN/trainer" rende
 # paths in a config are taken from its folder, so the copy lives in WORK). Stem + FREEZE_BLOCKS
 # stages frozen and cached (2 augmented copies): by default (5) the CPU trains stages 6-7 and the
 # heads; the cache is shared by runs (keyed by content and depth). No parts held out: the unseen parts are render-unseen's.
-"$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
+act "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out "$WORK/stage1.yaml" \
     --source "${train_dirs[@]}" --kind auto --weight "${weights[@]}" \
     --set epochs="$EPOCHS" seed="$SEED" out=runs/stage1 input_size="$INPUT_SIZE" model="$MODEL" pretrained=true \
     freeze_blocks="$FREEZE_BLOCKS" probe_epochs="$PROBE_EPOCHS" holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
@@ -217,7 +257,7 @@ RUN="$WORK/runs/stage1"
 resume=()
 [[ -d "$RUN/checkpoints" ]] && resume=(--resume)
 once stage1 "$RUN/.complete" "$BIN/trainer" stage1 --config "$WORK/stage1.yaml" --no-progress "${resume[@]}"
-touch "$RUN/.complete"
+act touch "$RUN/.complete"
 
 step export "$BIN/trainer" export --checkpoint "$RUN/best" --out "$SET" --force
 step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "${train_dirs[@]/#/$WORK/}"
@@ -252,8 +292,9 @@ step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$R
 # leaves $DEST as it was.
 note="Built by \`$(recipe)\` (stage 1 on synthetic renders only:"
 note+=' no real captures exist yet, so stage 2 was not run).'
-"$BIN/trainer" ship model-set --from "$SET" --to "$DEST" --max-mb "$MAX_SHIP_MB" --max-drop "$MAX_DROP" \
+act "$BIN/trainer" ship model-set --from "$SET" --to "$DEST" --max-mb "$MAX_SHIP_MB" --max-drop "$MAX_DROP" \
     --run "$RUN" --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" --note "$note" \
     --credit "Rendered from the LDraw.org Parts Library (CC BY)."
+[[ -n "$plan" ]] && exit 0
 echo "model set: $DEST"
 ls -l "$DEST"

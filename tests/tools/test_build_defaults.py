@@ -70,3 +70,62 @@ def test_every_setting_of_the_shipped_build_is_the_script_default() -> None:
         if name not in PATHS and defaults.get(name) != value
     }
     assert not differ, f"shipped recipe (REPORT.md) against the script's defaults: {differ}"
+
+
+def script_plan(ldraw: Path, work: Path, **env: str) -> list[str]:
+    """`build_default_models.sh --plan`: the lines naming each step and its command."""
+    out = subprocess.run(
+        ["bash", str(SCRIPT), "--plan", str(ldraw), str(work)],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line for line in out.splitlines() if line.startswith("== ")]
+
+
+def render_seeds(plan: list[str]) -> dict[str, int]:
+    """Render step name -> the seed it draws with."""
+    seeds = {}
+    for line in plan:
+        name, _, command = line[3:].partition(": ")
+        if " render " in f" {command} ":
+            seeds[name] = int(re.search(r"--seed (\d+)", command)[1])  # type: ignore[index]
+    return seeds
+
+
+def test_the_plan_names_every_step_and_writes_nothing(tmp_path: Path) -> None:
+    ldraw = tmp_path / "ldraw"
+    (ldraw / "lists").mkdir(parents=True)
+    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n3002\n3003\n")
+    work = tmp_path / "work"
+    plan = script_plan(ldraw, work, TOP="2", UNSEEN="1")
+    assert not work.exists()  # a plan runs nothing and makes no folder
+    steps = [line[3:].partition(":")[0] for line in plan]
+    for step in ("render-train", "stage1", "export", "quantize", "evaluate", "pack-frames"):
+        assert step in steps
+    # As shipped: the tilted crops are drawn with the fixed crops' seed, every other render with its own.
+    seeds = render_seeds(plan)
+    assert seeds["render-crop-tilt"] == seeds["render-crop"] == 4
+    assert sorted(seeds[k] for k in seeds if k != "render-crop-tilt") == [1, 2, 2, 3, 4, 5]
+    assert any("ship model-set" in line for line in plan)
+
+
+def test_a_tilt_seed_of_its_own_draws_new_scenes_into_its_own_folder(tmp_path: Path) -> None:
+    ldraw = tmp_path / "ldraw"
+    (ldraw / "lists").mkdir(parents=True)
+    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n")
+    plan = script_plan(ldraw, tmp_path / "work", CROP_TILT_SEED="6", CROP_TILTS="fixed 0,45 0,20")
+    seeds = render_seeds(plan)
+    assert seeds["render-crop"] == 4 and "render-crop-tilt" not in seeds
+    assert seeds["render-crop-tilt-seed6"] == 6 and seeds["render-crop-tilt-seed7"] == 7
+    config = next(line for line in plan if "ship config" in line)
+    assert "render-crop-tilt-seed6 render-crop-tilt-seed7" in config  # trained on
+    assert script_recipe(CROP_TILT_SEED="6")["CROP_TILT_SEED"] == "6"  # and named in the recipe
+    bad = subprocess.run(
+        ["bash", str(SCRIPT), "--plan", str(ldraw)],
+        env={"PATH": os.environ["PATH"], "CROP_TILT_SEED": "5"},
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "CROP_TILT_SEED 5 must be a whole number above 5" in bad.stderr
