@@ -21,6 +21,29 @@ from trainer.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
+#: Settings a resumed run may change: where and how it runs, not what or how it learns.
+RESUMABLE_CHANGES = frozenset({"out", "device", "threads", "workers", "keep_last", "cache"})
+#: Settings that name folders: compared by the folder's name, since a config's relative paths are
+#: anchored to its own folder and an older checkpoint may hold them relative.
+_FOLDER_SETTINGS = ("background_photos", "init_from")
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
+    for key in _FOLDER_SETTINGS:
+        if out.get(key):
+            out[key] = Path(out[key]).name
+    out["sources"] = [{**s, "path": Path(s["path"]).name} for s in out.get("sources", [])]
+    return out
+
+
+def config_changes(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{setting: (saved value, value now)}`` for the settings of a checkpoint's config (``saved``)
+    that this config (``now``, both as :meth:`TrainConfig.model_dump` in JSON mode) changes, other
+    than :data:`RESUMABLE_CHANGES`."""
+    a, b = _comparable(saved), _comparable(now)
+    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+
 
 def resolve_device(name: str) -> str:
     """``"cuda"`` or ``"cpu"`` for a config's device (ConfigError when cuda is asked for but absent)."""
@@ -85,7 +108,7 @@ def start_run(cfg: TrainConfig, stage: str, *, resume: bool = False, fresh: bool
 
     import torch
 
-    from trainer.checkpoint import latest_checkpoint
+    from trainer.checkpoint import latest_checkpoint, read_meta
 
     if stage not in ("stage1", "stage2"):
         raise ConfigError(f"stage {stage!r} is unknown; use stage1 or stage2")
@@ -95,6 +118,15 @@ def start_run(cfg: TrainConfig, stage: str, *, resume: bool = False, fresh: bool
         raise ConfigError("--resume and --fresh contradict each other: pass one")
     out = Path(cfg.out)
     last = latest_checkpoint(out)
+    if last is not None and resume:
+        changed = config_changes(read_meta(last)[0].config, cfg.model_dump(mode="json"))
+        if changed:
+            said = "; ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in changed.items())
+            raise ConfigError(
+                f"--resume: {str(last)!r} was trained with other settings ({said}); a resumed run "
+                "must keep what it learns from and how: resume with the settings it started with, "
+                "pass --fresh to delete its epoch checkpoints and start over, or --out another folder"
+            )
     if last is not None and not resume:
         if not fresh:
             raise ConfigError(

@@ -192,6 +192,21 @@ def test_a_new_run_in_a_folder_with_checkpoints_is_refused_unless_fresh(synth: P
     assert (tmp_path / "checkpoints" / "epoch_0001" / "model.safetensors").read_bytes() != old
 
 
+def test_a_resume_with_other_settings_is_refused(synth: Path, tmp_path: Path) -> None:
+    train(_config(synth, tmp_path, epochs=2), "stage1", progress=False)
+    kept = (tmp_path / "checkpoints" / "epoch_0002" / "model.safetensors").read_bytes()
+    # Another seed (a build of seed 1 in the folder of seed 0's run) would continue the other run.
+    with pytest.raises(ConfigError, match=r"epoch_0002.*seed 0 there, 1 here.*--fresh"):
+        train(_config(synth, tmp_path, epochs=2, seed=1), "stage1", resume=True, progress=False)
+    with pytest.raises(ConfigError, match=r"epochs 2 there, 3 here"):
+        train(_config(synth, tmp_path, epochs=3), "stage1", resume=True, progress=False)
+    assert (tmp_path / "checkpoints" / "epoch_0002" / "model.safetensors").read_bytes() == kept
+    # Where and how it runs may change: more checkpoints kept, another worker count.
+    same = _config(synth, tmp_path, epochs=2, keep_last=5, workers=1)
+    done = train(same, "stage1", resume=True, progress=False)
+    assert [h["epoch"] for h in done["history"]] == [1, 2]
+
+
 def test_max_steps_inside_an_epoch_keeps_a_best_checkpoint_only(synth: Path, tmp_path: Path) -> None:
     result = train(_config(synth, tmp_path, epochs=5), "stage1", max_steps=1, progress=False)
     assert result["steps"] == 1 and result["history"][0]["complete"] is False
