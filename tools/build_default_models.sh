@@ -8,7 +8,8 @@
 # LDRAW_DIR: an LDraw library (parts/, p/, lists/b200c_popular.txt); WORK_DIR (default
 # ../build-default beside the repository) holds the renders, the training run and the full model
 # set, fp32 file included. Every step resumes or is skipped when its output is already there, so
-# a stopped build is re-run with the same command. Environment: EPOCHS (default 10), PARTS (a parts
+# a stopped build is re-run with the same command; WORK_DIR/recipe.txt names the recipe it holds,
+# and a build of another recipe there is refused. Environment: EPOCHS (default 10), PARTS (a parts
 # list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
 # MAX_DROP (points of part or colour top-1 a converted file may lose against fp32 and still ship, 3),
 # PER_PART (training captures per part in each training render, 12, or one count per render, e.g.
@@ -110,16 +111,21 @@ PATHTRACE_WEIGHT="${PATHTRACE_WEIGHT:-3}"
 REAL="${REAL:-}"
 
 # The settings that make a recipe, as the command line that gives them (folders relative to the
-# repository); it goes into the report, so a shipped set names the command that rebuilds it.
+# repository; `recipe absolute`: as absolute paths); it goes into the report, so a shipped set
+# names the command that rebuilds it.
 recipe() {
-    local words=() name value
+    local words=() name value absolute="${1:-}"
     for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_SHADING PATHTRACE_PER_PART \
         PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS BACKGROUND MASK_JITTER \
         BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC EPOCHS SEED TOP UNSEEN REAL; do
         value="${!name}"
         [[ -z "$value" ]] && continue
         if [[ "$name" == BACKGROUNDS || "$name" == REAL ]] && [[ -d "$value" ]]; then
-            value="$(realpath --relative-to="$REPO" "$value")"
+            if [[ -n "$absolute" ]]; then
+                value="$(realpath "$value")"
+            else
+                value="$(realpath --relative-to="$REPO" "$value")"
+            fi
         fi
         [[ "$value" == *" "* ]] && value="\"$value\""
         words+=("$name=$value")
@@ -144,6 +150,21 @@ else
     mkdir -p "$WORK"
     WORK="$(cd "$WORK" && pwd)"
 fi
+# A WORK folder holds one recipe: its finished steps are skipped on a re-run, so another recipe
+# built in it would reuse renders and a training run made with other settings without a word.
+STAMP="$WORK/recipe.txt"
+if [[ -f "$STAMP" && "$(cat "$STAMP")" != "$(recipe absolute)" ]]; then
+    {
+        echo "$WORK was built with another recipe:"
+        echo "  $(cat "$STAMP")"
+        echo "this build's:"
+        echo "  $(recipe absolute)"
+        echo "use another WORK_DIR (links to the render folders the two recipes share save rendering"
+        echo "them again), or delete $STAMP to build this recipe over the old one's finished steps"
+    } >&2
+    exit 2
+fi
+[[ -n "$plan" || -f "$STAMP" ]] || recipe absolute > "$STAMP"
 DEST="$REPO/models/default"
 SET="$WORK/model-set"
 TIMES="$WORK/timings.tsv"

@@ -129,3 +129,28 @@ def test_a_tilt_seed_of_its_own_draws_new_scenes_into_its_own_folder(tmp_path: P
         text=True,
     )
     assert bad.returncode == 2 and "CROP_TILT_SEED 5 must be a whole number above 5" in bad.stderr
+
+
+def test_a_work_folder_of_another_recipe_is_refused(tmp_path: Path) -> None:
+    ldraw = tmp_path / "ldraw"
+    (ldraw / "lists").mkdir(parents=True)
+    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    assert script_plan(ldraw, work)  # a folder with no recipe yet: planned
+    assert not (work / "recipe.txt").exists()  # and a plan leaves no stamp
+    # Seed 1 built in the folder of seed 0's build would skip its training as done.
+    seed0 = subprocess.run(
+        ["bash", str(SCRIPT), "--recipe"], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True
+    ).stdout
+    (work / "recipe.txt").write_text(seed0)  # no folders set, so the same with absolute paths
+    assert script_plan(ldraw, work)  # the same recipe: planned
+    refused = subprocess.run(
+        ["bash", str(SCRIPT), "--plan", str(ldraw), str(work)],
+        env={"PATH": os.environ["PATH"], "SEED": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2
+    assert "was built with another recipe" in refused.stderr and "SEED=1" in refused.stderr
+    assert "use another WORK_DIR" in refused.stderr
