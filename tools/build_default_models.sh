@@ -9,7 +9,9 @@
 # ../build-default beside the repository) holds the renders, the training run and the full model
 # set, fp32 file included. Every step resumes or is skipped when its output is already there, so
 # a stopped build is re-run with the same command; WORK_DIR/recipe.txt names the recipe it holds,
-# and a build of another recipe there is refused. Environment: EPOCHS (default 10), PARTS (a parts
+# and a build of another recipe there is refused. RENDERS_FROM=DIR hard-links the renders of another
+# build folder whose render settings (DIR/renders.txt) are this build's, e.g. for a second seed.
+# Environment: EPOCHS (default 10), PARTS (a parts
 # list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
 # MAX_DROP (points of part or colour top-1 a converted file may lose against fp32 and still ship, 3),
 # PER_PART (training captures per part in each training render, 12, or one count per render, e.g.
@@ -172,6 +174,19 @@ TIMES="$WORK/timings.tsv"
 [[ -f "$PARTS" ]] || { echo "parts list $PARTS not found; set PARTS=FILE" >&2; exit 2; }
 [[ -n "$plan" || -x "$BIN/trainer" ]] || { echo "$BIN/trainer missing; run: make setup-all" >&2; exit 2; }
 
+# The settings the renders depend on (nothing of the training): two builds that print the same
+# may share their render folders (RENDERS_FROM). WORK_DIR/renders.txt holds them.
+render_settings() {
+    local name
+    echo "LDRAW=$LDRAW PARTS=$(realpath "$PARTS")"
+    for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_SHADING \
+        PATHTRACE_PER_PART TOP UNSEEN; do
+        echo "$name=${!name}"
+    done
+    echo "BACKGROUNDS=${BACKGROUNDS:+$(realpath "$BACKGROUNDS")}"
+}
+[[ -n "$plan" || -f "$WORK/renders.txt" ]] || render_settings > "$WORK/renders.txt"
+
 # step NAME CMD...: run a step, log it and append its wall time to timings.tsv (--plan: print it).
 step() {
     local name="$1"; shift
@@ -204,6 +219,34 @@ once() {
     fi
     step "$name" "$@"
 }
+
+# RENDERS_FROM=DIR: the render folders of another build of the same render settings (a second seed
+# of a recipe, or a recipe that changes only the training) hard-linked into WORK, with their
+# recorded times, instead of rendered again. A file the later steps rewrite is replaced, never
+# written through, so the other build's renders stay as they were.
+RENDERS_FROM="${RENDERS_FROM:-}"
+if [[ -n "$RENDERS_FROM" ]]; then
+    from="$(realpath -m "$RENDERS_FROM")"
+    if [[ ! -f "$from/renders.txt" ]]; then
+        echo "RENDERS_FROM $from holds no renders.txt (not a build folder, or one from before it was" \
+            "written: re-run that build's command once to write it)" >&2
+        exit 2
+    fi
+    if [[ "$(cat "$from/renders.txt")" != "$(render_settings)" ]]; then
+        echo "RENDERS_FROM $from was rendered with other settings; its renders.txt against this build's:" >&2
+        diff <(cat "$from/renders.txt") <(render_settings) | grep '^[<>]' >&2 || true
+        exit 2
+    fi
+    for src in "$from"/render-*/; do
+        name="$(basename "$src")"
+        [[ -f "$src/render_report.json" && ! -e "$WORK/$name" ]] || continue
+        act cp -al "${src%/}" "$WORK/$name"
+        row="$(grep "^$name"$'\t' "$from/timings.tsv" 2>/dev/null | tail -n 1 || true)"
+        if [[ -n "$row" && -z "$plan" ]]; then
+            printf '%s\n' "$row" >> "$TIMES"
+        fi
+    done
+fi
 
 cd "$REPO"
 render=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --colors 30
@@ -313,6 +356,8 @@ step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$R
 # leaves $DEST as it was.
 note="Built by \`$(recipe)\` (stage 1 on synthetic renders only:"
 note+=' no real captures exist yet, so stage 2 was not run).'
+[[ -z "$RENDERS_FROM" ]] || note+=" The renders were hard-linked from another build of the same render settings (RENDERS_FROM); their times are that build's."
+
 act "$BIN/trainer" ship model-set --from "$SET" --to "$DEST" --max-mb "$MAX_SHIP_MB" --max-drop "$MAX_DROP" \
     --run "$RUN" --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" --note "$note" \
     --credit "Rendered from the LDraw.org Parts Library (CC BY)."

@@ -154,3 +154,55 @@ def test_a_work_folder_of_another_recipe_is_refused(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert "was built with another recipe" in refused.stderr and "SEED=1" in refused.stderr
     assert "use another WORK_DIR" in refused.stderr
+
+
+RENDER_SETTINGS = (
+    "TRAIN_RENDERS",
+    "PER_PART",
+    "CROP_PER_PART",
+    "CROP_TILTS",
+    "CROP_TILT_SEED",
+    "CROP_SHADING",
+    "PATHTRACE_PER_PART",
+    "TOP",
+    "UNSEEN",
+)
+
+
+def test_renders_from_a_build_of_the_same_render_settings_are_linked(tmp_path: Path) -> None:
+    ldraw = tmp_path / "ldraw"
+    (ldraw / "lists").mkdir(parents=True)
+    parts = ldraw / "lists" / "b200c_popular.txt"
+    parts.write_text("3001\n")
+    # A finished build of seed 0: its renders.txt (the build writes it; its defaults here), a
+    # render folder and the time it took.
+    first = tmp_path / "seed0"
+    (first / "render-train").mkdir(parents=True)
+    (first / "render-train" / "render_report.json").write_text("{}")
+    (first / "timings.tsv").write_text("render-train\t301\n")
+    defaults = script_recipe()
+    lines = [f"LDRAW={ldraw} PARTS={parts}"]
+    lines += [f"{name}={defaults.get(name, '')}" for name in RENDER_SETTINGS]
+    (first / "renders.txt").write_text("\n".join([*lines, "BACKGROUNDS="]) + "\n")
+
+    # Seed 1 changes only the training: the renders are linked, not rendered again.
+    plan = script_plan(ldraw, tmp_path / "seed1", SEED="1", RENDERS_FROM=str(first))
+    assert f"== cp -al {first}/render-train {tmp_path}/seed1/render-train" in plan
+
+    # Other captures per part: other renders, refused with the settings that differ.
+    refused = subprocess.run(
+        ["bash", str(SCRIPT), "--plan", str(ldraw), str(tmp_path / "other")],
+        env={"PATH": os.environ["PATH"], "PER_PART": "6", "RENDERS_FROM": str(first)},
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 2 and "rendered with other settings" in refused.stderr
+    assert "< PER_PART=12" in refused.stderr and "> PER_PART=6" in refused.stderr
+    (first / "renders.txt").unlink()
+    missing = subprocess.run(
+        ["bash", str(SCRIPT), "--plan", str(ldraw), str(tmp_path / "other")],
+        env={"PATH": os.environ["PATH"], "RENDERS_FROM": str(first)},
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and "holds no renders.txt" in missing.stderr
