@@ -41,19 +41,19 @@ from typing import Any
 
 from edge import service
 from edge.camera import CameraSource, EndOfStream, Frame
-from edge.errors import ConfigError, DiskFullError, HardwareError, ImageError, ModelError
+from edge.errors import ConfigError, DiskFullError, HardwareError, ImageError
 from edge.feeder import Feeder, HandFeeder, simulated_rig
 from edge.manifest import open_manifest
 from edge.memory import check_estimate, check_resident, estimate_memory
-from edge.part import PartRecord, RunStats, ViewRecord
-from edge.pipeline import Pipeline, truth_of
+from edge.part import PartRecord, RunStats
+from edge.pipeline import Pipeline
 from edge.presence import Presence, PresenceDetector
 from edge.record import DecisionRecord
 from edge.record_lock import RecordLock
 from edge.rig import Rig, pi_model
 from edge.settings import EdgeConfig
 from edge.sorting import Sorter, load_categories
-from edge.views import TakenViews, take_views
+from edge.views import TakenViews, take_part_views
 
 log = logging.getLogger(__name__)
 
@@ -474,39 +474,24 @@ class Daemon:
         self._handle_part(reading)
 
     def _take_views(self) -> TakenViews:
-        """The part's views and their recognition; a fault that ends the part is _Abandon.
-
-        With neither ``capture.overlap`` nor ``capture.adaptive``: every view
-        (:meth:`Pipeline.capture_views`), then one engine batch; else :func:`edge.views.take_views`.
-        A recognition error comes back in :attr:`TakenViews.error`.
-        """
+        """The part's views and their recognition (:func:`edge.views.take_part_views`); a fault
+        that ends the part is _Abandon, a recognition error comes back in :attr:`TakenViews.error`."""
         assert self.pipeline is not None
-        cap = self.cfg.capture
-        pipeline = self.pipeline
+        views = self.cfg.capture.views
 
         def before(i: int) -> None:
             if self._stop_requested:
-                raise _Abandon(f"stopped while capturing ({i} of {cap.views} views taken)")
+                raise _Abandon(f"stopped while capturing ({i} of {views} views taken)")
             self.watchdog.kick()
 
-        def turn(i: int) -> None:
-            self.rig.turntable.rotate_by(cap.step_deg)
-            if cap.settle_s:
-                time.sleep(cap.settle_s)
-
-        retries = self.cfg.timeouts.bad_frame_retries
         try:
-            if cap.overlap or cap.adaptive is not None:
-                return take_views(
-                    pipeline,
-                    cap,
-                    lambda i: self.rig.turntable.start_rotate_by(cap.step_deg),
-                    before=before,
-                    retries=retries,
-                    on_frame=self._frame_seen,
-                )
-            frames, capture_ms = pipeline.capture_views(
-                cap.views, turn, before=before, retries=retries, on_frame=self._frame_seen
+            return take_part_views(
+                self.pipeline,
+                self.cfg.capture,
+                self.rig.turntable,
+                before=before,
+                retries=self.cfg.timeouts.bad_frame_retries,
+                on_frame=self._frame_seen,
             )
         except EndOfStream as exc:
             self._quit = True
@@ -516,10 +501,6 @@ class Daemon:
             raise _Abandon(f"camera lost: {exc}") from None
         except ImageError as exc:  # too many corrupt frames in a row
             raise _Abandon(str(exc)) from None
-        try:
-            return TakenViews(frames, capture_ms, pipeline.process(frames, capture_ms))
-        except (ImageError, ModelError) as exc:
-            return TakenViews(frames, capture_ms, None, exc)
 
     def _handle_part(self, reading: Presence) -> None:
         assert self.record is not None and self.pipeline is not None
@@ -536,37 +517,18 @@ class Daemon:
             self.stats.by_status["abandoned"] += 1
             self.presence.reset()
             return
-        part = taken.part
-        if part is None:
-            frames = taken.frames
-            part = PartRecord(
-                None,
-                [ViewRecord(f.meta.get("turntable_angle", f.meta.get("angle"))) for f in frames],
-                {"capture": taken.capture_ms},
-                truth=truth_of(frames[0].meta),
-            )
-            part.reject(f"recognition failed: {taken.error}")
+        part = taken.record()
+        if taken.part is None:
             self._log_event("error", "recognition_failed", f"part {part_id}: {taken.error}")
         part.number, part.part_id = number, part_id
-        # Two parts when most looks (the presence frame and every view) see more than one object.
-        looks = [reading.objects, *part.objects]
-        if part.decision is not None and sum(n > 1 for n in looks) * 2 > len(looks):
+        if part.decision is not None and part.sees_two_parts(reading.objects):
             part.reject("two parts at once")
             self.stats.two_parts += 1
             self._log_event(
                 "warning", "two_parts", f"part {part_id}: two parts at once; sent to the reject bin"
             )
-        if part.decision is not None:
-            route = self.sorter.route_decision(part.decision, part.status)
-        else:
-            route = self.sorter.route(None, None, part.status)
-        part.bin, part.bin_index = route.bin, self.sorter.bin_index(route.bin)
-        part.reason = part.note or route.reason
-        part.note = "; ".join(x for x in (f"bin {route.bin!r} ({route.reason})", part.note) if x)
+        route = self.sorter.place(part)
         part.mode, part.model_set_id = self.cfg.recognition.mode, self.model_id
-        if part.truth and "part_num" in part.truth:
-            truth = part.truth
-            part.truth_bin = self.sorter.route(truth["part_num"], truth.get("color_id"), "sorted").bin
         self.record.finish_part(part)
         self._in_hand = None
         # Only now the part moves: a decision that could not be committed (a full disk) never

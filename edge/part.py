@@ -91,6 +91,12 @@ class PartRecord:
         """Make it an ``error`` (it goes to the reject bin): no part number, ``note`` says why."""
         self.status, self.part_num, self.note = "error", None, note
 
+    def sees_two_parts(self, first_look: int) -> bool:
+        """Whether most looks, the presence frame's (``first_look`` objects) and every view's, see
+        more than one object."""
+        looks = [first_look, *self.objects]
+        return sum(n > 1 for n in looks) * 2 > len(looks)
+
     @property
     def crops(self) -> list[np.ndarray | None]:
         """Each view's crop."""

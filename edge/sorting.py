@@ -27,6 +27,7 @@ import numpy as np
 
 from edge.config import read_text_file
 from edge.errors import ConfigError, DataFileError
+from edge.part import PartRecord
 from edge.settings import SortingSettings
 
 #: Key of the part -> category table in a manifest's free-form ``build`` record.
@@ -211,6 +212,22 @@ class Sorter:
         joint = np.outer(parts / max(parts.sum(), 1e-12), cols / max(cols.sum(), 1e-12))
         mass = np.bincount(table.ravel(), weights=joint.ravel(), minlength=len(self.bin_names))
         return {self.bin_names[i]: float(m) for i, m in enumerate(mass) if m > 0}
+
+    def place(self, part: PartRecord) -> Route:
+        """Route a part's record and write it there: its bin and the bin's index, the reason (its
+        own note first: why it was rejected) and the record's note; where the record carries the
+        truth, the bin that truth belongs in."""
+        if part.decision is not None:
+            route = self.route_decision(part.decision, part.status)
+        else:
+            route = self.route(None, None, part.status)
+        part.bin, part.bin_index = route.bin, self.bin_index(route.bin)
+        part.reason = part.note or route.reason
+        part.note = "; ".join(x for x in (f"bin {route.bin!r} ({route.reason})", part.note) if x)
+        if part.truth and "part_num" in part.truth:
+            truth = part.truth
+            part.truth_bin = self.route(truth["part_num"], truth.get("color_id"), "sorted").bin
+        return route
 
     def bin_index(self, name: str) -> int:
         """Position of bin ``name`` among the chute's bins (what the decision record stores)."""

@@ -15,10 +15,12 @@ then recognises them as one engine batch (:meth:`~edge.pipeline.Pipeline.process
   are taken (with ``overlap``, the turn already started is cancelled: it ends after its current
   step). A part that never gets there is seen from every view, as without ``adaptive``.
 
+:func:`take_part_views` picks between the two ways, as the daemon's config says.
+
 Faults keep today's meaning: a camera fault or a stop request raises out of :func:`take_views`
 (the daemon abandons the part); a recognition error ends the views and comes back in
-:attr:`TakenViews.error` with the frames taken (the daemon records the part as an error). Whatever
-ends the views, no move is left running.
+:attr:`TakenViews.error` with the frames taken (the daemon records the part as an error,
+:meth:`TakenViews.record`). Whatever ends the views, no move is left running.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from typing import Protocol
 
 from edge.camera import Frame
 from edge.errors import ImageError, ModelError
-from edge.part import PartRecord
-from edge.pipeline import Pipeline, ViewResult
+from edge.part import PartRecord, ViewRecord
+from edge.pipeline import Pipeline, ViewResult, truth_of
 from edge.recognize import Decision
 from edge.settings import CaptureSettings
 
@@ -51,6 +53,18 @@ class Move(Protocol):
         ...
 
 
+class Turntable(Protocol):
+    """What taking views needs of the turntable (:class:`~edge.rig.turntable.Turntable`)."""
+
+    def rotate_by(self, degrees: float) -> object:
+        """Turn by ``degrees`` and return once the move has ended."""
+        ...
+
+    def start_rotate_by(self, degrees: float) -> Move:
+        """Start turning by ``degrees`` in the background."""
+        ...
+
+
 @dataclass
 class TakenViews:
     """What :func:`take_views` (or the daemon's all-views way) got for one part."""
@@ -60,6 +74,20 @@ class TakenViews:
     part: PartRecord | None  # None when recognition failed
     error: ImageError | ModelError | None = None  # why it failed
 
+    def record(self) -> PartRecord:
+        """The part's record: the recognizer's, or, when recognition failed, one that holds each
+        view's angle, the capture time and the frames' ground truth, rejected with the error."""
+        if self.part is not None:
+            return self.part
+        part = PartRecord(
+            None,
+            [ViewRecord(f.meta.get("turntable_angle", f.meta.get("angle"))) for f in self.frames],
+            {"capture": self.capture_ms},
+            truth=truth_of(self.frames[0].meta),
+        )
+        part.reject(f"recognition failed: {self.error}")
+        return part
+
 
 def confident(decision: Decision, threshold: float) -> bool:
     """Whether the views so far settle the part: it would be sorted, and the fused part probability
@@ -67,6 +95,45 @@ def confident(decision: Decision, threshold: float) -> bool:
     independent) reaches ``threshold``."""
     color = decision.color_confidence if decision.color_id is not None else 1.0
     return decision.status == "sorted" and decision.confidence * color >= threshold
+
+
+def take_part_views(
+    pipeline: Pipeline,
+    capture: CaptureSettings,
+    turntable: Turntable,
+    *,
+    before: Callable[[int], None] | None = None,
+    retries: int = 0,
+    on_frame: Callable[[ImageError | None], None] | None = None,
+) -> TakenViews:
+    """One part's views, turning ``turntable`` by ``capture.step_deg`` between them.
+
+    With neither ``capture.overlap`` nor ``capture.adaptive``: every view
+    (:meth:`Pipeline.capture_views`), then one engine batch; else :func:`take_views`. The other
+    arguments are :func:`take_views`'s.
+    """
+    if capture.overlap or capture.adaptive is not None:
+        return take_views(
+            pipeline,
+            capture,
+            lambda i: turntable.start_rotate_by(capture.step_deg),
+            before=before,
+            retries=retries,
+            on_frame=on_frame,
+        )
+
+    def turn(i: int) -> None:
+        turntable.rotate_by(capture.step_deg)
+        if capture.settle_s:
+            time.sleep(capture.settle_s)
+
+    frames, capture_ms = pipeline.capture_views(
+        capture.views, turn, before=before, retries=retries, on_frame=on_frame
+    )
+    try:
+        return TakenViews(frames, capture_ms, pipeline.process(frames, capture_ms))
+    except (ImageError, ModelError) as exc:
+        return TakenViews(frames, capture_ms, None, exc)
 
 
 def take_views(

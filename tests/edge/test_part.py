@@ -26,3 +26,10 @@ def test_truth_gives_correct_and_right_bin() -> None:
     assert part.correct is True and part.right_bin is True
     part.bin = "reject"
     assert part.right_bin is False
+
+
+def test_two_parts_when_most_looks_see_more_than_one_object() -> None:
+    part = PartRecord.decided(_decision(), [], {}, [2, 2, 1, 1], None)
+    assert part.sees_two_parts(2)  # 3 of 5 looks see two
+    assert not part.sees_two_parts(1)  # 2 of 5
+    assert not PartRecord.decided(_decision(), [], {}, [2], None).sees_two_parts(1)  # 1 of 2: a tie

@@ -50,6 +50,25 @@ def test_unknown_low_confidence_and_errors_bypass_the_rules() -> None:
     assert doubtful.route("3001", 4, "error").bin == "reject"
 
 
+def test_place_writes_the_route_and_the_true_bin_on_the_record() -> None:
+    from edge.part import PartRecord
+    from edge.recognize import Decision
+
+    sorter = _sorter([{"color": [4], "bin": "red"}])
+    decision = Decision("3001", 4, 0.9, 0.8, "sorted", "classifier", [], [("3001", 0.9)])
+    part = PartRecord.decided(decision, [], {}, [], {"part_num": "3001", "color_id": 1})
+    route = sorter.place(part)
+    assert (route.bin, part.bin, part.bin_index) == ("red", "red", BINS.index("red"))
+    assert part.reason == "rule 0" and part.note == "bin 'red' (rule 0)"
+    assert part.truth_bin == "other" and part.right_bin is False  # its true colour has no rule
+    part.reject("two parts at once")  # rejected: the reject bin, its own note as the reason
+    assert sorter.place(part).bin == "reject" and part.reason == "two parts at once"
+    assert part.note.endswith("; two parts at once")
+    failed = PartRecord(None, [], {})  # recognition failed: no decision, no truth
+    failed.reject("recognition failed: bad output")
+    assert sorter.place(failed).bin == "reject" and failed.truth_bin is None
+
+
 def test_categories_match_case_insensitively_and_need_the_table() -> None:
     rules = [{"category": ["Plates"], "bin": "plates"}, {"category": "bricks", "bin": "bricks"}]
     table = {"3023": "Plates", "3001": "Bricks"}

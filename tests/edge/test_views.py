@@ -23,7 +23,7 @@ from edge.part import PartRecord
 from edge.pipeline import Pipeline
 from edge.rig import ULN2003Turntable
 from edge.settings import AdaptiveViews, CaptureSettings, load_edge_config
-from edge.views import take_views
+from edge.views import take_part_views, take_views
 from tests.edge.test_settings import BINS, SIM_PARTS, write_sim_setup
 
 SURE = (0, 0)  # a view that is sure of part 0 (demo-3001) in colour 0 (Red)
@@ -189,6 +189,29 @@ def test_recognition_error_ends_the_views_and_the_turn(rig: Any) -> None:
     assert isinstance(taken.error, ModelError) and taken.part is None
     assert len(taken.frames) == 2  # the frames taken so far, for the error record
     assert STEPS // 4 <= turntable.position <= STEPS // 2 and not _moves_alive()  # ended, not left running
+
+
+def test_without_overlap_or_adaptive_every_view_goes_into_one_batch(rig: Any) -> None:
+    pipe, turntable = rig
+    batches: list[int] = []
+    pipe.engine = ScriptedEngine(pipe.engine, [SURE], when_run=lambda: batches.append(1))
+    taken = take_part_views(pipe, CaptureSettings(views=4), turntable)
+    assert taken.error is None and len(taken.frames) == 4
+    assert len(batches) == 1 and pipe.engine.runs == 4  # one engine run of the four views
+    assert taken.record() is taken.part and taken.part.angles == [0.0, 90.0, 180.0, 270.0]
+    assert turntable.position == 3 * STEPS // 4  # three turns between four views, none after
+
+
+def test_a_failed_recognition_is_recorded_with_the_views_it_took(rig: Any) -> None:
+    pipe, turntable = rig
+    pipe.engine = ScriptedEngine(pipe.engine, [ModelError("bad output")])
+    taken = take_part_views(pipe, CaptureSettings(views=4), turntable)
+    assert isinstance(taken.error, ModelError) and taken.part is None
+    part = taken.record()
+    assert part.decision is None and part.status == "error" and part.part_num is None
+    assert part.angles == [0.0, 90.0, 180.0, 270.0] and part.timings["capture"] == taken.capture_ms
+    assert part.note == "recognition failed: bad output"
+    assert part.truth is not None and part.truth["part_num"] in SIM_PARTS  # the sim frames' truth
 
 
 def test_stop_request_or_camera_fault_leaves_no_turn_running(rig: Any) -> None:
