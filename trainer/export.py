@@ -361,8 +361,21 @@ def _trace_to_onnx(model: Any, path: Path, size: tuple[int, int], opset: int, na
     model.eval()  # export restores the wrapper's train() flag, which would reach the model
 
 
+def _protocol(meta: Any) -> DataProtocol:
+    """How the run of a checkpoint's meta split its data."""
+    config = meta.config or {}
+    return DataProtocol(
+        fractions=tuple(config.get("split", (0.8, 0.1, 0.1))),  # type: ignore[arg-type]
+        seed=int(config.get("seed", 0)),
+        holdout=tuple(meta.extra.get("holdout_parts", ())),
+        sources=tuple(
+            {**s, "path": str(Path(s["path"]).resolve())} for s in config.get("sources", []) if "path" in s
+        ),
+    )
+
+
 def export_checkpoint(
-    checkpoint: str | Path,
+    checkpoint: str | Path | Sequence[str | Path],
     out: str | Path,
     *,
     data: Sequence[str | Path] | None = None,
@@ -376,7 +389,10 @@ def export_checkpoint(
 ) -> Manifest:
     """Export a checkpoint folder to ``out/model_fp32.onnx`` + ``out/manifest.json`` after a parity check.
 
-    ``data``: data folders for the parity images (default: the checkpoint's training sources).
+    ``checkpoint``: one folder, or several: the runs exported as one ensemble (:mod:`trainer.ensemble`;
+    the split recorded in the manifest is the first run's, temperatures are fitted on validation
+    images no run trained on). ``data``: data folders for the parity images (default: the first
+    checkpoint's training sources).
 
     Raises:
         ConfigError: bad numbers, or ``out`` already holds a model set and ``force`` is False.
@@ -392,20 +408,20 @@ def export_checkpoint(
     out = Path(out)
     if (out / MANIFEST_NAME).is_file() and not force:
         raise ConfigError(f"{str(out)!r} already holds a model set; pass --force to replace it")
-    model, meta = load_checkpoint(checkpoint)
+    paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
+    members = [load_checkpoint(p) for p in paths]
+    protocols = [_protocol(meta) for _, meta in members]
+    if len(members) == 1:
+        model, meta = members[0]
+    else:
+        from trainer.ensemble import combine
+
+        model, meta = combine(members, paths)
     spec = meta.input_spec
     if spec.layout != "NCHW":
         raise ConfigError(f"checkpoint input layout {spec.layout!r} must be NCHW for a torch network")
-    config = meta.config or {}
-    protocol = DataProtocol(
-        fractions=tuple(config.get("split", (0.8, 0.1, 0.1))),  # type: ignore[arg-type]
-        seed=int(config.get("seed", 0)),
-        holdout=tuple(meta.extra.get("holdout_parts", ())),
-        sources=tuple(
-            {**s, "path": str(Path(s["path"]).resolve())} for s in config.get("sources", []) if "path" in s
-        ),
-    )
-    every = load_samples(_data_paths(data, config), protocol)
+    protocol = protocols[0]
+    every = load_samples(_data_paths(data, meta.config or {}), protocol)
     samples = spread(every, parity_images)
     x = prepare_samples(samples, spec)
 
@@ -438,7 +454,13 @@ def export_checkpoint(
         temps: dict[str, float] = {}
         calibration: dict[str, Any] = {"images": 0}
         if calibration_images > 0:
-            val = spread(split_like_training(every, protocol)[0].get("val", []), calibration_images)
+            splits = [split_like_training(every, p)[0] for p in protocols]
+            if len(splits) == 1:
+                val = spread(splits[0].get("val", []), calibration_images)
+            else:
+                from trainer.ensemble import shared_validation
+
+                val = spread(shared_validation(splits), calibration_images)
             if val:
                 temps, calibration = calibrate_temperatures(engine, manifest, val)
                 log.info("temperature scaling on %d validation images: %s", len(val), temps)
@@ -447,13 +469,15 @@ def export_checkpoint(
     build = build_record(command) | {
         "opset": opset,
         "checkpoint": {
-            "path": str(Path(checkpoint).resolve()),
+            "path": str(Path(paths[0]).resolve()),
             "stage": meta.stage,
             "epoch": meta.epoch,
             "step": meta.step,
             "metrics": {k: v for k, v in meta.metrics.items() if isinstance(v, int | float | str)},
             # a weight average (trainer average): the epochs it is the mean of
             **({"averaged_from": meta.extra["averaged_from"]} if "averaged_from" in meta.extra else {}),
+            # an ensemble (several --checkpoint): its members; the fields above are the first's
+            **({"ensemble_of": meta.extra["ensemble_of"]} if "ensemble_of" in meta.extra else {}),
         },
         "data": protocol.as_dict(),
     }
@@ -486,7 +510,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint folder (e.g. <run>/best)")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        nargs="+",
+        type=Path,
+        help="checkpoint folder (e.g. <run>/best); several: their runs exported as one ensemble "
+        "(trainer.ensemble: the members' answers averaged in one ONNX graph)",
+    )
     p.add_argument("--out", required=True, type=Path, help="model set folder to write")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument(
@@ -508,7 +539,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run ``trainer export``."""
     manifest = export_checkpoint(
-        args.checkpoint,
+        args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint,
         args.out,
         data=args.data,
         opset=args.opset,

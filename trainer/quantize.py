@@ -5,7 +5,8 @@ Formats (``--formats``, comma separated):
 - ``onnx-int8`` (``model_int8.onnx``): ONNX Runtime static quantisation, QDQ format, per-channel int8
   weights and int8 activations calibrated on ``--calib-count`` training images (after
   ``quant_pre_process``: shape inference and graph optimisation). The first ``--float-convs``
-  convolutions (default 12: EfficientNet-Lite0's stem and its blocks at 64x64 and 32x32 for a
+  convolutions (of each member's trunk in an ensemble's graph, :mod:`trainer.ensemble`; default
+  12: EfficientNet-Lite0's stem and its blocks at 64x64 and 32x32 for a
   128-pixel input, a quarter of the convolutions' multiply-adds) and everything beyond the
   convolutional trunk (heads, colour statistics) stay float. On the default model set's test
   render (single-view part top-1, fp32 0.744; measured on the set that preceded the current one):
@@ -133,8 +134,9 @@ def named_nodes(model: Any) -> list[Any]:
 
 
 def first_convs(model: Any, count: int) -> list[str]:
-    """Names of the first ``count`` Conv nodes in graph order (a valid graph is topologically
-    sorted, so these are the ones nearest the image). Unnamed nodes are given names first.
+    """Names of the first ``count`` Conv nodes in graph order of each trunk (a valid graph is
+    topologically sorted, so these are the ones nearest the image; an ensemble's graph has one
+    trunk per member, :func:`trunks`). Unnamed nodes are given names first.
 
     The first layers see the image at full resolution through few channels: int8 rounding there
     loses detail that no later layer recovers, while they cost a small share of the model's time.
@@ -142,26 +144,48 @@ def first_convs(model: Any, count: int) -> list[str]:
     if count < 0:
         raise ConfigError(f"float convs {count!r} must be >= 0")
     nodes = named_nodes(model)
-    return [node.name for node in nodes if node.op_type == "Conv"][:count]
+    chosen: set[int] = set()
+    for trunk in trunks(nodes):
+        chosen.update(sorted(i for i in trunk if nodes[i].op_type == "Conv")[:count])
+    return [nodes[i].name for i in sorted(chosen)]
+
+
+def trunks(nodes: list[Any]) -> list[set[int]]:
+    """The convolutional trunks of a graph's (topologically sorted) nodes: for each last Conv (one
+    from which no other Conv is reached: one per network, several in an ensemble's graph), the
+    positions of the nodes that feed it, itself included."""
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
+    consumers: dict[int, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for name in node.input:
+            if name in producer:
+                consumers.setdefault(producer[name], []).append(i)
+    reaches_conv = [False] * len(nodes)
+    for i in reversed(range(len(nodes))):
+        reaches_conv[i] = any(nodes[j].op_type == "Conv" or reaches_conv[j] for j in consumers.get(i, ()))
+    out: list[set[int]] = []
+    for end in (i for i, node in enumerate(nodes) if node.op_type == "Conv" and not reaches_conv[i]):
+        trunk, todo = set(), [end]
+        while todo:
+            i = todo.pop()
+            if i in trunk:
+                continue
+            trunk.add(i)
+            todo += [producer[name] for name in nodes[i].input if name in producer]
+        out.append(trunk)
+    return out
 
 
 def beyond_trunk_nodes(model: Any) -> list[str]:
-    """Names of the nodes outside the convolutional trunk (everything that does not feed its last
-    Conv): the heads and the colour descriptor's image statistics. They cost little time and lose
-    much accuracy in int8 (colour most), so they stay float. Unnamed nodes are given names first."""
+    """Names of the nodes outside the convolutional trunks (everything that feeds no last Conv,
+    :func:`trunks`): the heads and the colour descriptor's image statistics (and an ensemble's
+    averaging). They cost little time and lose much accuracy in int8 (colour most), so they stay
+    float. Unnamed nodes are given names first."""
     nodes = named_nodes(model)
-    convs = [i for i, node in enumerate(nodes) if node.op_type == "Conv"]
-    if not convs:
+    inside = set().union(*trunks(nodes))
+    if not inside:
         return []
-    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
-    trunk, todo = set(), [convs[-1]]
-    while todo:
-        i = todo.pop()
-        if i in trunk:
-            continue
-        trunk.add(i)
-        todo += [producer[name] for name in nodes[i].input if name in producer]
-    return [node.name for i, node in enumerate(nodes) if i not in trunk]
+    return [node.name for i, node in enumerate(nodes) if i not in inside]
 
 
 def float_sensitive_nodes(model: Any) -> list[str]:

@@ -36,7 +36,7 @@ def data(demo_library: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _checkpoint(folder: Path, data: Path, *, colors: tuple[int, ...] = COLORS) -> Path:
+def _checkpoint(folder: Path, data: Path, *, colors: tuple[int, ...] = COLORS, seed: int = 0) -> Path:
     from trainer.checkpoint import CheckpointMeta, save_checkpoint
     from trainer.models import create_model, default_input_spec
 
@@ -51,7 +51,11 @@ def _checkpoint(folder: Path, data: Path, *, colors: tuple[int, ...] = COLORS) -
     meta = CheckpointMeta(
         default_input_spec("efficientnet_lite0", 64),
         labels,
-        config={"sources": [{"path": str(data), "kind": "auto", "name": None}], "split": [0.6, 0.2, 0.2]},
+        config={
+            "sources": [{"path": str(data), "kind": "auto", "name": None}],
+            "split": [0.6, 0.2, 0.2],
+            "seed": seed,
+        },
         stage="stage1",
         extra={"holdout_parts": []},
     )
@@ -208,3 +212,70 @@ def test_an_averaged_checkpoint_exports_and_names_its_epochs(data: Path, tmp_pat
     assert record["metrics"] == {}  # no one epoch's figures stand for the average
     on_disk = load_manifest(tmp_path / "set").build["checkpoint"]
     assert on_disk["averaged_from"] == record["averaged_from"]  # written, not only returned
+
+
+@needs_torch
+def test_an_ensemble_exports_as_one_network_whose_answers_are_its_members_mean(
+    data: Path, tmp_path: Path
+) -> None:
+    """Two runs (other seeds, other splits) exported as one graph: its part and colour outputs are
+    the mean of the members' log-probabilities, its embedding the members' side by side, a unit
+    vector whose cosines are the mean of the members' cosines; the manifest names both members."""
+    import torch
+
+    from trainer.checkpoint import load_checkpoint
+    from trainer.export import _torch_outputs
+
+    torch.manual_seed(1)
+    first = _checkpoint(tmp_path / "run0", data)
+    torch.manual_seed(2)
+    second = _checkpoint(tmp_path / "run1", data, seed=1)
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    argv = ["export", "--checkpoint", str(first), str(second), "--out", str(tmp_path / "set")]
+    args = parser.parse_args(argv)
+    args.parity_images, args.calibration_images = 8, 50
+    assert args.func(args) == 0
+    manifest = load_manifest(tmp_path / "set")
+    assert manifest.architecture == "efficientnet_lite0 x2 ensemble" and manifest.embedding_dim == 32
+    members = manifest.build["checkpoint"]["ensemble_of"]
+    assert [(Path(m["checkpoint"]).name, m["seed"]) for m in members] == [("run0", 0), ("run1", 1)]
+    assert manifest.evaluation["export_parity"]["part_top1_agreement"] == 1.0
+    assert manifest.evaluation["temperature_scaling"]["images"] > 0  # the images neither run trained on
+
+    samples = spread(load_source(data), 6)
+    x = prepare_samples(samples, manifest.input)
+    outs = [_torch_outputs(load_checkpoint(c)[0], x) for c in (first, second)]
+    with create_engine("onnxruntime", tmp_path / "set", manifest, precision="fp32") as engine:
+        got = engine.run(x)
+    for role in ("part_logits", "color_logits"):
+        mean = np.mean([torch.log_softmax(torch.from_numpy(o[role]), 1).numpy() for o in outs], axis=0)
+        np.testing.assert_allclose(got[role], mean, atol=1e-4)
+    emb = got["embedding"]
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    member_cos = np.mean([o["embedding"][0] @ o["embedding"][1] for o in outs])
+    assert emb[0] @ emb[1] == pytest.approx(member_cos, abs=1e-5)
+
+
+@needs_torch
+def test_an_ensemble_of_runs_that_disagree_is_refused(data: Path, tmp_path: Path) -> None:
+    from trainer.export import export_checkpoint
+
+    first = _checkpoint(tmp_path / "run0", data)
+    other = _checkpoint(tmp_path / "run1", data, colors=(4, 1))
+    with pytest.raises(ConfigError, match=r"run1.*colour list differ"):
+        export_checkpoint([first, other], tmp_path / "set", parity_images=4)
+    assert not (tmp_path / "set").exists()  # refused before anything is written
+
+
+def test_the_shared_validation_is_what_no_member_trained_on() -> None:
+    from types import SimpleNamespace
+
+    from trainer.ensemble import combine, shared_validation
+
+    a, b, c, d = (SimpleNamespace(image_path=f"/{n}.png") for n in "abcd")
+    first = {"train": [c, d], "val": [a, b], "test": []}
+    second = {"train": [a], "val": [c], "test": [b, d]}
+    assert shared_validation([first, second]) == [b]  # a trained the second run
+    with pytest.raises(ConfigError, match="at least two"):
+        combine([], [])

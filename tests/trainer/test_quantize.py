@@ -274,3 +274,42 @@ def test_onnx_int8_keeps_the_first_convolutions_float(tmp_path: Path, float_conv
     ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).run(None, {"image": calib})[0]
     got = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"]).run(None, {"image": calib})[0]
     assert (ref.argmax(1) == got.argmax(1)).mean() >= 0.75
+
+
+def test_an_ensembles_graph_has_a_trunk_per_member() -> None:
+    """Two members' trunks side by side (trainer.ensemble), their heads averaged: each trunk's first
+    convolutions and everything past both trunks stay float, both trunks' bodies are quantized."""
+    from onnx import TensorProto, helper
+
+    from trainer.quantize import beyond_trunk_nodes, first_convs, trunks
+
+    init = [
+        numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w"),
+        numpy_helper.from_array(np.ones((4, 4, 1, 1), np.float32), "w2"),
+        numpy_helper.from_array(np.ones((3, 4), np.float32), "g"),
+    ]
+    nodes = []
+    for m in "ab":
+        nodes += [
+            helper.make_node("Conv", ["image", "w"], [f"{m}1"], name=f"{m}_stem"),
+            helper.make_node("Relu", [f"{m}1"], [f"{m}2"], name=f"{m}_relu"),
+            helper.make_node("Conv", [f"{m}2", "w2"], [f"{m}3"], name=f"{m}_last"),
+            helper.make_node("GlobalAveragePool", [f"{m}3"], [f"{m}4"], name=f"{m}_pool"),
+            helper.make_node("Flatten", [f"{m}4"], [f"{m}5"], name=f"{m}_flat"),
+            helper.make_node("Gemm", [f"{m}5", "g"], [f"{m}6"], name=f"{m}_head", transB=1),
+        ]
+    nodes.append(helper.make_node("Mean", ["a6", "b6"], ["logits"], name="mean"))
+    graph = helper.make_graph(
+        nodes,
+        "ensemble",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
+        init,
+    )
+    model = helper.make_model(graph)
+    assert [sorted(t) for t in trunks(list(model.graph.node))] == [[0, 1, 2], [6, 7, 8]]
+    assert first_convs(model, 1) == ["a_stem", "b_stem"]
+    assert beyond_trunk_nodes(model) == [
+        *(f"{m}_{n}" for m in "ab" for n in ("pool", "flat", "head")),
+        "mean",
+    ]
