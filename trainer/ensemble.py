@@ -137,7 +137,8 @@ def build_ensemble(models: Sequence[Any]) -> Any:
 
 def shared_validation(splits: Sequence[dict[str, list[Sample]]]) -> list[Sample]:
     """The first split's validation samples that every other split also holds out of training
-    (in its validation or test part): what no member has learnt from."""
+    (in its validation or test part): what no member has learnt from (one split: its validation
+    samples)."""
     first, *others = splits
     unseen = [{s.image_path for part in ("val", "test") for s in split.get(part, [])} for split in others]
     return [s for s in first.get("val", []) if all(s.image_path in held for held in unseen)]

@@ -43,6 +43,7 @@ from edge.manifest import (
 )
 from edge.preprocess import prepare
 from trainer.data import Sample, holdout_parts, load_source, read_sample, split_samples
+from trainer.ensemble import combine, shared_validation
 
 log = logging.getLogger(__name__)
 
@@ -411,12 +412,7 @@ def export_checkpoint(
     paths = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
     members = [load_checkpoint(p) for p in paths]
     protocols = [_protocol(meta) for _, meta in members]
-    if len(members) == 1:
-        model, meta = members[0]
-    else:
-        from trainer.ensemble import combine
-
-        model, meta = combine(members, paths)
+    model, meta = members[0] if len(members) == 1 else combine(members, paths)
     spec = meta.input_spec
     if spec.layout != "NCHW":
         raise ConfigError(f"checkpoint input layout {spec.layout!r} must be NCHW for a torch network")
@@ -455,12 +451,7 @@ def export_checkpoint(
         calibration: dict[str, Any] = {"images": 0}
         if calibration_images > 0:
             splits = [split_like_training(every, p)[0] for p in protocols]
-            if len(splits) == 1:
-                val = spread(splits[0].get("val", []), calibration_images)
-            else:
-                from trainer.ensemble import shared_validation
-
-                val = spread(shared_validation(splits), calibration_images)
+            val = spread(shared_validation(splits), calibration_images)  # one run: its val split
             if val:
                 temps, calibration = calibrate_temperatures(engine, manifest, val)
                 log.info("temperature scaling on %d validation images: %s", len(val), temps)
@@ -539,7 +530,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run ``trainer export``."""
     manifest = export_checkpoint(
-        args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint,
+        args.checkpoint,
         args.out,
         data=args.data,
         opset=args.opset,
