@@ -50,7 +50,7 @@ from edge.prior import DEFAULT_STRENGTH, PartPrior, load_part_prior
 from edge.recognize import Recognizer
 from edge.segment import create_segmenter
 from trainer.data import Sample, holdout_parts
-from trainer.export import (
+from trainer.model_set import (
     DataProtocol,
     build_record,
     load_samples,
@@ -58,7 +58,7 @@ from trainer.export import (
     run_engine,
     split_like_training,
 )
-from trainer.export import spread as spread_samples
+from trainer.model_set import spread as spread_samples
 from trainer.stats import paired_change
 
 log = logging.getLogger(__name__)

@@ -446,7 +446,7 @@ def main(args: argparse.Namespace) -> int:
             ),
         )
     if args.record:
-        from trainer.export import record_evaluation
+        from trainer.model_set import record_evaluation
 
         record_evaluation(args.model_set, "real", _summary(report))
     print(f"report: {args.out / 'real.md'}")

@@ -35,7 +35,14 @@ from edge.index import EmbeddingIndex
 from edge.index_recall import brute_force_search, recall_at_k
 from edge.manifest import Manifest, load_manifest, sha256_file, write_manifest
 from trainer.data import Sample
-from trainer.export import DataProtocol, build_record, load_samples, run_engine, split_like_training, spread
+from trainer.model_set import (
+    DataProtocol,
+    build_record,
+    load_samples,
+    run_engine,
+    split_like_training,
+    spread,
+)
 
 log = logging.getLogger(__name__)
 

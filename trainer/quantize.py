@@ -47,7 +47,7 @@ from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError, MissingDependencyError
 from edge.manifest import FileEntry, Manifest, load_manifest, make_file_entry, write_manifest
 from trainer.data import Sample
-from trainer.export import (
+from trainer.model_set import (
     DataProtocol,
     build_record,
     load_samples,

@@ -28,7 +28,7 @@ from edge.errors import ConfigError
 from edge.manifest import InputSpec, Manifest, load_manifest, make_file_entry, write_manifest
 from tests.helpers.onnx_models import ClassifierWeights, build_classifier
 from trainer.evaluate import add_parser, select_artifacts, unseen_protocol
-from trainer.export import DataProtocol, load_samples, split_like_training
+from trainer.model_set import DataProtocol, load_samples, split_like_training
 
 PARTS = ["3001", "3003", "3004"]
 COLORS = [4, 2, 1]  # red, green, blue: colour class i is channel i like part class i

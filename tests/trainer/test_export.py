@@ -19,7 +19,8 @@ from edge.errors import ConfigError, DataFileError, ModelError
 from edge.manifest import load_manifest, verify_file
 from studio.demo_library import DEMO_PARTS
 from trainer.data import LabelMap, load_source
-from trainer.export import FP32_NAME, add_parser, check_parity, parity_figures, prepare_samples, spread
+from trainer.export import FP32_NAME, add_parser, check_parity, parity_figures
+from trainer.model_set import prepare_samples, spread
 from trainer.render import RenderJob, run_render
 
 HAVE_TORCH = all(importlib.util.find_spec(m) for m in ("torch", "timm", "safetensors"))

@@ -19,7 +19,6 @@ from edge.index import EmbeddingIndex
 from edge.manifest import Manifest, OutputNames, load_manifest, make_file_entry, sha256_file, write_manifest
 from studio.demo_library import DEMO_PARTS
 from tests.helpers.onnx_models import ClassifierWeights, build_classifier, write_model_set
-from trainer.export import DataProtocol, load_samples, run_engine
 from trainer.index import (
     GRAPH_NAME,
     INDEX_NAME,
@@ -29,6 +28,7 @@ from trainer.index import (
     gallery_and_queries,
     write_graph,
 )
+from trainer.model_set import DataProtocol, load_samples, run_engine
 from trainer.render import RenderJob, run_render
 
 COLORS = (4, 1, 14)

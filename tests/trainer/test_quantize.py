@@ -22,7 +22,7 @@ from edge.errors import ConfigError, MissingDependencyError
 from edge.manifest import load_manifest, verify_file
 from studio.demo_library import DEMO_PARTS
 from tests.helpers.onnx_models import ClassifierWeights, build_classifier, write_model_set
-from trainer.export import run_engine
+from trainer.model_set import run_engine
 from trainer.quantize import (
     add_parser,
     calibration_split,
