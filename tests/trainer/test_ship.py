@@ -21,7 +21,8 @@ from edge.manifest import (
 )
 from tests.helpers.onnx_models import write_model_set
 from trainer.cli import main
-from trainer.ship import parse_setting, read_timings, ship_model_set, write_stage_config
+from trainer.ship import parse_setting, write_stage_config
+from trainer.shipping import read_timings, ship_model_set
 from trainer.train_config import load_train_config
 
 REPO = Path(__file__).resolve().parents[2]
