@@ -10,7 +10,8 @@ import pytest
 from studio.demo_library import DEMO_COLOURS, DEMO_PARTS, write_demo_library
 from studio.errors import DataFileError
 from studio.ldconfig import read_ldconfig
-from studio.ldraw import LDrawLibrary, read_ldraw
+from studio.ldraw import LDrawLibrary
+from studio.ldraw_parse import read_ldraw
 from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
 
 

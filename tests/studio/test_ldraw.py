@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from studio.errors import DataFileError, LDrawError, MissingPartError
-from studio.ldraw import LDrawLibrary, parse_ldraw, parse_line
+from studio.ldraw import LDrawLibrary
+from studio.ldraw_parse import parse_ldraw, parse_line
 from studio.mesh import EDGE_COLOR, MAIN_COLOR, Mesh
 
 # A closed cube [-1, 1]^3, each quad counter-clockwise seen from outside (LDraw "CCW").
