@@ -40,7 +40,8 @@ SIZE = 128
 def render_set(out: Path, ldraw: Path | None, top: int, workers: int) -> tuple[Path, int]:
     """A small real-layout render; returns its folder and image count."""
     from studio.demo_library import DEMO_PARTS, write_demo_library
-    from trainer.render import RenderJob, read_parts_list, run_render
+    from trainer.render import read_parts_list, run_render
+    from trainer.render_worker import RenderJob
 
     if ldraw is None:
         ldraw = out / "demo_ldraw"

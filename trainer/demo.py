@@ -11,7 +11,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from trainer.render import CREDIT, RenderJob, read_parts_list, run_render, write_sample_sheet
+from trainer.render import CREDIT, read_parts_list, run_render, write_sample_sheet
+from trainer.render_worker import RenderJob
 
 log = logging.getLogger(__name__)
 

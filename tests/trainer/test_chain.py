@@ -17,7 +17,8 @@ from edge.engines import create_engine
 from edge.index import EmbeddingIndex
 from edge.manifest import load_manifest, verify_file
 from studio.demo_library import DEMO_PARTS
-from trainer.render import RenderJob, run_render
+from trainer.render import run_render
+from trainer.render_worker import RenderJob
 
 NEEDED = ("torch", "timm", "safetensors", "albumentations", "matplotlib", "onnxconverter_common")
 pytestmark = [

@@ -18,7 +18,8 @@ from edge.engines import create_engine  # noqa: E402
 from edge.manifest import load_manifest  # noqa: E402
 from studio.demo_library import DEMO_PARTS  # noqa: E402
 from trainer.checkpoint import load_checkpoint  # noqa: E402
-from trainer.render import RenderJob, run_render  # noqa: E402
+from trainer.render import run_render  # noqa: E402
+from trainer.render_worker import RenderJob  # noqa: E402
 from trainer.train import train  # noqa: E402
 from trainer.train_build import resolve_device  # noqa: E402
 from trainer.train_config import TrainConfig  # noqa: E402

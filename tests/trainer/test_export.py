@@ -21,7 +21,8 @@ from studio.demo_library import DEMO_PARTS
 from trainer.data import LabelMap, load_source
 from trainer.export import FP32_NAME, add_parser, check_parity, parity_figures
 from trainer.model_set import prepare_samples, spread
-from trainer.render import RenderJob, run_render
+from trainer.render import run_render
+from trainer.render_worker import RenderJob
 
 HAVE_TORCH = all(importlib.util.find_spec(m) for m in ("torch", "timm", "safetensors"))
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="torch/timm (the train extra) are not installed")

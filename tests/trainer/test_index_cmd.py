@@ -29,7 +29,8 @@ from trainer.index import (
     write_graph,
 )
 from trainer.model_set import DataProtocol, load_samples, run_engine
-from trainer.render import RenderJob, run_render
+from trainer.render import run_render
+from trainer.render_worker import RenderJob
 
 COLORS = (4, 1, 14)
 

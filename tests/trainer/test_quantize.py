@@ -30,7 +30,8 @@ from trainer.quantize import (
     parse_formats,
     quantize_model_set,
 )
-from trainer.render import RenderJob, run_render
+from trainer.render import run_render
+from trainer.render_worker import RenderJob
 
 TFLITE_TOOLS = ("onnx2tf", "onnxsim", "tensorflow", "ai_edge_litert")
 HAVE_ONNX2TF = all(importlib.util.find_spec(m) for m in TFLITE_TOOLS)

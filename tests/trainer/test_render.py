@@ -14,7 +14,8 @@ import pytest
 
 from edge.errors import ConfigError
 from trainer.cli import main
-from trainer.render import REAL_COLUMNS, RenderJob, job_randomization, read_parts_list
+from trainer.render import REAL_COLUMNS, read_parts_list
+from trainer.render_worker import RenderJob, job_randomization
 
 
 def _parts_file(tmp_path: Path, *parts: str) -> Path:

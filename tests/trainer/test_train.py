@@ -24,7 +24,8 @@ from trainer.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
 from trainer.data import LabelMap, load_source, split_samples  # noqa: E402
 from trainer.dataset import CachedDataset, FeatureCache, item_seed, prepare_sample  # noqa: E402
 from trainer.models import create_model, default_input_spec  # noqa: E402
-from trainer.render import RenderJob, run_render  # noqa: E402
+from trainer.render import run_render  # noqa: E402
+from trainer.render_worker import RenderJob  # noqa: E402
 from trainer.train import train  # noqa: E402
 from trainer.train_build import lr_factor, resolve_device  # noqa: E402
 from trainer.train_config import TrainConfig, load_train_config  # noqa: E402

@@ -39,7 +39,7 @@ LEGACY_REQUIRED = ("image_path", "part_num", "color_id", "capture", "view")
 REAL_REQUIRED = ("image_path", "part_num", "color_id", "angle")
 #: How many bad rows an error message quotes before summarising the rest.
 MAX_REPORTED = 5
-# The project's own b200c naming (trainer.render._names): {part}_{capture:04d}_{view}.
+# The project's own b200c naming (trainer.render_worker._names): {part}_{capture:04d}_{view}.
 _B200C_STEM = re.compile(r"^(?P<capture>.+_\d{4})_(?P<view>\d+)$")
 
 
@@ -351,7 +351,7 @@ def _repeat_suffix(stem: str, part: str, color: int | None, angle: float | None)
     """The ``k`` of ``{part}_{colour}_{angle}_{k}`` ('0' without a suffix), or None off the naming."""
     if angle is None:
         return None
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in part)  # as trainer.render names
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in part)  # as render_worker._safe
     base = f"{safe}_{color}_{round(angle) % 360}"
     if stem == base:
         return "0"

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from edge.errors import ConfigError, DataFileError
-from trainer import render
+from trainer import render, render_worker
 from trainer.data.labels import NO_COLOR, build_label_map
 from trainer.data.sources import Sample, detect_kind, load_source
 
@@ -68,17 +68,17 @@ class _FakeLibrary:
 @pytest.fixture
 def fake_render(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """``run(layout, ...)`` renders with trainer.render's pipeline and a stand-in scene."""
-    monkeypatch.setattr(render, "_STATE", {})
+    monkeypatch.setattr(render_worker, "_STATE", {})
 
-    def init(job: render.RenderJob) -> None:
-        render._STATE.update(job=job, library=_FakeLibrary(), scene=_FakeScene())
+    def init(job: render_worker.RenderJob) -> None:
+        render_worker._STATE.update(job=job, library=_FakeLibrary(), scene=_FakeScene())
 
-    monkeypatch.setattr(render, "_worker_init", init)
+    monkeypatch.setattr(render_worker, "_worker_init", init)
 
     def run(
         layout: str, parts=("3001", "3003"), per_part: int = 3, views: int = 4, colors=(4, 15)
-    ) -> tuple[Path, list[render.PartResult]]:
-        job = render.RenderJob(
+    ) -> tuple[Path, list[render_worker.PartResult]]:
+        job = render_worker.RenderJob(
             ldraw="unused",
             layout=layout,
             out=str(tmp_path / layout),
@@ -188,7 +188,7 @@ def test_renderer_output_loads(demo_library: Path, tmp_path: Path) -> None:
     """The real scene renderer, when present, writes a folder this module reads."""
     pytest.importorskip("studio.scene", reason="the scene renderer is not in this tree yet")
     for layout in ("b200c", "real"):
-        job = render.RenderJob(
+        job = render_worker.RenderJob(
             ldraw=str(demo_library),
             layout=layout,
             out=str(tmp_path / layout),
