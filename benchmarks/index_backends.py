@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.machine import machine_line, run_child, write_results  # noqa: E402
 from edge.index import EmbeddingIndex  # noqa: E402
-from edge.manifest import IndexEntry, load_manifest  # noqa: E402
+from edge.manifest import load_manifest  # noqa: E402
+from edge.manifest_entries import IndexEntry  # noqa: E402
 
 BACKENDS = ("hnswlib", "exact")
 
@@ -39,7 +40,7 @@ _LOAD_RSS = """
 import json, sys
 import hnswlib, numpy  # noqa: F401  (their code is not the index's memory)
 from edge.index import EmbeddingIndex
-from edge.manifest import IndexEntry
+from edge.manifest_entries import IndexEntry
 from edge.memory import resident_mb
 
 folder, entry, backend = sys.argv[1], IndexEntry.model_validate_json(sys.argv[2]), sys.argv[3]

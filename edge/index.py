@@ -61,7 +61,8 @@ from edge.index_file import (
     verify_graph_file,
 )
 from edge.index_graph import check_graph_header, read_graph_header
-from edge.manifest import IndexEntry, sha256_file
+from edge.manifest import sha256_file
+from edge.manifest_entries import IndexEntry
 
 log = logging.getLogger(__name__)
 

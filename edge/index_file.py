@@ -17,7 +17,8 @@ from pydantic import Field, ValidationError
 
 from edge.config import StrictModel, format_validation_error
 from edge.errors import ModelError
-from edge.manifest import IndexEntry, sha256_file
+from edge.manifest import sha256_file
+from edge.manifest_entries import IndexEntry
 
 __all__ = [
     "FIX_GRAPH",

@@ -2,8 +2,8 @@
 
 A frame and the part's mask become the network input: crop a square around the mask (grown by a
 margin, padded where it leaves the frame), optionally paint the background a flat colour, resize,
-scale and normalise, in the layout the manifest's :class:`~edge.manifest.InputSpec` names. Training
-and inference both call :func:`prepare`, so a model never sees differently prepared images.
+scale and normalise, in the layout the manifest's :class:`~edge.manifest_entries.InputSpec` names.
+Training and inference both call :func:`prepare`, so a model never sees differently prepared images.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge.errors import ImageError
-from edge.manifest import InputSpec
+from edge.manifest_entries import InputSpec
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import DataFileError, MissingDependencyError, ModelError
-from edge.manifest import InputSpec
+from edge.manifest_entries import InputSpec
 from trainer.data.labels import LabelMap
 
 try:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import ConfigError, ImageError, MissingDependencyError
-from edge.manifest import InputSpec
+from edge.manifest_entries import InputSpec
 from edge.preprocess import prepare
 from trainer.augment import Augmenter
 from trainer.data.labels import LabelMap

@@ -45,7 +45,8 @@ import yaml
 from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError
 from edge.index import EmbeddingIndex
-from edge.manifest import FileEntry, Manifest, load_manifest
+from edge.manifest import Manifest, load_manifest
+from edge.manifest_entries import FileEntry
 from edge.prior import DEFAULT_STRENGTH, PartPrior, load_part_prior
 from edge.recognize import Recognizer
 from edge.segment import create_segmenter

@@ -51,7 +51,8 @@ from edge.errors import ConfigError
 from edge.fileio import write_atomic
 from edge.imagefile import read_image
 from edge.index import BACKENDS, Backend
-from edge.manifest import FileEntry, Manifest, load_manifest
+from edge.manifest import Manifest, load_manifest
+from edge.manifest_entries import FileEntry
 from edge.preprocess import prepare
 from edge.prior import DEFAULT_STRENGTH, PartPrior, load_part_prior
 from edge.recognize import Recognizer

@@ -27,7 +27,8 @@ import numpy as np
 
 from edge.engines import Engine, create_engine
 from edge.errors import ConfigError, DataFileError, ModelError
-from edge.manifest import MANIFEST_NAME, Manifest, OutputNames, make_file_entry, write_manifest
+from edge.manifest import MANIFEST_NAME, Manifest, make_file_entry, write_manifest
+from edge.manifest_entries import OutputNames
 from trainer.data import Sample
 from trainer.ensemble import combine, shared_validation
 from trainer.model_set import (

@@ -22,7 +22,8 @@ import numpy as np
 
 from edge.engines import Engine
 from edge.errors import DataFileError, ModelError
-from edge.manifest import InputSpec, Manifest, load_manifest, write_manifest
+from edge.manifest import Manifest, load_manifest, write_manifest
+from edge.manifest_entries import InputSpec
 from edge.preprocess import prepare
 from trainer.data import Sample, holdout_parts, load_source, read_sample, split_samples
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import ConfigError, MissingDependencyError, ModelError
-from edge.manifest import InputSpec
+from edge.manifest_entries import InputSpec
 
 try:
     import timm

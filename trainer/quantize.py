@@ -45,7 +45,8 @@ import numpy as np
 
 from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError, MissingDependencyError
-from edge.manifest import FileEntry, Manifest, load_manifest, make_file_entry, write_manifest
+from edge.manifest import Manifest, load_manifest, make_file_entry, write_manifest
+from edge.manifest_entries import FileEntry
 from trainer.data import Sample
 from trainer.model_set import (
     DataProtocol,

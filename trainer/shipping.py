@@ -19,16 +19,14 @@ from edge.errors import ConfigError, ModelError
 from edge.fileio import write_atomic
 from edge.manifest import (
     MANIFEST_NAME,
-    FileEntry,
-    IndexEntry,
     Manifest,
-    SegmenterEntry,
     load_manifest,
     sha256_file,
     verify_file,
     verify_shipped_segmenter,
     write_manifest,
 )
+from edge.manifest_entries import FileEntry, IndexEntry, SegmenterEntry
 from trainer.quantize import REFERENCE as QUANT_REFERENCE
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,8 @@ import numpy as np
 
 from edge.engines import backend_class
 from edge.errors import ConfigError, MissingDependencyError, ModelError
-from edge.manifest import FileEntry, Manifest, QuantParams, make_file_entry
+from edge.manifest import Manifest, make_file_entry
+from edge.manifest_entries import FileEntry, QuantParams
 
 #: onnx2tf looks for this file in its working folder and downloads it when absent.
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"

@@ -19,7 +19,8 @@ from typing import TypeVar
 import numpy as np
 
 from edge.errors import ConfigError, ImageError, ModelError
-from edge.manifest import FileEntry, Manifest, OutputRole, QuantParams, inside, load_manifest, verify_file
+from edge.manifest import Manifest, inside, load_manifest, verify_file
+from edge.manifest_entries import FileEntry, OutputRole, QuantParams
 
 #: Runtime key -> module that registers it; modules are imported only when their key is selected.
 BACKEND_MODULES: dict[str, str] = {"onnxruntime": "edge.engines.onnx", "litert": "edge.engines.litert"}

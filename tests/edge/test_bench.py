@@ -66,7 +66,8 @@ def test_model_segmenters_join_when_their_model_is_present(tmp_path: Path, demo_
 
 
 def test_a_segmenter_shipped_in_the_model_set_joins_the_bench(tmp_path: Path, demo_library: Path) -> None:
-    from edge.manifest import SegmenterEntry, load_manifest, sha256_file, write_manifest
+    from edge.manifest import load_manifest, sha256_file, write_manifest
+    from edge.manifest_entries import SegmenterEntry
     from tests.edge.segment.seg_models import make_mobileseg
 
     cfg = load_edge_config(write_sim_setup(tmp_path, demo_library))

@@ -15,7 +15,8 @@ from edge import checks, cli
 from edge.camera import create_camera
 from edge.errors import ConfigError
 from edge.index import EmbeddingIndex
-from edge.manifest import IndexEntry, sha256_file
+from edge.manifest import sha256_file
+from edge.manifest_entries import IndexEntry
 from edge.settings import load_edge_config
 from tests.edge.test_settings import SIM_PARTS, write_sim_setup
 
@@ -159,7 +160,8 @@ def test_check_passes_on_a_working_setup(
 def test_check_names_a_shipped_segmenter_and_fails_when_it_changed(
     tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from edge.manifest import SegmenterEntry, load_manifest, write_manifest
+    from edge.manifest import load_manifest, write_manifest
+    from edge.manifest_entries import SegmenterEntry
     from tests.edge.segment.seg_models import make_mobileseg
 
     write_sim_setup(tmp_path, demo_library)  # the model set first, then the segmenter shipped in it

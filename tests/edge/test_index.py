@@ -16,7 +16,8 @@ import pytest
 from edge.errors import ConfigError, DataFileError, ModelError
 from edge.index import EmbeddingIndex
 from edge.index_recall import brute_force_search, recall_at_k
-from edge.manifest import IndexEntry, sha256_file
+from edge.manifest import sha256_file
+from edge.manifest_entries import IndexEntry
 
 REPO = Path(__file__).resolve().parents[2]
 

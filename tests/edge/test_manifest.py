@@ -12,9 +12,6 @@ import pytest
 from edge.errors import ModelError
 from edge.manifest import (
     MANIFEST_NAME,
-    FileEntry,
-    IndexEntry,
-    InputSpec,
     Manifest,
     load_manifest,
     make_file_entry,
@@ -22,6 +19,7 @@ from edge.manifest import (
     verify_file,
     write_manifest,
 )
+from edge.manifest_entries import FileEntry, IndexEntry, InputSpec
 from tests.helpers.onnx_models import write_model_set
 
 H0 = "0" * 64

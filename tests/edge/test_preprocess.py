@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge.errors import ImageError
-from edge.manifest import InputSpec
+from edge.manifest_entries import InputSpec
 from edge.preprocess import crop_to_mask, prepare, prepare_batch
 
 GREY = 128

@@ -223,7 +223,8 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
 def add_index(models: Path, count: int = 12, seed: int = 0) -> None:
     """Give the model set in ``models`` an embedding index of ``count`` random unit vectors (SIM_PARTS)."""
     from edge.index import EmbeddingIndex
-    from edge.manifest import IndexEntry, load_manifest, sha256_file, write_manifest
+    from edge.manifest import load_manifest, sha256_file, write_manifest
+    from edge.manifest_entries import IndexEntry
 
     manifest = load_manifest(models)
     dim = manifest.embedding_dim or 8

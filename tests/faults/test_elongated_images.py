@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from edge.manifest import InputSpec
+from edge.manifest_entries import InputSpec
 from edge.preprocess import MAX_CROP_SIDE, crop_to_mask, prepare
 
 

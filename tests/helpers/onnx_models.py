@@ -20,7 +20,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edge.manifest import InputSpec, Manifest, OutputNames, QuantParams, make_file_entry, write_manifest
+from edge.manifest import Manifest, make_file_entry, write_manifest
+from edge.manifest_entries import InputSpec, OutputNames, QuantParams
 
 DEFAULT_PARTS = ("3001", "3003", "3004", "3020", "3023")
 DEFAULT_COLORS = (0, 1, 4, 14, 15)  # Rebrickable: black, blue, red, yellow, white

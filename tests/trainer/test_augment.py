@@ -10,7 +10,7 @@ pytest.importorskip("albumentations")
 
 from edge.colors import common_colors
 from edge.errors import ConfigError
-from edge.manifest import InputSpec
+from edge.manifest_entries import InputSpec
 from edge.preprocess import prepare
 from trainer.augment import PRECROP_MARGIN, Augmenter
 

@@ -25,7 +25,8 @@ import onnx
 import pytest
 
 from edge.errors import ConfigError
-from edge.manifest import InputSpec, Manifest, load_manifest, make_file_entry, write_manifest
+from edge.manifest import Manifest, load_manifest, make_file_entry, write_manifest
+from edge.manifest_entries import InputSpec
 from tests.helpers.onnx_models import ClassifierWeights, build_classifier
 from trainer.evaluate import add_parser, select_artifacts, unseen_protocol
 from trainer.model_set import DataProtocol, load_samples, split_like_training

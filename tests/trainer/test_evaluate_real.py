@@ -19,7 +19,8 @@ import pytest
 
 from edge.errors import ConfigError, DataFileError
 from edge.index import EmbeddingIndex
-from edge.manifest import IndexEntry, load_manifest, sha256_file, write_manifest
+from edge.manifest import load_manifest, sha256_file, write_manifest
+from edge.manifest_entries import IndexEntry
 from tests.trainer.test_evaluate import write_known_model_set
 from trainer.evaluate import load_segmenter_config
 from trainer.evaluate_real import add_parser

@@ -16,7 +16,8 @@ import pytest
 from edge.engines import create_engine
 from edge.errors import ConfigError, ModelError
 from edge.index import EmbeddingIndex
-from edge.manifest import Manifest, OutputNames, load_manifest, make_file_entry, sha256_file, write_manifest
+from edge.manifest import Manifest, load_manifest, make_file_entry, sha256_file, write_manifest
+from edge.manifest_entries import OutputNames
 from studio.demo_library import DEMO_PARTS
 from tests.helpers.onnx_models import ClassifierWeights, build_classifier, write_model_set
 from trainer.index import (

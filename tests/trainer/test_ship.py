@@ -10,8 +10,6 @@ import yaml
 
 from edge.errors import ConfigError, ModelError
 from edge.manifest import (
-    IndexEntry,
-    SegmenterEntry,
     load_manifest,
     make_file_entry,
     sha256_file,
@@ -19,6 +17,7 @@ from edge.manifest import (
     verify_shipped_segmenter,
     write_manifest,
 )
+from edge.manifest_entries import IndexEntry, SegmenterEntry
 from tests.helpers.onnx_models import write_model_set
 from trainer.cli import main
 from trainer.ship import parse_setting, write_stage_config

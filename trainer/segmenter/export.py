@@ -92,20 +92,14 @@ def ship_segmenter(
     run: Path, model_set: Path, precision: str, report: dict[str, Any], name: str | None = None
 ) -> Any:
     """Copy the run's ``precision`` model and sidecar into ``model_set`` and list them in its manifest
-    (replacing an entry of the same file); returns the :class:`edge.manifest.SegmenterEntry`.
+    (replacing an entry of the same file); returns the :class:`edge.manifest_entries.SegmenterEntry`.
 
     ``name``: ship them as ``NAME.onnx`` and ``NAME.json`` (default: the run's file names), so that a
     model set can hold segmenters for different rigs side by side."""
     import shutil
 
-    from edge.manifest import (
-        MANIFEST_NAME,
-        Manifest,
-        SegmenterEntry,
-        load_manifest,
-        sha256_file,
-        write_manifest,
-    )
+    from edge.manifest import MANIFEST_NAME, Manifest, load_manifest, sha256_file, write_manifest
+    from edge.manifest_entries import SegmenterEntry
 
     names = {"fp32": (MODEL_NAME, SIDECAR_NAME), "int8": (INT8_NAME, INT8_SIDECAR_NAME)}
     if precision not in names:

@@ -17,7 +17,8 @@ import pytest
 
 from edge.engines import create_engine
 from edge.errors import MissingDependencyError, ModelError
-from edge.manifest import Manifest, QuantParams, make_file_entry, write_manifest
+from edge.manifest import Manifest, make_file_entry, write_manifest
+from edge.manifest_entries import QuantParams
 from tests.helpers.onnx_models import DEFAULT_COLORS, ClassifierWeights, write_model_set
 
 ROLES = ("part_logits", "color_logits", "embedding")
