@@ -33,8 +33,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from benchmarks.machine import machine_line, write_results
 from benchmarks.onnx_macs import count_macs
-from benchmarks.pi5_projection import _nn_ms
 from benchmarks.pi5_rates import pi5_rates
+from benchmarks.pi5_stages import _nn_ms
 
 
 def build_int8(name: str, size: int, work: Path) -> Path:

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from benchmarks import pi5_markdown, pi5_measured, pi5_projection, pi5_rates
+from benchmarks import pi5_markdown, pi5_measured, pi5_projection, pi5_rates, pi5_stages
 from benchmarks.onnx_macs import count_macs
 
 # Hand counts for one image of 3 x 8 x 8:
@@ -257,8 +257,8 @@ def test_bad_stage_timings_and_missing_rows_are_named(tmp_path: Path) -> None:
 
 def test_pixel_step_counts() -> None:
     view = {"frame_px": 307_200, "coarse_px": 8_480, "fine_px": 10_000, "part_box_px": 3_000, "crop_side": 80}
-    assert pi5_projection.hsv_pixel_steps(view) == 5 * 8_480 + 9 * 10_000 + 307_200 + 4 * 3_000
-    assert pi5_projection.crop_pixel_steps(view, (128, 128)) == 2 * 80 * 80 + 2 * 128 * 128
+    assert pi5_stages.hsv_pixel_steps(view) == 5 * 8_480 + 9 * 10_000 + 307_200 + 4 * 3_000
+    assert pi5_stages.crop_pixel_steps(view, (128, 128)) == 2 * 80 * 80 + 2 * 128 * 128
 
 
 def test_the_recorded_page_is_the_recorded_projection() -> None:
