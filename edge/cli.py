@@ -340,9 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=_positive, default=40, help="frames to capture (default 40)")
     p.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     p.set_defaults(func=_bench)
+    from edge.cli_calibrate import add_calibrate_commands  # calibrate
     from edge.cli_review import add_review_commands  # review, relabel, counts
-    from edge.cli_rig import add_rig_commands  # calibrate, enroll, enrolled, reindex
+    from edge.cli_rig import add_rig_commands  # enroll, enrolled, wiring, reindex
 
+    add_calibrate_commands(sub)
     add_rig_commands(sub)
     add_review_commands(sub)
     return parser

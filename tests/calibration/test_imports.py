@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_edge_modules_load_no_calibration() -> None:
     code = (
         "import sys\n"
-        "import edge.cli, edge.cli_rig, edge.daemon, edge.pipeline, edge.enroll, edge.color_correction\n"
+        "import edge.cli, edge.cli_calibrate, edge.cli_rig, edge.daemon, edge.pipeline, edge.enroll\n"
+        "import edge.color_correction\n"
         "edge.cli.build_parser()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('calibration', 'colour')))\n"
     )
