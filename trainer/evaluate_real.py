@@ -62,6 +62,12 @@ from edge.size import measure, reference_footprints
 from trainer.evaluate import add_part_prior_arguments, load_segmenter_config, select_artifacts
 from trainer.photo_set import Photo, fit_background, mould, read_photo_set
 from trainer.real_compare import PREDICTIONS, photo_rows, write_predictions
+from trainer.real_enrolment import (
+    ENROLL_DEFAULT,
+    enrolment_scores,
+    partial_enrolment_scores,
+    recognition_settings,
+)
 from trainer.real_report import (
     pct,
     plot_figures,
@@ -70,14 +76,10 @@ from trainer.real_report import (
     update_report,
 )
 from trainer.real_scores import (
-    ENROLL_DEFAULT,
     classifier_scores,
     decided_log_probs,
-    enrolment_scores,
     fit_photo_scale,
-    partial_enrolment_scores,
     prior_scores,
-    recognition_settings,
     size_scores,
 )
 

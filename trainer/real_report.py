@@ -1,5 +1,5 @@
 """The markdown section and drawings of ``trainer evaluate-real``'s figures
-(:mod:`trainer.real_scores`), and their place in a model set's REPORT.md."""
+(:mod:`trainer.real_scores`, :mod:`trainer.real_enrolment`), and their place in a model set's REPORT.md."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.fileio import write_atomic
-from trainer.real_scores import ENROLL_DEFAULT
+from trainer.real_enrolment import ENROLL_DEFAULT
 from trainer.stats import paired_text
 
 SECTION_START = "<!-- real-photos:start -->"
