@@ -12,8 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from edge.errors import ConfigError, ModelError
-from edge.index import EmbeddingIndex, as_matrix
+from edge.index import EmbeddingIndex
 from edge.index_file import SPACES, Space
+from edge.index_search import as_matrix
 
 __all__ = ["brute_force_search", "recall_at_k"]
 

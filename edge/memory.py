@@ -103,7 +103,8 @@ def estimate_memory(cfg: Any, manifest: Any = None, *, baseline_mb: float | None
 
     ``manifest`` defaults to the model set's manifest; ``baseline_mb`` to the resident memory now.
     """
-    from edge.index import EmbeddingIndex, resolve_backend
+    from edge.index import EmbeddingIndex
+    from edge.index_search import resolve_backend
     from edge.manifest import load_manifest
 
     eng = cfg.engine

@@ -50,7 +50,7 @@ from edge.engines import create_engine
 from edge.errors import ConfigError
 from edge.fileio import write_atomic
 from edge.imagefile import read_image
-from edge.index import BACKENDS, Backend
+from edge.index_search import BACKENDS, Backend
 from edge.manifest import Manifest, load_manifest
 from edge.manifest_entries import FileEntry
 from edge.preprocess import prepare

@@ -15,7 +15,8 @@ import numpy as np
 
 from edge.config import validate_config
 from edge.enroll import fit_rig_threshold
-from edge.index import Backend, EmbeddingIndex
+from edge.index import EmbeddingIndex
+from edge.index_search import Backend
 from edge.manifest import Manifest
 from edge.prior import PartPrior
 from edge.recognize import Recognizer

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from edge.errors import ConfigError, MissingDependencyError, ModelError
-from edge.index import EmbeddingIndex, resolve_backend
+from edge.index import EmbeddingIndex
 from edge.index_exact import QUERY_CHUNK
 from edge.index_recall import brute_force_search, recall_at_k
+from edge.index_search import resolve_backend
 from edge.manifest import sha256_file
 from tests.edge.test_index import _entry, _unit
 
