@@ -277,7 +277,7 @@ def _check_memory(out: list[Check], cfg: Any, manifest: Any) -> None:
 
 def _check_record(out: list[Check], cfg: Any) -> None:
     """The decision record: writable, readable as the daemon's start-up reads it, and not in use."""
-    from edge.record import inspect_record
+    from edge.record_file import inspect_record
     from edge.record_lock import RecordLock
 
     db = Path(cfg.data.db)

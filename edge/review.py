@@ -34,7 +34,8 @@ import numpy as np
 
 from edge.errors import DataFileError, ImageError
 from edge.fileio import atomic_write, write_atomic
-from edge.record import SCHEMA_VERSION, UNCERTAIN
+from edge.record import UNCERTAIN
+from edge.record_file import SCHEMA_VERSION
 
 CORRECTIONS_SQL = (
     """CREATE TABLE IF NOT EXISTS corrections (

@@ -20,7 +20,8 @@ import pytest
 import edge.fileio
 from edge.errors import DataFileError, ImageError
 from edge.part import PartRecord, ViewRecord
-from edge.record import SCHEMA_VERSION, DecisionRecord
+from edge.record import DecisionRecord
+from edge.record_file import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 

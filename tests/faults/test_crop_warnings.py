@@ -14,7 +14,8 @@ import pytest
 
 from edge.daemon import Daemon
 from edge.part import PartRecord, ViewRecord
-from edge.record import CROP_WARNING_INTERVAL_S, DecisionRecord
+from edge.record import DecisionRecord
+from edge.record_crops import CROP_WARNING_INTERVAL_S
 from edge.settings import load_edge_config
 from tests.edge.test_settings import write_sim_setup
 
@@ -46,7 +47,7 @@ def test_the_warning_repeats_with_a_count_and_recovery_is_logged(
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder")
     clock = [1000.0]
-    monkeypatch.setattr("edge.record.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("edge.record_crops.time.monotonic", lambda: clock[0])
     crop = np.zeros((8, 8, 3), np.uint8)
     with (
         caplog.at_level(logging.INFO, "edge.record"),
