@@ -12,7 +12,8 @@ from edge.errors import ImageError
 
 def frames_from_dir(folder: Path) -> list[np.ndarray]:
     """Every image under ``folder`` (natural order) as RGB uint8; an empty folder is an error."""
-    from edge.camera.folder import list_images, read_image
+    from edge.camera.folder import list_images
+    from edge.imagefile import read_image
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -219,7 +219,8 @@ def measure_all(images: Mapping[int, Sequence[np.ndarray]], segmenter: Any) -> B
 
 def bricks_from_dir(folder: Path) -> dict[int, list[np.ndarray]]:
     """Reference images named by colour id: ``15.jpg``, ``15_2.png`` or a folder ``15/``."""
-    from edge.camera.folder import list_images, read_image
+    from edge.camera.folder import list_images
+    from edge.imagefile import read_image
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -35,7 +35,8 @@ from edge.errors import ConfigError, ModelError
 from edge.feeder import SimulatedRig
 from edge.manifest import load_manifest
 from edge.memory import resident_mb
-from edge.pipeline import STAGES, Pipeline
+from edge.part import STAGES
+from edge.pipeline import Pipeline
 from edge.segment import create_segmenter, parse_segmenter_config
 from edge.settings import EdgeConfig
 

@@ -202,7 +202,7 @@ class UserIndex:
 
     def load_crops(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Every row's (crop RGB, mask) from the crops folder, in row order."""
-        from edge.camera.folder import read_image
+        from edge.imagefile import read_image
 
         folder = crops_dir(self.path)
         out = []

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.colors import Color, UnknownColorError, color_by_ldraw_code
+from edge.colors import Color, color_by_ldraw_code
+from edge.errors import UnknownColorError
 from studio.effects import kelvin_to_rgb
 from studio.ldconfig import LDrawColour
 from studio.mesh import EDGE_COLOR, MAIN_COLOR

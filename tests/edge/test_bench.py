@@ -13,7 +13,7 @@ import pytest
 from edge import cli
 from edge.bench import format_table, machine_info, run_bench, segmenter_options
 from edge.errors import ConfigError
-from edge.pipeline import STAGES
+from edge.part import STAGES
 from edge.settings import load_edge_config
 from tests.edge.segment.seg_models import make_u2net
 from tests.edge.test_settings import write_sim_setup

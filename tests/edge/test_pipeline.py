@@ -12,7 +12,8 @@ import pytest
 
 from edge.camera import Frame
 from edge.errors import ImageError
-from edge.pipeline import STAGES, Pipeline
+from edge.part import STAGES
+from edge.pipeline import Pipeline
 from edge.preprocess import prepare_batch
 from edge.segment import create_segmenter
 from edge.settings import load_edge_config

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edge.camera import create_camera
-from edge.camera.folder import read_image
 from edge.errors import DataFileError, ImageError
+from edge.imagefile import read_image
 from trainer.cli import main
 
 

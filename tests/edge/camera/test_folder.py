@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from edge.camera import EndOfStream, Frame, available_cameras, create_camera, parse_camera_config
-from edge.camera.folder import FolderConfig, FolderSource, list_images, read_image, read_manifest
+from edge.camera.folder import FolderConfig, FolderSource, list_images, read_manifest
 from edge.errors import ConfigError, DataFileError, HardwareError, ImageError
+from edge.imagefile import read_image
 
 
 def _solid(rgb: tuple[int, int, int], size: tuple[int, int] = (24, 32)) -> np.ndarray:
