@@ -16,9 +16,11 @@ The members must agree on everything the model set promises: the input spec, the
 lists in output order, and the parts held out of training. Each must have been trained on its own
 split (the usual case: another seed): temperatures are fitted on the validation images no member
 trained on (:func:`shared_validation`). The model set records the first run's split
-(``build.data``), which ``trainer quantize`` calibrates and measures on, so its test figures may
-include images the other members trained on: judge an ensemble on renders none of them saw (the
-build's independent test render) and on real photos (``trainer evaluate-real``).
+(``build.data``) and each member's (``build.data_members``): ``trainer quantize`` calibrates on the
+first run's training images and measures on the test images no member trained on
+(:func:`shared_held_out`). Those are still renders of the training renders' kind: judge an
+ensemble on renders none of them saw (the build's independent test render) and on real photos
+(``trainer evaluate-real``).
 
 On the Pi it costs each member's inference and memory: twice Lite0's for two members
 (benchmarks/results/pi5_projection.md: about 52 ms a part of four views for one).
@@ -139,6 +141,12 @@ def shared_validation(splits: Sequence[dict[str, list[Sample]]]) -> list[Sample]
     """The first split's validation samples that every other split also holds out of training
     (in its validation or test part): what no member has learnt from (one split: its validation
     samples)."""
+    return shared_held_out(splits, "val")
+
+
+def shared_held_out(splits: Sequence[dict[str, list[Sample]]], part: str) -> list[Sample]:
+    """The first split's ``part`` (``val`` or ``test``) samples that every other split also holds
+    out of training (in its validation or test part); one split: its ``part`` samples."""
     first, *others = splits
-    unseen = [{s.image_path for part in ("val", "test") for s in split.get(part, [])} for split in others]
-    return [s for s in first.get("val", []) if all(s.image_path in held for held in unseen)]
+    unseen = [{s.image_path for held in ("val", "test") for s in split.get(held, [])} for split in others]
+    return [s for s in first.get(part, []) if all(s.image_path in held for held in unseen)]

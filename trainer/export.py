@@ -287,6 +287,8 @@ def export_checkpoint(
             **({"ensemble_of": meta.extra["ensemble_of"]} if "ensemble_of" in meta.extra else {}),
         },
         "data": protocol.as_dict(),
+        # an ensemble: each member's split (the held-out images no member trained on, for quantize)
+        **({"data_members": [p.as_dict() for p in protocols]} if len(protocols) > 1 else {}),
     }
     manifest = manifest.model_copy(
         update={

@@ -123,6 +123,16 @@ class DataProtocol:
         except (TypeError, ValueError) as exc:
             raise ModelError(f"manifest build.data is malformed ({exc}); re-export the model set") from None
 
+    @classmethod
+    def members_from_manifest(cls, manifest: Manifest) -> list[DataProtocol]:
+        """Each member's protocol for an ensemble (``build.data_members``), else the one protocol."""
+        members = manifest.build.get("data_members")
+        if not members:
+            return [cls.from_manifest(manifest)]
+        if not isinstance(members, list):
+            raise ModelError("manifest build.data_members is not a list; re-export the model set")
+        return [cls.from_manifest(manifest.model_copy(update={"build": {"data": m}})) for m in members]
+
     def as_dict(self) -> dict[str, Any]:
         """JSON form for ``build.data``."""
         return {

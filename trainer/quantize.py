@@ -48,6 +48,7 @@ from edge.errors import ConfigError, DataFileError, MissingDependencyError
 from edge.manifest import Manifest, load_manifest, make_file_entry, write_manifest
 from edge.manifest_entries import FileEntry
 from trainer.data import Sample
+from trainer.ensemble import shared_held_out
 from trainer.model_set import (
     DataProtocol,
     build_record,
@@ -284,13 +285,17 @@ def accuracy_figures(
 def calibration_split(
     manifest: Manifest, calib_paths: Sequence[str | Path], calib_count: int, eval_count: int
 ) -> tuple[list[Sample], list[Sample]]:
-    """``(calibration samples from the train split, held-out samples from the test split)``, known parts."""
-    protocol = DataProtocol.from_manifest(manifest)
-    splits, _ = split_like_training(load_samples(calib_paths, protocol), protocol)
+    """``(calibration samples from the train split, held-out samples from the test split)``, known parts.
+
+    For an ensemble the held-out samples are those no member trained on (each member's split from
+    the manifest's ``build.data_members``)."""
+    protocols = DataProtocol.members_from_manifest(manifest)
+    all_splits = [split_like_training(load_samples(calib_paths, p), p)[0] for p in protocols]
+    splits = all_splits[0]
     known = set(manifest.parts)
     train = [s for s in splits["train"] if s.part_num in known]
-    held = [s for s in splits["test"] if s.part_num in known] or [
-        s for s in splits["val"] if s.part_num in known
+    held = [s for s in shared_held_out(all_splits, "test") if s.part_num in known] or [
+        s for s in shared_held_out(all_splits, "val") if s.part_num in known
     ]
     if not train or not held:
         raise DataFileError(

@@ -20,7 +20,8 @@ from edge.manifest import load_manifest, verify_file
 from studio.demo_library import DEMO_PARTS
 from trainer.data import LabelMap, load_source
 from trainer.export import FP32_NAME, add_parser, check_parity, parity_figures
-from trainer.model_set import prepare_samples, spread
+from trainer.model_set import DataProtocol, load_samples, prepare_samples, split_like_training, spread
+from trainer.quantize import calibration_split
 from trainer.render import run_render
 from trainer.render_worker import RenderJob
 
@@ -244,6 +245,15 @@ def test_an_ensemble_exports_as_one_network_whose_answers_are_its_members_mean(
     assert [(Path(m["checkpoint"]).name, m["seed"]) for m in members] == [("run0", 0), ("run1", 1)]
     assert manifest.evaluation["export_parity"]["part_top1_agreement"] == 1.0
     assert manifest.evaluation["temperature_scaling"]["images"] > 0  # the images neither run trained on
+    # quantize measures on test images no member trained on: each member's split is recorded
+    protocols = DataProtocol.members_from_manifest(manifest)
+    assert [p.seed for p in protocols] == [0, 1]
+    member_splits = [split_like_training(load_samples([data], p), p)[0] for p in protocols]
+    trained = {s.image_path for split in member_splits for s in split["train"]}
+    first_test = member_splits[0]["test"]
+    assert {s.image_path for s in first_test} & trained  # the first run's test split alone would leak
+    _, held = calibration_split(manifest, [data], 16, 40)
+    assert held and not {s.image_path for s in held} & trained
 
     samples = spread(load_source(data), 6)
     x = prepare_samples(samples, manifest.input)
