@@ -112,16 +112,7 @@ class DataProtocol:
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> DataProtocol:
         """The protocol ``trainer export`` recorded in ``build.data`` (defaults where absent)."""
-        data = manifest.build.get("data") or {}
-        try:
-            return cls(
-                fractions=tuple(data.get("fractions", (0.8, 0.1, 0.1))),  # type: ignore[arg-type]
-                seed=int(data.get("seed", 0)),
-                holdout=tuple(str(p) for p in data.get("holdout_parts", ())),
-                sources=tuple(dict(s) for s in data.get("sources", ())),
-            )
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"manifest build.data is malformed ({exc}); re-export the model set") from None
+        return cls.from_dict(manifest.build.get("data") or {}, "build.data")
 
     @classmethod
     def members_from_manifest(cls, manifest: Manifest) -> list[DataProtocol]:
@@ -131,7 +122,20 @@ class DataProtocol:
             return [cls.from_manifest(manifest)]
         if not isinstance(members, list):
             raise ModelError("manifest build.data_members is not a list; re-export the model set")
-        return [cls.from_manifest(manifest.model_copy(update={"build": {"data": m}})) for m in members]
+        return [cls.from_dict(m, "build.data_members") for m in members]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str) -> DataProtocol:
+        """The protocol of one :meth:`as_dict` record, read from the manifest's ``where``."""
+        try:
+            return cls(
+                fractions=tuple(data.get("fractions", (0.8, 0.1, 0.1))),  # type: ignore[arg-type]
+                seed=int(data.get("seed", 0)),
+                holdout=tuple(str(p) for p in data.get("holdout_parts", ())),
+                sources=tuple(dict(s) for s in data.get("sources", ())),
+            )
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ModelError(f"manifest {where} is malformed ({exc}); re-export the model set") from None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for ``build.data``."""

@@ -290,7 +290,8 @@ def calibration_split(
     For an ensemble the held-out samples are those no member trained on (each member's split from
     the manifest's ``build.data_members``)."""
     protocols = DataProtocol.members_from_manifest(manifest)
-    all_splits = [split_like_training(load_samples(calib_paths, p), p)[0] for p in protocols]
+    samples = load_samples(calib_paths, protocols[0])  # read once; each member splits it (as export does)
+    all_splits = [split_like_training(samples, p)[0] for p in protocols]
     splits = all_splits[0]
     known = set(manifest.parts)
     train = [s for s in splits["train"] if s.part_num in known]
