@@ -42,7 +42,8 @@
 # default, trains all from the start; the epochs are counted in EPOCHS), MODEL (the network, trainer.models: efficientnet_lite0,
 # the default, or efficientnet_lite1 / efficientnet_lite2, larger and slower on the Pi:
 # benchmarks/results/backbone_cost.md), MASK_JITTER (share of training masks grown, shrunk or
-# given a stray region as a real segmenter's are, 0.5, 0 = off), PART_PHOTOMETRIC (share of training draws given strong camera colour changes
+# given a stray region as a real segmenter's are, 0.5, 0 = off), MIXSTYLE (share of training batches
+# whose front features have their statistics mixed between images, trainer.mixstyle; unset: off), PART_PHOTOMETRIC (share of training draws given strong camera colour changes
 # for the part head, their colour labels dropped; 0.4, 0 = off), REAL (a folder laid out as
 # ../shared/real: belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real
 # photos by trainer evaluate-real and the figures go into the report), SEED (stage 1's seed: splits,
@@ -105,6 +106,7 @@ BACKGROUNDS="${BACKGROUNDS:-}"
 BACKGROUND="${BACKGROUND:-keep}"
 MASK_JITTER="${MASK_JITTER:-0.5}"
 PART_PHOTOMETRIC="${PART_PHOTOMETRIC:-0.4}"
+MIXSTYLE="${MIXSTYLE:-}"
 FREEZE_BLOCKS="${FREEZE_BLOCKS:-5}"
 PROBE_EPOCHS="${PROBE_EPOCHS:-0}"
 SEED="${SEED:-0}"
@@ -119,7 +121,7 @@ recipe() {
     local words=() name value absolute="${1:-}"
     for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_SHADING PATHTRACE_PER_PART \
         PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS BACKGROUND MASK_JITTER \
-        BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC EPOCHS SEED TOP UNSEEN REAL; do
+        BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC MIXSTYLE EPOCHS SEED TOP UNSEEN REAL; do
         value="${!name}"
         [[ -z "$value" ]] && continue
         if [[ "$name" == BACKGROUNDS || "$name" == REAL ]] && [[ -d "$value" ]]; then
@@ -316,7 +318,8 @@ act "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out
     --set epochs="$EPOCHS" seed="$SEED" out=runs/stage1 input_size="$INPUT_SIZE" model="$MODEL" pretrained=true \
     freeze_blocks="$FREEZE_BLOCKS" probe_epochs="$PROBE_EPOCHS" holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
     background="$BACKGROUND" mask_jitter="$MASK_JITTER" part_photometric="$PART_PHOTOMETRIC" \
-    background_swap="$BACKGROUND_SWAP" ${BACKGROUNDS:+background_photos="$(cd "$BACKGROUNDS" && pwd)"}
+    background_swap="$BACKGROUND_SWAP" ${BACKGROUNDS:+background_photos="$(cd "$BACKGROUNDS" && pwd)"} \
+    ${MIXSTYLE:+mixstyle="$MIXSTYLE"}
 RUN="$WORK/runs/stage1"
 resume=()
 [[ -d "$RUN/checkpoints" ]] && resume=(--resume)

@@ -76,6 +76,13 @@ class TrainConfig(StrictModel):
         description="share of training images given strong white-balance, exposure, contrast and"
         " saturation changes for the part head, colour labels dropped (trainer.augment.PartPhotometric)",
     )
+    mixstyle: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of training batches whose front features have their per-image channel"
+        " statistics mixed between images (MixStyle, trainer.mixstyle); 0 = off",
+    )
     epochs: int = Field(default=10, ge=1, le=10000, description="training epochs")
     batch_size: int = Field(default=64, ge=1, le=4096, description="images per optimizer step")
     lr: float = Field(default=3e-3, gt=0.0, le=10.0, description="peak learning rate (AdamW)")

@@ -131,6 +131,18 @@ def test_a_tilt_seed_of_its_own_draws_new_scenes_into_its_own_folder(tmp_path: P
     assert bad.returncode == 2 and "CROP_TILT_SEED 5 must be a whole number above 5" in bad.stderr
 
 
+def test_mixstyle_is_off_unless_set_and_then_trained_with_and_named(tmp_path: Path) -> None:
+    ldraw = tmp_path / "ldraw"
+    (ldraw / "lists").mkdir(parents=True)
+    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n")
+    config = next(line for line in script_plan(ldraw, tmp_path / "a") if "ship config" in line)
+    assert "mixstyle=" not in config and "MIXSTYLE" not in script_recipe()
+    plan = script_plan(ldraw, tmp_path / "b", MIXSTYLE="0.5")
+    config = next(line for line in plan if "ship config" in line)
+    assert config.split().count("mixstyle=0.5") == 1
+    assert script_recipe(MIXSTYLE="0.5")["MIXSTYLE"] == "0.5"
+
+
 def test_a_work_folder_of_another_recipe_is_refused(tmp_path: Path) -> None:
     ldraw = tmp_path / "ldraw"
     (ldraw / "lists").mkdir(parents=True)

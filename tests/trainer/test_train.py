@@ -139,6 +139,24 @@ def test_resume_after_an_interruption_ends_with_the_same_weights(synth: Path, tm
         assert x["train_loss"] == y["train_loss"] and x["val_loss"] == y["val_loss"]
 
 
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_mixstyle_changes_what_a_run_learns(synth: Path, tmp_path: Path, mode: str) -> None:
+    """MixStyle (trainer.mixstyle) on the cached front features and on the uncached forward alike:
+    the same run with it trains to other weights, and its config records it."""
+    cache = {"copies": 2, "mode": mode, "dir": str(tmp_path / "cache")}
+    plain = train(_config(synth, tmp_path / "plain", epochs=2, cache=cache), "stage1", progress=False)
+    mixed = train(
+        _config(synth, tmp_path / "mixed", epochs=2, cache=cache, mixstyle=1.0), "stage1", progress=False
+    )
+    a, _ = load_checkpoint(tmp_path / "plain" / "checkpoints" / "epoch_0002")
+    b, meta = load_checkpoint(tmp_path / "mixed" / "checkpoints" / "epoch_0002")
+    assert meta.config["mixstyle"] == 1.0
+    wa, wb = a.state_dict(), b.state_dict()
+    assert any(not torch.equal(wa[k], wb[k]) for k in wa), "mixstyle 1.0 trained the same weights as 0"
+    for h in plain["history"] + mixed["history"]:
+        assert math.isfinite(h["train_loss"]) and math.isfinite(h["val_loss"])
+
+
 def _backbone_params(path: Path) -> dict[str, torch.Tensor]:
     model, _ = load_checkpoint(path)
     return {n: p.detach().clone() for n, p in model.named_parameters() if n.startswith("backbone.")}
