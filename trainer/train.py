@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ConfigError
+from trainer.mixstyle import mix_style
 from trainer.train_build import (
     RunState,
     build_data,
@@ -249,8 +250,6 @@ def _run_batch(
     """The network's outputs for a batch (cached front features or images) and its labels;
     ``mixstyle`` > 0 (training only) mixes the front features' statistics (trainer.mixstyle)."""
     import torch
-
-    from trainer.mixstyle import mix_style
 
     parts, colors = batch["part"].to(device), batch["color"].to(device)
     # channels_last: about 1.5x faster convolutions on a CPU (oneDNN), no harm on a GPU.
