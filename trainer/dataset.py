@@ -43,7 +43,7 @@ except ImportError as _exc:
 log = logging.getLogger(__name__)
 
 #: Bumped when the cached content changes meaning (invalidates every old cache entry).
-CACHE_VERSION = 2  # 2: the colour descriptor's clamped mask
+CACHE_VERSION = 3  # 2: the colour descriptor's clamped mask; 3: entries keyed by file content, not path
 
 
 def item_seed(seed: int, epoch: int, position: int, copy: int = 0) -> int:
@@ -151,7 +151,8 @@ class FeatureCache:
     with runs without it.
 
     Args:
-        root: cache folder (shared by runs: entries are keyed by content, never overwritten).
+        root: cache folder (shared by runs: entries are keyed by the front, the augmentation and the
+            image and mask files' content, never overwritten).
         model: the :class:`~trainer.models.PartNet` whose front is cached (``freeze_blocks`` >= 1).
         spec: the input spec; augmenter: the augmentation; copies: K; seed: base seed.
     """
@@ -186,14 +187,26 @@ class FeatureCache:
             },
             sort_keys=True,
         )
+        self._digests: dict[tuple[str, int, int], str] = {}
+
+    def digest(self, path: Path) -> str:
+        """The SHA-256 of a file's bytes, read once per file and state (size, mtime) in this process.
+
+        Entries are keyed by what the image and mask hold, not where they lie, so a build folder that
+        is moved, or whose renders are hard-linked or copied into another, finds its entries again.
+        """
+        stat = path.stat()
+        state = (str(path), stat.st_size, stat.st_mtime_ns)
+        found = self._digests.get(state)
+        if found is None:
+            found = self._digests[state] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return found
 
     def key(self, sample: Sample, copy: int) -> str:
-        """The entry name of ``sample``'s copy ``copy`` (changes when the image file changes)."""
-        stat = sample.image_path.stat()
-        mask = f"{sample.mask_path}:{sample.mask_path.stat().st_mtime_ns}" if sample.mask_path else ""
+        """The entry name of ``sample``'s copy ``copy`` (changes when the image or mask's content does)."""
+        mask = self.digest(sample.mask_path) if sample.mask_path else ""
         low_res = sample.source in self.low_res_sources
-        image = f"{sample.image_path}:{stat.st_size}:{stat.st_mtime_ns}"
-        text = f"{self._context}|{image}|{mask}|{low_res}|{copy}"
+        text = f"{self._context}|{self.digest(sample.image_path)}|{mask}|{low_res}|{copy}"
         if copy >= self.copies and self.augmenter.photometric is not None:
             text += f"|photometric:{self.augmenter.photometric.fingerprint}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -250,7 +263,8 @@ class FeatureCache:
             sample,
             self.spec,
             self.augmenter,
-            item_seed(self.seed, -1, 0, copy) ^ zlib.crc32(str(sample.image_path).encode()),
+            # Drawn from the content too: an entry is the same draw wherever its image lies.
+            item_seed(self.seed, -1, 0, copy) ^ int(self.digest(sample.image_path)[:8], 16),
             low_res=sample.source in self.low_res_sources,
             strong=copy >= self.copies,
         )

@@ -192,6 +192,7 @@ def test_renders_from_a_build_of_the_same_render_settings_are_linked(tmp_path: P
     (first / "render-train").mkdir(parents=True)
     (first / "render-train" / "render_report.json").write_text("{}")
     (first / "timings.tsv").write_text("render-train\t301\n")
+    (first / "feature_cache").mkdir()
     defaults = script_recipe()
     lines = [f"LDRAW={ldraw} PARTS={parts}"]
     lines += [f"{name}={defaults.get(name, '')}" for name in RENDER_SETTINGS]
@@ -200,6 +201,8 @@ def test_renders_from_a_build_of_the_same_render_settings_are_linked(tmp_path: P
     # Seed 1 changes only the training: the renders are linked, not rendered again.
     plan = script_plan(ldraw, tmp_path / "seed1", SEED="1", RENDERS_FROM=str(first))
     assert f"== cp -al {first}/render-train {tmp_path}/seed1/render-train" in plan
+    # Its feature cache is linked too (entries are keyed by content, so a same-seed build finds them).
+    assert f"== cp -al {first}/feature_cache {tmp_path}/seed1/feature_cache" in plan
 
     # Other captures per part: other renders, refused with the settings that differ.
     refused = subprocess.run(

@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -274,6 +275,35 @@ def test_feature_cache_gives_the_uncached_forward(synth: Path, tmp_path: Path) -
     # chance: ask it of 6 samples (copies that were always equal would fail every time).
     distinct = [not torch.equal(augmented.load(s, 0)[0], augmented.load(s, 1)[0]) for s in samples]
     assert any(distinct), distinct
+
+
+def test_feature_cache_finds_its_entries_for_a_moved_folder_and_not_for_changed_pixels(
+    synth: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    torch.manual_seed(0)
+    model = create_model(
+        num_parts=4, num_colors=2, embedding_dim=16, pretrained=False, freeze_blocks=2
+    ).eval()
+    spec = default_input_spec("efficientnet_lite0", 64)
+    augmenter = Augmenter("stage1", min_side=64)
+    cache = FeatureCache(tmp_path / "cache", model, spec, augmenter, copies=2)
+    samples = load_source(synth)[:3]
+    assert cache.build(samples, progress=False) == 6
+    # The same renders in another folder (a build moved, or its renders linked into another).
+    moved = shutil.copytree(synth, tmp_path / "moved")
+    moved_samples = load_source(moved)[:3]
+    again = FeatureCache(tmp_path / "cache", model, spec, augmenter, copies=2)
+    assert again.build(moved_samples, progress=False) == 0
+    for old, new in zip(samples, moved_samples, strict=True):
+        assert new.image_path != old.image_path
+        torch.testing.assert_close(again.load(new, 1)[0], cache.load(old, 1)[0], rtol=0, atol=0)
+    # One pixel changed in one image: that sample's entries are computed afresh, the others kept.
+    image = cv2.imread(str(moved_samples[0].image_path))
+    image[0, 0] = 255 - image[0, 0]
+    cv2.imwrite(str(moved_samples[0].image_path), image)
+    assert again.build(moved_samples, progress=False) == 2
 
 
 def test_part_photometric_copy_drops_the_colour_label_and_shares_the_plain_copies(
