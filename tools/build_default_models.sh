@@ -9,8 +9,9 @@
 # ../build-default beside the repository) holds the renders, the training run and the full model
 # set, fp32 file included. Every step resumes or is skipped when its output is already there, so
 # a stopped build is re-run with the same command; WORK_DIR/recipe.txt names the recipe it holds,
-# and a build of another recipe there is refused. RENDERS_FROM=DIR hard-links the renders (and the feature cache) of another
-# build folder whose render settings (DIR/renders.txt) are this build's, e.g. for a second seed.
+# and a build of another recipe there is refused. RENDERS_FROM=DIR hard-links the renders (and the
+# feature cache) of another build folder whose render settings (DIR/renders.txt) are this build's,
+# e.g. for a second seed.
 # Environment: EPOCHS (default 10), PARTS (a parts
 # list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
 # MAX_DROP (points of part or colour top-1 a converted file may lose against fp32 and still ship, 3),
@@ -224,8 +225,8 @@ once() {
 
 # RENDERS_FROM=DIR: the render folders of another build of the same render settings (a second seed
 # of a recipe, or a recipe that changes only the training) hard-linked into WORK, with their
-# recorded times, instead of rendered again, and its feature cache with them. A file the later steps rewrite is replaced, never
-# written through, so the other build's renders stay as they were.
+# recorded times, instead of rendered again, and its feature cache with them. A file the later
+# steps rewrite is replaced, never written through, so the other build's renders stay as they were.
 RENDERS_FROM="${RENDERS_FROM:-}"
 if [[ -n "$RENDERS_FROM" ]]; then
     from="$(realpath -m "$RENDERS_FROM")"

@@ -6,6 +6,7 @@ import argparse
 import itertools
 import json
 import math
+import shutil
 from pathlib import Path
 
 import cv2
@@ -280,8 +281,6 @@ def test_feature_cache_gives_the_uncached_forward(synth: Path, tmp_path: Path) -
 def test_feature_cache_finds_its_entries_for_a_moved_folder_and_not_for_changed_pixels(
     synth: Path, tmp_path: Path
 ) -> None:
-    import shutil
-
     torch.manual_seed(0)
     model = create_model(
         num_parts=4, num_colors=2, embedding_dim=16, pretrained=False, freeze_blocks=2
