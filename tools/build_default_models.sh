@@ -9,9 +9,12 @@
 # ../build-default beside the repository) holds the renders, the training run and the full model
 # set, fp32 file included. Every step resumes or is skipped when its output is already there, so
 # a stopped build is re-run with the same command; WORK_DIR/recipe.txt names the recipe it holds,
-# and a build of another recipe there is refused. RENDERS_FROM=DIR hard-links the renders (and the
-# feature cache) of another build folder whose render settings (DIR/renders.txt) are this build's,
-# e.g. for a second seed.
+# and a build of another recipe there is refused. RENDERS_FROM="DIR..." hard-links the render
+# folders of other folders (earlier builds, or a folder of renders) that this build also renders,
+# with their recorded times, and the first DIR's feature cache: e.g. a second seed. Each linked
+# render is checked by `trainer render` itself, which keeps every part rendered with this build's
+# settings and renders the rest anew (replacing the links, never writing through them), so a
+# folder made with other settings costs its render again, never a wrong image.
 # Environment: EPOCHS (default 10), PARTS (a parts
 # list, default LDRAW_DIR/lists/b200c_popular.txt), TOP (200), WORKERS (2), MAX_SHIP_MB (8),
 # MAX_DROP (points of part or colour top-1 a converted file may lose against fp32 and still ship, 3),
@@ -25,7 +28,10 @@
 # both, run v of docs/real_transfer.md), CROP_TILT_SEED (unset: the tilted crop renders are drawn
 # with the fixed crops' seed, the same scenes seen from another tilt, as shipped; a number N: the
 # first tilted crop render is drawn with seed N (above TRAIN_RENDERS + 3, the other renders'), the
-# next with N+1..., new scenes, into render-crop-tilt-seedN...), CROP_SHADING (1: those crop renders with
+# next with N+1..., new scenes, into render-crop-tilt-seedN...), CROP_TILT_RENDERER (raster, the
+# default, or pathtrace: the tilted crop renders by the path tracer, 16 samples per pixel with
+# BACKGROUNDS as grounds, into render-pathtrace-tilt... in their place; about 30 times slower than
+# the rasteriser on a CPU: runs pt and pt2 of docs/real_transfer.md), CROP_SHADING (1: those crop renders with
 # `--contact-shading`, each folder's name ending -shaded; unset: off), PATHTRACE_PER_PART (captures per part of one more training render in
 # the crop layout by the path tracer, `trainer render --renderer pathtrace`, which needs libLLVM 19
 # (`make setup-all` installs it): about 30 times slower than the rasteriser on a CPU; 6, 0 = none;
@@ -95,6 +101,7 @@ TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
 CROP_PER_PART="${CROP_PER_PART:-16}"
 CROP_TILTS="${CROP_TILTS:-fixed 0,45}"
 CROP_TILT_SEED="${CROP_TILT_SEED:-}"
+CROP_TILT_RENDERER="${CROP_TILT_RENDERER:-raster}"
 CROP_SHADING="${CROP_SHADING:-}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
@@ -120,11 +127,13 @@ REAL="${REAL:-}"
 # names the command that rebuilds it.
 recipe() {
     local words=() name value absolute="${1:-}"
-    for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_SHADING PATHTRACE_PER_PART \
-        PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS BACKGROUND MASK_JITTER \
+    for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_TILT_RENDERER \
+        CROP_SHADING PATHTRACE_PER_PART PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS \
+        BACKGROUND MASK_JITTER \
         BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC MIXSTYLE EPOCHS SEED TOP UNSEEN REAL; do
         value="${!name}"
         [[ -z "$value" ]] && continue
+        [[ "$name" == CROP_TILT_RENDERER && "$value" == raster ]] && continue  # as every recipe before it
         if [[ "$name" == BACKGROUNDS || "$name" == REAL ]] && [[ -d "$value" ]]; then
             if [[ -n "$absolute" ]]; then
                 value="$(realpath "$value")"
@@ -146,6 +155,10 @@ fi
 if [[ -n "$CROP_TILT_SEED" ]] && ! [[ "$CROP_TILT_SEED" =~ ^[0-9]+$ && "$CROP_TILT_SEED" -gt $((TRAIN_RENDERS + 3)) ]]; then
     echo "CROP_TILT_SEED $CROP_TILT_SEED must be a whole number above $((TRAIN_RENDERS + 3)) (the other" \
         "renders' seeds are 1 to $((TRAIN_RENDERS + 3))); unset it to draw the tilted crops with the fixed crops' seed" >&2
+    exit 2
+fi
+if [[ "$CROP_TILT_RENDERER" != raster && "$CROP_TILT_RENDERER" != pathtrace ]]; then
+    echo "CROP_TILT_RENDERER $CROP_TILT_RENDERER is no renderer: use raster (the default) or pathtrace" >&2
     exit 2
 fi
 WORK="${2:-$REPO/../build-default}"
@@ -177,18 +190,6 @@ TIMES="$WORK/timings.tsv"
 [[ -f "$PARTS" ]] || { echo "parts list $PARTS not found; set PARTS=FILE" >&2; exit 2; }
 [[ -n "$plan" || -x "$BIN/trainer" ]] || { echo "$BIN/trainer missing; run: make setup-all" >&2; exit 2; }
 
-# The settings the renders depend on (nothing of the training): two builds that print the same
-# may share their render folders (RENDERS_FROM). WORK_DIR/renders.txt holds them.
-render_settings() {
-    local name
-    echo "LDRAW=$LDRAW PARTS=$(realpath "$PARTS")"
-    for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_SHADING \
-        PATHTRACE_PER_PART TOP UNSEEN; do
-        echo "$name=${!name}"
-    done
-    echo "BACKGROUNDS=${BACKGROUNDS:+$(realpath "$BACKGROUNDS")}"
-}
-[[ -n "$plan" || -f "$WORK/renders.txt" ]] || render_settings > "$WORK/renders.txt"
 
 # step NAME CMD...: run a step, log it and append its wall time to timings.tsv (--plan: print it).
 step() {
@@ -212,49 +213,70 @@ act() {
     "$@"
 }
 
+# RENDERS_FROM="DIR...": folders whose render folders this build may link rather than render.
+renders_from=()
+for from in ${RENDERS_FROM:-}; do
+    if [[ ! -d "$from" ]]; then
+        echo "RENDERS_FROM $from is no folder: name earlier build folders or folders of renders" >&2
+        exit 2
+    fi
+    renders_from+=("$(realpath "$from")")
+done
+
+# link_render NAME: hard-link NAME from the first RENDERS_FROM folder that holds it finished (its
+# render_report.json) into WORK, with the time that folder recorded for it (its timings.tsv), kept
+# in WORK/NAME/.linked until the render step has checked the folder. cp -al makes new folders of
+# links: a file a later render writes is renamed into place, never written through a link, so the
+# other folder's renders stay as they were.
+link_render() {
+    local name="$1" from row
+    [[ -e "$WORK/$name" ]] && return
+    for from in "${renders_from[@]}"; do
+        [[ -f "$from/$name/render_report.json" ]] || continue
+        act cp -al "$from/$name" "$WORK/$name"
+        row="$(grep "^$name"$'\t' "$from/timings.tsv" 2>/dev/null | tail -n 1 || true)"
+        [[ -n "$plan" ]] || printf '%s\n' "${row:-$name}" > "$WORK/$name/.linked"
+        return
+    done
+}
+
 # once NAME DONE CMD...: a step that is skipped when its DONE file exists and its time is recorded
 # (a re-run after a change to the later steps keeps the renders' and training's measured times).
+# A render folder linked from RENDERS_FROM is rendered by its step all the same: trainer render
+# keeps each part rendered with this step's settings (seconds) and renders the others anew; the
+# step records the linked folder's own time when it rendered nothing, its measured time otherwise.
 once() {
     local name="$1" done="$2"; shift 2
-    if [[ -e "$done" ]] && grep -q "^$name"$'\t' "$TIMES" 2>/dev/null; then
+    [[ "$name" == render-* && ${#renders_from[@]} -gt 0 ]] && link_render "$name"
+    local linked="$WORK/$name/.linked"
+    if [[ -e "$done" && ! -e "$linked" ]] && grep -q "^$name"$'\t' "$TIMES" 2>/dev/null; then
         echo "== $name: done before ($done), skipped"
         return
     fi
-    step "$name" "$@"
+    if [[ -n "$plan" || ! -e "$linked" ]]; then
+        step "$name" "$@"
+        return
+    fi
+    echo "== $name: linked, checked: $*"
+    local t0 now; t0=$(date +%s)
+    "$@"
+    now="$("$BIN/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["images_rendered_now"])' \
+        "$done")"
+    if [[ "$now" == 0 && "$(cat "$linked")" == *$'\t'* ]]; then
+        cat "$linked" >> "$TIMES"  # the linked folder's own render time
+    else
+        echo "== $name: $now images rendered anew (made with other settings)"
+        printf '%s\t%d\n' "$name" "$(( $(date +%s) - t0 ))" >> "$TIMES"
+    fi
+    rm "$linked"
 }
 
-# RENDERS_FROM=DIR: the render folders of another build of the same render settings (a second seed
-# of a recipe, or a recipe that changes only the training) hard-linked into WORK, with their
-# recorded times, instead of rendered again, and its feature cache with them. A file the later
-# steps rewrite is replaced, never written through, so the other build's renders stay as they were.
-RENDERS_FROM="${RENDERS_FROM:-}"
-if [[ -n "$RENDERS_FROM" ]]; then
-    from="$(realpath -m "$RENDERS_FROM")"
-    if [[ ! -f "$from/renders.txt" ]]; then
-        echo "RENDERS_FROM $from holds no renders.txt (not a build folder, or one from before it was" \
-            "written: re-run that build's command once to write it)" >&2
-        exit 2
-    fi
-    if [[ "$(cat "$from/renders.txt")" != "$(render_settings)" ]]; then
-        echo "RENDERS_FROM $from was rendered with other settings; its renders.txt against this build's:" >&2
-        diff <(cat "$from/renders.txt") <(render_settings) | grep '^[<>]' >&2 || true
-        exit 2
-    fi
-    for src in "$from"/render-*/; do
-        name="$(basename "$src")"
-        [[ -f "$src/render_report.json" && ! -e "$WORK/$name" ]] || continue
-        act cp -al "${src%/}" "$WORK/$name"
-        row="$(grep "^$name"$'\t' "$from/timings.tsv" 2>/dev/null | tail -n 1 || true)"
-        if [[ -n "$row" && -z "$plan" ]]; then
-            printf '%s\n' "$row" >> "$TIMES"
-        fi
-    done
-    # Its feature cache too: an entry is keyed by the image's content (with the front, the
-    # augmentation and the seed), so a build of the same seed that changes only the training finds
-    # its entries; entries are written as new files, never through a link.
-    if [[ -d "$from/feature_cache" && ! -e "$WORK/feature_cache" ]]; then
-        act cp -al "$from/feature_cache" "$WORK/feature_cache"
-    fi
+# The first RENDERS_FROM folder's feature cache is linked too: an entry is keyed by the image's
+# content (with the front, the augmentation and the seed), so a build of the same seed that
+# changes only the training finds its entries; entries are written as new files, never through a
+# link.
+if (( ${#renders_from[@]} )) && [[ -d "${renders_from[0]}/feature_cache" && ! -e "$WORK/feature_cache" ]]; then
+    act cp -al "${renders_from[0]}/feature_cache" "$WORK/feature_cache"
 fi
 
 cd "$REPO"
@@ -280,20 +302,26 @@ if (( CROP_PER_PART > 0 )); then
         crop_seed=$((TRAIN_RENDERS + 2))
         if [[ "$tilt" == fixed ]]; then
             crop_dir=render-crop tilt_arg=()
+            renderer=(--supersample 1 ${CROP_SHADING:+--contact-shading})
         else
             tilted=$((tilted + 1)) tilt_arg=(--camera-tilt "$tilt")
             crop_dir=render-crop-tilt
+            renderer=(--supersample 1 ${CROP_SHADING:+--contact-shading})
+            if [[ "$CROP_TILT_RENDERER" == pathtrace ]]; then
+                # As the path-traced crops below (their supersampling is the renderer's default).
+                crop_dir=render-pathtrace-tilt
+                renderer=(--renderer pathtrace --spp 16 ${BACKGROUNDS:+--backgrounds "$BACKGROUNDS"})
+            fi
             if [[ -n "$CROP_TILT_SEED" ]]; then
                 crop_seed=$((CROP_TILT_SEED + tilted - 1))
-                crop_dir="render-crop-tilt-seed$crop_seed"
+                crop_dir="$crop_dir-seed$crop_seed"
             else
-                (( tilted > 1 )) && crop_dir="render-crop-tilt$tilted"
+                (( tilted > 1 )) && crop_dir="$crop_dir$tilted"
             fi
         fi
-        [[ -n "$CROP_SHADING" ]] && crop_dir="$crop_dir-shaded"
-        once "$crop_dir" "$WORK/$crop_dir/render_report.json" "${crop[@]}" --supersample 1 \
-            "${tilt_arg[@]}" ${CROP_SHADING:+--contact-shading} \
-            --per-part "$CROP_PER_PART" --seed "$crop_seed" --out "$WORK/$crop_dir"
+        [[ -n "$CROP_SHADING" && "$crop_dir" != render-pathtrace-* ]] && crop_dir="$crop_dir-shaded"
+        once "$crop_dir" "$WORK/$crop_dir/render_report.json" "${crop[@]}" "${renderer[@]}" \
+            "${tilt_arg[@]}" --per-part "$CROP_PER_PART" --seed "$crop_seed" --out "$WORK/$crop_dir"
         train_dirs+=("$crop_dir")
     done
 fi
@@ -366,7 +394,8 @@ step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$R
 # leaves $DEST as it was.
 note="Built by \`$(recipe)\` (stage 1 on synthetic renders only:"
 note+=' no real captures exist yet, so stage 2 was not run).'
-[[ -z "$RENDERS_FROM" ]] || note+=" The renders were hard-linked from another build of the same render settings (RENDERS_FROM); their times are that build's."
+(( ${#renders_from[@]} == 0 )) || note+=" Render folders were hard-linked from earlier builds (RENDERS_FROM) and\
+ checked part by part against this build's settings; their times are those builds' own."
 
 act "$BIN/trainer" ship model-set --from "$SET" --to "$DEST" --max-mb "$MAX_SHIP_MB" --max-drop "$MAX_DROP" \
     --run "$RUN" --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" --note "$note" \

@@ -168,56 +168,74 @@ def test_a_work_folder_of_another_recipe_is_refused(tmp_path: Path) -> None:
     assert "use another WORK_DIR" in refused.stderr
 
 
-RENDER_SETTINGS = (
-    "TRAIN_RENDERS",
-    "PER_PART",
-    "CROP_PER_PART",
-    "CROP_TILTS",
-    "CROP_TILT_SEED",
-    "CROP_SHADING",
-    "PATHTRACE_PER_PART",
-    "TOP",
-    "UNSEEN",
-)
-
-
-def test_renders_from_a_build_of_the_same_render_settings_are_linked(tmp_path: Path) -> None:
+def test_renders_from_earlier_builds_are_linked_and_checked_by_the_render_step(tmp_path: Path) -> None:
     ldraw = tmp_path / "ldraw"
     (ldraw / "lists").mkdir(parents=True)
-    parts = ldraw / "lists" / "b200c_popular.txt"
-    parts.write_text("3001\n")
-    # A finished build of seed 0: its renders.txt (the build writes it; its defaults here), a
-    # render folder and the time it took.
+    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n")
+    # A finished build of seed 0 (a render folder, the time it took, its feature cache) and a
+    # folder holding one more finished render.
     first = tmp_path / "seed0"
-    (first / "render-train").mkdir(parents=True)
-    (first / "render-train" / "render_report.json").write_text("{}")
+    for name in ("render-train", "render-crop-tilt-seed6"):
+        (first / name).mkdir(parents=True)
+        (first / name / "render_report.json").write_text("{}")
     (first / "timings.tsv").write_text("render-train\t301\n")
     (first / "feature_cache").mkdir()
-    defaults = script_recipe()
-    lines = [f"LDRAW={ldraw} PARTS={parts}"]
-    lines += [f"{name}={defaults.get(name, '')}" for name in RENDER_SETTINGS]
-    (first / "renders.txt").write_text("\n".join([*lines, "BACKGROUNDS="]) + "\n")
+    extra = tmp_path / "extra"
+    (extra / "render-pathtrace-tilt-seed20").mkdir(parents=True)
+    (extra / "render-pathtrace-tilt-seed20" / "render_report.json").write_text("{}")
+    work = tmp_path / "seed1"
 
-    # Seed 1 changes only the training: the renders are linked, not rendered again.
-    plan = script_plan(ldraw, tmp_path / "seed1", SEED="1", RENDERS_FROM=str(first))
-    assert f"== cp -al {first}/render-train {tmp_path}/seed1/render-train" in plan
-    # Its feature cache is linked too (entries are keyed by content, so a same-seed build finds them).
-    assert f"== cp -al {first}/feature_cache {tmp_path}/seed1/feature_cache" in plan
+    # Seed 1 with path-traced tilted crops: each folder this build renders is linked from the first
+    # folder that holds it, and its render step still runs (trainer render keeps the parts made with
+    # the step's settings and renders the rest anew).
+    env = {"SEED": "1", "CROP_TILT_RENDERER": "pathtrace", "CROP_TILT_SEED": "20"}
+    plan = script_plan(ldraw, work, RENDERS_FROM=f"{first} {extra}", **env)
+    link = f"== cp -al {first}/render-train {work}/render-train"
+    assert link in plan
+    assert plan[plan.index(link) + 1].startswith("== render-train: ")  # checked by its own step
+    pt_link = f"== cp -al {extra}/render-pathtrace-tilt-seed20 {work}/render-pathtrace-tilt-seed20"
+    assert plan[plan.index(pt_link) + 1].startswith("== render-pathtrace-tilt-seed20: ")
+    # The first folder's feature cache is linked too (entries are keyed by content).
+    assert f"== cp -al {first}/feature_cache {work}/feature_cache" in plan
+    # A folder this build does not render (the rasterised tilted crops) is left where it is, and
+    # what no folder holds is rendered.
+    assert not any("render-crop-tilt-seed6" in line for line in plan)
+    assert not any(line.startswith("== cp -al") and "/render-crop " in f"{line} " for line in plan)
 
-    # Other captures per part: other renders, refused with the settings that differ.
-    refused = subprocess.run(
-        ["bash", str(SCRIPT), "--plan", str(ldraw), str(tmp_path / "other")],
-        env={"PATH": os.environ["PATH"], "PER_PART": "6", "RENDERS_FROM": str(first)},
-        capture_output=True,
-        text=True,
-    )
-    assert refused.returncode == 2 and "rendered with other settings" in refused.stderr
-    assert "< PER_PART=12" in refused.stderr and "> PER_PART=6" in refused.stderr
-    (first / "renders.txt").unlink()
     missing = subprocess.run(
         ["bash", str(SCRIPT), "--plan", str(ldraw), str(tmp_path / "other")],
-        env={"PATH": os.environ["PATH"], "RENDERS_FROM": str(first)},
+        env={"PATH": os.environ["PATH"], "RENDERS_FROM": f"{first} {tmp_path / 'nothing'}"},
         capture_output=True,
         text=True,
     )
-    assert missing.returncode == 2 and "holds no renders.txt" in missing.stderr
+    assert missing.returncode == 2 and f"RENDERS_FROM {tmp_path / 'nothing'} is no folder" in missing.stderr
+
+
+def test_path_traced_tilted_crops_replace_the_rasterised_ones(tmp_path: Path) -> None:
+    ldraw = tmp_path / "ldraw"
+    (ldraw / "lists").mkdir(parents=True)
+    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n")
+    photos = tmp_path / "backgrounds"
+    photos.mkdir()
+    env = {"CROP_TILT_RENDERER": "pathtrace", "CROP_TILT_SEED": "20", "BACKGROUNDS": str(photos)}
+    plan = script_plan(ldraw, tmp_path / "work", **env)
+    renders = {line[3:].partition(":")[0]: line for line in plan if " render " in line}
+    assert "render-crop-tilt" not in renders and "render-crop-tilt-seed20" not in renders
+    tilted = renders["render-pathtrace-tilt-seed20"]
+    for words in ("--renderer pathtrace --spp 16", f"--backgrounds {photos}", "--camera-tilt 0,45"):
+        assert words in tilted
+    assert "--seed 20" in tilted
+    assert "--renderer" not in renders["render-crop"]  # the fixed-tilt crops stay rasterised
+    config = next(line for line in plan if "ship config" in line)
+    sources = "render-crop render-pathtrace-tilt-seed20 render-pathtrace --kind auto --weight 1 1 1 1 3"
+    assert sources in config
+    recipe = script_recipe(**env)
+    assert recipe["CROP_TILT_RENDERER"] == "pathtrace" and recipe["CROP_TILT_SEED"] == "20"
+    assert "CROP_TILT_RENDERER" not in script_recipe()  # the rasteriser: named by no recipe before it
+    bad = subprocess.run(
+        ["bash", str(SCRIPT), "--plan", str(ldraw)],
+        env={"PATH": os.environ["PATH"], "CROP_TILT_RENDERER": "mitsuba"},
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "CROP_TILT_RENDERER mitsuba is no renderer" in bad.stderr
