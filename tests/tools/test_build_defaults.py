@@ -84,6 +84,24 @@ def script_plan(ldraw: Path, work: Path, **env: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("== ")]
 
 
+def ldraw_with(tmp_path: Path, parts: str) -> Path:
+    """An LDraw folder holding only the parts list (a plan reads nothing else)."""
+    ldraw = tmp_path / "ldraw"
+    (ldraw / "lists").mkdir(parents=True)
+    (ldraw / "lists" / "b200c_popular.txt").write_text(parts)
+    return ldraw
+
+
+def plan_failing(ldraw: Path, *work: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`build_default_models.sh --plan` expected to refuse: its exit status and messages."""
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--plan", str(ldraw), *map(str, work)],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+    )
+
+
 def render_seeds(plan: list[str]) -> dict[str, int]:
     """Render step name -> the seed it draws with."""
     seeds = {}
@@ -95,9 +113,7 @@ def render_seeds(plan: list[str]) -> dict[str, int]:
 
 
 def test_the_plan_names_every_step_and_writes_nothing(tmp_path: Path) -> None:
-    ldraw = tmp_path / "ldraw"
-    (ldraw / "lists").mkdir(parents=True)
-    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n3002\n3003\n")
+    ldraw = ldraw_with(tmp_path, "3001\n3002\n3003\n")
     work = tmp_path / "work"
     plan = script_plan(ldraw, work, TOP="2", UNSEEN="1")
     assert not work.exists()  # a plan runs nothing and makes no folder
@@ -112,9 +128,7 @@ def test_the_plan_names_every_step_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_a_tilt_seed_of_its_own_draws_new_scenes_into_its_own_folder(tmp_path: Path) -> None:
-    ldraw = tmp_path / "ldraw"
-    (ldraw / "lists").mkdir(parents=True)
-    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n")
+    ldraw = ldraw_with(tmp_path, "3001\n")
     plan = script_plan(ldraw, tmp_path / "work", CROP_TILT_SEED="6", CROP_TILTS="fixed 0,45 0,20")
     seeds = render_seeds(plan)
     assert seeds["render-crop"] == 4 and "render-crop-tilt" not in seeds
@@ -122,19 +136,12 @@ def test_a_tilt_seed_of_its_own_draws_new_scenes_into_its_own_folder(tmp_path: P
     config = next(line for line in plan if "ship config" in line)
     assert "render-crop-tilt-seed6 render-crop-tilt-seed7" in config  # trained on
     assert script_recipe(CROP_TILT_SEED="6")["CROP_TILT_SEED"] == "6"  # and named in the recipe
-    bad = subprocess.run(
-        ["bash", str(SCRIPT), "--plan", str(ldraw)],
-        env={"PATH": os.environ["PATH"], "CROP_TILT_SEED": "5"},
-        capture_output=True,
-        text=True,
-    )
+    bad = plan_failing(ldraw, CROP_TILT_SEED="5")
     assert bad.returncode == 2 and "CROP_TILT_SEED 5 must be a whole number above 5" in bad.stderr
 
 
 def test_mixstyle_is_off_unless_set_and_then_trained_with_and_named(tmp_path: Path) -> None:
-    ldraw = tmp_path / "ldraw"
-    (ldraw / "lists").mkdir(parents=True)
-    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n")
+    ldraw = ldraw_with(tmp_path, "3001\n")
     config = next(line for line in script_plan(ldraw, tmp_path / "a") if "ship config" in line)
     assert "mixstyle=" not in config and "MIXSTYLE" not in script_recipe()
     plan = script_plan(ldraw, tmp_path / "b", MIXSTYLE="0.5")
@@ -144,9 +151,7 @@ def test_mixstyle_is_off_unless_set_and_then_trained_with_and_named(tmp_path: Pa
 
 
 def test_a_work_folder_of_another_recipe_is_refused(tmp_path: Path) -> None:
-    ldraw = tmp_path / "ldraw"
-    (ldraw / "lists").mkdir(parents=True)
-    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n")
+    ldraw = ldraw_with(tmp_path, "3001\n")
     work = tmp_path / "work"
     work.mkdir()
     assert script_plan(ldraw, work)  # a folder with no recipe yet: planned
@@ -157,21 +162,14 @@ def test_a_work_folder_of_another_recipe_is_refused(tmp_path: Path) -> None:
     ).stdout
     (work / "recipe.txt").write_text(seed0)  # no folders set, so the same with absolute paths
     assert script_plan(ldraw, work)  # the same recipe: planned
-    refused = subprocess.run(
-        ["bash", str(SCRIPT), "--plan", str(ldraw), str(work)],
-        env={"PATH": os.environ["PATH"], "SEED": "1"},
-        capture_output=True,
-        text=True,
-    )
+    refused = plan_failing(ldraw, work, SEED="1")
     assert refused.returncode == 2
     assert "was built with another recipe" in refused.stderr and "SEED=1" in refused.stderr
     assert "use another WORK_DIR" in refused.stderr
 
 
 def test_renders_from_earlier_builds_are_linked_and_checked_by_the_render_step(tmp_path: Path) -> None:
-    ldraw = tmp_path / "ldraw"
-    (ldraw / "lists").mkdir(parents=True)
-    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n")
+    ldraw = ldraw_with(tmp_path, "3001\n")
     # A finished build of seed 0 (a render folder, the time it took, its feature cache) and a
     # folder holding one more finished render.
     first = tmp_path / "seed0"
@@ -202,19 +200,12 @@ def test_renders_from_earlier_builds_are_linked_and_checked_by_the_render_step(t
     assert not any("render-crop-tilt-seed6" in line for line in plan)
     assert not any(line.startswith("== cp -al") and "/render-crop " in f"{line} " for line in plan)
 
-    missing = subprocess.run(
-        ["bash", str(SCRIPT), "--plan", str(ldraw), str(tmp_path / "other")],
-        env={"PATH": os.environ["PATH"], "RENDERS_FROM": f"{first} {tmp_path / 'nothing'}"},
-        capture_output=True,
-        text=True,
-    )
+    missing = plan_failing(ldraw, tmp_path / "other", RENDERS_FROM=f"{first} {tmp_path / 'nothing'}")
     assert missing.returncode == 2 and f"RENDERS_FROM {tmp_path / 'nothing'} is no folder" in missing.stderr
 
 
 def test_path_traced_tilted_crops_replace_the_rasterised_ones(tmp_path: Path) -> None:
-    ldraw = tmp_path / "ldraw"
-    (ldraw / "lists").mkdir(parents=True)
-    (ldraw / "lists" / "b200c_popular.txt").write_text("3001\n")
+    ldraw = ldraw_with(tmp_path, "3001\n")
     photos = tmp_path / "backgrounds"
     photos.mkdir()
     env = {"CROP_TILT_RENDERER": "pathtrace", "CROP_TILT_SEED": "20", "BACKGROUNDS": str(photos)}
@@ -232,10 +223,5 @@ def test_path_traced_tilted_crops_replace_the_rasterised_ones(tmp_path: Path) ->
     recipe = script_recipe(**env)
     assert recipe["CROP_TILT_RENDERER"] == "pathtrace" and recipe["CROP_TILT_SEED"] == "20"
     assert "CROP_TILT_RENDERER" not in script_recipe()  # the rasteriser: named by no recipe before it
-    bad = subprocess.run(
-        ["bash", str(SCRIPT), "--plan", str(ldraw)],
-        env={"PATH": os.environ["PATH"], "CROP_TILT_RENDERER": "mitsuba"},
-        capture_output=True,
-        text=True,
-    )
+    bad = plan_failing(ldraw, CROP_TILT_RENDERER="mitsuba")
     assert bad.returncode == 2 and "CROP_TILT_RENDERER mitsuba is no renderer" in bad.stderr
