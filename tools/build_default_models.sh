@@ -25,13 +25,13 @@
 # phone gives; 16, 0 = none), CROP_TILTS (one such crop render per word: `fixed`, the rig's 30
 # degrees from vertical, into render-crop, or LOW,HIGH, the camera's tilt drawn per capture,
 # `trainer render --camera-tilt`, into render-crop-tilt, render-crop-tilt2...; default "fixed 0,45":
-# both, run v of docs/real_transfer.md), CROP_TILT_SEED (unset: the tilted crop renders are drawn
-# with the fixed crops' seed, the same scenes seen from another tilt, as shipped; a number N: the
-# first tilted crop render is drawn with seed N (above TRAIN_RENDERS + 3, the other renders'), the
-# next with N+1..., new scenes, into render-crop-tilt-seedN...), CROP_TILT_RENDERER (raster, the
-# default, or pathtrace: the tilted crop renders by the path tracer, 16 samples per pixel with
-# BACKGROUNDS as grounds, into render-pathtrace-tilt... in their place; about 30 times slower than
-# the rasteriser on a CPU: runs pt and pt2 of docs/real_transfer.md), CROP_SHADING (1: those crop renders with
+# both, run v of docs/real_transfer.md), CROP_TILT_SEED (a number N, 20 as shipped: the first
+# tilted crop render is drawn with seed N (above TRAIN_RENDERS + 3, the other renders'), the next
+# with N+1..., new scenes, into render-crop-tilt-seedN...; `same`: drawn with the fixed crops' seed,
+# the same scenes seen from another tilt, into render-crop-tilt...), CROP_TILT_RENDERER (pathtrace,
+# as shipped: the tilted crop renders by the path tracer, 16 samples per pixel with BACKGROUNDS as
+# grounds, into render-pathtrace-tilt...; about 30 times slower than the rasteriser on a CPU, runs
+# pt, pt2 and pts of docs/real_transfer.md; or raster), CROP_SHADING (1: those crop renders with
 # `--contact-shading`, each folder's name ending -shaded; unset: off), PATHTRACE_PER_PART (captures per part of one more training render in
 # the crop layout by the path tracer, `trainer render --renderer pathtrace`, which needs libLLVM 19
 # (`make setup-all` installs it): about 30 times slower than the rasteriser on a CPU; 6, 0 = none;
@@ -56,7 +56,7 @@
 # photos by trainer evaluate-real and the figures go into the report), SEED (stage 1's seed: splits,
 # sampling, augmentation draws and the heads' initialisation, 0; a second seed of a recipe measures
 # its spread, docs/real_transfer.md; the feature cache is keyed by it). The defaults are the
-# recipe of the shipped set (run v of docs/real_transfer.md, built with
+# recipe of the shipped set (run pts of docs/real_transfer.md, built with
 # BACKGROUNDS=../shared/real/backgrounds REAL=../shared/real; tests/tools/test_build_defaults.py
 # checks them against the command in models/default/REPORT.md).
 #
@@ -100,8 +100,8 @@ PER_PART="${PER_PART:-12}"
 TRAIN_RENDERS="${TRAIN_RENDERS:-2}"
 CROP_PER_PART="${CROP_PER_PART:-16}"
 CROP_TILTS="${CROP_TILTS:-fixed 0,45}"
-CROP_TILT_SEED="${CROP_TILT_SEED:-}"
-CROP_TILT_RENDERER="${CROP_TILT_RENDERER:-raster}"
+CROP_TILT_SEED="${CROP_TILT_SEED:-20}"
+CROP_TILT_RENDERER="${CROP_TILT_RENDERER:-pathtrace}"
 CROP_SHADING="${CROP_SHADING:-}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
@@ -133,7 +133,6 @@ recipe() {
         BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC MIXSTYLE EPOCHS SEED TOP UNSEEN REAL; do
         value="${!name}"
         [[ -z "$value" ]] && continue
-        [[ "$name" == CROP_TILT_RENDERER && "$value" == raster ]] && continue  # as every recipe before it
         if [[ "$name" == BACKGROUNDS || "$name" == REAL ]] && [[ -d "$value" ]]; then
             if [[ -n "$absolute" ]]; then
                 value="$(realpath "$value")"
@@ -152,9 +151,9 @@ if [[ -n "$recipe_only" ]]; then
 fi
 # The renders' seeds: 1, 3... for the training renders, 2 for the tests, TRAIN_RENDERS + 2 for the
 # crops and TRAIN_RENDERS + 3 for the path-traced crops; a tilt seed of its own comes after them.
-if [[ -n "$CROP_TILT_SEED" ]] && ! [[ "$CROP_TILT_SEED" =~ ^[0-9]+$ && "$CROP_TILT_SEED" -gt $((TRAIN_RENDERS + 3)) ]]; then
+if [[ "$CROP_TILT_SEED" != same ]] && ! [[ "$CROP_TILT_SEED" =~ ^[0-9]+$ && "$CROP_TILT_SEED" -gt $((TRAIN_RENDERS + 3)) ]]; then
     echo "CROP_TILT_SEED $CROP_TILT_SEED must be a whole number above $((TRAIN_RENDERS + 3)) (the other" \
-        "renders' seeds are 1 to $((TRAIN_RENDERS + 3))); unset it to draw the tilted crops with the fixed crops' seed" >&2
+        "renders' seeds are 1 to $((TRAIN_RENDERS + 3))), or 'same' to draw the tilted crops with the fixed crops' seed" >&2
     exit 2
 fi
 if [[ "$CROP_TILT_RENDERER" != raster && "$CROP_TILT_RENDERER" != pathtrace ]]; then
@@ -312,7 +311,7 @@ if (( CROP_PER_PART > 0 )); then
                 crop_dir=render-pathtrace-tilt
                 renderer=(--renderer pathtrace --spp 16 ${BACKGROUNDS:+--backgrounds "$BACKGROUNDS"})
             fi
-            if [[ -n "$CROP_TILT_SEED" ]]; then
+            if [[ "$CROP_TILT_SEED" != same ]]; then
                 crop_seed=$((CROP_TILT_SEED + tilted - 1))
                 crop_dir="$crop_dir-seed$crop_seed"
             else

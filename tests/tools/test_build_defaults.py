@@ -63,11 +63,11 @@ def test_the_shipped_report_names_its_recipe() -> None:
 
 
 def test_every_setting_of_the_shipped_build_is_the_script_default() -> None:
-    defaults = script_recipe()
+    defaults, shipped = script_recipe(), report_recipe()
     differ = {
-        name: (value, defaults.get(name))
-        for name, value in report_recipe().items()
-        if name not in PATHS and defaults.get(name) != value
+        name: (shipped.get(name), defaults.get(name))
+        for name in shipped.keys() | defaults.keys()
+        if name not in PATHS and defaults.get(name) != shipped.get(name)
     }
     assert not differ, f"shipped recipe (REPORT.md) against the script's defaults: {differ}"
 
@@ -120,24 +120,30 @@ def test_the_plan_names_every_step_and_writes_nothing(tmp_path: Path) -> None:
     steps = [line[3:].partition(":")[0] for line in plan]
     for step in ("render-train", "stage1", "export", "quantize", "evaluate", "pack-frames"):
         assert step in steps
-    # As shipped: the tilted crops are drawn with the fixed crops' seed, every other render with its own.
+    # As shipped: the tilted crops path-traced with a seed of their own, every other render with its own.
     seeds = render_seeds(plan)
-    assert seeds["render-crop-tilt"] == seeds["render-crop"] == 4
-    assert sorted(seeds[k] for k in seeds if k != "render-crop-tilt") == [1, 2, 2, 3, 4, 5]
+    assert seeds["render-pathtrace-tilt-seed20"] == 20 and "render-crop-tilt" not in seeds
+    assert sorted(seeds[k] for k in seeds if k != "render-pathtrace-tilt-seed20") == [1, 2, 2, 3, 4, 5]
     assert any("ship model-set" in line for line in plan)
 
 
 def test_a_tilt_seed_of_its_own_draws_new_scenes_into_its_own_folder(tmp_path: Path) -> None:
     ldraw = ldraw_with(tmp_path, "3001\n")
-    plan = script_plan(ldraw, tmp_path / "work", CROP_TILT_SEED="6", CROP_TILTS="fixed 0,45 0,20")
+    env = {"CROP_TILT_RENDERER": "raster", "CROP_TILTS": "fixed 0,45 0,20"}
+    plan = script_plan(ldraw, tmp_path / "work", CROP_TILT_SEED="6", **env)
     seeds = render_seeds(plan)
     assert seeds["render-crop"] == 4 and "render-crop-tilt" not in seeds
     assert seeds["render-crop-tilt-seed6"] == 6 and seeds["render-crop-tilt-seed7"] == 7
     config = next(line for line in plan if "ship config" in line)
     assert "render-crop-tilt-seed6 render-crop-tilt-seed7" in config  # trained on
     assert script_recipe(CROP_TILT_SEED="6")["CROP_TILT_SEED"] == "6"  # and named in the recipe
+    # `same`: the fixed crops' seed, the same scenes seen from another tilt (run v's recipe).
+    same = render_seeds(script_plan(ldraw, tmp_path / "same", CROP_TILT_SEED="same", **env))
+    assert same["render-crop-tilt"] == same["render-crop-tilt2"] == same["render-crop"] == 4
+    assert script_recipe(CROP_TILT_SEED="same")["CROP_TILT_SEED"] == "same"
     bad = plan_failing(ldraw, CROP_TILT_SEED="5")
     assert bad.returncode == 2 and "CROP_TILT_SEED 5 must be a whole number above 5" in bad.stderr
+    assert "or 'same'" in bad.stderr
 
 
 def test_mixstyle_is_off_unless_set_and_then_trained_with_and_named(tmp_path: Path) -> None:
@@ -210,6 +216,7 @@ def test_path_traced_tilted_crops_replace_the_rasterised_ones(tmp_path: Path) ->
     photos.mkdir()
     env = {"CROP_TILT_RENDERER": "pathtrace", "CROP_TILT_SEED": "20", "BACKGROUNDS": str(photos)}
     plan = script_plan(ldraw, tmp_path / "work", **env)
+    assert plan == script_plan(ldraw, tmp_path / "work", BACKGROUNDS=str(photos))  # as shipped
     renders = {line[3:].partition(":")[0]: line for line in plan if " render " in line}
     assert "render-crop-tilt" not in renders and "render-crop-tilt-seed20" not in renders
     tilted = renders["render-pathtrace-tilt-seed20"]
@@ -222,6 +229,6 @@ def test_path_traced_tilted_crops_replace_the_rasterised_ones(tmp_path: Path) ->
     assert sources in config
     recipe = script_recipe(**env)
     assert recipe["CROP_TILT_RENDERER"] == "pathtrace" and recipe["CROP_TILT_SEED"] == "20"
-    assert "CROP_TILT_RENDERER" not in script_recipe()  # the rasteriser: named by no recipe before it
+    assert script_recipe(CROP_TILT_RENDERER="raster")["CROP_TILT_RENDERER"] == "raster"
     bad = plan_failing(ldraw, CROP_TILT_RENDERER="mitsuba")
     assert bad.returncode == 2 and "CROP_TILT_RENDERER mitsuba is no renderer" in bad.stderr
