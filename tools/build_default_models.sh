@@ -129,8 +129,8 @@ recipe() {
     local words=() name value absolute="${1:-}"
     for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_TILT_RENDERER \
         CROP_SHADING PATHTRACE_PER_PART PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS \
-        BACKGROUND MASK_JITTER \
-        BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC MIXSTYLE EPOCHS SEED TOP UNSEEN REAL; do
+        BACKGROUND MASK_JITTER BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC MIXSTYLE EPOCHS SEED TOP \
+        UNSEEN REAL; do
         value="${!name}"
         [[ -z "$value" ]] && continue
         if [[ "$name" == BACKGROUNDS || "$name" == REAL ]] && [[ -d "$value" ]]; then
@@ -157,7 +157,7 @@ if [[ "$CROP_TILT_SEED" != same ]] && ! [[ "$CROP_TILT_SEED" =~ ^[0-9]+$ && "$CR
     exit 2
 fi
 if [[ "$CROP_TILT_RENDERER" != raster && "$CROP_TILT_RENDERER" != pathtrace ]]; then
-    echo "CROP_TILT_RENDERER $CROP_TILT_RENDERER is no renderer: use raster (the default) or pathtrace" >&2
+    echo "CROP_TILT_RENDERER $CROP_TILT_RENDERER is no renderer: use pathtrace (the default) or raster" >&2
     exit 2
 fi
 WORK="${2:-$REPO/../build-default}"
@@ -299,13 +299,12 @@ if (( CROP_PER_PART > 0 )); then
     tilted=0
     for tilt in $CROP_TILTS; do
         crop_seed=$((TRAIN_RENDERS + 2))
+        renderer=(--supersample 1 ${CROP_SHADING:+--contact-shading})
         if [[ "$tilt" == fixed ]]; then
             crop_dir=render-crop tilt_arg=()
-            renderer=(--supersample 1 ${CROP_SHADING:+--contact-shading})
         else
             tilted=$((tilted + 1)) tilt_arg=(--camera-tilt "$tilt")
             crop_dir=render-crop-tilt
-            renderer=(--supersample 1 ${CROP_SHADING:+--contact-shading})
             if [[ "$CROP_TILT_RENDERER" == pathtrace ]]; then
                 # As the path-traced crops below (their supersampling is the renderer's default).
                 crop_dir=render-pathtrace-tilt
