@@ -31,7 +31,9 @@
 # the same scenes seen from another tilt, into render-crop-tilt...), CROP_TILT_RENDERER (pathtrace,
 # as shipped: the tilted crop renders by the path tracer, 16 samples per pixel with BACKGROUNDS as
 # grounds, into render-pathtrace-tilt...; about 30 times slower than the rasteriser on a CPU, runs
-# pt, pt2 and pts of docs/real_transfer.md; or raster), CROP_SHADING (1: those crop renders with
+# pt, pt2 and pts of docs/real_transfer.md; or raster), CROP_FIXED_RENDERER (pathtrace: the fixed-tilt
+# crops path-traced the same way, same seed, into render-pathtrace-crop; unset or raster: rasterised,
+# as shipped), CROP_SHADING (1: those crop renders with
 # `--contact-shading`, each folder's name ending -shaded; unset: off), PATHTRACE_PER_PART (captures per part of one more training render in
 # the crop layout by the path tracer, `trainer render --renderer pathtrace`, which needs libLLVM 19
 # (`make setup-all` installs it): about 30 times slower than the rasteriser on a CPU; 6, 0 = none;
@@ -102,6 +104,8 @@ CROP_PER_PART="${CROP_PER_PART:-16}"
 CROP_TILTS="${CROP_TILTS:-fixed 0,45}"
 CROP_TILT_SEED="${CROP_TILT_SEED:-20}"
 CROP_TILT_RENDERER="${CROP_TILT_RENDERER:-pathtrace}"
+CROP_FIXED_RENDERER="${CROP_FIXED_RENDERER:-}"
+[[ "$CROP_FIXED_RENDERER" == raster ]] && CROP_FIXED_RENDERER=  # the default, named or not
 CROP_SHADING="${CROP_SHADING:-}"
 UNSEEN="${UNSEEN:-10}"
 WORKERS="${WORKERS:-2}"
@@ -128,7 +132,7 @@ REAL="${REAL:-}"
 recipe() {
     local words=() name value absolute="${1:-}"
     for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_TILT_RENDERER \
-        CROP_SHADING PATHTRACE_PER_PART PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS \
+        CROP_FIXED_RENDERER CROP_SHADING PATHTRACE_PER_PART PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS \
         BACKGROUND MASK_JITTER BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC MIXSTYLE EPOCHS SEED TOP \
         UNSEEN REAL; do
         value="${!name}"
@@ -158,6 +162,10 @@ if [[ "$CROP_TILT_SEED" != same ]] && ! [[ "$CROP_TILT_SEED" =~ ^[0-9]+$ && "$CR
 fi
 if [[ "$CROP_TILT_RENDERER" != raster && "$CROP_TILT_RENDERER" != pathtrace ]]; then
     echo "CROP_TILT_RENDERER $CROP_TILT_RENDERER is no renderer: use pathtrace (the default) or raster" >&2
+    exit 2
+fi
+if [[ -n "$CROP_FIXED_RENDERER" && "$CROP_FIXED_RENDERER" != pathtrace ]]; then
+    echo "CROP_FIXED_RENDERER $CROP_FIXED_RENDERER is no renderer: use pathtrace, or raster (the default)" >&2
     exit 2
 fi
 WORK="${2:-$REPO/../build-default}"
@@ -300,16 +308,15 @@ if (( CROP_PER_PART > 0 )); then
     for tilt in $CROP_TILTS; do
         crop_seed=$((TRAIN_RENDERS + 2))
         renderer=(--supersample 1 ${CROP_SHADING:+--contact-shading})
+        # As the path-traced crops below (their supersampling is the renderer's default).
+        pathtraced=(--renderer pathtrace --spp 16 ${BACKGROUNDS:+--backgrounds "$BACKGROUNDS"})
         if [[ "$tilt" == fixed ]]; then
             crop_dir=render-crop tilt_arg=()
+            [[ "$CROP_FIXED_RENDERER" == pathtrace ]] && crop_dir=render-pathtrace-crop renderer=("${pathtraced[@]}")
         else
             tilted=$((tilted + 1)) tilt_arg=(--camera-tilt "$tilt")
             crop_dir=render-crop-tilt
-            if [[ "$CROP_TILT_RENDERER" == pathtrace ]]; then
-                # As the path-traced crops below (their supersampling is the renderer's default).
-                crop_dir=render-pathtrace-tilt
-                renderer=(--renderer pathtrace --spp 16 ${BACKGROUNDS:+--backgrounds "$BACKGROUNDS"})
-            fi
+            [[ "$CROP_TILT_RENDERER" == pathtrace ]] && crop_dir=render-pathtrace-tilt renderer=("${pathtraced[@]}")
             if [[ "$CROP_TILT_SEED" != same ]]; then
                 crop_seed=$((CROP_TILT_SEED + tilted - 1))
                 crop_dir="$crop_dir-seed$crop_seed"

@@ -232,3 +232,30 @@ def test_path_traced_tilted_crops_replace_the_rasterised_ones(tmp_path: Path) ->
     assert script_recipe(CROP_TILT_RENDERER="raster")["CROP_TILT_RENDERER"] == "raster"
     bad = plan_failing(ldraw, CROP_TILT_RENDERER="mitsuba")
     assert bad.returncode == 2 and "CROP_TILT_RENDERER mitsuba is no renderer" in bad.stderr
+
+
+def test_path_traced_fixed_crops_replace_the_rasterised_ones_only_when_asked(tmp_path: Path) -> None:
+    ldraw = ldraw_with(tmp_path, "3001\n")
+    photos = tmp_path / "backgrounds"
+    photos.mkdir()
+    shipped = script_plan(ldraw, tmp_path / "work", BACKGROUNDS=str(photos))
+    assert script_plan(ldraw, tmp_path / "work", BACKGROUNDS=str(photos), CROP_FIXED_RENDERER="raster") == shipped
+    plan = script_plan(ldraw, tmp_path / "work", BACKGROUNDS=str(photos), CROP_FIXED_RENDERER="pathtrace")
+    renders = {line[3:].partition(":")[0]: line for line in plan if " render " in line}
+    assert "render-crop" not in renders
+    fixed = renders["render-pathtrace-crop"]
+    for words in ("--renderer pathtrace --spp 16", f"--backgrounds {photos}", "--seed 4", "--per-part 16"):
+        assert words in fixed
+    assert "--camera-tilt" not in fixed and "--supersample" not in fixed
+    # the same scenes as the rasterised crops (their seed), the rest of the plan unchanged
+    raster = next(line for line in shipped if line.startswith("== render-crop: "))
+    assert render_seeds(shipped)["render-crop"] == render_seeds(plan)["render-pathtrace-crop"]
+    assert raster.split("--layout legacy")[0] == fixed.split("--layout legacy")[0].replace(
+        "render-pathtrace-crop", "render-crop"
+    )
+    config = next(line for line in plan if "ship config" in line)
+    assert "render-pathtrace-crop render-pathtrace-tilt-seed20 render-pathtrace --kind auto" in config
+    assert script_recipe(CROP_FIXED_RENDERER="pathtrace")["CROP_FIXED_RENDERER"] == "pathtrace"
+    assert "CROP_FIXED_RENDERER" not in script_recipe(CROP_FIXED_RENDERER="raster")  # the default: unnamed
+    bad = plan_failing(ldraw, CROP_FIXED_RENDERER="mitsuba")
+    assert bad.returncode == 2 and "CROP_FIXED_RENDERER mitsuba is no renderer" in bad.stderr
