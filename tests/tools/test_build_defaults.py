@@ -239,7 +239,10 @@ def test_path_traced_fixed_crops_replace_the_rasterised_ones_only_when_asked(tmp
     photos = tmp_path / "backgrounds"
     photos.mkdir()
     shipped = script_plan(ldraw, tmp_path / "work", BACKGROUNDS=str(photos))
-    assert script_plan(ldraw, tmp_path / "work", BACKGROUNDS=str(photos), CROP_FIXED_RENDERER="raster") == shipped
+    assert (
+        script_plan(ldraw, tmp_path / "work", BACKGROUNDS=str(photos), CROP_FIXED_RENDERER="raster")
+        == shipped
+    )
     plan = script_plan(ldraw, tmp_path / "work", BACKGROUNDS=str(photos), CROP_FIXED_RENDERER="pathtrace")
     renders = {line[3:].partition(":")[0]: line for line in plan if " render " in line}
     assert "render-crop" not in renders
