@@ -5,7 +5,8 @@ Each photo goes through the segmenter a config names, edge's preprocessing and e
 ``{part}/*.jpg|png`` or ``{part}/{color_id}/*.jpg|png`` (folders starting with ``_`` or ``.`` are skipped).
 
 Figures per photo set and artifact: single-view part top-1 and top-5, colour top-1 where colours are
-labelled, per part, and the most frequent confusions. Part ids are compared on the mould: a trailing
+labelled (by folder, or by colour family with ``--colors NAME=FILE``: :mod:`trainer.color_families`),
+per part, and the most frequent confusions. Part ids are compared on the mould: a trailing
 letter after the digits is dropped on both sides (3040a ~ 3040b, 3062b ~ 3062), case ignored; prints
 and patterns (``pr``, ``pat`` suffixes) are not merged.
 
@@ -59,6 +60,7 @@ from edge.recognize import Recognizer
 from edge.segment import Segmenter, create_segmenter
 from edge.settings import RecognitionSettings
 from edge.size import measure, reference_footprints
+from trainer.color_families import family_scores, read_color_labels
 from trainer.evaluate import add_part_prior_arguments, load_segmenter_config, select_artifacts
 from trainer.photo_set import Photo, fit_background, mould, read_photo_set
 from trainer.real_compare import PREDICTIONS, photo_rows, write_predictions
@@ -136,9 +138,12 @@ def evaluate_photo_set(
     enroll_partial: bool = False,
     index_backend: Backend = "auto",
     folder: Path | None = None,
+    color_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Every figure of one photo set for each artifact; under ``"predictions"`` the per-photo rows of
-    :func:`trainer.real_compare.photo_rows` (photo paths relative to ``folder`` where given)."""
+    :func:`trainer.real_compare.photo_rows` (photo paths relative to ``folder`` where given).
+    ``color_labels`` (:func:`trainer.color_families.read_color_labels`, paths relative to
+    ``folder``): the colour head scored on every labelled photo, known part or not."""
     start = time.perf_counter()
     x, seg_stats, footprints = prepare_inputs(photos, segmenter, manifest)
     scale = None
@@ -167,6 +172,11 @@ def evaluate_photo_set(
                     for r in (1, 2, 3)
                 ]
         figures: dict[str, Any] = {}
+        if color_labels and folder is not None and "color_logits" in outputs:
+            relative = [p.path.relative_to(folder).as_posix() for p in photos]
+            figures["color_family"] = family_scores(
+                relative, outputs["color_logits"], manifest.colors, color_labels
+            )
         if known_rows:
             kp = [photos[i] for i in known_rows]
             known_logits = outputs["part_logits"][known_rows]
@@ -247,11 +257,20 @@ def evaluate_real(
     part_prior_strength: float = DEFAULT_STRENGTH,
     enroll_partial: bool = False,
     index_backend: Backend = "auto",
+    color_labels: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write
     reports. ``part_prior`` (and its strength): as ``recognition.part_prior`` (figures with and
     without it). ``index_backend``: how the enrolment figures search (``exact``: deterministic, as
-    a Pi without hnswlib searches)."""
+    a Pi without hnswlib searches). ``color_labels``: set name -> a colour labels file
+    (:mod:`trainer.color_families`), read before anything runs."""
+    names = [name for name, *_ in photo_sets]
+    unknown = sorted(set(color_labels or {}) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"--colors names {', '.join(unknown)}, which no --set names (sets: {', '.join(names)})"
+        )
+    labels = {name: read_color_labels(path) for name, path in (color_labels or {}).items()}
     manifest = load_manifest(model_set)
     entries = select_artifacts(manifest, artifacts)
     prior = load_part_prior(part_prior, manifest, part_prior_strength)
@@ -286,6 +305,7 @@ def evaluate_real(
                 enroll_partial,
                 index_backend,
                 folder=folder,
+                color_labels=labels.get(name),
             )
         predictions += figures.pop("predictions")
         figures.update(folder=str(folder), segmenter=seg_cfg, segmenter_file=str(seg_path))
@@ -317,6 +337,16 @@ def _photo_set(spec: str) -> tuple[str, Path, Path, Path | None]:
     return name, Path(fields[0]), Path(fields[1]), Path(fields[2]) if len(fields) == 3 else None
 
 
+def _color_labels(spec: str) -> tuple[str, Path]:
+    """``NAME=LABELS_CSV``."""
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(
+            f"--colors {spec!r}: expected NAME=LABELS_CSV, e.g. belt=config/real/belt_colors.csv"
+        )
+    return name, Path(path)
+
+
 def _scale_from(spec: str) -> tuple[str, int]:
     """``PART:K``."""
     part, sep, k = spec.partition(":")
@@ -341,6 +371,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         type=_photo_set,
         help="NAME=PHOTOS_DIR:SEGMENTER_YAML[:EMPTY_FRAMES_DIR] (repeatable); see config/real/",
+    )
+    p.add_argument(
+        "--colors",
+        dest="color_labels",
+        action="append",
+        type=_color_labels,
+        default=[],
+        help="NAME=LABELS_CSV (repeatable): colour families of the set's photos, labelled by eye "
+        "(trainer.color_families; e.g. config/real/belt_colors.csv); the colour head is scored on them",
     )
     p.add_argument("--artifacts", default="all", help="'all' or runtime/precision keys, comma separated")
     p.add_argument("--enroll", default="1,5", help="photos enrolled per unknown part, comma separated")
@@ -413,6 +452,7 @@ def main(args: argparse.Namespace) -> int:
         part_prior=args.part_prior,
         part_prior_strength=args.part_prior_strength,
         index_backend=args.index_backend,
+        color_labels=dict(args.color_labels),
     )
     for name, figures in report["sets"].items():
         for key, f in figures["artifacts"].items():
@@ -423,6 +463,9 @@ def main(args: argparse.Namespace) -> int:
                 for k in enroll
                 if f"enroll_{k}" in f
             )
+            family = f.get("color_family")
+            if family:
+                extra += f" colour family {pct(family['family_top1'])} of {family['photos']}"
             print(
                 f"{name:<10} {key:<18} part top-1 {pct(known.get('part_top1'))} "
                 f"top-5 {pct(known.get('part_top5'))} {extra}"
@@ -431,6 +474,7 @@ def main(args: argparse.Namespace) -> int:
         sets = " ".join(f"--set {n}={f}:{s}" + (f":{e}" if e else "") for n, f, s, e in args.sets)
         command = (
             f"trainer evaluate-real --model-set {args.model_set} --out OUT {sets} --report {args.report}"
+            + "".join(f" --colors {n}={f}" for n, f in args.color_labels)
             + (" --enroll-every-part" if args.enroll_every_part else "")
             + (" --enroll-turns" if args.enroll_turns else "")
             + (" --enroll-partial" if args.enroll_partial else "")
@@ -482,6 +526,11 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
                     prior_source=f["prior"]["source"],
                     prior_part_top1_without=f["prior"]["without"]["part_top1"],
                     prior_part_top1=f["prior"]["with"]["part_top1"],
+                )
+            if "color_family" in f:
+                row.update(
+                    color_family_top1=f["color_family"]["family_top1"],
+                    color_family_photos=f["color_family"]["photos"],
                 )
             for k in ENROLL_DEFAULT:
                 if f"enroll_{k}" in f:

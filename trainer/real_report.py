@@ -78,6 +78,7 @@ def render_markdown(
         first = next(iter(figures["artifacts"].values()), {})
         if first.get("known"):
             lines += _per_part_lines(next(iter(figures["artifacts"])), first["known"])
+        lines += _color_family_lines(figures["artifacts"])
         lines += _size_lines(figures["artifacts"])
         lines += _prior_lines(figures["artifacts"])
         lines += _enrolment_lines(first)
@@ -154,6 +155,32 @@ def _per_part_lines(key: str, known: dict[str, Any]) -> list[str]:
     colours = ", ".join(f"{c} ({n})" for c, n in known.get("predicted_colors", []))
     if colours:
         lines += ["", f"Colours predicted most often (all known-part photos): {colours}."]
+    return lines
+
+
+def _color_family_lines(artifacts: dict[str, dict[str, Any]]) -> list[str]:
+    """The colour head on the photos labelled by eye (:mod:`trainer.color_families`): family top-1
+    per artifact beside the commonest family's share, then the first artifact's figures per family."""
+    scored = {key: f["color_family"] for key, f in artifacts.items() if "color_family" in f}
+    if not scored:
+        return []
+    first_key, first = next(iter(scored.items()))
+    per_artifact = ", ".join(f"{key} {pct(f['family_top1'])}" for key, f in scored.items())
+    lines = [
+        "",
+        f"Colour on {first['photos']} photos labelled by eye with a colour family "
+        f"({first['unlabelled']} left unlabelled, their colour unclear): family top-1 {per_artifact}; "
+        f"mean over families ({first_key}) {pct(first['family_top1_mean_over_families'])}; always "
+        f"guessing the commonest family ({first['majority_family']}) {pct(first['majority_baseline'])}.",
+        "",
+        f"Per colour family ({first_key}):",
+        "",
+        "| family | photos | top-1 | most often predicted |",
+        "|---|---:|---:|---|",
+    ]
+    for family, e in first["per_family"].items():
+        predicted = ", ".join(f"{p} ({n})" for p, n in e["predicted"])
+        lines.append(f"| {family} | {e['photos']} | {pct(e['top1'])} | {predicted} |")
     return lines
 
 
