@@ -380,11 +380,13 @@ step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-te
     "$WORK/render-unseen" --split all \
     --gallery "$WORK/render-train" --out "$WORK/report" --part-prior popularity
 if [[ -n "$REAL" ]]; then
-    # Real photos, evaluation only: read in place, never copied or trained on.
+    # Real photos, evaluation only: read in place, never copied or trained on; the colour head scored
+    # on the photos labelled by eye with a colour family (config/real/*_colors.csv).
     step evaluate-real "$BIN/trainer" evaluate-real --model-set "$SET" --out "$WORK/real" \
         --set "belt=$REAL/belt:$REPO/config/real/belt.yaml:$REAL/belt/_empty" \
         --set "cutouts=$REAL/cutouts:$REPO/config/real/cutouts.yaml" \
         --enroll-every-part --enroll-partial --scale-from 15712:5 --part-prior popularity \
+        --colors "belt=$REPO/config/real/belt_colors.csv" --colors "cutouts=$REPO/config/real/cutouts_colors.csv" \
         --report "$WORK/report/report.md" \
         --record
 fi

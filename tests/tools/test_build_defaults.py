@@ -262,3 +262,15 @@ def test_path_traced_fixed_crops_replace_the_rasterised_ones_only_when_asked(tmp
     assert "CROP_FIXED_RENDERER" not in script_recipe(CROP_FIXED_RENDERER="raster")  # the default: unnamed
     bad = plan_failing(ldraw, CROP_FIXED_RENDERER="mitsuba")
     assert bad.returncode == 2 and "CROP_FIXED_RENDERER mitsuba is no renderer" in bad.stderr
+
+
+def test_the_real_photos_are_scored_for_part_and_colour_when_real_is_given(tmp_path: Path) -> None:
+    ldraw = ldraw_with(tmp_path, "3001\n")
+    assert not any(line.startswith("== evaluate-real") for line in script_plan(ldraw, tmp_path / "work"))
+    real = tmp_path / "real"
+    plan = script_plan(ldraw, tmp_path / "work", REAL=str(real))
+    step = next(line for line in plan if line.startswith("== evaluate-real"))
+    assert f"--set belt={real}/belt:{REPO}/config/real/belt.yaml:{real}/belt/_empty" in step
+    for name in ("belt", "cutouts"):
+        labels = REPO / "config" / "real" / f"{name}_colors.csv"
+        assert f"--colors {name}={labels}" in step and labels.is_file()
