@@ -63,7 +63,7 @@ from edge.size import measure, reference_footprints
 from trainer.color_families import family_scores, read_color_labels
 from trainer.evaluate import add_part_prior_arguments, load_segmenter_config, select_artifacts
 from trainer.photo_set import Photo, fit_background, mould, read_photo_set
-from trainer.real_compare import PREDICTIONS, photo_rows, write_predictions
+from trainer.real_compare import PREDICTIONS, photo_rows, with_color_columns, write_predictions
 from trainer.real_enrolment import (
     ENROLL_DEFAULT,
     enrolment_scores,
@@ -172,11 +172,7 @@ def evaluate_photo_set(
                     for r in (1, 2, 3)
                 ]
         figures: dict[str, Any] = {}
-        if color_labels and folder is not None and "color_logits" in outputs:
-            relative = [p.path.relative_to(folder).as_posix() for p in photos]
-            figures["color_family"] = family_scores(
-                relative, outputs["color_logits"], manifest.colors, color_labels
-            )
+        rows: list[dict[str, str]] = []
         if known_rows:
             kp = [photos[i] for i in known_rows]
             known_logits = outputs["part_logits"][known_rows]
@@ -194,11 +190,20 @@ def evaluate_photo_set(
             if prior is not None:
                 decided = decided_log_probs(Recognizer(manifest, prior=prior), known_logits, [None] * len(kp))
                 figures["prior"] = prior_scores(kp, known_logits, manifest, prior, decided)
-            result["predictions"] += photo_rows(name, entry.key, kp, folder, known_logits, manifest, decided)
+            rows = photo_rows(name, entry.key, kp, folder, known_logits, manifest, decided)
             if scale is not None:
                 figures["size"] = size_scores(
                     photos, outputs["part_logits"], footprints, manifest, scale, prior
                 )
+        if folder is not None and "color_logits" in outputs:
+            relative = [p.path.relative_to(folder).as_posix() for p in photos]
+            colors = outputs["color_logits"]
+            if color_labels:
+                figures["color_family"] = family_scores(relative, colors, manifest.colors, color_labels)
+            rows = with_color_columns(
+                rows, name, entry.key, photos, relative, colors, manifest.colors, color_labels or {}
+            )
+        result["predictions"] += rows
         if manifest.index is not None and "embedding" in outputs:
             index_path = model_set / manifest.index.path
             modes = (

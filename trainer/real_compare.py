@@ -3,11 +3,14 @@ same photos, paired.
 
 ``trainer evaluate-real`` writes ``predictions.csv`` beside ``real.json``: one row per photo of a
 known part and artifact, with the network's five best parts (the mould compared as the figures
-compare it), whether the first is right, and the first with the part prior where one was given.
-Two such files (two model sets, or one set before and after a change) are compared photo by photo:
-the photos one gets right and the other wrong, and McNemar's exact test on them. That says whether
-a difference between two sets is more than the photos' luck; it cannot say whether it is more than
-a training seed's (``docs/real_transfer.md``: runs of one recipe differ by several points).
+compare it), whether the first is right, and the first with the part prior where one was given;
+its colour answer (a colour id) and, for a photo labelled with a colour family (``--colors``),
+whether the family is right; a labelled photo of a part the model does not know gets a row with
+its colour columns alone. Two such files (two model sets, or one set before and after a change)
+are compared photo by photo: the photos one gets right and the other wrong, and McNemar's exact
+test on them. That says whether a difference between two sets is more than the photos' luck; it
+cannot say whether it is more than a training seed's (``docs/real_transfer.md``: runs of one
+recipe differ by several points).
 """
 
 from __future__ import annotations
@@ -29,9 +32,23 @@ from trainer.photo_set import Photo, mould
 from trainer.stats import paired_change
 
 PREDICTIONS = "predictions.csv"
-COLUMNS = ("set", "artifact", "photo", "part", "top5", "hit1", "prior_top1", "prior_hit1")
-#: The figures a comparison pairs: the network alone, and with the part prior where both have it.
-FIGURES = {"network": "hit1", "with the part prior": "prior_hit1"}
+COLUMNS = (
+    "set",
+    "artifact",
+    "photo",
+    "part",
+    "top5",
+    "hit1",
+    "prior_top1",
+    "prior_hit1",
+    "color",
+    "color_hit",
+)
+#: The columns every predictions file has (the colour columns came later: empty where absent).
+REQUIRED = COLUMNS[:8]
+#: The figures a comparison pairs: the network alone, with the part prior, and the colour family,
+#: each on the photos both files score it on.
+FIGURES = {"network": "hit1", "with the part prior": "prior_hit1", "colour family": "color_hit"}
 
 
 def photo_rows(
@@ -70,10 +87,49 @@ def photo_rows(
     return rows
 
 
+def with_color_columns(
+    rows: Sequence[dict[str, str]],
+    set_name: str,
+    artifact: str,
+    photos: Sequence[Photo],
+    relative: Sequence[str],
+    colors: np.ndarray,
+    color_ids: Sequence[int],
+    labels: dict[str, str],
+) -> list[dict[str, str]]:
+    """``rows`` (:func:`photo_rows`, paths as ``relative``) with each photo's colour answer and, where
+    ``labels`` names the photo, whether its family is right; a labelled photo of a part the model
+    does not know gets a row of its own, its part columns empty."""
+    from trainer.color_families import family_of
+
+    best = np.argmax(colors, axis=1)
+    answers = {}
+    for rel, j in zip(relative, best, strict=True):
+        truth = labels.get(rel)
+        hit = "" if truth is None else str(int(family_of(color_ids[j]) == truth))
+        answers[rel] = {"color": str(color_ids[j]), "color_hit": hit}
+    out = [{**row, **answers[row["photo"]]} for row in rows]
+    scored = {row["photo"] for row in rows}
+    for photo, rel in zip(photos, relative, strict=True):
+        if rel not in scored and rel in labels:
+            blank = dict.fromkeys(("top5", "hit1", "prior_top1", "prior_hit1"), "")
+            out.append(
+                {
+                    "set": set_name,
+                    "artifact": artifact,
+                    "photo": rel,
+                    "part": photo.part,
+                    **blank,
+                    **answers[rel],
+                }
+            )
+    return out
+
+
 def write_predictions(path: Path, rows: Sequence[dict[str, str]]) -> None:
     """``rows`` as a CSV file (written whole or not at all)."""
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n", restval="")
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, text.getvalue())
@@ -90,9 +146,9 @@ def read_predictions(path: Path) -> dict[tuple[str, str, str], dict[str, str]]:
         )
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or not set(COLUMNS) <= set(reader.fieldnames):
+        if reader.fieldnames is None or not set(REQUIRED) <= set(reader.fieldnames):
             raise DataFileError(f"{str(path)!r} is not a {PREDICTIONS} of trainer evaluate-real (columns)")
-        return {(r["set"], r["artifact"], r["photo"]): r for r in reader}
+        return {(r["set"], r["artifact"], r["photo"]): {c: r.get(c) or "" for c in COLUMNS} for r in reader}
 
 
 def compare_predictions(
@@ -104,9 +160,10 @@ def compare_predictions(
         raise DataFileError("the two predictions files share no photo (set, artifact and file name)")
     out = []
     for (set_name, artifact), group in groupby(shared, key=lambda k: k[:2]):
-        keys = list(group)
+        group_keys = list(group)
         for figure, column in FIGURES.items():
-            if any(before[k][column] == "" or after[k][column] == "" for k in keys):
+            keys = [k for k in group_keys if before[k][column] != "" and after[k][column] != ""]
+            if not keys:
                 continue
             a = [before[k][column] == "1" for k in keys]
             b = [after[k][column] == "1" for k in keys]
@@ -127,8 +184,8 @@ def compare_predictions(
 def comparison_markdown(rows: Sequence[dict[str, Any]], before: str, after: str) -> str:
     """The comparison as a Markdown table."""
     lines = [
-        f"Before: `{before}`; after: `{after}`. Photos of known parts both scored; McNemar's exact test",
-        "on the photos that changed.",
+        f"Before: `{before}`; after: `{after}`. The photos both files score (known parts; colour: the",
+        "photos labelled with a colour family); McNemar's exact test on the photos that changed.",
         "",
         "| set | artifact | figure | photos | before | after | gained | lost | McNemar p |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",

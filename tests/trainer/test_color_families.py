@@ -106,6 +106,12 @@ def test_evaluate_real_scores_the_colour_head_on_the_labelled_photos(tmp_path: P
     )
     assert family["per_family"]["red"]["top1"] == pytest.approx(5 / 6, abs=1e-4)
     assert family["per_family"]["green"]["top1"] == 1.0 and family["per_family"]["yellow"]["top1"] == 0.0
+    with (tmp_path / "out" / "predictions.csv").open(newline="") as f:
+        rows = {r["photo"]: r for r in csv.DictReader(f)}
+    assert rows["3001/05.png"]["color_hit"] == "0" and rows["3001/00.png"]["color"] == "4"  # Red
+    assert sum(r["color_hit"] == "1" for r in rows.values()) == 9
+    assert rows["3020/00.png"]["hit1"] == "" and rows["3020/00.png"]["color_hit"] == "0"  # colour alone
+    assert "3020/01.png" not in rows  # unknown part, no colour label: no row
     md = (tmp_path / "out" / "real.md").read_text()
     assert "Colour on 11 photos labelled by eye" in md and "| yellow | 1 | 0.0% |" in md
     other = parser.parse_args([*argv[:-2], "--colors", f"belt={labels}"])

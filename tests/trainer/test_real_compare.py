@@ -59,6 +59,8 @@ def test_evaluate_real_writes_each_photos_answers(tmp_path: Path) -> None:
         figures["prior"]["with"]["part_top1"]
     )
     assert all(r["set"] == "cloth" and r["artifact"] == "onnxruntime/fp32" for r in rows)
+    # the colour answer on every row; whether it is right only where a colour family is labelled
+    assert all(r["color"] in {"4", "2", "1"} and r["color_hit"] == "" for r in rows)
 
 
 def test_two_runs_compared_on_the_same_photos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,3 +117,32 @@ def test_the_pairing_counts_gained_and_lost_photos(tmp_path: Path) -> None:
         read_predictions(tmp_path / "bad.csv")
     with pytest.raises(DataFileError, match="evaluate-real --out"):
         read_predictions(tmp_path / "missing")
+
+
+def test_colour_families_are_paired_on_the_photos_both_label_and_old_files_still_read(tmp_path: Path) -> None:
+    before, after = _rows([1, 0, 1, 1]), _rows([1, 0, 1, 1])
+    for row, a in zip(before, ["1", "0", "0", ""], strict=True):
+        row.update(color="4", color_hit=a)
+    for row, b in zip(after, ["1", "1", "1", ""], strict=True):
+        row.update(color="4", color_hit=b)
+    # a photo of a part the model does not know: colour alone, no part answer
+    after.append({**after[0], "photo": "u.png", "part": "43857", "top5": "", "hit1": "", "color_hit": "0"})
+    before.append({**after[-1], "color_hit": "1"})
+    write_predictions(tmp_path / "a.csv", before)
+    write_predictions(tmp_path / "b.csv", after)
+    network, colour = compare_predictions(
+        read_predictions(tmp_path / "a.csv"), read_predictions(tmp_path / "b.csv")
+    )
+    assert network["photos"] == 4 and (network["gained"], network["lost"]) == (0, 0)  # u.png: no part answer
+    assert colour["figure"] == "colour family" and colour["photos"] == 4  # p3 unlabelled, u.png labelled
+    assert (colour["gained"], colour["lost"]) == (2, 1) and colour["after_top1"] == 0.75
+    # a file written before the colour columns: read, the colour figure left out
+    old = tmp_path / "old.csv"
+    with old.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS[:8], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(before)
+    figures = [
+        r["figure"] for r in compare_predictions(read_predictions(old), read_predictions(tmp_path / "b.csv"))
+    ]
+    assert figures == ["network"]
