@@ -28,6 +28,7 @@ import numpy as np
 from edge.errors import DataFileError
 from edge.fileio import write_atomic
 from edge.manifest import Manifest
+from trainer.color_families import family_of
 from trainer.photo_set import Photo, mould
 from trainer.stats import paired_change
 
@@ -100,8 +101,6 @@ def with_color_columns(
     """``rows`` (:func:`photo_rows`, paths as ``relative``) with each photo's colour answer and, where
     ``labels`` names the photo, whether its family is right; a labelled photo of a part the model
     does not know gets a row of its own, its part columns empty."""
-    from trainer.color_families import family_of
-
     best = np.argmax(colors, axis=1)
     answers = {}
     for rel, j in zip(relative, best, strict=True):
