@@ -305,11 +305,11 @@ crop=("$BIN/trainer" render --ldraw "$LDRAW" --parts "$PARTS" --top "$TOP" --col
       --workers "$WORKERS" --sheet 0 --views 3 --randomization train)
 if (( CROP_PER_PART > 0 )); then
     tilted=0
+    # As the path-traced crops below (their supersampling is the renderer's default).
+    pathtraced=(--renderer pathtrace --spp 16 ${BACKGROUNDS:+--backgrounds "$BACKGROUNDS"})
     for tilt in $CROP_TILTS; do
         crop_seed=$((TRAIN_RENDERS + 2))
         renderer=(--supersample 1 ${CROP_SHADING:+--contact-shading})
-        # As the path-traced crops below (their supersampling is the renderer's default).
-        pathtraced=(--renderer pathtrace --spp 16 ${BACKGROUNDS:+--backgrounds "$BACKGROUNDS"})
         if [[ "$tilt" == fixed ]]; then
             crop_dir=render-crop tilt_arg=()
             [[ "$CROP_FIXED_RENDERER" == pathtrace ]] && crop_dir=render-pathtrace-crop renderer=("${pathtraced[@]}")

@@ -15,7 +15,6 @@ family is unclear are left out of the file.
 from __future__ import annotations
 
 import csv
-import io
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +53,12 @@ def family_of(color_id: int) -> str | None:
     return _FAMILY_OF.get(int(color_id))
 
 
+def guessed_families(colors: np.ndarray, color_ids: Sequence[int]) -> list[str]:
+    """The family of each row's best colour of ``colors`` (``(N, C)`` logits over ``color_ids``);
+    "other" for a colour no family holds (never a label's family, so always wrong)."""
+    return [family_of(color_ids[j]) or "other" for j in np.argmax(colors, axis=1)]
+
+
 def read_color_labels(path: Path) -> dict[str, str]:
     """``{photo path relative to its set: family}`` from a labels file (see the module docstring)."""
     try:
@@ -61,11 +66,11 @@ def read_color_labels(path: Path) -> dict[str, str]:
     except OSError as exc:
         raise DataFileError(f"colour labels {str(path)!r} cannot be read ({exc.strerror})") from None
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip() and line[0] != "#"]
-    rows = list(csv.reader(io.StringIO("\n".join(line for _, line in lines))))
-    if not rows or [c.strip() for c in rows[0]] != ["photo", "family"]:
+    rows = [(n, next(csv.reader([line]))) for n, line in lines]
+    if not rows or [c.strip() for c in rows[0][1]] != ["photo", "family"]:
         raise DataFileError(f"colour labels {str(path)!r} must start with the header 'photo,family'")
     labels: dict[str, str] = {}
-    for (number, _), row in zip(lines[1:], rows[1:], strict=True):
+    for number, row in rows[1:]:
         where = f"colour labels {str(path)!r} line {number}"
         if len(row) != 2:
             raise DataFileError(f"{where}: expected 'photo,family', got {len(row)} fields")
@@ -95,10 +100,8 @@ def family_scores(
             f"colour labels name photos the set does not hold: {', '.join(missing[:3])}{more}; "
             "paths are relative to the set's folder, as {part}/FILE"
         )
-    rows = [index[p] for p in labels]
-    truth = [labels[p] for p in labels]
-    best = np.argmax(colors[rows], axis=1)
-    guessed = [family_of(color_ids[j]) or "other" for j in best]
+    truth = list(labels.values())
+    guessed = guessed_families(colors[[index[p] for p in labels]], color_ids)
     per_family: dict[str, dict[str, Any]] = {}
     for t, g in zip(truth, guessed, strict=True):
         entry = per_family.setdefault(t, {"photos": 0, "top1": 0, "predicted": Counter()})
@@ -110,11 +113,11 @@ def family_scores(
         entry["predicted"] = entry["predicted"].most_common(3)
     common = Counter(truth).most_common(1)[0]
     return {
-        "photos": len(rows),
-        "unlabelled": len(photos) - len(rows),
+        "photos": len(truth),
+        "unlabelled": len(photos) - len(truth),
         "family_top1": round(float(np.mean([t == g for t, g in zip(truth, guessed, strict=True)])), 4),
         "majority_family": common[0],
-        "majority_baseline": round(common[1] / len(rows), 4),
+        "majority_baseline": round(common[1] / len(truth), 4),
         "family_top1_mean_over_families": round(float(np.mean([e["top1"] for e in per_family.values()])), 4),
         "per_family": dict(sorted(per_family.items())),
     }

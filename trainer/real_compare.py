@@ -28,7 +28,7 @@ import numpy as np
 from edge.errors import DataFileError
 from edge.fileio import write_atomic
 from edge.manifest import Manifest
-from trainer.color_families import family_of
+from trainer.color_families import guessed_families
 from trainer.photo_set import Photo, mould
 from trainer.stats import paired_change
 
@@ -102,23 +102,26 @@ def with_color_columns(
     ``labels`` names the photo, whether its family is right; a labelled photo of a part the model
     does not know gets a row of its own, its part columns empty."""
     best = np.argmax(colors, axis=1)
+    families = guessed_families(colors, color_ids)
     answers = {}
-    for rel, j in zip(relative, best, strict=True):
+    for rel, j, family in zip(relative, best, families, strict=True):
         truth = labels.get(rel)
-        hit = "" if truth is None else str(int(family_of(color_ids[j]) == truth))
-        answers[rel] = {"color": str(color_ids[j]), "color_hit": hit}
+        answers[rel] = {
+            "color": str(color_ids[j]),
+            "color_hit": "" if truth is None else str(int(family == truth)),
+        }
     out = [{**row, **answers[row["photo"]]} for row in rows]
     scored = {row["photo"] for row in rows}
     for photo, rel in zip(photos, relative, strict=True):
         if rel not in scored and rel in labels:
-            blank = dict.fromkeys(("top5", "hit1", "prior_top1", "prior_hit1"), "")
+            blank = dict.fromkeys(COLUMNS, "")
             out.append(
                 {
+                    **blank,
                     "set": set_name,
                     "artifact": artifact,
                     "photo": rel,
                     "part": photo.part,
-                    **blank,
                     **answers[rel],
                 }
             )
