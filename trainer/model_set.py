@@ -148,16 +148,23 @@ class DataProtocol:
 
 
 def load_samples(paths: Sequence[str | Path], protocol: DataProtocol | None = None) -> list[Sample]:
-    """Samples of the data folders; a folder training used keeps its source name (so splits agree)."""
+    """Samples of the data folders; a folder training used keeps its source name (so splits agree).
+
+    A folder is training's when its path is one of training's sources, or else when its folder
+    name is exactly one source's folder name: a build whose training run was linked from another
+    folder (or moved) names the same renders by another path, and must split them as training did.
+    """
     if not paths:
         raise DataFileError("no data folder given; pass --data with a trainer render or capture folder")
-    known = {}
+    known, by_name = {}, {}
     for src in protocol.sources if protocol else ():
         known[str(Path(src["path"]).resolve())] = src
+        by_name.setdefault(Path(src["path"]).name, []).append(src)
     samples: list[Sample] = []
     names: set[str] = set()
     for i, path in enumerate(paths):
-        src = known.get(str(Path(path).resolve()), {})
+        same_name = by_name.get(Path(path).resolve().name, [])
+        src = known.get(str(Path(path).resolve())) or (same_name[0] if len(same_name) == 1 else {})
         loaded = load_source(path, src.get("kind") or "auto", name=src.get("name"))
         name = loaded[0].source
         if name in names:  # two folders of one kind: keep their capture ids apart

@@ -142,6 +142,27 @@ def test_figures_match_the_hand_computed_ones(tmp_path: Path, capsys: pytest.Cap
         assert image is not None and image.shape[0] > 100 and image.std() > 0
 
 
+def test_a_training_folder_found_under_another_path_keeps_its_source_name(tmp_path: Path) -> None:
+    """A build that links a training run from another folder names the same renders by another
+    path: matched by folder name, they keep training's source name, so they split as training did."""
+    import shutil
+
+    trained = write_data(tmp_path / "old" / "render-a")
+    moved = tmp_path / "new" / "render-a"
+    shutil.copytree(trained, moved)
+    protocol = DataProtocol(sources=({"path": str(trained), "kind": "auto", "name": "render-a"},))
+    assert {s.source for s in load_samples([trained], protocol)} == {"render-a"}
+    assert {s.source for s in load_samples([moved], protocol)} == {"render-a"}
+    assert {s.source for s in load_samples([moved])} != {"render-a"}  # no protocol: the kind's name
+    twins = DataProtocol(
+        sources=(
+            {"path": str(tmp_path / "x" / "render-a"), "kind": "auto", "name": "one"},
+            {"path": str(tmp_path / "y" / "render-a"), "kind": "auto", "name": "two"},
+        )
+    )
+    assert {s.source for s in load_samples([moved], twins)} - {"one", "two"}  # ambiguous: not guessed
+
+
 def test_unseen_protocol_options(tmp_path: Path) -> None:
     data = write_data(tmp_path / "data")
     manifest = write_known_model_set(tmp_path / "set")
