@@ -21,11 +21,15 @@ Before either stage's pipeline, an optional :class:`~trainer.backgrounds.Backgro
 part on another background (flat, textured or a real rig's photo, unevenly lit, with a soft shadow):
 the part's pixels stay as rendered, so the colour labels stay true.
 
-No augmentation may change a part's colour identity: the colour head is trained on these images.
+No augmentation here may change a part's colour identity: the colour head is trained on these images.
 Hue moves at most 2 degrees, and brightness, contrast, saturation and value only as far as keeps
 every one of the 30 most common colours nearer (in CIE Lab) to itself than to any other of them
 (``tests/trainer/test_augment.py`` checks it). Low-resolution sources (B200C, 64x64, no colour)
 are upscaled with Lanczos and get extra blur, so sharp and soft images look alike to the network.
+
+:class:`ToneCurve` is the exception, used only by ``trainer refit-color`` (:mod:`trainer.color_refit`):
+a camera's tone over the whole frame, which keeps each colour's place against its surroundings but
+not its absolute value.
 """
 
 from __future__ import annotations
@@ -207,6 +211,45 @@ class PartPhotometric:
     def __call__(self, image: np.ndarray, seed: int) -> np.ndarray:
         self.pipeline.set_random_seed(seed & 0x7FFFFFFF)
         return self.pipeline(image=image)["image"]
+
+
+class ToneCurve:
+    """A camera's tone curve over the whole image, the colour label kept: for ``trainer refit-color``.
+
+    With ``share`` of the draws, every pixel (part and ground alike) in sRGB values 0..1 becomes
+    ``lift + (1 - lift) * min(1, gain * x) ** gamma``: ``lift`` a lifted black level (flare, a
+    low-contrast picture profile), ``gain`` the exposure (highlights clip above 1), ``gamma`` a
+    steeper or flatter curve. The renders' tone is one studio's; a real camera's can be far
+    flatter: on the real belt photos a light grey part is 92% as bright as the white belt around
+    it, where the renders make it 57-60% (docs/real_transfer.md). Unlike the stages' colour-safe
+    jitter this changes every colour, but the whole frame alike, as a camera does, so what the
+    part is next to it still tells its colour; the colour head refitted on such draws reads the
+    real belt's greys far better (docs/real_transfer.md, "The colour head under a camera's tone").
+    The ranges are general camera variation, not fitted to any photo.
+    """
+
+    LIFT = (0.0, 0.3)
+    GAIN = (0.7, 1.5)
+    GAMMA = (0.75, 1.33)
+
+    def __init__(self, share: float) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"tone share {share!r} must be within 0..1 (a share of the draws)")
+        self.share = share
+
+    @property
+    def fingerprint(self) -> str:
+        text = json.dumps([self.share, self.LIFT, self.GAIN, self.GAMMA])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``image`` (uint8 RGB) through a curve drawn from ``rng``, or unchanged (``1 - share``)."""
+        if not self.share or rng.random() >= self.share:
+            return image
+        lift, gain, gamma = rng.uniform(*self.LIFT), rng.uniform(*self.GAIN), rng.uniform(*self.GAMMA)
+        x = image.astype(np.float32) / 255.0
+        y = lift + (1 - lift) * np.clip(gain * x, 0, 1) ** gamma
+        return np.clip(np.round(y * 255), 0, 255).astype(np.uint8)
 
 
 class Augmenter:

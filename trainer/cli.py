@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from trainer import (
         average,
         categories,
+        color_refit,
         demo,
         evaluate,
         evaluate_real,
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         render,
         pack,
         train,
+        color_refit,
         average,
         export,
         quantize,

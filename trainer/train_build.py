@@ -2,7 +2,7 @@
 output folder and device (:func:`start_run`), the data and splits (:func:`build_data`), the model
 (:func:`build_model`), the optimizer and its schedule (:func:`build_optimizer`), the state of a
 resumed run (:func:`resume_state`) and the datasets, cached frozen-front features on a CPU
-(:func:`build_datasets`).
+(:func:`build_datasets`, with the stage's augmentation from :func:`training_augmenter`).
 """
 
 from __future__ import annotations
@@ -285,6 +285,27 @@ def resume_state(out: Path, model: Any, optimizer: Any, scheduler: Any, device: 
     return RunState(meta.epoch, meta.step, float(meta.extra["best_score"]), list(meta.extra["history"]))
 
 
+def training_augmenter(cfg: TrainConfig, stage: str, *, photometric: bool = True) -> Any:
+    """The :class:`~trainer.augment.Augmenter` of a training stage as ``cfg`` sets it: the stage's
+    pipeline (or ``cfg.augment``), the background swap, the mask jitter and, with ``photometric``,
+    the part head's strong photometric jitter."""
+    from trainer.augment import Augmenter, MaskJitter, PartPhotometric
+    from trainer.backgrounds import BackgroundSwap
+
+    swap = (
+        BackgroundSwap.from_folder(cfg.background_swap, cfg.background_photos)
+        if cfg.background_swap
+        else None
+    )
+    return Augmenter(
+        cfg.augment or stage,  # type: ignore[arg-type]
+        min_side=cfg.input_size,
+        backgrounds=swap,
+        mask_jitter=MaskJitter(cfg.mask_jitter) if cfg.mask_jitter else None,
+        photometric=PartPhotometric(cfg.part_photometric) if photometric and cfg.part_photometric else None,
+    )
+
+
 def build_datasets(
     cfg: TrainConfig,
     stage: str,
@@ -301,26 +322,14 @@ def build_datasets(
     front's output of ``cache.copies`` augmented copies per image is computed once and stored;
     otherwise every epoch augments and runs full images.
     """
-    from trainer.augment import Augmenter, MaskJitter, PartPhotometric
-    from trainer.backgrounds import BackgroundSwap
+    from trainer.augment import Augmenter
     from trainer.dataset import CachedDataset, FeatureCache, PartDataset
 
     mode = cfg.cache.mode
     if mode == "on" and not cfg.freeze_blocks:
         raise ConfigError("cache mode 'on' needs freeze_blocks >= 1: only a frozen front can be cached")
     use_cache = bool(cfg.freeze_blocks) and (mode == "on" or (mode == "auto" and device == "cpu"))
-    swap = (
-        BackgroundSwap.from_folder(cfg.background_swap, cfg.background_photos)
-        if cfg.background_swap
-        else None
-    )
-    augmenter = Augmenter(
-        cfg.augment or stage,  # type: ignore[arg-type]
-        min_side=cfg.input_size,
-        backgrounds=swap,
-        mask_jitter=MaskJitter(cfg.mask_jitter) if cfg.mask_jitter else None,
-        photometric=PartPhotometric(cfg.part_photometric) if cfg.part_photometric else None,
-    )
+    augmenter = training_augmenter(cfg, stage)
     plain = Augmenter("none", min_side=cfg.input_size)
     samples, val, label_map = data["sampler"].samples, data["val"], data["label_map"]
     kw: dict[str, Any] = {"seed": cfg.seed, "low_res_sources": data["low_res"]}

@@ -197,3 +197,25 @@ def test_part_photometric_jitter_is_strong_reproducible_and_chosen_by_share() ->
     assert not np.array_equal(a, b)
     with pytest.raises(ConfigError, match="part_photometric"):
         PartPhotometric(-0.1)
+
+
+def test_tone_curve_moves_the_whole_frame_alike_and_keeps_its_order() -> None:
+    """A camera's tone: every pixel through one curve, so brighter stays brighter, as the share says."""
+    from trainer.augment import ToneCurve
+
+    image = np.tile(np.arange(256, dtype=np.uint8)[None, :, None], (4, 1, 3))
+    assert ToneCurve(0.0)(image, np.random.default_rng(0)) is image
+    changed = 0
+    for seed in range(50):
+        out = ToneCurve(1.0)(image, np.random.default_rng(seed))
+        assert out.dtype == np.uint8 and out.shape == image.shape
+        row = out[0, :, 0].astype(int)
+        assert np.all(np.diff(row) >= 0), "the curve reorders two grey levels"
+        assert row[0] <= 0.3 * 255 + 1, "the black level lifted beyond the curve's range"
+        assert np.array_equal(out[1:], np.broadcast_to(out[:1], out[1:].shape))  # one curve for every pixel
+        changed += not np.array_equal(out, image)
+    assert changed == 50
+    kept = sum(ToneCurve(0.3)(image, np.random.default_rng(s)) is image for s in range(400))
+    assert 0.6 * 400 < kept < 0.8 * 400
+    with pytest.raises(ConfigError, match="tone share"):
+        ToneCurve(1.5)
