@@ -53,7 +53,9 @@
 # benchmarks/results/backbone_cost.md), MASK_JITTER (share of training masks grown, shrunk or
 # given a stray region as a real segmenter's are, 0.5, 0 = off), MIXSTYLE (share of training batches
 # whose front features have their statistics mixed between images, trainer.mixstyle; unset: off), PART_PHOTOMETRIC (share of training draws given strong camera colour changes
-# for the part head, their colour labels dropped; 0.4, 0 = off), REAL (a folder laid out as
+# for the part head, their colour labels dropped; 0.4, 0 = off), COLOR_TONE (share of the draws given a
+# camera's tone curve when the colour head is refitted on the trained network, trainer refit-color:
+# 0.7; 0 = no refit, docs/real_transfer.md), REAL (a folder laid out as
 # ../shared/real: belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real
 # photos by trainer evaluate-real and the figures go into the report), SEED (stage 1's seed: splits,
 # sampling, augmentation draws and the heads' initialisation, 0; a second seed of a recipe measures
@@ -67,7 +69,8 @@
 # captures would do as well, but a new render can be added to a finished build and its cached
 # features reused) and a separate test set (seed 2, stronger 'test' randomisation)
 # -> trainer stage1 (synthetic only: no real captures exist, so
-# stage 2 is not run) -> export of the best checkpoint -> quantize (ONNX int8/fp16, TFLite
+# stage 2 is not run) -> trainer refit-color (the colour head of the best checkpoint refitted
+# under a camera's tone curve) -> export -> quantize (ONNX int8/fp16, TFLite
 # fp16/int8) -> index (gallery: every image of the first training render (the index file stays
 # under MAX_SHIP_MB), so that hybrid recognition and the
 # unseen-parts test search all 200 parts) -> evaluate every artifact on the independent test
@@ -118,6 +121,7 @@ BACKGROUNDS="${BACKGROUNDS:-}"
 BACKGROUND="${BACKGROUND:-keep}"
 MASK_JITTER="${MASK_JITTER:-0.5}"
 PART_PHOTOMETRIC="${PART_PHOTOMETRIC:-0.4}"
+COLOR_TONE="${COLOR_TONE:-0.7}"
 MIXSTYLE="${MIXSTYLE:-}"
 FREEZE_BLOCKS="${FREEZE_BLOCKS:-5}"
 PROBE_EPOCHS="${PROBE_EPOCHS:-0}"
@@ -133,7 +137,7 @@ recipe() {
     local words=() name value absolute="${1:-}"
     for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_TILT_RENDERER \
         CROP_FIXED_RENDERER CROP_SHADING PATHTRACE_PER_PART PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS \
-        BACKGROUND MASK_JITTER BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC MIXSTYLE EPOCHS SEED TOP \
+        BACKGROUND MASK_JITTER BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC COLOR_TONE MIXSTYLE EPOCHS SEED TOP \
         UNSEEN REAL; do
         value="${!name}"
         [[ -z "$value" ]] && continue
@@ -366,7 +370,18 @@ resume=()
 once stage1 "$RUN/.complete" "$BIN/trainer" stage1 --config "$WORK/stage1.yaml" --no-progress "${resume[@]}"
 act touch "$RUN/.complete"
 
-step export "$BIN/trainer" export --checkpoint "$RUN/best" --out "$SET" --force
+# The colour head refitted on the stage 1 network under a camera's tone curve, the rest of the
+# network frozen as trained (trainer refit-color; its features are stored and keyed by the
+# network's weights, so a re-run only refits, in seconds). COLOR_TONE=0: no refit, the stage 1
+# network exported as trained.
+EXPORT_FROM="$RUN/best" refit_add=()
+if [[ "$COLOR_TONE" != 0 ]]; then
+    step refit-color "$BIN/trainer" refit-color --config "$WORK/stage1.yaml" --checkpoint "$RUN/best" \
+        --out "$WORK/runs/color" --tone "$COLOR_TONE" --seed "$SEED" --no-progress
+    EXPORT_FROM="$WORK/runs/color/best" refit_add=(--add "$WORK/runs/color/refit.json")
+fi
+
+step export "$BIN/trainer" export --checkpoint "$EXPORT_FROM" --out "$SET" --force
 step quantize "$BIN/trainer" quantize --model-set "$SET" --calib "${train_dirs[@]/#/$WORK/}"
 step index "$BIN/trainer" index --model-set "$SET" --data "$WORK/render-train" --split all
 step categories "$BIN/trainer" categories --model-set "$SET" --ldraw "$LDRAW"
@@ -396,16 +411,16 @@ step pack-frames "$BIN/trainer" pack-frames --from "$WORK/render-test" --out "$R
 # Ship (trainer ship model-set): every artifact of at most MAX_SHIP_MB that loses at most MAX_DROP
 # points against fp32, checksums verified; larger or worse files stay in WORK and leave the
 # manifest (recorded under evaluation.not_shipped, with why); the training history and the step
-# times are recorded too; the report becomes REPORT.md with its plots, and
-# the stage 1 config is added. Built in $DEST.tmp and verified there, then swapped in: a failure
-# leaves $DEST as it was.
+# times are recorded too; the report becomes REPORT.md with its plots, and the stage 1 config
+# (and the colour refit's settings and history) are added. Built in $DEST.tmp and verified
+# there, then swapped in: a failure leaves $DEST as it was.
 note="Built by \`$(recipe)\` (stage 1 on synthetic renders only:"
 note+=' no real captures exist yet, so stage 2 was not run).'
 (( ${#renders_from[@]} == 0 )) || note+=" Render folders were hard-linked from earlier builds (RENDERS_FROM) and\
  checked part by part against this build's settings; their times are those builds' own."
 
 act "$BIN/trainer" ship model-set --from "$SET" --to "$DEST" --max-mb "$MAX_SHIP_MB" --max-drop "$MAX_DROP" \
-    --run "$RUN" --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" --note "$note" \
+    --run "$RUN" --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" "${refit_add[@]}" --note "$note" \
     --credit "Rendered from the LDraw.org Parts Library (CC BY)."
 [[ -n "$plan" ]] && exit 0
 echo "model set: $DEST"
