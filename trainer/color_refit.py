@@ -100,12 +100,26 @@ def _weights_digest(checkpoint: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _samples_digest(samples: Sequence[Any]) -> str:
+    """The drawn samples, named by source, image file, part and colour (another split or data
+    draws others)."""
+    text = "\n".join(f"{s.source}|{s.image_path.name}|{s.part_num}|{s.color_id}" for s in samples)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def feature_key(
-    checkpoint: Path, augmenter: Any, tone: Any, settings: RefitSettings, spec: Any
+    checkpoint: Path,
+    augmenter: Any,
+    tone: Any,
+    settings: RefitSettings,
+    spec: Any,
+    drawn: Sequence[Sequence[Any]] = (),
 ) -> dict[str, Any]:
-    """What the stored features depend on: a folder holding another key is computed anew."""
+    """What the stored features depend on: a folder holding another key is computed anew.
+    ``drawn``: the training and validation samples drawn."""
     return {
         "weights": _weights_digest(checkpoint),
+        "samples": [_samples_digest(samples) for samples in drawn],
         "augmentation": augmenter.fingerprint,
         "tone": tone.fingerprint if tone is not None else None,
         "images": settings.images,
@@ -289,10 +303,11 @@ def refit_color(
         image, mask = plain(image, mask, seed=0)
         return prepare(image, mask, spec)
 
-    folder = out / "features"
-    open_feature_folder(folder, feature_key(checkpoint, augmenter, tone, settings, spec))
     train_samples = _subset(data["sampler"].samples, settings.images, settings.seed)
     val_samples = _subset(data["val"], settings.val_images, settings.seed + 1)
+    folder = out / "features"
+    key = feature_key(checkpoint, augmenter, tone, settings, spec, (train_samples, val_samples))
+    open_feature_folder(folder, key)
     lm = meta.label_map
     train = compute_features(folder, "train", model, train_samples, lm, draw, progress)
     val = (

@@ -156,6 +156,26 @@ def test_mixstyle_is_off_unless_set_and_then_trained_with_and_named(tmp_path: Pa
     assert script_recipe(MIXSTYLE="0.5")["MIXSTYLE"] == "0.5"
 
 
+def test_the_colour_head_is_refitted_under_a_tone_curve_unless_color_tone_is_0(tmp_path: Path) -> None:
+    ldraw = ldraw_with(tmp_path, "3001\n")
+    work = tmp_path / "a"
+    plan = script_plan(ldraw, work)
+    steps = [line[3:].partition(":")[0] for line in plan]
+    assert steps.index("stage1") < steps.index("refit-color") < steps.index("export")
+    refit = next(line for line in plan if line.startswith("== refit-color:"))
+    assert f"--checkpoint {work}/runs/stage1/best --out {work}/runs/color --tone 0.7 --seed 0" in refit
+    export = next(line for line in plan if line.startswith("== export:"))
+    assert f"--checkpoint {work}/runs/color/best " in export
+    ship = next(line for line in plan if "ship model-set" in line)
+    assert f"--add {work}/runs/color/refit.json" in ship
+    off = script_plan(ldraw, tmp_path / "b", COLOR_TONE="0", SEED="1")
+    assert not any(line.startswith("== refit-color:") for line in off)
+    export = next(line for line in off if line.startswith("== export:"))
+    assert f"--checkpoint {tmp_path}/b/runs/stage1/best " in export
+    assert "refit.json" not in next(line for line in off if "ship model-set" in line)
+    assert script_recipe(COLOR_TONE="0")["COLOR_TONE"] == "0"
+
+
 def test_a_work_folder_of_another_recipe_is_refused(tmp_path: Path) -> None:
     ldraw = ldraw_with(tmp_path, "3001\n")
     work = tmp_path / "work"

@@ -125,7 +125,14 @@ def test_features_resume_chunk_by_chunk_and_restart_on_other_settings(
     with caplog.at_level(logging.WARNING, logger="trainer.color_refit"):
         refit_color(cfg, ckpt, out, RefitSettings(**{**SETTINGS.__dict__, "tone": 0.0}), progress=False)
     assert "other settings" in caplog.text
-    assert json.loads((folder / "key.json").read_text())["tone"] is None
+    key = json.loads((folder / "key.json").read_text())
+    assert key["tone"] is None and len(key["samples"]) == 2  # the drawn training and validation samples
+    other = cfg.model_copy(update={"seed": 1})  # another split draws other samples: computed anew
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="trainer.color_refit"):
+        refit_color(other, ckpt, out, RefitSettings(**{**SETTINGS.__dict__, "tone": 0.0}), progress=False)
+    assert "other settings" in caplog.text
+    assert json.loads((folder / "key.json").read_text())["samples"] != key["samples"]
     assert not torch.equal(load_file(str(chunks[0]))["stats"], first[chunks[0]]["stats"])
 
 
