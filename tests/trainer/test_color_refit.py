@@ -16,12 +16,11 @@ from safetensors.torch import load_file  # noqa: E402
 
 from edge.errors import ConfigError, ModelError  # noqa: E402
 from studio.demo_library import DEMO_PARTS  # noqa: E402
+from tests.helpers.renders import render_demo  # noqa: E402
 from trainer import cli, color_refit  # noqa: E402
 from trainer.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint  # noqa: E402
 from trainer.color_refit import RefitSettings, refit_color  # noqa: E402
 from trainer.models import create_model, default_input_spec  # noqa: E402
-from trainer.render import run_render  # noqa: E402
-from trainer.render_worker import RenderJob  # noqa: E402
 from trainer.train_build import build_data  # noqa: E402
 from trainer.train_config import TrainConfig  # noqa: E402
 
@@ -32,22 +31,7 @@ SETTINGS = RefitSettings(images=12, val_images=2, epochs=2, batch_size=8)
 @pytest.fixture(scope="module")
 def renders(demo_library: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 parts x 4 captures x 2 views at 64x64, in red, white and blue."""
-    out = tmp_path_factory.mktemp("refit-renders")
-    job = RenderJob(
-        ldraw=str(demo_library),
-        layout="legacy",
-        out=str(out),
-        per_part=4,
-        views=2,
-        color_ids=(4, 15, 1),
-        seed=0,
-        randomization="train",
-        supersample=1,
-        size=64,
-    )
-    results = run_render(job, DEMO_PARTS[:3], workers=1)
-    assert not any(r.error for r in results), [r.error for r in results]
-    return out
+    return render_demo(demo_library, tmp_path_factory.mktemp("refit-renders"), DEMO_PARTS[:3], (4, 15, 1))
 
 
 def _config(data: Path, out: Path) -> TrainConfig:
@@ -143,20 +127,7 @@ def test_a_network_without_a_colour_head_or_another_label_map_is_refused(
     bare = _checkpoint(cfg, tmp_path / "bare" / "best", colors=False)
     with pytest.raises(ModelError, match="no colour head"):
         refit_color(cfg, bare, tmp_path / "out1", SETTINGS, progress=False)
-    other = tmp_path / "other"
-    job = RenderJob(
-        ldraw=str(demo_library),
-        layout="legacy",
-        out=str(other),
-        per_part=2,
-        views=1,
-        color_ids=(4,),
-        seed=0,
-        randomization="train",
-        supersample=1,
-        size=64,
-    )
-    run_render(job, DEMO_PARTS[3:5], workers=1)
+    other = render_demo(demo_library, tmp_path / "other", DEMO_PARTS[3:5], (4,), per_part=2, views=1)
     with pytest.raises(ConfigError, match="another label map"):
         refit_color(
             _config(other, tmp_path / "o"),

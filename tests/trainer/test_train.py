@@ -20,14 +20,13 @@ A = pytest.importorskip("albumentations")
 
 from edge.errors import ConfigError  # noqa: E402
 from studio.demo_library import DEMO_PARTS  # noqa: E402
+from tests.helpers.renders import render_demo  # noqa: E402
 from trainer import train as train_cmd  # noqa: E402
 from trainer.augment import Augmenter  # noqa: E402
 from trainer.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
 from trainer.data import LabelMap, load_source, split_samples  # noqa: E402
 from trainer.dataset import CachedDataset, FeatureCache, item_seed, prepare_sample  # noqa: E402
 from trainer.models import create_model, default_input_spec  # noqa: E402
-from trainer.render import run_render  # noqa: E402
-from trainer.render_worker import RenderJob  # noqa: E402
 from trainer.train import train  # noqa: E402
 from trainer.train_build import lr_factor, resolve_device  # noqa: E402
 from trainer.train_config import TrainConfig, load_train_config  # noqa: E402
@@ -35,28 +34,10 @@ from trainer.train_config import TrainConfig, load_train_config  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _render(demo_library: Path, out: Path, parts: list[str], colors: tuple[int, ...]) -> Path:
-    job = RenderJob(
-        ldraw=str(demo_library),
-        layout="legacy",
-        out=str(out),
-        per_part=4,
-        views=2,
-        color_ids=colors,
-        seed=0,
-        randomization="train",
-        supersample=1,
-        size=64,
-    )
-    results = run_render(job, parts, workers=1)
-    assert not any(r.error for r in results), [r.error for r in results]
-    return out
-
-
 @pytest.fixture(scope="module")
 def synth(demo_library: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """4 parts x 4 captures x 2 views at 64x64, in red, white and blue."""
-    return _render(demo_library, tmp_path_factory.mktemp("synth"), DEMO_PARTS[:4], (4, 15, 1))
+    return render_demo(demo_library, tmp_path_factory.mktemp("synth"), DEMO_PARTS[:4], (4, 15, 1))
 
 
 def _config(data: Path, out: Path, **kw: object) -> TrainConfig:
@@ -347,7 +328,7 @@ def test_part_photometric_copy_drops_the_colour_label_and_shares_the_plain_copie
 def test_stage2_starts_from_stage1_and_appends_new_parts_and_colours(
     stage1_run: Path, synth: Path, demo_library: Path, tmp_path: Path
 ) -> None:
-    real = _render(demo_library, tmp_path / "real", [DEMO_PARTS[4]], (4, 14))
+    real = render_demo(demo_library, tmp_path / "real", [DEMO_PARTS[4]], (4, 14))
     cfg = _config(
         synth,
         tmp_path / "run",
