@@ -11,7 +11,7 @@ frames are cheap to augment), then applies the stage's pipeline:
   Those three are the factors a render's part accuracy was most sensitive to (one factor at a time
   raised from the 'train' to the 'test' randomisation: blur cost 6 points, noise and JPEG 4.5,
   placement 3, lighting, white balance and backdrop about 1 each). Retrained with them, the model
-  was no better on the blurred and noisy renders (docs/sensitivity_run_v.md): the loss is
+  was no better on the blurred and noisy renders (docs/sensitivity.md): the loss is
   mostly detail gone at 128x128, not a robustness gap this augmentation closes.
 - ``stage2`` (real + synthetic): stage 1 (less the JPEG step: real captures are JPEGs already) plus
   affine shift/scale/rotate and a mild hue/saturation/value jitter.
