@@ -222,9 +222,10 @@ class ToneCurve:
     steeper or flatter curve. The renders' tone is one studio's; a real camera's can be far
     flatter: on the real belt photos a light grey part is 92% as bright as the white belt around
     it, where the renders make it 57-60% (docs/real_transfer.md). Unlike the stages' colour-safe
-    jitter this changes every colour, but the whole frame alike, as a camera does, so what the
-    part is next to it still tells its colour; the colour head refitted on such draws reads the
-    real belt's greys far better (docs/real_transfer.md, "The colour head under a camera's tone").
+    jitter this changes every colour, but the whole frame alike, as a camera does, so what lies
+    next to the part still tells its colour; the colour head refitted on such draws reads the real
+    belt's light grey parts far better and its dark grey ones worse (docs/real_transfer.md, "The
+    colour head under a camera's tone").
     The ranges are general camera variation, not fitted to any photo.
     """
 
