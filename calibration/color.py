@@ -2,7 +2,9 @@
 
 The user places bricks of known colours (by default White, Black, Red, Blue, Yellow and Light Bluish
 Gray, by Rebrickable id) on the stage; each is cut out by the configured segmenter and its median
-colour is its patch. The reference of each patch is the colour table's sRGB (:mod:`edge.colors`).
+colour is its patch. The reference of each patch is what the model set's renders show
+(:data:`REFERENCE_FILE` in the model set folder, written by ``trainer color-reference``), or the
+colour table's sRGB (:mod:`edge.colors`) where the model set has none or ``--reference table`` says so.
 
 The fit runs in linear sRGB (:mod:`edge.color_correction`): the white-balance gains make the white
 brick neutral (normalised to green, so they change hue, not brightness), then a 3x3 matrix is solved
@@ -27,6 +29,9 @@ from edge.errors import ImageError, MissingDependencyError
 
 #: Rebrickable ids of the default reference bricks: White, Black, Red, Blue, Yellow, Light Bluish Gray.
 DEFAULT_BRICKS = (15, 0, 4, 1, 14, 71)
+#: A model set's reference patches (the bricks as its training renders show them,
+#: ``trainer color-reference``): the default reference of a calibration with that model set.
+REFERENCE_FILE = "color_reference.json"
 WHITE_ID = 15
 #: Fewest patch pixels that give a trustworthy median.
 MIN_PATCH_PX = 50

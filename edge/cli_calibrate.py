@@ -82,6 +82,35 @@ def _brick_images(args: argparse.Namespace, cfg: Any, calibration: Path | None) 
     return images
 
 
+def color_reference(arg: str | None, model_set: Path) -> tuple[dict[int, list[float]] | None, str]:
+    """The patches a colour calibration corrects towards, and where they come from: ``--reference
+    FILE``; ``table`` (None: the colour table's sRGB); by default the model set's renders' look
+    (``calibration.color.REFERENCE_FILE``), or the table where the model set has none."""
+    from calibration.color import REFERENCE_FILE
+
+    if arg == "table":
+        return None, "the colour table's sRGB (--reference table)"
+    file = Path(arg) if arg is not None else model_set / REFERENCE_FILE
+    if arg is None and not file.is_file():
+        return None, f"the colour table's sRGB (the model set has no {REFERENCE_FILE})"
+    try:
+        raw = json.loads(file.read_text(encoding="utf-8"))
+        reference = {int(k): [float(x) for x in v] for k, v in raw.items()}
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"colour reference {str(file)!r} cannot be read ({exc}); give a JSON of "
+            "{colour id: [r, g, b]} (edge calibrate color --write-reference, trainer color-reference) "
+            "or --reference table"
+        ) from None
+    bad = sorted(k for k, v in reference.items() if len(v) != 3 or not all(0 <= x <= 255 for x in v))
+    if bad:
+        raise ConfigError(
+            f"colour reference {str(file)!r}: colour(s) {bad} are not three values 0..255; write it again"
+        )
+    where = "given" if arg is not None else "the model set's renders' look"
+    return reference, f"{file} ({where})"
+
+
 def _calibrate_color(args: argparse.Namespace) -> int:
     """Fit white balance and the colour-correction matrix from reference bricks."""
     from calibration.color import calibrate_color
@@ -89,10 +118,8 @@ def _calibrate_color(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     path = calibration_path(args, cfg)
-    reference = None
-    if args.reference is not None:
-        raw = json.loads(Path(args.reference).read_text(encoding="utf-8"))
-        reference = {int(k): v for k, v in raw.items()}
+    reference, said = color_reference(args.reference, Path(cfg.engine.model_set))
+    print(f"reference: {said}")
     calibration = path if path.exists() else None
     images = _brick_images(args, cfg, calibration)
     with create_segmenter(cfg.segmenter, calibration=calibration) as segmenter:
@@ -229,8 +256,8 @@ def add_calibrate_commands(sub: Any) -> None:
     p.add_argument("--from", dest="source", type=Path, help="images named by colour id (15.jpg or 15/)")
     p.add_argument(
         "--reference",
-        type=Path,
-        help="JSON {colour id: [r, g, b]} to correct towards; default the colour table",
+        help="JSON {colour id: [r, g, b]} to correct towards, or 'table' (the colour table's sRGB); "
+        "default the model set's color_reference.json (the bricks as its renders show them), else the table",
     )
     p.add_argument(
         "--write-reference", type=Path, help="also write the measured patches as such a JSON (reference rig)"

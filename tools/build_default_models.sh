@@ -391,6 +391,10 @@ step footprints-tilted "$BIN/trainer" footprints --model-set "$SET" --ldraw "$LD
 # The parts list is ordered most common first: its ranks are the part prior's weights (the daemon's
 # default: popularity at strength 0.25; the evaluations below use that strength too).
 step popularity "$BIN/trainer" popularity --model-set "$SET" --parts "$PARTS"
+# The colour calibration's reference bricks as the renders show them: `edge calibrate color` makes a
+# rig's camera look like the renders rather than like the colour table (shipped beside the set).
+step color-reference "$BIN/trainer" color-reference --ldraw "$LDRAW" --out "$SET/color_reference.json" \
+    --work "$WORK/color-reference"
 step evaluate "$BIN/trainer" evaluate --model-set "$SET" --data "$WORK/render-test" \
     "$WORK/render-unseen" --split all \
     --gallery "$WORK/render-train" --out "$WORK/report" --part-prior popularity
@@ -420,7 +424,8 @@ note+=' no real captures exist yet, so stage 2 was not run).'
  checked part by part against this build's settings; their times are those builds' own."
 
 act "$BIN/trainer" ship model-set --from "$SET" --to "$DEST" --max-mb "$MAX_SHIP_MB" --max-drop "$MAX_DROP" \
-    --run "$RUN" --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" "${refit_add[@]}" --note "$note" \
+    --run "$RUN" --timings "$TIMES" --report "$WORK/report" --add "$WORK/stage1.yaml" "${refit_add[@]}" \
+    --add "$SET/color_reference.json" --note "$note" \
     --credit "Rendered from the LDraw.org Parts Library (CC BY)."
 [[ -n "$plan" ]] && exit 0
 echo "model set: $DEST"

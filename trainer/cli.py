@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from trainer import (
         average,
         categories,
+        color_reference,
         color_refit,
         demo,
         evaluate,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         categories,
         footprints,
         popularity,
+        color_reference,
         evaluate,
         evaluate_real,
         real_compare,

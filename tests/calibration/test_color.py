@@ -152,3 +152,41 @@ def test_command_captures_each_brick_when_placed(
     color = read_calibration(cal).color
     assert color is not None and [p.color_id for p in color.patches] == list(bricks)
     assert max(p.delta_e for p in color.patches) < max(p.delta_e_before for p in color.patches)
+
+
+def test_the_model_sets_reference_is_the_default_and_the_table_can_be_asked_for(
+    tmp_path: Path, demo_library: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model set's color_reference.json (its renders' look of the bricks) is what the camera is
+    corrected towards by default; `--reference table` corrects towards the colour table."""
+    from calibration.color import REFERENCE_FILE
+
+    config = write_sim_setup(tmp_path, demo_library)
+    bricks = tmp_path / "bricks"
+    bricks.mkdir()
+    for color_id in DEFAULT_BRICKS:
+        frame = brick_frame(seen(np.array(get_color(color_id).rgb)))
+        cv2.imwrite(str(bricks / f"{color_id}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    cal = tmp_path / "calibration.json"
+    args = ["calibrate", "color", "--config", str(config), "--calibration", str(cal), "--from", str(bricks)]
+    assert main(args) == 0
+    assert f"the model set has no {REFERENCE_FILE}" in capsys.readouterr().out
+    table_fit = read_calibration(cal).color
+    # The model set's renders show the bricks as this camera does: nothing left to correct.
+    looks = {str(c): seen(np.array(get_color(c).rgb)).round(2).tolist() for c in DEFAULT_BRICKS}
+    (tmp_path / "models" / REFERENCE_FILE).write_text(json.dumps(looks))
+    assert main(args) == 0
+    assert "the model set's renders' look" in capsys.readouterr().out
+    color = read_calibration(cal).color
+    assert color is not None and table_fit is not None
+    assert max(p.delta_e for p in color.patches) < 0.5 < max(p.delta_e_before for p in table_fit.patches)
+    assert main([*args, "--reference", "table"]) == 0
+    assert "--reference table" in capsys.readouterr().out
+    again = read_calibration(cal).color
+    assert again is not None and [p.delta_e for p in again.patches] == [p.delta_e for p in table_fit.patches]
+    (tmp_path / "models" / REFERENCE_FILE).write_text('{"15": [255, 255]}')
+    assert main(args) == 2
+    assert "not three values 0..255" in caplog.text
+    (tmp_path / "models" / REFERENCE_FILE).write_text("{not json")
+    assert main(args) == 2
+    assert "cannot be read" in caplog.text
