@@ -52,7 +52,9 @@ def brick_frame(rgb: np.ndarray) -> np.ndarray:
     return frame
 
 
-def test_command_from_a_folder_writes_the_color_section(tmp_path: Path, demo_library: Path) -> None:
+def brick_setup(tmp_path: Path, demo_library: Path) -> tuple[list[str], Path]:
+    """The sim setup, the default bricks photographed through :data:`CAMERA`, and the command's
+    arguments (the calibration file is the second value)."""
     config = write_sim_setup(tmp_path, demo_library)
     bricks = tmp_path / "bricks"
     bricks.mkdir()
@@ -60,7 +62,20 @@ def test_command_from_a_folder_writes_the_color_section(tmp_path: Path, demo_lib
         frame = brick_frame(seen(np.array(get_color(color_id).rgb)))
         cv2.imwrite(str(bricks / f"{color_id}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     cal = tmp_path / "calibration.json"
-    args = ["calibrate", "color", "--config", str(config), "--calibration", str(cal), "--from", str(bricks)]
+    return [
+        "calibrate",
+        "color",
+        "--config",
+        str(config),
+        "--calibration",
+        str(cal),
+        "--from",
+        str(bricks),
+    ], cal
+
+
+def test_command_from_a_folder_writes_the_color_section(tmp_path: Path, demo_library: Path) -> None:
+    args, cal = brick_setup(tmp_path, demo_library)
     assert main(args) == 0
     color = read_calibration(cal).color
     assert color is not None and sorted(p.color_id for p in color.patches) == sorted(DEFAULT_BRICKS)
@@ -161,14 +176,7 @@ def test_the_model_sets_reference_is_the_default_and_the_table_can_be_asked_for(
     corrected towards by default; `--reference table` corrects towards the colour table."""
     from calibration.color import REFERENCE_FILE
 
-    config = write_sim_setup(tmp_path, demo_library)
-    bricks = tmp_path / "bricks"
-    bricks.mkdir()
-    for color_id in DEFAULT_BRICKS:
-        frame = brick_frame(seen(np.array(get_color(color_id).rgb)))
-        cv2.imwrite(str(bricks / f"{color_id}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    cal = tmp_path / "calibration.json"
-    args = ["calibrate", "color", "--config", str(config), "--calibration", str(cal), "--from", str(bricks)]
+    args, cal = brick_setup(tmp_path, demo_library)
     assert main(args) == 0
     assert f"the model set has no {REFERENCE_FILE}" in capsys.readouterr().out
     table_fit = read_calibration(cal).color
