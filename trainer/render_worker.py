@@ -282,7 +282,10 @@ def _iter_results(job: RenderJob, parts: Sequence[str], workers: int) -> Iterato
         _worker_init(job)
         yield from map(_render_part, parts)
         return
-    # Dr.Jit's threads do not survive a fork: path tracer workers start afresh.
-    context = multiprocessing.get_context("spawn") if job.renderer == "pathtrace" else None
+    # A fork copies the parent's locks but not its threads: Dr.Jit's (the path tracer), or OpenCV's
+    # after the parent has read images, can leave a forked worker waiting on a lock no thread will
+    # release (a second raster render in one process hung so). Workers start afresh: spawn for the
+    # path tracer, a fork server (forked from a clean process) for the rasteriser.
+    context = multiprocessing.get_context("spawn" if job.renderer == "pathtrace" else "forkserver")
     with ProcessPoolExecutor(workers, context, initializer=_worker_init, initargs=(job,)) as pool:
         yield from pool.map(_render_part, parts, chunksize=1)

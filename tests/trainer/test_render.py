@@ -234,3 +234,30 @@ def test_contact_shading_darkens_the_renders_and_is_not_mistaken_for_done(
     assert not job_randomization(replace(job, contact_shading=False)).contact_shading.enabled
     with pytest.raises(ConfigError, match="--contact-shading is for the rasteriser"):
         job_randomization(replace(job, renderer="pathtrace"))
+
+
+def test_worker_renders_run_twice_in_one_process_after_images_were_read(
+    demo_library: Path, tmp_path: Path
+) -> None:
+    """Two parallel renders in one process, images read between them (OpenCV's threads started):
+    forked workers used to wait forever on a lock copied from the parent; they start afresh now."""
+    import subprocess
+    import sys
+
+    script = f"""
+from trainer.color_reference import measure_patches
+from trainer.render import run_render
+from trainer.render_worker import RenderJob
+if __name__ == "__main__":
+    for n in (1, 2):
+        out = {str(tmp_path)!r} + f"/r{{n}}"
+        job = RenderJob(ldraw={str(demo_library)!r}, layout="real", out=out, per_part=2, views=2,
+                        color_ids=(4,), seed=n, randomization="train", supersample=1)
+        results = run_render(job, ["demo-3001", "demo-3023"], workers=2)
+        assert not any(r.error for r in results), [r.error for r in results]
+        measure_patches(out)  # reads the frames with OpenCV, whose thread pool starts
+    print("both rendered")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "both rendered" in done.stdout
