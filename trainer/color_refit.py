@@ -79,25 +79,7 @@ def color_head_modules(model: Any) -> list[Any]:
     return [model.color_features, model.color_stats, model.color_head]
 
 
-def color_logits(model: Any, pooled: Any, stats: Any) -> Any:
-    """The colour head's logits from pooled backbone features and colour descriptors
-    (as :meth:`trainer.models.PartNet.heads` computes them)."""
-    import torch
-
-    return model.color_head(torch.cat([model.color_features(pooled), model.color_stats(stats)], dim=1))
-
-
 # ---- features -------------------------------------------------------------------------------------
-
-
-def _weights_digest(checkpoint: Path) -> str:
-    from trainer.checkpoint import MODEL_NAME
-
-    digest = hashlib.sha256()
-    with open(checkpoint / MODEL_NAME, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
 
 
 def _samples_digest(samples: Sequence[Any]) -> str:
@@ -113,17 +95,18 @@ def feature_key(
     tone: Any,
     settings: RefitSettings,
     spec: Any,
-    drawn: Sequence[Sequence[Any]] = (),
+    drawn: Sequence[Sequence[Any]],
 ) -> dict[str, Any]:
     """What the stored features depend on: a folder holding another key is computed anew.
     ``drawn``: the training and validation samples drawn."""
+    from edge.manifest import sha256_file
+    from trainer.checkpoint import MODEL_NAME
+
     return {
-        "weights": _weights_digest(checkpoint),
+        "weights": sha256_file(checkpoint / MODEL_NAME)[:16],
         "samples": [_samples_digest(samples) for samples in drawn],
         "augmentation": augmenter.fingerprint,
         "tone": tone.fingerprint if tone is not None else None,
-        "images": settings.images,
-        "val_images": settings.val_images,
         "seed": settings.seed,
         "input": spec.model_dump(mode="json"),
     }
@@ -203,7 +186,7 @@ def color_top1(model: Any, features: dict[str, np.ndarray]) -> float | None:
         return None
     with torch.no_grad():
         pooled = torch.from_numpy(features["pooled"].astype(np.float32))
-        logits = color_logits(model, pooled, torch.from_numpy(features["stats"]))
+        logits = model.color_logits(pooled, torch.from_numpy(features["stats"]))
     return float((logits.argmax(dim=1)[known] == labels[known]).float().mean())
 
 
@@ -236,7 +219,7 @@ def fit_color_head(
         perm = torch.randperm(len(labels), generator=order)
         for at in range(0, len(labels), settings.batch_size):
             idx = perm[at : at + settings.batch_size]
-            logits = color_logits(model, pooled[idx], stats[idx])
+            logits = model.color_logits(pooled[idx], stats[idx])
             loss = F.cross_entropy(logits, labels[idx], ignore_index=-1, label_smoothing=label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

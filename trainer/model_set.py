@@ -163,8 +163,9 @@ def load_samples(paths: Sequence[str | Path], protocol: DataProtocol | None = No
     samples: list[Sample] = []
     names: set[str] = set()
     for i, path in enumerate(paths):
-        same_name = by_name.get(Path(path).resolve().name, [])
-        src = known.get(str(Path(path).resolve())) or (same_name[0] if len(same_name) == 1 else {})
+        resolved = Path(path).resolve()
+        same_name = by_name.get(resolved.name, [])
+        src = known.get(str(resolved)) or (same_name[0] if len(same_name) == 1 else {})
         loaded = load_source(path, src.get("kind") or "auto", name=src.get("name"))
         name = loaded[0].source
         if name in names:  # two folders of one kind: keep their capture ids apart

@@ -334,11 +334,15 @@ class PartNet(nn.Module):
         """The three outputs from pooled features and the colour descriptor."""
         out = {"part_logits": self.part_head(features)}
         if self.num_colors:
-            joint = torch.cat([self.color_features(features), self.color_stats(color_stats)], dim=1)
-            out["color_logits"] = self.color_head(joint)
+            out["color_logits"] = self.color_logits(features, color_stats)
         emb = self.embedding_head(features)
         out["embedding"] = emb / torch.sqrt((emb * emb).sum(dim=1, keepdim=True) + 1e-12)
         return out
+
+    def color_logits(self, features: torch.Tensor, color_stats: torch.Tensor) -> torch.Tensor:
+        """The colour head's logits from pooled features and the colour descriptor."""
+        joint = torch.cat([self.color_features(features), self.color_stats(color_stats)], dim=1)
+        return self.color_head(joint)
 
     def forward_cached(self, front: torch.Tensor, color_stats: torch.Tensor) -> dict[str, torch.Tensor]:
         """:meth:`forward` from a cached :meth:`front` output and :class:`ColorDescriptor` output."""
