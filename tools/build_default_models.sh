@@ -53,7 +53,8 @@
 # benchmarks/results/backbone_cost.md), MASK_JITTER (share of training masks grown, shrunk or
 # given a stray region as a real segmenter's are, 0.5, 0 = off), MIXSTYLE (share of training batches
 # whose front features have their statistics mixed between images, trainer.mixstyle; unset: off), PART_PHOTOMETRIC (share of training draws given strong camera colour changes
-# for the part head, their colour labels dropped; 0.4, 0 = off), COLOR_TONE (share of the draws given a
+# for the part head, their colour labels dropped; 0.4, 0 = off), FRAME_EDGE (share of the other draws
+# whose frame ends at or across the part, trainer.augment.FrameEdge; unset: off), COLOR_TONE (share of the draws given a
 # camera's tone curve when the colour head is refitted on the trained network, trainer refit-color:
 # 0.7; 0 = no refit, docs/real_transfer.md), REAL (a folder laid out as
 # ../shared/real: belt/ with belt/_empty/, cutouts/; when set, the set is also scored on those real
@@ -123,6 +124,7 @@ MASK_JITTER="${MASK_JITTER:-0.5}"
 PART_PHOTOMETRIC="${PART_PHOTOMETRIC:-0.4}"
 COLOR_TONE="${COLOR_TONE:-0.7}"
 MIXSTYLE="${MIXSTYLE:-}"
+FRAME_EDGE="${FRAME_EDGE:-}"
 FREEZE_BLOCKS="${FREEZE_BLOCKS:-5}"
 PROBE_EPOCHS="${PROBE_EPOCHS:-0}"
 SEED="${SEED:-0}"
@@ -137,7 +139,7 @@ recipe() {
     local words=() name value absolute="${1:-}"
     for name in TRAIN_RENDERS PER_PART CROP_PER_PART CROP_TILTS CROP_TILT_SEED CROP_TILT_RENDERER \
         CROP_FIXED_RENDERER CROP_SHADING PATHTRACE_PER_PART PATHTRACE_WEIGHT INPUT_SIZE MODEL FREEZE_BLOCKS PROBE_EPOCHS \
-        BACKGROUND MASK_JITTER BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC COLOR_TONE MIXSTYLE EPOCHS SEED TOP \
+        BACKGROUND MASK_JITTER BACKGROUND_SWAP BACKGROUNDS PART_PHOTOMETRIC FRAME_EDGE COLOR_TONE MIXSTYLE EPOCHS SEED TOP \
         UNSEEN REAL; do
         value="${!name}"
         [[ -z "$value" ]] && continue
@@ -363,7 +365,7 @@ act "$BIN/trainer" ship config --base "$REPO/config/stage1_synthetic.yaml" --out
     freeze_blocks="$FREEZE_BLOCKS" probe_epochs="$PROBE_EPOCHS" holdout_parts=0 cache.mode=on cache.copies=2 cache.dir=feature_cache \
     background="$BACKGROUND" mask_jitter="$MASK_JITTER" part_photometric="$PART_PHOTOMETRIC" \
     background_swap="$BACKGROUND_SWAP" ${BACKGROUNDS:+background_photos="$(cd "$BACKGROUNDS" && pwd)"} \
-    ${MIXSTYLE:+mixstyle="$MIXSTYLE"}
+    ${MIXSTYLE:+mixstyle="$MIXSTYLE"} ${FRAME_EDGE:+frame_edge="$FRAME_EDGE"}
 RUN="$WORK/runs/stage1"
 resume=()
 [[ -d "$RUN/checkpoints" ]] && resume=(--resume)

@@ -213,6 +213,70 @@ class PartPhotometric:
         return self.pipeline(image=image)["image"]
 
 
+class FrameEdge:
+    """The part at the frame's edge, as a camera frames a part that lies near it: the frame ends
+    on one side (a quarter of the draws: two sides, a corner) somewhere between the edge of the
+    square :func:`~edge.preprocess.prepare` would crop and a bite of up to ``BITE`` of the part's
+    own size. Beyond that line the image and the mask simply stop, so ``prepare`` crops around
+    what is left of the mask and pads the square past the frame's edge by repeating the edge's
+    pixels, exactly as on the Pi.
+
+    Training frames hold their part near the middle, while on a real belt seen from close above a
+    third of the frames put the part at an edge: 139 of the 388 belt frames of the known parts
+    have a crop that leaves the frame (98 of them a mask that touches it), and the shipped set
+    names them 25% of the time against 45% for the rest (docs/real_transfer.md, "The part at the
+    frame's edge"). The ranges are geometric, not fitted to those photos. With ``share`` of the
+    draws that do not get :class:`PartPhotometric` the image gets it; the colour label stays.
+    """
+
+    BITE = 0.3  # at most this share of the part's size cut off on a side
+
+    def __init__(self, share: float, margin: float = 0.1) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"frame_edge {share!r} must be within 0..1 (a share of training images)")
+        self.share, self.margin = share, margin
+
+    @property
+    def fingerprint(self) -> str:
+        text = json.dumps([self.share, self.margin, self.BITE, "v1"])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def chosen(self, seed: int) -> bool:
+        """Whether the draw ``seed`` gets the frame's edge: a pure function, independent of
+        :meth:`PartPhotometric.chosen`."""
+        return self.share > 0 and (zlib.crc32(f"frame_edge/{seed}".encode()) % 10_000) < self.share * 10_000
+
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(image, mask)`` cut at the frame's new edge(s); unchanged when the mask is tiny or the
+        cut would leave fewer than 16 of its pixels."""
+        ys, xs = np.nonzero(mask)
+        if ys.size < 16:
+            return image, mask
+        box = {1: (int(xs.min()), int(xs.max()) + 1), 0: (int(ys.min()), int(ys.max()) + 1)}
+        side = max(hi - lo for lo, hi in box.values()) * (1.0 + 2.0 * self.margin)
+        # (axis, end): axis 1 cuts columns, 0 rows; end True: the frame stops after the part
+        # (right, bottom), False: it starts before it (left, top). One side, or a corner.
+        cuts = [(1, bool(rng.integers(2))), (0, bool(rng.integers(2)))]
+        if rng.random() >= 0.25:
+            cuts = [cuts[int(rng.integers(2))]]
+        img, msk = image, mask
+        for axis, end in cuts:
+            lo, hi = box[axis]
+            depth = rng.uniform(-self.BITE * (hi - lo), (side - (hi - lo)) / 2)  # < 0: into the part
+            keep = (
+                slice(0, int(np.clip(round(hi + depth), lo + 1, img.shape[axis])))
+                if end
+                else slice(int(np.clip(round(lo - depth), 0, hi - 1)), None)
+            )
+            index = (slice(None), keep) if axis == 1 else (keep,)
+            img, msk = img[index], msk[index]
+        if np.count_nonzero(msk) < 16:
+            return image, mask
+        return np.ascontiguousarray(img), np.ascontiguousarray(msk)
+
+
 class ToneCurve:
     """A camera's tone curve over the whole image, the colour label kept: for ``trainer refit-color``.
 
@@ -270,6 +334,7 @@ class Augmenter:
         backgrounds: BackgroundSwap | None = None,
         mask_jitter: MaskJitter | None = None,
         photometric: PartPhotometric | None = None,
+        frame_edge: FrameEdge | None = None,
     ) -> None:
         if stage not in STAGES:
             raise ConfigError(f"augmentation stage {stage!r} is unknown; use one of {', '.join(STAGES)}")
@@ -281,6 +346,8 @@ class Augmenter:
         self.mask_jitter = mask_jitter if stage != "none" and mask_jitter and mask_jitter.share else None
         # Not part of the fingerprint: only the draws it is applied to (``strong=True``) differ.
         self.photometric = photometric if stage != "none" and photometric and photometric.share else None
+        # Likewise: only the draws it is applied to (``edge=True``) differ.
+        self.frame_edge = frame_edge if stage != "none" and frame_edge and frame_edge.share else None
         transforms = {"stage1": _stage1, "stage2": _stage2, "none": list}[stage]()
         self.pipeline = A.Compose(transforms, seed=0) if transforms else None
         self.low_res_blur = A.Compose(
@@ -309,11 +376,14 @@ class Augmenter:
         seed: int,
         low_res: bool = False,
         strong: bool = False,
+        edge: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(image, mask)`` augmented: uint8 RGB and bool, the mask still marking the part.
 
         ``mask`` None means the whole image is the part. The same ``seed`` gives the same result.
-        ``strong`` adds the :class:`PartPhotometric` jitter (the caller drops the colour label).
+        ``strong`` adds the :class:`PartPhotometric` jitter (the caller drops the colour label);
+        ``edge`` the :class:`FrameEdge` cut, last, after the mask's jitter (a segmenter sees only
+        what the frame holds).
         """
         check_image(image)
         if mask is None:  # the whole image is the part: nothing to centre on
@@ -339,4 +409,6 @@ class Augmenter:
             img = self.photometric(img, seed)
         if self.mask_jitter is not None and mask is not None:
             msk = self.mask_jitter(msk, np.random.default_rng([seed & 0x7FFFFFFF, 11]))
+        if edge and self.frame_edge is not None and mask is not None:
+            img, msk = self.frame_edge(img, msk, np.random.default_rng([seed & 0x7FFFFFFF, 13]))
         return np.ascontiguousarray(img), msk.astype(bool)

@@ -59,12 +59,22 @@ def prepare_sample(
     *,
     low_res: bool = False,
     strong: bool = False,
+    edge: bool = False,
 ) -> np.ndarray:
     """Read, augment and :func:`~edge.preprocess.prepare` one sample: float32 in ``spec``'s layout.
-    ``strong``: with the augmenter's part-only photometric jitter (the colour label is dropped)."""
+    ``strong``: with the augmenter's part-only photometric jitter (the colour label is dropped);
+    ``edge``: with its frame's-edge cut (:class:`~trainer.augment.FrameEdge`)."""
     image, mask = read_sample(sample)
-    image, aug_mask = augmenter(image, mask, seed=seed, low_res=low_res, strong=strong)
+    image, aug_mask = augmenter(image, mask, seed=seed, low_res=low_res, strong=strong, edge=edge)
     return prepare(image, aug_mask, spec)
+
+
+def special_draw(augmenter: Augmenter, seed: int) -> tuple[bool, bool]:
+    """``(strong, edge)`` of the draw ``seed``: whether it gets the augmenter's part-only
+    photometric jitter, or else its frame's-edge cut (never both)."""
+    photometric, frame_edge = augmenter.photometric, augmenter.frame_edge
+    strong = photometric is not None and photometric.chosen(seed)
+    return strong, not strong and frame_edge is not None and frame_edge.chosen(seed)
 
 
 class _EpochDataset(Dataset):
@@ -117,8 +127,7 @@ class PartDataset(_EpochDataset):
         index = int(self.indices[position])
         sample = self.samples[index]
         seed = item_seed(self.seed, self.epoch, position)
-        photometric = self.augmenter.photometric
-        strong = photometric is not None and photometric.chosen(seed)
+        strong, edge = special_draw(self.augmenter, seed)
         x = prepare_sample(
             sample,
             self.spec,
@@ -126,6 +135,7 @@ class PartDataset(_EpochDataset):
             seed,
             low_res=sample.source in self.low_res_sources,
             strong=strong,
+            edge=edge,
         )
         part, color = self.labels[index]
         return {"image": torch.from_numpy(x), "part": part, "color": -1 if strong else color, "index": index}
@@ -148,7 +158,7 @@ class FeatureCache:
 
     With the augmenter's part-only photometric jitter there is one more copy per sample (number K),
     drawn with that jitter; its key adds the jitter's settings, so the K plain copies stay shared
-    with runs without it.
+    with runs without it. The augmenter's frame's-edge cut adds one more after it, likewise.
 
     Args:
         root: cache folder (shared by runs: entries are keyed by the front, the augmentation and the
@@ -207,14 +217,29 @@ class FeatureCache:
         mask = self.digest(sample.mask_path) if sample.mask_path else ""
         low_res = sample.source in self.low_res_sources
         text = f"{self._context}|{self.digest(sample.image_path)}|{mask}|{low_res}|{copy}"
-        if copy >= self.copies and self.augmenter.photometric is not None:
+        if copy == self.photometric_copy and self.augmenter.photometric is not None:
             text += f"|photometric:{self.augmenter.photometric.fingerprint}"
+        if copy == self.edge_copy and self.augmenter.frame_edge is not None:
+            text += f"|frame_edge:{self.augmenter.frame_edge.fingerprint}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     @property
-    def total_copies(self) -> int:
-        """K, plus the photometric copy when the augmenter has one."""
+    def photometric_copy(self) -> int | None:
+        """The number of the photometric copy (K), None without the jitter."""
+        return self.copies if self.augmenter.photometric is not None else None
+
+    @property
+    def edge_copy(self) -> int | None:
+        """The number of the frame's-edge copy (after the photometric one), None without it."""
+        if self.augmenter.frame_edge is None:
+            return None
         return self.copies + (self.augmenter.photometric is not None)
+
+    @property
+    def total_copies(self) -> int:
+        """K, plus the photometric and the frame's-edge copies where the augmenter has them."""
+        extra = (self.augmenter.photometric, self.augmenter.frame_edge)
+        return self.copies + sum(x is not None for x in extra)
 
     def path(self, sample: Sample, copy: int) -> Path:
         """Where the entry lives (two-level fan-out keeps folders small)."""
@@ -266,7 +291,8 @@ class FeatureCache:
             # Drawn from the content too: an entry is the same draw wherever its image lies.
             item_seed(self.seed, -1, 0, copy) ^ int(self.digest(sample.image_path)[:8], 16),
             low_res=sample.source in self.low_res_sources,
-            strong=copy >= self.copies,
+            strong=copy == self.photometric_copy,
+            edge=copy == self.edge_copy,
         )
 
     @staticmethod
@@ -295,9 +321,9 @@ class CachedDataset(_EpochDataset):
     def __getitem__(self, position: int) -> dict[str, Any]:
         index = int(self.indices[position])
         draw = item_seed(self.cache.seed, self.epoch, position)
-        photometric = self.cache.augmenter.photometric
-        strong = photometric is not None and photometric.chosen(draw)
-        copy = self.cache.copies if strong else draw % self.cache.copies
+        strong, edge = special_draw(self.cache.augmenter, draw)
+        special = self.cache.photometric_copy if strong else self.cache.edge_copy if edge else None
+        copy = draw % self.cache.copies if special is None else special
         front, stats = self.cache.load(self.samples[index], copy)
         part, color = self.labels[index]
         return {

@@ -287,9 +287,9 @@ def resume_state(out: Path, model: Any, optimizer: Any, scheduler: Any, device: 
 
 def training_augmenter(cfg: TrainConfig, stage: str, *, photometric: bool = True) -> Any:
     """The :class:`~trainer.augment.Augmenter` of a training stage as ``cfg`` sets it: the stage's
-    pipeline (or ``cfg.augment``), the background swap, the mask jitter and, with ``photometric``,
-    the part head's strong photometric jitter."""
-    from trainer.augment import Augmenter, MaskJitter, PartPhotometric
+    pipeline (or ``cfg.augment``), the background swap, the mask jitter, the frame's-edge cut and,
+    with ``photometric``, the part head's strong photometric jitter."""
+    from trainer.augment import Augmenter, FrameEdge, MaskJitter, PartPhotometric
     from trainer.backgrounds import BackgroundSwap
 
     swap = (
@@ -303,6 +303,7 @@ def training_augmenter(cfg: TrainConfig, stage: str, *, photometric: bool = True
         backgrounds=swap,
         mask_jitter=MaskJitter(cfg.mask_jitter) if cfg.mask_jitter else None,
         photometric=PartPhotometric(cfg.part_photometric) if photometric and cfg.part_photometric else None,
+        frame_edge=FrameEdge(cfg.frame_edge, cfg.crop_margin) if cfg.frame_edge else None,
     )
 
 

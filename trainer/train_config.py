@@ -76,6 +76,13 @@ class TrainConfig(StrictModel):
         description="share of training images given strong white-balance, exposure, contrast and"
         " saturation changes for the part head, colour labels dropped (trainer.augment.PartPhotometric)",
     )
+    frame_edge: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of the training draws without part_photometric whose frame ends at or"
+        " across the part, padded as the Pi pads a crop that leaves the frame (trainer.augment.FrameEdge)",
+    )
     mixstyle: float = Field(
         default=0.0,
         ge=0.0,

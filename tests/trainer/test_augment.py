@@ -219,3 +219,60 @@ def test_tone_curve_moves_the_whole_frame_alike_and_keeps_its_order() -> None:
     assert 0.6 * 400 < kept < 0.8 * 400
     with pytest.raises(ConfigError, match="tone share"):
         ToneCurve(1.5)
+
+
+def test_frame_edge_ends_the_frame_at_or_across_the_part_and_prepare_pads_past_it() -> None:
+    """The frame stops on one side or two (a corner), between the edge of the square ``prepare``
+    crops and a bite of the part; the Pi's padding (repeated edge pixels) then fills the square."""
+    from trainer.augment import FrameEdge
+
+    image = np.full((200, 300, 3), 90, np.uint8)
+    mask = np.zeros((200, 300), np.uint8)
+    mask[80:120, 100:200] = 255  # a 100 x 40 part
+    image[mask > 0] = (200, 30, 30)
+    edge = FrameEdge(1.0, margin=0.1)
+    bitten, corners, shapes = 0, 0, set()
+    for seed in range(300):
+        out, msk = edge(image, mask, np.random.default_rng([seed, 13]))
+        assert np.array_equal(out, edge(image, mask, np.random.default_rng([seed, 13]))[0])
+        assert out.shape[:2] == msk.shape and out.shape[0] <= 200 and out.shape[1] <= 300
+        assert (out.shape[0] < 200) or (out.shape[1] < 300)  # some side always moves in
+        corners += (out.shape[0] < 200) and (out.shape[1] < 300)
+        kept = np.count_nonzero(msk)
+        assert kept >= 0.7 * 40 * 40  # at most 30% of a side's size cut off, never the whole part
+        bitten += kept < 100 * 40
+        # Only what the frame still holds: the part's pixels are the image's own, where the mask is.
+        assert np.all(out[msk > 0] == (200, 30, 30))
+        shapes.add(out.shape[:2])
+        # Never beyond the square prepare crops (120 px, centred on the part: columns 90-210,
+        # rows 40-160), where a frame's edge would change nothing.
+        assert out.shape[1] == 300 or out.shape[1] <= 211
+        assert out.shape[0] == 200 or out.shape[0] <= 161
+    assert 0.1 < corners / 300 < 0.4 and 0.3 < bitten / 300 < 0.9 and len(shapes) > 50
+    # The square around what is left of the mask leaves the shortened frame: the Pi pads it.
+    out, msk = edge(image, mask, np.random.default_rng([0, 13]))
+    spec = InputSpec(size=(64, 64), mean=(0.5,) * 3, std=(0.5,) * 3, crop_margin=0.1)
+    assert prepare(out, msk, spec).shape == (3, 64, 64)
+    # A tiny mask is left alone; the share picks draws, independently of the photometric jitter.
+    tiny = np.zeros_like(mask)
+    tiny[5:8, 5:8] = 1
+    assert edge(image, tiny, np.random.default_rng(0))[0] is image
+    picks = [FrameEdge(0.3).chosen(s) for s in range(3000)]
+    assert 0.25 < np.mean(picks) < 0.35 and not any(FrameEdge(0.0).chosen(s) for s in range(100))
+    with pytest.raises(ConfigError, match="frame_edge"):
+        FrameEdge(1.5)
+
+
+def test_frame_edge_draws_only_where_asked_and_leaves_the_plain_draws_and_validation_alone() -> None:
+    from trainer.augment import FrameEdge
+
+    image, mask = _patch((30, 30, 200), size=96, part=40)
+    plain = Augmenter("stage1", min_side=64)
+    with_edge = Augmenter("stage1", min_side=64, frame_edge=FrameEdge(0.5))
+    assert with_edge.fingerprint == plain.fingerprint  # the plain copies stay shared with older runs
+    a, am = with_edge(image, mask, seed=5)
+    assert np.array_equal(a, plain(image, mask, seed=5)[0])
+    b, bm = with_edge(image, mask, seed=5, edge=True)
+    assert b.shape[0] < a.shape[0] or b.shape[1] < a.shape[1]
+    assert np.count_nonzero(bm) <= np.count_nonzero(am)
+    assert Augmenter("none", frame_edge=FrameEdge(1.0)).frame_edge is None

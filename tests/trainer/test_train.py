@@ -325,6 +325,54 @@ def test_part_photometric_copy_drops_the_colour_label_and_shares_the_plain_copie
     assert Augmenter("none", photometric=photometric).photometric is None  # validation stays exact
 
 
+def test_frame_edge_copy_comes_after_the_photometric_one_and_keeps_the_colour_label(
+    synth: Path, tmp_path: Path
+) -> None:
+    from trainer.augment import FrameEdge, PartPhotometric
+
+    samples = load_source(synth)[:6]
+    label_map = LabelMap(sorted({s.part_num for s in samples}), sorted({s.color_id for s in samples}))
+    torch.manual_seed(0)
+    model = create_model(
+        num_parts=label_map.num_parts, num_colors=2, embedding_dim=16, pretrained=False, freeze_blocks=3
+    ).eval()
+    spec = default_input_spec("efficientnet_lite0", 64)
+    photometric, edge = PartPhotometric(0.4), FrameEdge(0.5)
+    before = FeatureCache(
+        tmp_path, model, spec, Augmenter("stage1", min_side=64, photometric=photometric), copies=2
+    )
+    after = FeatureCache(
+        tmp_path,
+        model,
+        spec,
+        Augmenter("stage1", min_side=64, photometric=photometric, frame_edge=edge),
+        copies=2,
+    )
+    assert (before.total_copies, after.total_copies, after.photometric_copy, after.edge_copy) == (3, 4, 2, 3)
+    # A run that adds the frame's edge reuses every entry of one without it, photometric copy included.
+    assert [after.key(samples[0], c) for c in range(3)] == [before.key(samples[0], c) for c in range(3)]
+    assert before.build(samples, progress=False) == 18
+    assert after.build(samples, progress=False) == 6  # only the frame's-edge copies
+    assert all(not torch.equal(after.load(s, 3)[0], after.load(s, 0)[0]) for s in samples)
+
+    data = CachedDataset(samples, label_map, after)
+    counts = {"strong": 0, "edge": 0}
+    for epoch in range(20):
+        data.set_epoch(epoch)
+        for position in range(len(samples)):
+            item = data[position]
+            draw = item_seed(after.seed, epoch, position)
+            strong, on_edge = photometric.chosen(draw), not photometric.chosen(draw) and edge.chosen(draw)
+            assert (item["color"] == -1) == strong  # the frame's edge keeps the colour label
+            sample = samples[int(data.indices[position])]
+            expected = 2 if strong else 3 if on_edge else None
+            if expected is not None:
+                assert torch.equal(item["front"], after.load(sample, expected)[0].float())
+            counts["strong"] += strong
+            counts["edge"] += on_edge
+    assert 30 < counts["strong"] < 70 and 20 < counts["edge"] < 55  # 40% and 30% of 120 draws
+
+
 def test_stage2_starts_from_stage1_and_appends_new_parts_and_colours(
     stage1_run: Path, synth: Path, demo_library: Path, tmp_path: Path
 ) -> None:
