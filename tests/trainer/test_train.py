@@ -19,12 +19,14 @@ pytest.importorskip("timm")
 A = pytest.importorskip("albumentations")
 
 from edge.errors import ConfigError  # noqa: E402
+from edge.manifest_entries import InputSpec  # noqa: E402
 from studio.demo_library import DEMO_PARTS  # noqa: E402
 from tests.helpers.renders import render_demo  # noqa: E402
 from trainer import train as train_cmd  # noqa: E402
 from trainer.augment import Augmenter  # noqa: E402
 from trainer.checkpoint import latest_checkpoint, load_checkpoint  # noqa: E402
 from trainer.data import LabelMap, load_source, split_samples  # noqa: E402
+from trainer.data.sources import Sample  # noqa: E402
 from trainer.dataset import CachedDataset, FeatureCache, item_seed, prepare_sample  # noqa: E402
 from trainer.models import create_model, default_input_spec  # noqa: E402
 from trainer.train import train  # noqa: E402
@@ -217,7 +219,8 @@ def test_max_steps_inside_an_epoch_keeps_a_best_checkpoint_only(synth: Path, tmp
     assert meta.step == 1 and meta.epoch == 0
 
 
-def test_feature_cache_gives_the_uncached_forward(synth: Path, tmp_path: Path) -> None:
+def _small_cached_front(synth: Path) -> tuple[list[Sample], LabelMap, torch.nn.Module, InputSpec]:
+    """Six samples, their label map, a small untrained network with a frozen front, and a 64 px spec."""
     samples = load_source(synth)[:6]
     label_map = LabelMap(sorted({s.part_num for s in samples}), sorted({s.color_id for s in samples}))
     torch.manual_seed(0)
@@ -225,6 +228,11 @@ def test_feature_cache_gives_the_uncached_forward(synth: Path, tmp_path: Path) -
         num_parts=label_map.num_parts, num_colors=2, embedding_dim=16, pretrained=False, freeze_blocks=3
     ).eval()
     spec = default_input_spec("efficientnet_lite0", 64)
+    return samples, label_map, model, spec
+
+
+def test_feature_cache_gives_the_uncached_forward(synth: Path, tmp_path: Path) -> None:
+    samples, label_map, model, spec = _small_cached_front(synth)
     plain = Augmenter("none", min_side=64)
     cache = FeatureCache(tmp_path, model, spec, plain, copies=1)
     assert cache.build(samples, batch_size=4, progress=False) == 6
@@ -291,13 +299,7 @@ def test_part_photometric_copy_drops_the_colour_label_and_shares_the_plain_copie
 ) -> None:
     from trainer.augment import PartPhotometric
 
-    samples = load_source(synth)[:6]
-    label_map = LabelMap(sorted({s.part_num for s in samples}), sorted({s.color_id for s in samples}))
-    torch.manual_seed(0)
-    model = create_model(
-        num_parts=label_map.num_parts, num_colors=2, embedding_dim=16, pretrained=False, freeze_blocks=3
-    ).eval()
-    spec = default_input_spec("efficientnet_lite0", 64)
+    samples, label_map, model, spec = _small_cached_front(synth)
     plain = FeatureCache(tmp_path, model, spec, Augmenter("stage1", min_side=64), copies=2)
     photometric = PartPhotometric(0.5)
     strong_aug = Augmenter("stage1", min_side=64, photometric=photometric)
@@ -330,13 +332,7 @@ def test_frame_edge_copy_comes_after_the_photometric_one_and_keeps_the_colour_la
 ) -> None:
     from trainer.augment import FrameEdge, PartPhotometric
 
-    samples = load_source(synth)[:6]
-    label_map = LabelMap(sorted({s.part_num for s in samples}), sorted({s.color_id for s in samples}))
-    torch.manual_seed(0)
-    model = create_model(
-        num_parts=label_map.num_parts, num_colors=2, embedding_dim=16, pretrained=False, freeze_blocks=3
-    ).eval()
-    spec = default_input_spec("efficientnet_lite0", 64)
+    samples, label_map, model, spec = _small_cached_front(synth)
     photometric, edge = PartPhotometric(0.4), FrameEdge(0.5)
     before = FeatureCache(
         tmp_path, model, spec, Augmenter("stage1", min_side=64, photometric=photometric), copies=2
