@@ -149,6 +149,13 @@ def crop_to_mask(
     return Crop(np.ascontiguousarray(img), sub.astype(bool), (sx, sy, sx + side, sy + side), empty)
 
 
+def leaves_frame(crop: Crop, shape: tuple[int, ...]) -> bool:
+    """Whether ``crop``'s square reaches past a frame of ``shape`` ((H, W, ...)): where it does,
+    :func:`crop_to_mask` padded it (a part at the frame's edge, seen from close)."""
+    x0, y0, x1, y1 = crop.box
+    return x0 < 0 or y0 < 0 or x1 > shape[1] or y1 > shape[0]
+
+
 def _shrink(
     img: np.ndarray, sub: np.ndarray, pads: tuple[int, int, int, int], scale: float, side: int
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:

@@ -6,7 +6,8 @@ Each photo goes through the segmenter a config names, edge's preprocessing and e
 
 Figures per photo set and artifact: single-view part top-1 and top-5, colour top-1 where colours are
 labelled (by folder, or by colour family with ``--colors NAME=FILE``: :mod:`trainer.color_families`),
-per part, and the most frequent confusions. Part ids are compared on the mould: a trailing
+per part, the most frequent confusions, and the known parts' top-1 where the crop leaves the frame
+(the part at the frame's edge, its crop padded as on the Pi) against the rest. Part ids are compared on the mould: a trailing
 letter after the digits is dropped on both sides (3040a ~ 3040b, 3062b ~ 3062), case ignored; prints
 and patterns (``pr``, ``pat`` suffixes) are not merged.
 
@@ -54,7 +55,7 @@ from edge.imagefile import read_image
 from edge.index_search import BACKENDS, Backend
 from edge.manifest import Manifest, load_manifest
 from edge.manifest_entries import FileEntry
-from edge.preprocess import prepare
+from edge.preprocess import crop_for, leaves_frame, prepare_crop
 from edge.prior import DEFAULT_STRENGTH, PartPrior, load_part_prior
 from edge.recognize import Recognizer
 from edge.segment import Segmenter, create_segmenter
@@ -81,6 +82,7 @@ from trainer.real_scores import (
     classifier_scores,
     decided_log_probs,
     fit_photo_scale,
+    frame_edge_scores,
     prior_scores,
     size_scores,
 )
@@ -97,10 +99,11 @@ SWEEP_PLOT, REPORT_SWEEP_PLOT = "rig_threshold.png", "real_rig_threshold.png"
 
 def prepare_inputs(
     photos: Sequence[Photo], segmenter: Segmenter, manifest: Manifest
-) -> tuple[np.ndarray, dict, list[tuple[float, float] | None]]:
-    """Network inputs of every photo (segmented, cropped as on the Pi), segmentation figures and
-    each mask's footprint in pixels (:func:`edge.size.measure`)."""
-    inputs, areas, footprints, empty = [], [], [], 0
+) -> tuple[np.ndarray, dict, list[tuple[float, float] | None], list[bool]]:
+    """Network inputs of every photo (segmented, cropped as on the Pi), segmentation figures, each
+    mask's footprint in pixels (:func:`edge.size.measure`) and whether each crop leaves the frame
+    (:func:`edge.preprocess.leaves_frame`)."""
+    inputs, areas, footprints, edges, empty = [], [], [], [], 0
     for photo in tqdm(photos, desc="segment", unit="photo", leave=False):
         image = read_image(photo.path)
         mask = segmenter.mask(image)
@@ -108,9 +111,15 @@ def prepare_inputs(
         empty += share == 0
         areas.append(share)
         footprints.append(measure(mask))
-        inputs.append(prepare(image, mask, manifest.input))
-    stats = {"empty_masks": int(empty), "median_mask_share": round(float(np.median(areas)), 4)}
-    return np.stack(inputs), stats, footprints
+        crop = crop_for(image, mask, manifest.input)
+        edges.append(not crop.empty and leaves_frame(crop, image.shape))
+        inputs.append(prepare_crop(crop, manifest.input))
+    stats = {
+        "empty_masks": int(empty),
+        "median_mask_share": round(float(np.median(areas)), 4),
+        "crops_leaving_frame": int(sum(edges)),
+    }
+    return np.stack(inputs), stats, footprints, edges
 
 
 def run_batches(engine: Any, x: np.ndarray, batch: int = 32) -> dict[str, np.ndarray]:
@@ -145,7 +154,7 @@ def evaluate_photo_set(
     ``color_labels`` (:func:`trainer.color_families.read_color_labels`, paths relative to
     ``folder``): the colour head scored on every labelled photo, known part or not."""
     start = time.perf_counter()
-    x, seg_stats, footprints = prepare_inputs(photos, segmenter, manifest)
+    x, seg_stats, footprints, edges = prepare_inputs(photos, segmenter, manifest)
     scale = None
     if scale_from is not None:
         scale = fit_photo_scale(photos, footprints, manifest, scale_from, SIZE_SIGMA)
@@ -185,6 +194,9 @@ def evaluate_photo_set(
             )
             figures["known"]["majority_baseline"] = round(
                 max(Counter(p.part for p in kp).values()) / len(kp), 4
+            )
+            figures["known"]["frame_edge"] = frame_edge_scores(
+                kp, known_logits, manifest, [edges[i] for i in known_rows]
             )
             decided = None  # the part prior's decisions, shared by its figures and the rows
             if prior is not None:

@@ -78,6 +78,7 @@ def render_markdown(
         first = next(iter(figures["artifacts"].values()), {})
         if first.get("known"):
             lines += _per_part_lines(next(iter(figures["artifacts"])), first["known"])
+            lines += _frame_edge_lines(next(iter(figures["artifacts"])), first["known"].get("frame_edge"))
         lines += _color_family_lines(figures["artifacts"])
         lines += _size_lines(figures["artifacts"])
         lines += _prior_lines(figures["artifacts"])
@@ -156,6 +157,23 @@ def _per_part_lines(key: str, known: dict[str, Any]) -> list[str]:
     if colours:
         lines += ["", f"Colours predicted most often (all known-part photos): {colours}."]
     return lines
+
+
+def _frame_edge_lines(key: str, edge: dict[str, Any] | None) -> list[str]:
+    """The known parts' top-1 where the crop leaves the frame (padded as on the Pi) against the rest."""
+    if not edge:
+        return []
+    parts = "; ".join(
+        f"{part} {pct(e['edge']['top1'])} of {e['edge']['photos']} against {pct(e['inside']['top1'])}"
+        f" of {e['inside']['photos']}"
+        for part, e in edge["per_part"].items()
+    )
+    return [
+        "",
+        f"Crops that leave the frame ({key}; the part at the frame's edge, its crop padded as on the Pi):"
+        f" {edge['edge']['photos']} known-part photos, top-1 {pct(edge['edge']['top1'])} against"
+        f" {pct(edge['inside']['top1'])} for the {edge['inside']['photos']} inside; per part {parts}.",
+    ]
 
 
 def _color_family_lines(artifacts: dict[str, dict[str, Any]]) -> list[str]:

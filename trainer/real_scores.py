@@ -78,6 +78,37 @@ def classifier_scores(
     return out
 
 
+def frame_edge_scores(
+    photos: Sequence[Photo], logits: np.ndarray, manifest: Manifest, leaves: Sequence[bool]
+) -> dict[str, Any] | None:
+    """Top-1 of the photos whose crop leaves the frame (``leaves``) against the others', overall and
+    per part: a close camera frames parts at its edge, and the Pi pads their crops. None when no
+    crop leaves the frame."""
+    if not any(leaves):
+        return None
+    names = [mould(p) for p in manifest.parts]
+    hits = [
+        names[int(np.argmax(row))] == mould(photo.part) for photo, row in zip(photos, logits, strict=True)
+    ]
+
+    def share(rows: list[int]) -> dict[str, Any]:
+        return {
+            "photos": len(rows),
+            "top1": round(float(np.mean([hits[i] for i in rows])), 4) if rows else None,
+        }
+
+    at_edge = [i for i, leaving in enumerate(leaves) if leaving]
+    inside = [i for i, leaving in enumerate(leaves) if not leaving]
+    per_part = {
+        part: {
+            "edge": share([i for i in at_edge if photos[i].part == part]),
+            "inside": share([i for i in inside if photos[i].part == part]),
+        }
+        for part in sorted({p.part for p in photos})
+    }
+    return {"edge": share(at_edge), "inside": share(inside), "per_part": per_part}
+
+
 def _pop_paired(out: dict[str, Any], bases: dict[str, str]) -> None:
     """Replace the figures' per-photo ``hits`` by ``out["paired"][name]``: the change of figure
     ``name`` against figure ``bases[name]`` on the same photos."""

@@ -8,7 +8,7 @@ import pytest
 
 from edge.errors import ImageError
 from edge.manifest_entries import InputSpec
-from edge.preprocess import crop_to_mask, prepare, prepare_batch
+from edge.preprocess import crop_to_mask, leaves_frame, prepare, prepare_batch
 
 GREY = 128
 MEAN = np.array([0.485, 0.456, 0.406])
@@ -296,3 +296,12 @@ def test_a_known_box_gives_the_same_crop(seed: int) -> None:
             assert told.box == searched.box and told.empty == searched.empty
             np.testing.assert_array_equal(told.image, searched.image)
             np.testing.assert_array_equal(told.mask, searched.mask)
+
+
+def test_leaves_frame_says_where_the_square_was_padded() -> None:
+    frame = np.zeros((60, 80, 3), np.uint8)
+    middle, edge = np.zeros((60, 80), np.uint8), np.zeros((60, 80), np.uint8)
+    middle[20:40, 30:50] = 255
+    edge[45:60, 30:50] = 255  # touches the bottom: the square around it reaches past row 60
+    assert not leaves_frame(crop_to_mask(frame, middle, 0.1), frame.shape)
+    assert leaves_frame(crop_to_mask(frame, edge, 0.1), frame.shape)

@@ -441,3 +441,37 @@ def test_the_exact_index_backend_gives_the_same_enrolment_figures_here(tmp_path:
     report = json.loads((tmp_path / "exact" / "out" / "real.json").read_text())
     assert report["index_backend"] == "exact"
     assert "index_backend" not in json.loads((tmp_path / "auto" / "out" / "real.json").read_text())
+
+
+def test_crops_that_leave_the_frame_are_scored_apart(tmp_path: Path) -> None:
+    """A part at the frame's edge (its crop padded as on the Pi) is counted apart from the rest."""
+    model_set = tmp_path / "set"
+    write_model_set_with_index(model_set)
+    black = np.zeros((64, 80, 3), np.uint8)
+    photos = tmp_path / "cloth"
+    at_edge, inside = (44, 56), (20, 30)  # the first square touches the bottom right corner
+    plan = {
+        "3001": [(RED, inside), (RED, inside), (GREENISH, at_edge), (RED, at_edge)],
+        "3003": [(GREEN, inside), (GREEN, inside)],
+    }
+    for part, shots in plan.items():
+        for i, (rgb, at) in enumerate(shots):
+            save(photos / part / f"{i}.png", square(black, rgb, at))
+    (tmp_path / "cloth.yaml").write_text("segmenter: {type: bgdiff, background_rgb: [0, 0, 0]}\n")
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        ["evaluate-real", "--model-set", str(model_set), "--out", str(tmp_path / "out"),
+         "--set", f"cloth={photos}:{tmp_path / 'cloth.yaml'}", "--enroll", ""]
+    )  # fmt: skip
+    assert args.func(args) == 0
+    figures = json.loads((tmp_path / "out" / "real.json").read_text())["sets"]["cloth"]
+    assert figures["segmentation"]["crops_leaving_frame"] == 2
+    edge = figures["artifacts"]["onnxruntime/fp32"]["known"]["frame_edge"]
+    assert edge["edge"] == {"photos": 2, "top1": 0.5}  # the greenish one is read as 3003
+    assert edge["inside"] == {"photos": 4, "top1": 1.0}
+    assert edge["per_part"]["3003"]["edge"] == {"photos": 0, "top1": None}
+    text = (tmp_path / "out" / "real.md").read_text()
+    assert "Crops that leave the frame (onnxruntime/fp32" in text
+    assert "2 known-part photos, top-1 50.0% against 100.0% for the 4 inside" in text
+    assert "3001 50.0% of 2 against 100.0% of 2; 3003 - of 0 against 100.0% of 2" in text
