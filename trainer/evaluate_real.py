@@ -7,9 +7,9 @@ Each photo goes through the segmenter a config names, edge's preprocessing and e
 Figures per photo set and artifact: single-view part top-1 and top-5, colour top-1 where colours are
 labelled (by folder, or by colour family with ``--colors NAME=FILE``: :mod:`trainer.color_families`),
 per part, the most frequent confusions, and the known parts' top-1 where the crop leaves the frame
-(the part at the frame's edge, its crop padded as on the Pi) against the rest. Part ids are compared on the mould: a trailing
-letter after the digits is dropped on both sides (3040a ~ 3040b, 3062b ~ 3062), case ignored; prints
-and patterns (``pr``, ``pat`` suffixes) are not merged.
+(the part at the frame's edge, its crop padded as on the Pi) against the rest. Part ids are
+compared on the mould: a trailing letter after the digits is dropped on both sides (3040a ~ 3040b,
+3062b ~ 3062), case ignored; prints and patterns (``pr``, ``pat`` suffixes) are not merged.
 
 Parts of the photos the model set does not know are scored by enrolment: for each k of ``--enroll``,
 the first k photos of each unknown part (by file name) are enrolled as the rig's own views, and
