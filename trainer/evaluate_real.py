@@ -191,12 +191,13 @@ def evaluate_photo_set(
                 known_logits,
                 manifest,
                 None if colors is None else colors[known_rows],
+                keep_hits=True,
             )
             figures["known"]["majority_baseline"] = round(
                 max(Counter(p.part for p in kp).values()) / len(kp), 4
             )
             figures["known"]["frame_edge"] = frame_edge_scores(
-                kp, known_logits, manifest, [edges[i] for i in known_rows]
+                kp, figures["known"].pop("hits"), [edges[i] for i in known_rows]
             )
             decided = None  # the part prior's decisions, shared by its figures and the rows
             if prior is not None:

@@ -79,17 +79,13 @@ def classifier_scores(
 
 
 def frame_edge_scores(
-    photos: Sequence[Photo], logits: np.ndarray, manifest: Manifest, leaves: Sequence[bool]
+    photos: Sequence[Photo], hits: Sequence[bool], leaves: Sequence[bool]
 ) -> dict[str, Any] | None:
     """Top-1 of the photos whose crop leaves the frame (``leaves``) against the others', overall and
-    per part: a close camera frames parts at its edge, and the Pi pads their crops. None when no
-    crop leaves the frame."""
+    per part, from each photo's top-1 hit (:func:`classifier_scores`'s ``hits``): a close camera
+    frames parts at its edge, and the Pi pads their crops. None when no crop leaves the frame."""
     if not any(leaves):
         return None
-    names = [mould(p) for p in manifest.parts]
-    hits = [
-        names[int(np.argmax(row))] == mould(photo.part) for photo, row in zip(photos, logits, strict=True)
-    ]
 
     def share(rows: list[int]) -> dict[str, Any]:
         return {
