@@ -161,14 +161,32 @@ def machine_info() -> dict[str, Any]:
         version = getattr(module, "__version__", None) if module is not None else None
         if version:
             packages[name] = str(version)
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
     return {
         "arch": platform.machine(),
         "board": board or None,
         "cpu": fields.get("model name") or fields.get("Hardware") or platform.processor() or None,
         "cores": os.cpu_count(),
+        "int8_dot": int8_dot_product(flags),
         "python": platform.python_version(),
         "packages": packages,
     }
+
+
+def int8_dot_product(flags: set[str]) -> str:
+    """Which 8-bit dot-product instructions a CPU's ``/proc/cpuinfo`` flags (x86 ``flags``, Arm
+    ``Features``) name: what int8 inference runs on. Without them an x86 CPU multiplies int8 in
+    16-bit pairs (AVX2 ``vpmaddubsw``), which can saturate, so ONNX Runtime's int8 figures may
+    differ between such a machine, one with VNNI and an Arm CPU with ``asimddp`` (the Pi 5)."""
+    if "avx512_vnni" in flags:
+        return "AVX-512 VNNI"
+    if "avx_vnni" in flags:
+        return "AVX-VNNI"
+    if "asimddp" in flags:
+        return "Arm dot product (asimddp)"
+    if "avx2" in flags:
+        return "none (AVX2 only: 16-bit pairs, may saturate)"
+    return "none"
 
 
 def _pct(values: list[float]) -> dict[str, float]:

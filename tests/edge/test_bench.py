@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from edge import cli
-from edge.bench import format_table, machine_info, run_bench, segmenter_options
+from edge.bench import format_table, int8_dot_product, machine_info, run_bench, segmenter_options
 from edge.errors import ConfigError
 from edge.part import STAGES
 from edge.settings import load_edge_config
@@ -127,11 +127,26 @@ def test_overhead_is_the_work_beyond_inference(tmp_path: Path, demo_library: Pat
     assert table[3].split()[-3] == f"{row['overhead_pct_of_infer']:.0f}%"
 
 
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ({"avx2", "avx512f", "avx512_vnni"}, "AVX-512 VNNI"),
+        ({"avx2", "avx_vnni"}, "AVX-VNNI"),
+        ({"fp", "asimd", "asimddp"}, "Arm dot product (asimddp)"),
+        ({"sse2", "avx2"}, "none (AVX2 only: 16-bit pairs, may saturate)"),
+        ({"fp", "asimd"}, "none"),
+    ],
+)
+def test_int8_dot_product_reads_the_cpu_flags(flags: set[str], expected: str) -> None:
+    assert int8_dot_product(flags) == expected
+
+
 def test_machine_info_says_where_the_bench_ran() -> None:
     info = machine_info()
     assert info["arch"] == platform.machine() and info["cores"] == os.cpu_count()
     assert info["python"] == platform.python_version()
     assert "numpy" in info["packages"]  # edge.bench imports it
+    assert info["int8_dot"]  # a word on the CPU's int8 instructions, even "none"
     json.dumps(info)  # goes into `edge bench --json`
     # The table's first line names the machine (a Pi's board, else its CPU).
     row = {
