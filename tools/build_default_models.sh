@@ -408,6 +408,8 @@ if [[ -n "$REAL" ]]; then
         --set "cutouts=$REAL/cutouts:$REPO/config/real/cutouts.yaml" \
         --enroll-every-part --enroll-partial --scale-from 15712:5 --part-prior popularity \
         --colors "belt=$REPO/config/real/belt_colors.csv" --colors "cutouts=$REPO/config/real/cutouts_colors.csv" \
+        --goal belt:top1=80 --goal belt:enrolled5=80 --goal cutouts:top1=70 \
+        --tried "[docs/real_transfer.md](../../docs/real_transfer.md) (its sections \"In short\" and \"What is left\")" \
         --report "$WORK/report/report.md" \
         --record
 fi

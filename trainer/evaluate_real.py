@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -48,6 +49,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from edge.bench import machine_info
 from edge.engines import create_engine
 from edge.errors import ConfigError
 from edge.fileio import write_atomic
@@ -71,6 +73,7 @@ from trainer.real_enrolment import (
     partial_enrolment_scores,
     recognition_settings,
 )
+from trainer.real_goals import Goal, check_goals, goal_summary, measure_goals, parse_goal
 from trainer.real_report import (
     pct,
     plot_figures,
@@ -276,13 +279,18 @@ def evaluate_real(
     enroll_partial: bool = False,
     index_backend: Backend = "auto",
     color_labels: dict[str, Path] | None = None,
+    goals: Sequence[Goal] = (),
+    tried: str | None = None,
 ) -> dict[str, Any]:
     """Score ``model_set`` on each ``(name, photos, segmenter yaml, empty frames or None)``; write
     reports. ``part_prior`` (and its strength): as ``recognition.part_prior`` (figures with and
     without it). ``index_backend``: how the enrolment figures search (``exact``: deterministic, as
     a Pi without hnswlib searches). ``color_labels``: set name -> a colour labels file
-    (:mod:`trainer.color_families`), read before anything runs."""
+    (:mod:`trainer.color_families`), read before anything runs. ``goals``: figures that should reach
+    a share (:mod:`trainer.real_goals`), checked before anything runs and reported met or missed;
+    ``tried``: the report's line on what was tried toward a missed goal."""
     names = [name for name, *_ in photo_sets]
+    check_goals(goals, names, enroll)
     unknown = sorted(set(color_labels or {}) - set(names))
     if unknown:
         raise ConfigError(
@@ -330,6 +338,11 @@ def evaluate_real(
         if fit is not None:
             figures["background_fit"] = fit
         report["sets"][name] = figures
+    report["machine"] = machine_info()
+    if goals:
+        report["goals"] = measure_goals(goals, report)
+        if tried:
+            report["goals_tried"] = tried
     write_atomic(out / "real.json", json.dumps(report, indent=2, default=str))
     write_predictions(out / PREDICTIONS, predictions)
     drawn = plot_figures(report, out / PLOT)
@@ -439,6 +452,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "rebuilt on every core, which can move a decision or two between runs) or exact "
         "(deterministic; what a Pi without hnswlib runs)",
     )
+    p.add_argument(
+        "--goal",
+        dest="goals",
+        action="append",
+        type=parse_goal,
+        default=[],
+        help="SET:FIGURE=PERCENT (repeatable): a figure that should reach a share, reported met or missed "
+        "by how many points per artifact; FIGURE: top1, top5 (known parts), family (colour), enrolledK "
+        "(unknown parts enrolled from K photos), e.g. belt:top1=80 belt:enrolled5=80",
+    )
+    p.add_argument(
+        "--tried",
+        help="with --goal: the report's line on what was tried toward a missed goal (e.g. a link to "
+        "the experiments' record)",
+    )
     p.add_argument("--out", required=True, type=Path, help="report folder (real.md, real.json, real.png)")
     p.add_argument(
         "--report", type=Path, help="also put the section into this markdown file (e.g. REPORT.md)"
@@ -471,6 +499,8 @@ def main(args: argparse.Namespace) -> int:
         part_prior_strength=args.part_prior_strength,
         index_backend=args.index_backend,
         color_labels=dict(args.color_labels),
+        goals=args.goals,
+        tried=args.tried,
     )
     for name, figures in report["sets"].items():
         for key, f in figures["artifacts"].items():
@@ -488,6 +518,8 @@ def main(args: argparse.Namespace) -> int:
                 f"{name:<10} {key:<18} part top-1 {pct(known.get('part_top1'))} "
                 f"top-5 {pct(known.get('part_top5'))} {extra}"
             )
+    for line in goal_summary(report.get("goals", [])):
+        print(line)
     if args.report:
         sets = " ".join(f"--set {n}={f}:{s}" + (f":{e}" if e else "") for n, f, s, e in args.sets)
         command = (
@@ -500,6 +532,8 @@ def main(args: argparse.Namespace) -> int:
             + (f" --rig-threshold {args.rig_threshold:g}" if args.rig_threshold is not None else "")
             + (f" --part-prior {args.part_prior}" if args.part_prior != "none" else "")
             + (f" --part-prior-strength {args.part_prior_strength:g}" if args.part_prior != "none" else "")
+            + "".join(f" --goal {g.set_name}:{g.figure}={100 * g.share:g}" for g in args.goals)
+            + (f" --tried {shlex.quote(args.tried)}" if args.tried and args.goals else "")
             + (" --record" if args.record else "")
         )
         beside, sweep = args.report.with_name(REPORT_PLOT), args.report.with_name(REPORT_SWEEP_PLOT)

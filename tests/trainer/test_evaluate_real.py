@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -222,6 +223,9 @@ def test_cli_scores_known_parts_and_enrols_unknown_ones(
         and "| onnxruntime/fp32 | 10 | 90.0% | 100.0% | 60.0% | 91.7% |" in text
     )
     assert "a constant guess scores 1 / 2 = 50.0%" in text
+    # Where it was measured: int8 figures depend on the CPU's int8 instructions (edge.bench).
+    assert report["machine"]["cores"] == os.cpu_count() and report["machine"]["int8_dot"]
+    assert f"cores ({report['machine']['cpu']}); int8 dot product: {report['machine']['int8_dot']}" in text
     # The command that remakes the section: model set, sets, report and record, no local output path.
     assert f"trainer evaluate-real --model-set {model_set} --out OUT --set cloth=" in text
     assert f"--report {report_md} --enroll-every-part --rig-threshold 0.85 --record\n" in text
