@@ -173,6 +173,17 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def machine_text(info: Mapping[str, Any]) -> str:
+    """One sentence naming where figures were measured (from :func:`machine_info`): a model set's
+    int8 figures depend on the CPU's int8 instructions."""
+    packages = ", ".join(f"{k} {v}" for k, v in info.get("packages", {}).items() if k != "numpy")
+    where = info.get("board") or info.get("cpu")
+    return (
+        f"Measured on {info.get('arch')}, {info.get('cores')} cores ({where}); "
+        f"int8 dot product: {info.get('int8_dot')}" + (f"; {packages}" if packages else "") + "."
+    )
+
+
 def int8_dot_product(flags: set[str]) -> str:
     """Which 8-bit dot-product instructions a CPU's ``/proc/cpuinfo`` flags (x86 ``flags``, Arm
     ``Features``) name: what int8 inference runs on. Without them an x86 CPU multiplies int8 in

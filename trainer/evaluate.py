@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from edge.bench import machine_info
 from edge.engines import create_engine
 from edge.errors import ConfigError, DataFileError
 from edge.manifest import Manifest, load_manifest
@@ -263,6 +264,7 @@ def evaluate_model_set(
         },
         "artifacts": results,
         "build": build_record(command),
+        "machine": machine_info(),
     }
     paths = write_report(Path(out), report, manifest)
     report["files"] = {name: str(p) for name, p in paths.items()}

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.bench import machine_text
 from edge.fileio import write_atomic
 from trainer.real_enrolment import ENROLL_DEFAULT
 from trainer.real_goals import goal_lines
@@ -68,7 +69,7 @@ def render_markdown(
     if command:
         lines += ["```sh", command, "```", ""]
     if report.get("machine"):
-        lines += [_machine_text(report["machine"]), ""]
+        lines += [machine_text(report["machine"]), ""]
     if plot:
         lines += [f"![real-photo top-1 and top-5 per set, artifact and part]({plot})", ""]
     if sweep:
@@ -90,15 +91,6 @@ def render_markdown(
         lines.append("")
     lines.append(SECTION_END)
     return "\n".join(lines) + "\n"
-
-
-def _machine_text(m: dict[str, Any]) -> str:
-    """Where the figures were measured: int8 figures depend on the CPU's int8 instructions."""
-    packages = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items() if k != "numpy")
-    return (
-        f"Measured on {m.get('arch')}, {m.get('cores')} cores ({m.get('board') or m.get('cpu')}); "
-        f"int8 dot product: {m.get('int8_dot')}" + (f"; {packages}" if packages else "") + "."
-    )
 
 
 def _artifact_lines(name: str, figures: dict[str, Any]) -> list[str]:

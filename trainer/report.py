@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edge.bench import machine_text
 from edge.colors import get_color
 from edge.errors import MissingDependencyError, UnknownColorError
 from edge.manifest import Manifest
@@ -282,6 +283,7 @@ def markdown(report: dict[str, Any], manifest: Manifest) -> str:
             else ""
         ),
         f"- built {report['build']['date']} at commit {report['build'].get('git_commit') or 'unknown'}",
+        *([f"- {machine_text(report['machine'])}"] if report.get("machine") else []),
         "",
         "## Figures per artifact",
         "",
