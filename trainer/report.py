@@ -121,7 +121,8 @@ def plot_real(report: dict[str, Any], path: Path) -> Path:
     Rows: every artifact on all known-part photos (with the majority guess marked), then the first
     artifact's decision with the size prior and the part prior where measured, each part and each
     enrolment figure. Light bar: top-5; dark bar over it: top-1.
-    The dashed line is a constant guess's top-1 mean over parts (1 / number of known parts).
+    The dashed line is a constant guess's top-1 mean over parts (1 / number of known parts); green
+    dots mark the report's goals (``--goal``) on the rows they hold to (:func:`goal_marks`).
     """
     plt = _pyplot()
     panels = [(name, f, rows) for name, f in report["sets"].items() if (rows := real_rows(f))]
@@ -147,6 +148,12 @@ def plot_real(report: dict[str, Any], path: Path) -> Path:
             for y, (_, _, _, majority) in enumerate(rows):
                 if majority is not None:
                     ax.plot([majority] * 2, [y - 0.4, y + 0.4], color="#c0392b", linewidth=2)
+            goals = [g for g in report.get("goals", []) if g["set"] == name]
+            for i, (y, share) in enumerate(goal_marks(rows, goals)):
+                ax.plot(
+                    [share] * 2, [y - 0.45, y + 0.45], color="#2ecc71", linewidth=3, linestyle=":",
+                    zorder=3, label="goal" if i == 0 else None,
+                )  # fmt: skip
             first = next(iter(figures["artifacts"].values()))
             per_part = first.get("known", {}).get("per_part", {})
             if per_part:
@@ -160,12 +167,37 @@ def plot_real(report: dict[str, Any], path: Path) -> Path:
                 f"per part: {next(iter(figures['artifacts']))}",
                 fontsize=10,
             )
-        axes[-1, 0].set_xlabel("share named right (red: majority guess; dashed: constant guess per part)")
-        axes[0, 0].legend(fontsize=8, loc="lower right")
+        axes[-1, 0].set_xlabel(
+            "share named right\n(red: majority guess; dashed: constant guess per part; green dots: goal)"
+        )
+        for ax in axes[:, 0]:
+            ax.legend(fontsize=8, loc="lower right")
         fig.savefig(path, dpi=110)
     finally:
         plt.close(fig)
     return path
+
+
+def goal_marks(
+    rows: list[tuple[str, float | None, float | None, float | None]], goals: list[dict[str, Any]]
+) -> list[tuple[int, float]]:
+    """``(row, share)`` for each goal of one set (:func:`trainer.real_goals.measure_goals`) on the
+    :func:`real_rows` it holds to: top-1/top-5 on each artifact's "all" row, ``enrolledK`` on the
+    enrolled parts' decision row; goals with no row here (colour) get no mark."""
+    marks = []
+    for goal in goals:
+        figure = goal["figure"]
+        for y, (label, *_) in enumerate(rows):
+            if figure in ("top1", "top5"):
+                hit = label.endswith(": all")
+            elif figure.startswith("enrolled"):
+                k = figure.removeprefix("enrolled")
+                hit = label.endswith(f" enrolled k={k} (decision)") and not label.startswith("every part")
+            else:
+                hit = False
+            if hit:
+                marks.append((y, float(goal["goal"])))
+    return marks
 
 
 def real_rows(figures: dict[str, Any]) -> list[tuple[str, float | None, float | None, float | None]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
-from trainer.report import plot_real, plot_rig_sweep, real_rows
+from trainer.report import goal_marks, plot_real, plot_rig_sweep, real_rows
 
 
 def _figures(parts: dict[str, tuple[int, float, float]]) -> dict:
@@ -50,6 +51,29 @@ def test_rows_are_each_artifact_then_the_first_artifacts_parts_and_enrolment() -
         ("43857 enrolled k=5 (decision)", 0.7, None, None),
         ("43857 enrolled k=5 (nearest, merged)", 0.4, None, None),
     ]
+
+
+def test_goals_are_marked_on_the_rows_they_hold_to(tmp_path: Path) -> None:
+    figures = _figures({"3023": (4, 0.25, 0.5), "15712": (6, 1.0, 1.0)})
+    rows = real_rows(figures)
+    goals = [
+        {"set": "belt", "figure": "top1", "goal": 0.8},
+        {"set": "belt", "figure": "enrolled5", "goal": 0.75},
+        {"set": "belt", "figure": "enrolled1", "goal": 0.5},  # no k=1 row: no mark
+        {"set": "belt", "figure": "family", "goal": 0.6},  # colour has no row here
+    ]
+    # each artifact's "all" row (0, 1) and the enrolled part's decision row (4)
+    assert goal_marks(rows, goals) == [(0, 0.8), (1, 0.8), (4, 0.75)]
+    plain = plot_real({"sets": {"belt": figures}}, tmp_path / "plain.png")
+    marked = plot_real({"sets": {"belt": figures}, "goals": goals}, tmp_path / "marked.png")
+    a, b = cv2.imread(str(plain)), cv2.imread(str(marked))
+    assert a is not None and b is not None and a.shape == b.shape
+
+    def green(image: np.ndarray) -> int:  # BGR pixels whose green is well above blue and red
+        bgr = image.astype(int)
+        return int(((bgr[..., 1] - bgr[..., 0] > 40) & (bgr[..., 1] - bgr[..., 2] > 40)).sum())
+
+    assert green(a) == 0 and green(b) > 20  # only the goals' dots are green
 
 
 def test_rows_show_the_size_and_part_prior_decisions_after_the_artifacts() -> None:
