@@ -7,9 +7,7 @@ a background difference against black.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,21 +15,14 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.tools.load import load_tool
 from tests.trainer.test_evaluate_real import write_cloth_photos, write_model_set_with_index
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _tool() -> ModuleType:
-    """tools/ is not a package: load the script as a module."""
-    name = "mask_audit"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tools" / "mask_audit.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_tool("mask_audit")
 
 
 def _predictions(path: Path, photos: Path) -> Path:

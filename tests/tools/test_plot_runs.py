@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from PIL import Image
 
+from tests.tools.load import load_tool
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _tool() -> ModuleType:
-    """tools/ is not a package: load the script as a module."""
-    name = "plot_runs"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tools" / "plot_runs.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_tool("plot_runs")
 
 
 def test_the_committed_table_reads_with_one_shipped_set_per_shipped_recipe() -> None:

@@ -7,30 +7,21 @@ the probe can ask for it; rendered red, the brick is named when red dominates it
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from edge.manifest import load_manifest, write_manifest
+from tests.tools.load import load_tool
 from tests.trainer.test_evaluate import write_known_model_set
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _tool() -> ModuleType:
-    """tools/ is not a package: load the script as a module."""
-    name = "pose_readability"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tools" / "pose_readability.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_tool("pose_readability")
 
 
 def _model_set(folder: Path) -> Path:
