@@ -25,6 +25,12 @@ FIGURES: dict[str, tuple[str, Callable[[dict[str, Any]], float | None]]] = {
 _ENROLLED = re.compile(r"enrolled(\d+)$")
 
 
+def enrolled_k(figure: str) -> int | None:
+    """K of an ``enrolledK`` figure (unknown parts enrolled from K photos); None for the others."""
+    m = _ENROLLED.match(figure)
+    return int(m.group(1)) if m else None
+
+
 @dataclass(frozen=True)
 class Goal:
     """``set_name``'s ``figure`` should reach ``share`` (0..1)."""
@@ -39,9 +45,9 @@ class Goal:
 
     def read(self, figures: dict[str, Any]) -> float | None:
         """The goal's figure in one artifact's figures; None where it was not measured."""
-        m = _ENROLLED.match(self.figure)
-        if m:
-            value = figures.get(f"enroll_{m.group(1)}", {}).get("decision_top1")
+        k = enrolled_k(self.figure)
+        if k is not None:
+            value = figures.get(f"enroll_{k}", {}).get("decision_top1")
         else:
             value = FIGURES[self.figure][1](figures)
         return None if value is None else float(value)
@@ -49,9 +55,9 @@ class Goal:
 
 def figure_words(figure: str) -> str:
     """What ``figure`` measures, in words."""
-    m = _ENROLLED.match(figure)
-    if m:
-        return f"unknown parts enrolled from {m.group(1)} photos, decision top-1"
+    k = enrolled_k(figure)
+    if k is not None:
+        return f"unknown parts enrolled from {k} photos, decision top-1"
     return FIGURES[figure][0]
 
 
@@ -64,7 +70,7 @@ def parse_goal(spec: str) -> Goal:
         raise argparse.ArgumentTypeError(
             f"--goal {spec!r} must be SET:FIGURE=PERCENT, e.g. belt:top1=80 (figures: {known})"
         )
-    if figure not in FIGURES and not _ENROLLED.match(figure):
+    if figure not in FIGURES and enrolled_k(figure) is None:
         raise argparse.ArgumentTypeError(f"--goal {spec!r}: unknown figure {figure!r} (figures: {known})")
     try:
         percent = float(number)
@@ -84,10 +90,10 @@ def check_goals(goals: Sequence[Goal], set_names: Sequence[str], enroll: Sequenc
                 f"--goal {goal.describe()!r} names set {goal.set_name!r}, which no --set names "
                 f"(sets: {', '.join(set_names)})"
             )
-        m = _ENROLLED.match(goal.figure)
-        if m and int(m.group(1)) not in enroll:
+        k = enrolled_k(goal.figure)
+        if k is not None and k not in enroll:
             raise ConfigError(
-                f"--goal on {goal.figure} needs --enroll to include {m.group(1)} "
+                f"--goal on {goal.figure} needs --enroll to include {k} "
                 f"(it is {','.join(map(str, enroll)) or 'empty'})"
             )
 
@@ -106,8 +112,13 @@ def measure_goals(goals: Sequence[Goal], report: dict[str, Any]) -> list[dict[st
                 "missed_by_points": None if value is None else round(max(0.0, 100 * (goal.share - value)), 1),
             }
         out.append(
-            {"set": goal.set_name, "figure": goal.figure, "goal": goal.share, "goal_text": goal.describe()}
-            | {"artifacts": artifacts}
+            {
+                "set": goal.set_name,
+                "figure": goal.figure,
+                "goal": goal.share,
+                "goal_text": goal.describe(),
+                "artifacts": artifacts,
+            }
         )
     return out
 

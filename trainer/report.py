@@ -19,6 +19,7 @@ from edge.bench import machine_text
 from edge.colors import get_color
 from edge.errors import MissingDependencyError, UnknownColorError
 from edge.manifest import Manifest
+from trainer.real_goals import enrolled_k
 from trainer.stats import paired_text
 
 #: (figure key, column / bar label) shown for each artifact.
@@ -186,12 +187,11 @@ def goal_marks(
     enrolled parts' decision row; goals with no row here (colour) get no mark."""
     marks = []
     for goal in goals:
-        figure = goal["figure"]
+        figure, k = goal["figure"], enrolled_k(goal["figure"])
         for y, (label, *_) in enumerate(rows):
             if figure in ("top1", "top5"):
                 hit = label.endswith(": all")
-            elif figure.startswith("enrolled"):
-                k = figure.removeprefix("enrolled")
+            elif k is not None:
                 hit = label.endswith(f" enrolled k={k} (decision)") and not label.startswith("every part")
             else:
                 hit = False
